@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Stdio is where a command reads and writes.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// env is what every verb gets: streams, a logger and the environment.
+type env struct {
+	Stdio
+	log    *slog.Logger
+	getenv func(string) string
+}
+
+// Version is set at build time with -ldflags "-X redback/internal/cli.Version=...".
+var Version = "dev"
+
+// Run executes redback with args and returns the exit code.
+func Run(ctx context.Context, args []string, stdio Stdio) int {
+	e := &env{Stdio: stdio, getenv: os.Getenv}
+	root := newRootCmd(e)
+	root.SetArgs(args)
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitCode(err)
+	var s *silentError
+	if !errors.As(err, &s) {
+		fmt.Fprintf(stdio.Err, "redback: %v\n", err)
+	}
+	return code
+}
+
+func newRootCmd(e *env) *cobra.Command {
+	var verbose bool
+	root := &cobra.Command{
+		Use:           "redback",
+		Short:         "Disaster recovery for Redis: verified snapshots, log shipping, point-in-time restore, drills",
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			e.log = slog.New(slog.NewTextHandler(e.Err, &slog.HandlerOptions{Level: level}))
+		},
+	}
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail to stderr")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &UsageError{Msg: err.Error(), Try: cmd.CommandPath() + " --help"}
+	})
+	root.SetHelpTemplate(root.HelpTemplate() + "\n" + exitHelpText + "\n")
+	e.log = slog.New(slog.NewTextHandler(e.Err, nil))
+	for _, c := range verbs(e) {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// verbs lists every top-level command.
+func verbs(e *env) []*cobra.Command {
+	return []*cobra.Command{
+		newCheckCmd(e),
+		newDigestCmd(e),
+	}
+}
+
+// exactArgs is cobra.ExactArgs with a usage error that names the command.
+func exactArgs(n int, try string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef(try, "%s takes %d argument(s), got %d (%s)", cmd.CommandPath(), n, len(args), strings.Join(args, " "))
+		}
+		return nil
+	}
+}

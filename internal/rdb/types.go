@@ -1,0 +1,175 @@
+package rdb
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Type is an RDB object type byte (0–25).
+type Type byte
+
+// Object type bytes, as in Redis's rdb.h.
+const (
+	TypeString              Type = 0
+	TypeList                Type = 1
+	TypeSet                 Type = 2
+	TypeZSet                Type = 3
+	TypeHash                Type = 4
+	TypeZSet2               Type = 5
+	TypeModulePreGA         Type = 6
+	TypeModule2             Type = 7
+	TypeHashZipmap          Type = 9
+	TypeListZiplist         Type = 10
+	TypeSetIntset           Type = 11
+	TypeZSetZiplist         Type = 12
+	TypeHashZiplist         Type = 13
+	TypeListQuicklist       Type = 14
+	TypeStreamListpacks     Type = 15
+	TypeHashListpack        Type = 16
+	TypeZSetListpack        Type = 17
+	TypeListQuicklist2      Type = 18
+	TypeStreamListpacks2    Type = 19
+	TypeSetListpack         Type = 20
+	TypeStreamListpacks3    Type = 21
+	TypeHashMetadataPreGA   Type = 22
+	TypeHashListpackExPreGA Type = 23
+	TypeHashMetadata        Type = 24
+	TypeHashListpackEx      Type = 25
+)
+
+// Kind is the logical (in-memory) type of a value. Its numeric values are
+// the ones DEBUG DIGEST mixes in: string 0, list 1, set 2, zset 3, hash 4,
+// module 5, stream 6.
+type Kind int
+
+// Logical kinds.
+const (
+	KindString Kind = 0
+	KindList   Kind = 1
+	KindSet    Kind = 2
+	KindZSet   Kind = 3
+	KindHash   Kind = 4
+	KindModule Kind = 5
+	KindStream Kind = 6
+)
+
+// String returns the name Redis's TYPE command uses for k.
+func (k Kind) String() string {
+	switch k {
+	case KindString:
+		return "string"
+	case KindList:
+		return "list"
+	case KindSet:
+		return "set"
+	case KindZSet:
+		return "zset"
+	case KindHash:
+		return "hash"
+	case KindModule:
+		return "module"
+	case KindStream:
+		return "stream"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// RecordKind says what a Record holds.
+type RecordKind int
+
+// Record kinds, one per top-level construct of an RDB file.
+const (
+	RecordAux       RecordKind = iota + 1 // AuxKey, AuxValue
+	RecordResizeDB                        // DB, DBSize, ExpiresSize
+	RecordSelectDB                        // DB
+	RecordFunction                        // FunctionCode (FUNCTION2, or FUNCTION_PRE_GA converted to its code)
+	RecordModuleAux                       // Module
+	RecordSlotInfo                        // Slot, SlotKeys, SlotExpires
+	RecordKey                             // DB, Key, Type, Expire, Idle, Freq, Value
+)
+
+// Record is one top-level item of an RDB file. The byte slices it holds are
+// valid only until the next call to Reader.Next.
+type Record struct {
+	Kind   RecordKind
+	Offset int64 // byte offset of the record's first byte (its opcode or type byte)
+
+	DB int // the current logical db (RecordKey, RecordSelectDB, RecordResizeDB)
+
+	AuxKey, AuxValue []byte // RecordAux
+
+	DBSize, ExpiresSize uint64 // RecordResizeDB
+
+	FunctionCode []byte // RecordFunction
+
+	Module string // RecordModuleAux, and RecordKey of a module value: the 9-character module name
+
+	Slot, SlotKeys, SlotExpires uint64 // RecordSlotInfo
+
+	Key    []byte // RecordKey
+	Type   Type   // RecordKey
+	Expire int64  // RecordKey: absolute unix ms, or -1 when the key has no TTL
+	Idle   int64  // RecordKey: LRU idle seconds, or -1 when absent
+	Freq   int    // RecordKey: LFU counter 0–255, or -1 when absent
+	Value  []byte // RecordKey: the serialized value exactly as in the file, without the type byte
+}
+
+// ChecksumStatus describes the CRC-64 trailer once the EOF opcode was read.
+type ChecksumStatus int
+
+// Checksum states.
+const (
+	ChecksumUnknown     ChecksumStatus = iota // EOF not reached yet
+	ChecksumOK                                // trailer present and equal to the computed CRC
+	ChecksumNotComputed                       // trailer is all zero: the writer had rdbchecksum off
+	ChecksumAbsent                            // RDB version < 5 has no trailer
+)
+
+// String describes s for people.
+func (s ChecksumStatus) String() string {
+	switch s {
+	case ChecksumOK:
+		return "ok"
+	case ChecksumNotComputed:
+		return "not computed (zero trailer)"
+	case ChecksumAbsent:
+		return "absent (RDB version < 5)"
+	}
+	return "unknown"
+}
+
+// Options bound what a Reader accepts.
+type Options struct {
+	// MaxValueBytes caps the raw size of one value (and of one string
+	// inside it); a larger one is a FormatError. 0 means DefaultMaxValueBytes.
+	MaxValueBytes int64
+}
+
+// DefaultMaxValueBytes is the default cap on one serialized value.
+const DefaultMaxValueBytes = 1 << 30
+
+// ErrTruncated is wrapped by a FormatError when the input ends early.
+var ErrTruncated = errors.New("unexpected end of file")
+
+// ErrChecksum is wrapped by a FormatError when the CRC-64 trailer does not match.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// FormatError reports damaged or unsupported RDB data: where it is and why.
+type FormatError struct {
+	Offset int64  // byte offset in the file (or payload) where the problem was found
+	Key    []byte // the key being read, when known
+	Type   Type   // the object type being read, when Key is set
+	Err    error  // the reason
+}
+
+func (e *FormatError) Error() string {
+	if e.Key != nil {
+		return fmt.Sprintf("offset %d: key %q (type %d): %v", e.Offset, e.Key, e.Type, e.Err)
+	}
+	return fmt.Sprintf("offset %d: %v", e.Offset, e.Err)
+}
+
+func (e *FormatError) Unwrap() error { return e.Err }
+
+// VerificationFailed marks a FormatError as a failed verification (exit code 3).
+func (e *FormatError) VerificationFailed() bool { return true }

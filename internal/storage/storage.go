@@ -1,0 +1,83 @@
+// Package storage defines the Backend interface every repository store
+// implements (local folder, S3, in-memory), its error sentinels, and the
+// decorators (retry) that wrap any backend.
+//
+// Keys are slash-separated relative paths ("gen/0001/snap/...") with no
+// leading slash, no "." or ".." elements and no empty elements.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotExist is returned (possibly wrapped) by Get, Stat and conditional
+// writes when the object is missing. Every backend maps its own not-found
+// condition to it.
+var ErrNotExist = errors.New("object does not exist")
+
+// ErrPrecondition is returned by PutIf when its condition does not hold.
+var ErrPrecondition = errors.New("precondition failed")
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+	ETag    string // opaque version tag usable with PutIf; may be empty for List results
+}
+
+// Properties tells callers how to use a backend well.
+type Properties struct {
+	Connections int // how many concurrent operations the backend handles well
+}
+
+// Condition constrains a PutIf.
+type Condition struct {
+	// IfAbsent: the write succeeds only when no object has the key.
+	IfAbsent bool
+	// IfMatch: the write succeeds only when the current object's ETag equals it.
+	IfMatch string
+}
+
+// Backend is a flat object store.
+//
+// Contracts shared by every backend (checked by storagetest.Run):
+//   - Put is atomic: a concurrent or later reader sees either the previous
+//     object or the complete new one, never a part. On error nothing new is
+//     visible. Put reads r to EOF exactly once; a retry decorator replays r
+//     only when it is an io.Seeker.
+//   - Get of a missing key returns an error wrapping ErrNotExist. A Get with
+//     off beyond the size returns an empty reader or an error, never panics.
+//     length < 0 means "to the end".
+//   - List calls fn for every object whose key starts with prefix, in
+//     ascending byte order of the key. An error from fn stops the listing
+//     and is returned.
+//   - Delete of a missing key is not an error.
+//   - Errors are permanent unless IsTransient reports true for them.
+type Backend interface {
+	Put(ctx context.Context, key string, r io.Reader) (ObjectInfo, error)
+	PutIf(ctx context.Context, key string, data []byte, cond Condition) (ObjectInfo, error)
+	Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error)
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+	Delete(ctx context.Context, key string) error
+	Properties() Properties
+	// Location describes the store for people (URL without secrets).
+	Location() string
+	Close() error
+}
+
+// TransientError marks an error as worth retrying.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// IsTransient reports whether err (or an error it wraps) is a TransientError.
+func IsTransient(err error) bool {
+	var t *TransientError
+	return errors.As(err, &t)
+}

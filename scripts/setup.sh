@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what redback's demo and tests need on a fresh Debian machine with Go:
+# redis-server and redis-tools (Debian packages) and versitygw (a real S3
+# server for the S3 backend tests). Idempotent: it only installs what is missing.
+set -euo pipefail
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-check-aof >/dev/null 2>&1 || need_apt+=(redis-tools)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian's package starts a system redis-server on 6379; redback never uses it.
+fi
+
+GOBIN="$(go env GOPATH)/bin"
+if [ "${REDBACK_SKIP_S3:-0}" != 1 ] && ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$GOBIN/versitygw" ]; then
+  echo "setup: installing versitygw v1.8.0 (go install)" >&2
+  go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
