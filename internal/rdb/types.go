@@ -92,7 +92,7 @@ const (
 // valid only until the next call to Reader.Next.
 type Record struct {
 	Kind   RecordKind
-	Offset int64 // byte offset of the record's first byte (its opcode or type byte)
+	Offset int64 // byte offset of the record's first byte: its opcode, or for a key its first EXPIRETIME/IDLE/FREQ opcode, else its type byte
 
 	DB int // the current logical db (RecordKey, RecordSelectDB, RecordResizeDB)
 
@@ -162,6 +162,7 @@ type FormatError struct {
 	Err    error  // the reason
 }
 
+// Error describes the problem with its offset and, when known, the key.
 func (e *FormatError) Error() string {
 	if e.Key != nil {
 		return fmt.Sprintf("offset %d: key %q (type %d): %v", e.Offset, e.Key, e.Type, e.Err)
@@ -169,6 +170,7 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("offset %d: %v", e.Offset, e.Err)
 }
 
+// Unwrap returns the reason, so errors.Is finds ErrTruncated and ErrChecksum.
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // VerificationFailed marks a FormatError as a failed verification (exit code 3).

@@ -78,8 +78,8 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Start runs redis-server with "--save '' --appendonly no
-// --enable-debug-command yes" plus extra (name value pairs as on the
+// Start runs redis-server with an empty "--save", "--appendonly no",
+// "--enable-debug-command yes", "--repl-diskless-sync-delay 0" plus extra (name value pairs as on the
 // command line, e.g. "--repl-diskless-sync-delay", "0"), waits until it
 // answers PING, and stops it when the test ends.
 func Start(t testing.TB, extra ...string) *Server {
@@ -108,6 +108,7 @@ func (s *Server) start(extra []string) *Server {
 		"--save", "",
 		"--appendonly", "no",
 		"--enable-debug-command", "yes",
+		"--repl-diskless-sync-delay", "0",
 		"--logfile", filepath.Join(s.Dir, "redis.log"),
 		"--daemonize", "no",
 	}, extra...)
@@ -142,7 +143,7 @@ func (s *Server) spawn(bin string) error {
 			_, _ = c.Write([]byte("PING\r\n"))
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
+			if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
 				return nil
 			}
 		}

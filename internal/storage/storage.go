@@ -9,8 +9,11 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrNotExist is returned (possibly wrapped) by Get, Stat and conditional
@@ -80,4 +83,60 @@ func (e *TransientError) Unwrap() error { return e.Err }
 func IsTransient(err error) bool {
 	var t *TransientError
 	return errors.As(err, &t)
+}
+
+// ErrInvalidKey is returned (wrapped, with the offending key) by every
+// backend for a key or prefix that breaks the key rules in the package
+// documentation.
+var ErrInvalidKey = errors.New("invalid key")
+
+// ValidateKey reports whether key is a valid object key: non-empty,
+// slash-separated, no leading or trailing slash, no empty, "." or ".."
+// elements, no NUL or backslash. The error wraps ErrInvalidKey.
+func ValidateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w %q: empty", ErrInvalidKey, key)
+	}
+	if strings.HasSuffix(key, "/") {
+		return fmt.Errorf("%w %q: trailing slash", ErrInvalidKey, key)
+	}
+	return ValidatePrefix(key)
+}
+
+// ValidatePrefix reports whether prefix is a valid List prefix: empty, or a
+// string that follows the key rules except that it may end with a slash
+// (and its last element may be any prefix of an element name). The error
+// wraps ErrInvalidKey.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if strings.HasPrefix(prefix, "/") {
+		return fmt.Errorf("%w %q: must be relative (no leading slash)", ErrInvalidKey, prefix)
+	}
+	if strings.ContainsAny(prefix, "\x00\\") {
+		return fmt.Errorf("%w %q: contains NUL or backslash", ErrInvalidKey, prefix)
+	}
+	if !utf8.ValidString(prefix) {
+		return fmt.Errorf("%w %q: not valid UTF-8", ErrInvalidKey, prefix)
+	}
+	elems := strings.Split(prefix, "/")
+	for i, e := range elems {
+		last := i == len(elems)-1
+		switch {
+		case e == "" && !last:
+			return fmt.Errorf("%w %q: empty path element", ErrInvalidKey, prefix)
+		case e == "." || e == "..":
+			return fmt.Errorf("%w %q: %q path element", ErrInvalidKey, prefix, e)
+		}
+	}
+	return nil
+}
+
+// Transient wraps err in a TransientError; it returns nil for nil.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &TransientError{Err: err}
 }

@@ -1,0 +1,208 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"redback/internal/storage"
+)
+
+// Key prefixes for log shipping (see docs/format.md).
+const (
+	GenerationPrefix = "gens/"      // gens/<gen>.json, gens/<gen>/segs/<start>-<end>.json
+	SegmentDataPref  = "data/gens/" // data/gens/<gen>/<start>-<end>.aof.zst[.age]
+)
+
+// Generation is one unbroken replication history (one replid, contiguous
+// offsets) starting at a base snapshot. Its manifest is rewritten (atomically)
+// when the generation ends.
+type Generation struct {
+	Format       int       `json:"format"`
+	ID           string    `json:"id"`
+	ReplID       string    `json:"replid"`
+	StartOffset  int64     `json:"start_offset"`  // offset of the base snapshot (+FULLRESYNC offset)
+	BaseSnapshot string    `json:"base_snapshot"` // snapshot id; its manifest has Generation == ID
+	Created      time.Time `json:"created"`
+	Source       Source    `json:"source"`
+	Ended        bool      `json:"ended"`
+	EndOffset    int64     `json:"end_offset,omitempty"` // last durable offset when Ended
+	EndReason    string    `json:"end_reason,omitempty"` // "full resync", "replid changed", "spool full", ...
+	EndTime      time.Time `json:"end_time,omitzero"`
+	// Source of the commands: "replication" (ship --source) or "aof" (ship --aof-dir).
+	Mode string `json:"mode,omitempty"`
+}
+
+// Segment is the manifest of one log segment: the commands of the
+// replication stream in the offset range [Start, End) of its generation,
+// stored as a valid AOF file. Offsets follow Redis: after +FULLRESYNC R O the
+// replica's offset is O and every stream byte adds one; a segment that
+// starts at Start holds the bytes Start+1 .. End.
+//
+// The AOF starts with "SELECT <DBAtStart>" and holds every command except
+// control traffic (PING, REPLCONF), verbatim (the exact bytes the primary
+// sent), with "#TS:<unix seconds>" annotation lines where the second
+// changes. Index maps AOF positions to offsets and times:
+// each Checkpoint says "the command that starts at AOFPos has replication
+// offset Offset (its first byte is Offset+1) and was received at UnixMs";
+// commands after a checkpoint and before the next one follow it byte for
+// byte (offset = cp.Offset + (pos - cp.AOFPos)) and share its time. A new
+// checkpoint is written at the start, whenever the receive time (ms)
+// changes, after any skipped control command, and after any annotation line.
+type Segment struct {
+	Format     int          `json:"format"`
+	Generation string       `json:"generation"`
+	Start      int64        `json:"start"`
+	End        int64        `json:"end"`
+	FirstMs    int64        `json:"first_ms"` // receive time of the first command (unix ms)
+	LastMs     int64        `json:"last_ms"`  // receive time of the last command
+	Commands   int64        `json:"commands"` // replayable commands (MULTI/EXEC count as commands)
+	DBAtStart  int          `json:"db_at_start"`
+	Object     Object       `json:"object"`
+	Index      []Checkpoint `json:"index"`
+}
+
+// Checkpoint is one entry of a segment's index: [aof_pos, offset, unix_ms].
+type Checkpoint [3]int64
+
+// AOFPos is the byte position in the raw (uncompressed) AOF.
+func (c Checkpoint) AOFPos() int64 { return c[0] }
+
+// Offset is the replication offset before the command at AOFPos.
+func (c Checkpoint) Offset() int64 { return c[1] }
+
+// UnixMs is the receive time in unix milliseconds.
+func (c Checkpoint) UnixMs() int64 { return c[2] }
+
+// NewGenerationID returns a sortable generation id: UTC time + first 8
+// characters of the replid.
+func NewGenerationID(t time.Time, replID string) string {
+	r := replID
+	if len(r) > 8 {
+		r = r[:8]
+	}
+	if r == "" {
+		r = "noreplid"
+	}
+	return t.UTC().Format("20060102T150405.000Z") + "-" + r
+}
+
+// GenerationKey is the manifest key of generation gen.
+func GenerationKey(gen string) string { return GenerationPrefix + gen + ".json" }
+
+// SegmentPrefix is the prefix of generation gen's segment manifests.
+func SegmentPrefix(gen string) string { return GenerationPrefix + gen + "/segs/" }
+
+// segName is "<start:016x>-<end:016x>".
+func segName(start, end int64) string { return fmt.Sprintf("%016x-%016x", start, end) }
+
+// SegmentKey is the manifest key of a segment.
+func SegmentKey(gen string, start, end int64) string {
+	return SegmentPrefix(gen) + segName(start, end) + ".json"
+}
+
+// SegmentDataKey is the data object key of a segment.
+func SegmentDataKey(gen string, start, end int64, encrypted bool) string {
+	k := SegmentDataPref + gen + "/" + segName(start, end) + ".aof.zst"
+	if encrypted {
+		k += ".age"
+	}
+	return k
+}
+
+// ReadGeneration loads generation gen's manifest.
+func ReadGeneration(ctx context.Context, b storage.Backend, gen string) (*Generation, error) {
+	if !ValidID(gen) {
+		return nil, fmt.Errorf("generation id %q is not valid", gen)
+	}
+	var g Generation
+	key := GenerationKey(gen)
+	if err := GetJSON(ctx, b, key, &g); err != nil {
+		return nil, err
+	}
+	if g.Format > FormatVersion {
+		return nil, &ManifestError{Key: key, Err: fmt.Errorf("format %d is newer than this redback understands", g.Format)}
+	}
+	if g.ID != gen {
+		return nil, &ManifestError{Key: key, Err: fmt.Errorf("id %q does not match its key", g.ID)}
+	}
+	return &g, nil
+}
+
+// ListGenerations returns every generation, oldest first.
+func ListGenerations(ctx context.Context, b storage.Backend) ([]*Generation, error) {
+	var ids []string
+	err := b.List(ctx, GenerationPrefix, func(oi storage.ObjectInfo) error {
+		name := strings.TrimPrefix(oi.Key, GenerationPrefix)
+		if strings.HasSuffix(name, ".json") && !strings.Contains(name, "/") {
+			ids = append(ids, strings.TrimSuffix(name, ".json"))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list generations: %w", err)
+	}
+	gens := make([]*Generation, 0, len(ids))
+	for _, id := range ids {
+		g, err := ReadGeneration(ctx, b, id)
+		if err != nil {
+			return nil, err
+		}
+		gens = append(gens, g)
+	}
+	return gens, nil
+}
+
+// ListSegments returns generation gen's segment manifests in offset order.
+func ListSegments(ctx context.Context, b storage.Backend, gen string) ([]*Segment, error) {
+	var keys []string
+	err := b.List(ctx, SegmentPrefix(gen), func(oi storage.ObjectInfo) error {
+		if strings.HasSuffix(oi.Key, ".json") {
+			keys = append(keys, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list segments of %s: %w", gen, err)
+	}
+	segs := make([]*Segment, 0, len(keys))
+	for _, k := range keys {
+		var s Segment
+		if err := GetJSON(ctx, b, k, &s); err != nil {
+			return nil, err
+		}
+		if s.Generation != gen || s.End < s.Start || !strings.HasPrefix(s.Object.Key, SegmentDataPref) {
+			return nil, &ManifestError{Key: k, Err: errors.New("inconsistent segment manifest")}
+		}
+		segs = append(segs, &s)
+	}
+	return segs, nil
+}
+
+// Gap is a hole (or overlap, when Overlap) between two consecutive segments.
+type Gap struct {
+	Generation string
+	From, To   int64
+	Overlap    bool
+}
+
+// Contiguity reports gaps and overlaps between consecutive segments (sorted
+// by Start) and between the generation start and its first segment.
+func Contiguity(g *Generation, segs []*Segment) []Gap {
+	var gaps []Gap
+	at := g.StartOffset
+	for _, s := range segs {
+		switch {
+		case s.Start > at:
+			gaps = append(gaps, Gap{Generation: g.ID, From: at, To: s.Start})
+		case s.Start < at:
+			gaps = append(gaps, Gap{Generation: g.ID, From: s.Start, To: at, Overlap: true})
+		}
+		if s.End > at {
+			at = s.End
+		}
+	}
+	return gaps
+}

@@ -1,0 +1,120 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"redback/internal/storage"
+	"redback/internal/storage/file"
+	"redback/internal/storage/mem"
+)
+
+func leaseBackends(t *testing.T) map[string]storage.Backend {
+	fb, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]storage.Backend{"mem": mem.New(), "file": fb}
+}
+
+// fakeNow is a settable clock.
+type fakeNow struct{ t time.Time }
+
+func (f *fakeNow) now() time.Time { return f.t }
+
+func TestAcquireLease_SecondHolderRefused(t *testing.T) {
+	for name, b := range leaseBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			clk := &fakeNow{t: time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC)}
+			a, err := acquireLease(ctx, b, "host-a/1/aa", time.Minute, clk.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = acquireLease(ctx, b, "host-b/2/bb", time.Minute, clk.now)
+			var held *LeaseHeldError
+			if !errors.As(err, &held) || held.Holder != "host-a/1/aa" {
+				t.Fatalf("second holder: want LeaseHeldError naming host-a, got %v", err)
+			}
+			if !strings.Contains(err.Error(), "host-a/1/aa") || !strings.Contains(err.Error(), "2026-11-25T14:01:00Z") {
+				t.Fatalf("message does not name holder and expiry: %v", err)
+			}
+			// Renewal moves the expiry; the second holder is still refused.
+			clk.t = clk.t.Add(50 * time.Second)
+			if err := a.Renew(ctx); err != nil {
+				t.Fatal(err)
+			}
+			clk.t = clk.t.Add(50 * time.Second)
+			if _, err := acquireLease(ctx, b, "host-b/2/bb", time.Minute, clk.now); !errors.As(err, &held) {
+				t.Fatalf("after renewal: %v", err)
+			}
+			// Expired: b takes over, and a learns it lost the lease.
+			clk.t = clk.t.Add(2 * time.Minute)
+			bl, err := acquireLease(ctx, b, "host-b/2/bb", time.Minute, clk.now)
+			if err != nil {
+				t.Fatalf("take over expired lease: %v", err)
+			}
+			if err := a.Renew(ctx); !errors.Is(err, ErrLeaseLost) {
+				t.Fatalf("old holder renew: want ErrLeaseLost, got %v", err)
+			}
+			if err := a.Release(ctx); !errors.Is(err, ErrLeaseLost) {
+				t.Fatalf("old holder release must not clobber: %v", err)
+			}
+			// Release lets a third holder in at once.
+			if err := bl.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := acquireLease(ctx, b, "host-c/3/cc", time.Minute, clk.now); err != nil {
+				t.Fatalf("after release: %v", err)
+			}
+			rec, err := ReadLease(ctx, b)
+			if err != nil || rec.Holder != "host-c/3/cc" {
+				t.Fatalf("lease record %+v %v", rec, err)
+			}
+		})
+	}
+}
+
+func TestLease_RunStopsWhenLost(t *testing.T) {
+	ctx := t.Context()
+	b := mem.New()
+	l, err := AcquireLease(ctx, b, NewHolderID(), 30*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	// Someone overwrites the lease (an operator, a broken peer).
+	if _, err := b.Put(ctx, LeaseKey, strings.NewReader(`{"format":1,"holder":"intruder"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("Run: want ErrLeaseLost, got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not notice the lost lease")
+	}
+}
+
+func TestLease_RunReturnsOnCancel(t *testing.T) {
+	b := mem.New()
+	l, err := AcquireLease(t.Context(), b, NewHolderID(), 30*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,409 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"redback/internal/storage"
+)
+
+// Policy is a GFS retention policy over snapshots. A count of -1 keeps
+// every bucket forever; 0 disables the rule. Buckets are computed in UTC
+// from each snapshot's recorded EndTime, never from object names.
+type Policy struct {
+	Hourly, Daily, Weekly, Monthly int
+	// Within keeps every snapshot that ended less than Within before now.
+	Within time.Duration
+	// PITR is the point-in-time window: every moment in [now-PITR, now]
+	// must stay restorable, so the generation bases it depends on are kept.
+	PITR time.Duration
+	// Pins are the pins of in-progress restores and drills (ListPins).
+	// Pins expired at now are ignored.
+	Pins []Pin
+	// Pinned, when set, is asked about every snapshot the other rules
+	// would delete; log shipping uses it to protect what its segments
+	// depend on. It must be pure (no I/O) and fast.
+	Pinned func(id string) (pinned bool, reason string)
+}
+
+// DefaultPolicy is hourly 24, daily 30, weekly 52, monthly forever and a
+// 7-day PITR window.
+func DefaultPolicy() Policy {
+	return Policy{Hourly: 24, Daily: 30, Weekly: 52, Monthly: -1, PITR: 7 * 24 * time.Hour}
+}
+
+// Decision is what retention does with one snapshot and why. Reasons of a
+// kept snapshot list every rule that keeps it; a deleted one has one
+// reason saying what covers it.
+type Decision struct {
+	Snapshot *Snapshot `json:"-"`
+	ID       string    `json:"id"`
+	EndTime  time.Time `json:"end_time"`
+	Keep     bool      `json:"keep"`
+	Reasons  []string  `json:"reasons"`
+}
+
+// Plan decides which snapshots to keep under policy at now. It is pure:
+// the same input gives the same output, and it never looks at storage.
+// Decisions come newest first (EndTime, then ID).
+//
+// The rules, in the order their reasons are listed:
+//   - marked: a snapshot with Keep set (redback keep ID) is kept.
+//   - newest verified: the newest verified snapshot is always kept, whatever
+//     the counts say.
+//   - unverified and newer than the newest verified snapshot: kept, because
+//     no verified copy covers its moment yet (redback writes only verified
+//     snapshots; unverified ones come from imports). Older unverified
+//     snapshots are covered by a newer verified one and go unless another
+//     rule keeps them; they never fill a GFS bucket.
+//   - hourly/daily/weekly/monthly N: walking verified snapshots newest
+//     first, the newest snapshot of each of the last N buckets that have
+//     snapshots (UTC hour, UTC day, ISO week, UTC month) is kept; -1 means
+//     every bucket. A bucket is not counted twice.
+//   - within D: EndTime after now-D.
+//   - pitr: for the point-in-time window [now-PITR, now], every snapshot
+//     with a Generation whose generation was live inside the window is a
+//     candidate base: those that ended inside the window and the newest one
+//     that ended before it (the base for restoring to the window's start).
+//     A generation is live from its first base until the first base of the
+//     next generation (the newest generation is live until now). Bases of
+//     older generations, and older bases of a live one, are covered by the
+//     kept base and its log.
+//   - pinned: a live pin (Pins) or Pinned names it.
+//
+// When there is no verified snapshot at all, nothing is deleted.
+func Plan(snaps []*Snapshot, policy Policy, now time.Time) []Decision {
+	sorted := append([]*Snapshot(nil), snaps...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if !a.EndTime.Equal(b.EndTime) {
+			return a.EndTime.After(b.EndTime)
+		}
+		return a.ID > b.ID
+	})
+	ds := make([]Decision, len(sorted))
+	newestVerified := -1
+	for i, s := range sorted {
+		ds[i] = Decision{Snapshot: s, ID: s.ID, EndTime: s.EndTime}
+		if newestVerified < 0 && s.Verified {
+			newestVerified = i
+		}
+	}
+	keep := func(i int, reason string) {
+		ds[i].Keep = true
+		ds[i].Reasons = append(ds[i].Reasons, reason)
+	}
+	for i, s := range sorted {
+		if s.Keep {
+			keep(i, "marked keep")
+		}
+	}
+	if newestVerified < 0 {
+		for i := range ds {
+			keep(i, "no verified snapshot covers it")
+		}
+		return ds
+	}
+	keep(newestVerified, "newest verified")
+	for i := 0; i < newestVerified; i++ {
+		keep(i, "unverified, newer than the newest verified snapshot")
+	}
+
+	type rule struct {
+		name   string
+		n      int
+		bucket func(time.Time) string
+	}
+	rules := []rule{
+		{"hourly", policy.Hourly, func(t time.Time) string { return t.Format("2006-01-02 15h") }},
+		{"daily", policy.Daily, func(t time.Time) string { return t.Format("2006-01-02") }},
+		{"weekly", policy.Weekly, func(t time.Time) string {
+			y, w := t.ISOWeek()
+			return fmt.Sprintf("%d-W%02d", y, w)
+		}},
+		{"monthly", policy.Monthly, func(t time.Time) string { return t.Format("2006-01") }},
+	}
+	for _, r := range rules {
+		if r.n == 0 {
+			continue
+		}
+		last, count := "", 0
+		for i, s := range sorted {
+			if !s.Verified {
+				continue
+			}
+			if r.n > 0 && count >= r.n {
+				break
+			}
+			b := r.bucket(s.EndTime.UTC())
+			if b == last {
+				continue
+			}
+			last = b
+			count++
+			keep(i, fmt.Sprintf("%s %d (%s)", r.name, count, b))
+		}
+	}
+	if policy.Within > 0 {
+		cut := now.Add(-policy.Within)
+		for i, s := range sorted {
+			if s.EndTime.After(cut) {
+				keep(i, "within "+policy.Within.String())
+			}
+		}
+	}
+	if policy.PITR > 0 {
+		planPITR(sorted, now.Add(-policy.PITR), policy.PITR, keep)
+	}
+	for _, p := range policy.Pins {
+		if !p.Expires.After(now) {
+			continue
+		}
+		for i, s := range sorted {
+			if s.ID == p.Snapshot {
+				keep(i, fmt.Sprintf("pinned by %s %s until %s", p.Purpose, p.ID, p.Expires.UTC().Format(time.RFC3339)))
+			}
+		}
+	}
+	if policy.Pinned != nil {
+		for i, s := range sorted {
+			if ok, why := policy.Pinned(s.ID); ok {
+				keep(i, "pinned: "+why)
+			}
+		}
+	}
+	nv := sorted[newestVerified].ID
+	for i := range ds {
+		if !ds[i].Keep {
+			ds[i].Reasons = []string{"covered by newer verified " + nv}
+		}
+	}
+	return ds
+}
+
+// planPITR keeps the generation bases the window [start, now] needs.
+func planPITR(sorted []*Snapshot, start time.Time, window time.Duration, keep func(int, string)) {
+	// First base time of each generation (the generation's start).
+	first := map[string]time.Time{}
+	for _, s := range sorted {
+		if s.Generation == "" {
+			continue
+		}
+		if t, ok := first[s.Generation]; !ok || s.EndTime.Before(t) {
+			first[s.Generation] = s.EndTime
+		}
+	}
+	gens := make([]string, 0, len(first))
+	for g := range first {
+		gens = append(gens, g)
+	}
+	sort.Slice(gens, func(i, j int) bool {
+		if !first[gens[i]].Equal(first[gens[j]]) {
+			return first[gens[i]].Before(first[gens[j]])
+		}
+		return gens[i] < gens[j]
+	})
+	live := map[string]bool{}
+	for i, g := range gens {
+		if i == len(gens)-1 || first[gens[i+1]].After(start) {
+			live[g] = true
+		}
+	}
+	beforeKept := map[string]bool{}
+	for i, s := range sorted { // newest first
+		if s.Generation == "" || !live[s.Generation] {
+			continue
+		}
+		switch {
+		case !s.EndTime.Before(start):
+			keep(i, fmt.Sprintf("pitr %s: base of generation %s inside the window", window, s.Generation))
+		case !beforeKept[s.Generation]:
+			beforeKept[s.Generation] = true
+			keep(i, fmt.Sprintf("pitr %s: base of generation %s for the window's start", window, s.Generation))
+		}
+	}
+}
+
+// PinPrefix holds pins: pins/<pin id>.json. A pin protects one snapshot
+// from retention until it expires; restores and drills write one before
+// they read a snapshot and delete it when done. An expired pin is ignored
+// (and removed by prune), so a crashed restore cannot pin forever.
+const PinPrefix = "pins/"
+
+// Pin is the object stored at PinKey(ID).
+type Pin struct {
+	Format   int       `json:"format"`
+	ID       string    `json:"id"`
+	Snapshot string    `json:"snapshot"`
+	Purpose  string    `json:"purpose"` // restore, drill
+	Holder   string    `json:"holder"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+}
+
+// PinKey is the key of pin id.
+func PinKey(id string) string { return PinPrefix + id + ".json" }
+
+// PutPin stores a new pin on snapshot for purpose until now+ttl and
+// returns it; remove it with RemovePin when done.
+func PutPin(ctx context.Context, b storage.Backend, snapshot, purpose, holder string, ttl time.Duration) (*Pin, error) {
+	now := time.Now().UTC()
+	p := &Pin{Format: FormatVersion, ID: NewSnapshotID(now), Snapshot: snapshot, Purpose: purpose,
+		Holder: holder, Created: now, Expires: now.Add(ttl)}
+	if err := PutJSON(ctx, b, PinKey(p.ID), p); err != nil {
+		return nil, fmt.Errorf("pin snapshot %s: %w", snapshot, err)
+	}
+	return p, nil
+}
+
+// RemovePin deletes pin id.
+func RemovePin(ctx context.Context, b storage.Backend, id string) error {
+	if err := b.Delete(ctx, PinKey(id)); err != nil {
+		return fmt.Errorf("remove pin %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListPins returns every readable pin, expired ones included. A pin that
+// cannot be read is an error: retention must not run blind to it.
+func ListPins(ctx context.Context, b storage.Backend) ([]Pin, error) {
+	var keys []string
+	err := b.List(ctx, PinPrefix, func(oi storage.ObjectInfo) error {
+		if strings.HasSuffix(oi.Key, ".json") {
+			keys = append(keys, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pins: %w", err)
+	}
+	var pins []Pin
+	for _, k := range keys {
+		var p Pin
+		if err := GetJSON(ctx, b, k, &p); err != nil {
+			if errors.Is(err, storage.ErrNotExist) {
+				continue // removed since the listing
+			}
+			return nil, err
+		}
+		// The key names the pin: removal must hit this object.
+		p.ID = strings.TrimSuffix(strings.TrimPrefix(k, PinPrefix), ".json")
+		pins = append(pins, p)
+	}
+	return pins, nil
+}
+
+// PruneOptions tune Prune.
+type PruneOptions struct {
+	DryRun bool
+	// OnDelete, when set, is called after each snapshot is deleted (or
+	// would be, in a dry run).
+	OnDelete func(s *Snapshot)
+}
+
+// PruneResult is what Prune did.
+type PruneResult struct {
+	Decisions []Decision `json:"decisions"`
+	// Deleted lists the ids whose manifest was removed.
+	Deleted []string `json:"deleted"`
+	// FreedBytes is the stored size of the deleted data objects.
+	FreedBytes int64 `json:"freed_bytes"`
+	// KeptBytes is the stored size of the snapshots that remain.
+	KeptBytes int64 `json:"kept_bytes"`
+	// Failures counts deletes that failed; Prune's error describes them.
+	Failures int `json:"failures"`
+	// Unreadable lists manifests that could not be read: they are neither
+	// counted nor deleted.
+	Unreadable []string `json:"unreadable,omitempty"`
+	// ExpiredPins lists expired pins that were removed.
+	ExpiredPins []string `json:"expired_pins,omitempty"`
+}
+
+// Prune applies policy to the repository at now. For each snapshot to
+// delete it removes the manifest first and then the data object, so a
+// crash halfway leaves at worst an unreferenced data object (invisible to
+// every reader), never a manifest without its data. Every failed delete is
+// reported: the error joins them all and Failures counts them; Prune goes
+// on with the other snapshots. policy.Pins is replaced by the pins stored
+// in the repository. With opts.DryRun nothing is changed.
+func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time, opts PruneOptions) (*PruneResult, error) {
+	snaps, bad, err := ListSnapshots(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	pins, err := ListPins(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	policy.Pins = pins
+	res := &PruneResult{Decisions: Plan(snaps, policy, now)}
+	for _, e := range bad {
+		res.Unreadable = append(res.Unreadable, e.Error())
+	}
+	var errs []error
+	for _, d := range res.Decisions {
+		s := d.Snapshot
+		if d.Keep {
+			res.KeptBytes += s.Object.StoredBytes
+			continue
+		}
+		if opts.DryRun {
+			res.Deleted = append(res.Deleted, s.ID)
+			res.FreedBytes += s.Object.StoredBytes
+			if opts.OnDelete != nil {
+				opts.OnDelete(s)
+			}
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		// Re-read the manifest just before deleting it: a `redback keep`
+		// since the listing wins (this narrows the race; the lease makes
+		// prune itself single-writer).
+		if cur, err := ReadSnapshot(ctx, b, s.ID); err == nil && cur.Keep {
+			res.KeptBytes += s.Object.StoredBytes
+			continue
+		} else if err != nil && !errors.Is(err, ErrNoSnapshot) {
+			res.Failures++
+			res.KeptBytes += s.Object.StoredBytes
+			errs = append(errs, fmt.Errorf("re-read snapshot %s before deleting it: %w", s.ID, err))
+			continue
+		}
+		if err := b.Delete(ctx, SnapshotManifestKey(s.ID)); err != nil {
+			res.Failures++
+			res.KeptBytes += s.Object.StoredBytes
+			errs = append(errs, fmt.Errorf("delete snapshot %s manifest: %w", s.ID, err))
+			continue
+		}
+		res.Deleted = append(res.Deleted, s.ID)
+		if opts.OnDelete != nil {
+			opts.OnDelete(s)
+		}
+		if err := b.Delete(ctx, s.Object.Key); err != nil {
+			res.Failures++
+			errs = append(errs, fmt.Errorf("delete snapshot %s data %s (its manifest is gone; the object is unreferenced): %w", s.ID, s.Object.Key, err))
+			continue
+		}
+		res.FreedBytes += s.Object.StoredBytes
+	}
+	if !opts.DryRun {
+		for _, p := range pins {
+			if p.Expires.After(now) {
+				continue
+			}
+			if err := RemovePin(ctx, b, p.ID); err != nil {
+				res.Failures++
+				errs = append(errs, err)
+				continue
+			}
+			res.ExpiredPins = append(res.ExpiredPins, p.ID)
+		}
+	}
+	return res, errors.Join(errs...)
+}

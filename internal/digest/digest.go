@@ -1,0 +1,418 @@
+package digest
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"redback/internal/rdb"
+)
+
+// ScoreFormat selects how sorted-set scores are turned into text before
+// they are mixed into the digest; it must match the server compared with.
+type ScoreFormat int
+
+const (
+	// Score70 is "%.17g" as printed by C (Redis ≤ 7.0): 0.1 is
+	// "0.10000000000000001", 1e20 is "1e+20", and "inf", "-inf", "nan".
+	Score70 ScoreFormat = iota
+	// Score72 is fpconv_dtoa (Redis ≥ 7.2): shortest round-trip digits,
+	// plain notation for moderate exponents, "1e+21" style otherwise, "0",
+	// "-0", "inf", "-inf", "nan". Redback takes the digits from Go's
+	// shortest formatting; Grisu2, which Redis uses, is not always
+	// shortest, so for rare doubles (well under 1%, none of the
+	// "human" values such as 0.1, 1.5 or 1e20) 7.2+ may print one more
+	// digit and the digest differs.
+	Score72
+)
+
+// String returns "7.0" or "7.2".
+func (f ScoreFormat) String() string {
+	if f == Score72 {
+		return "7.2"
+	}
+	return "7.0"
+}
+
+// ParseScoreFormat accepts "7.0" (also "70", "%.17g") and "7.2" (also
+// "72", "7.4", "8", "fpconv").
+func ParseScoreFormat(s string) (ScoreFormat, error) {
+	switch s {
+	case "7.0", "70", "%.17g", "":
+		return Score70, nil
+	case "7.2", "72", "7.4", "8", "8.0", "fpconv":
+		return Score72, nil
+	}
+	return Score70, fmt.Errorf("unknown score format %q: use 7.0 or 7.2", s)
+}
+
+// Options configure a Digest.
+type Options struct {
+	ScoreFormat ScoreFormat // default Score70
+}
+
+type sum [20]byte
+
+// Digest accumulates DEBUG DIGEST over key records. The zero value is not
+// usable; call New. A Digest is not safe for concurrent use.
+type Digest struct {
+	opts Options
+	dbs  map[int]*sum // per-db XOR of SHA1(key term)
+	keys int64
+
+	lastDB  int // db of the previous Add, whose accumulator is lastAcc
+	lastAcc *sum
+
+	// fields caches mixD(zero, f) for short hash field names, which repeat
+	// across keys in most datasets; bounded by maxCachedFields entries.
+	fields map[string]sum
+
+	// scratch state for the visitor, reused across records
+	cur     *sum
+	scratch []byte
+	visitor rdb.Visitor
+}
+
+// New returns an empty Digest.
+func New(opts Options) *Digest {
+	d := &Digest{opts: opts, dbs: make(map[int]*sum)}
+	d.visitor = rdb.Visitor{
+		String: func(v []byte) error { mixD(d.cur, v); return nil },
+		ListElem: func(v []byte) error {
+			mixD(d.cur, v)
+			return nil
+		},
+		SetMember: func(m []byte) error { xorD(d.cur, m); return nil },
+		ZSetMember: func(m []byte, score float64) error {
+			var e sum
+			mixD(&e, m)
+			d.scratch = AppendScore(d.scratch[:0], score, d.opts.ScoreFormat)
+			mixD(&e, d.scratch)
+			xorD(d.cur, e[:])
+			return nil
+		},
+		HashField: func(f, v []byte, expireAt int64) error {
+			e := d.fieldTerm(f)
+			mixD(&e, v)
+			if expireAt != 0 {
+				for i := range e {
+					e[i] ^= hexpireHash[i] // xorD(e, "!!hexpire!!")
+				}
+			}
+			xorD(d.cur, e[:])
+			return nil
+		},
+		StreamEntry: func(ms, seq uint64, fields [][]byte) error {
+			b := strconv.AppendUint(d.scratch[:0], ms, 10)
+			b = append(b, '.')
+			b = strconv.AppendUint(b, seq, 10)
+			d.scratch = b
+			mixD(d.cur, b)
+			for _, f := range fields {
+				mixD(d.cur, f)
+			}
+			return nil
+		},
+	}
+	return d
+}
+
+// Bounds of the hash field name cache.
+const (
+	maxCachedFields   = 4096
+	maxCachedFieldLen = 64
+)
+
+// fieldTerm returns mixD(zero, f), from the cache when f is short.
+func (d *Digest) fieldTerm(f []byte) sum {
+	var e sum
+	if len(f) > maxCachedFieldLen {
+		mixD(&e, f)
+		return e
+	}
+	if e, ok := d.fields[string(f)]; ok {
+		return e
+	}
+	mixD(&e, f)
+	if d.fields == nil || len(d.fields) >= maxCachedFields {
+		d.fields = make(map[string]sum, 64)
+	}
+	d.fields[string(f)] = e
+	return e
+}
+
+var (
+	expireTag  = []byte("!!expire!!")
+	hexpireTag = []byte("!!hexpire!!")
+
+	// kindHash[k] is SHA1 of the big-endian uint32 kind k: mixing a type in
+	// is then one SHA1 instead of two.
+	kindHash = func() (h [8]sum) {
+		for k := range h {
+			h[k] = sha1.Sum([]byte{0, 0, 0, byte(k)})
+		}
+		return h
+	}()
+	expireHash  = sum(sha1.Sum(expireTag))
+	hexpireHash = sum(sha1.Sum(hexpireTag))
+)
+
+// Add mixes one record into the digest. Records other than RecordKey are
+// ignored. A value that does not decode gives a *rdb.FormatError naming the
+// key; the digest is then unchanged.
+func (d *Digest) Add(rec *rdb.Record) error {
+	if rec.Kind != rdb.RecordKey {
+		return nil
+	}
+	var t sum
+	mixD(&t, rec.Key)
+	if err := d.object(&t, rec); err != nil {
+		return err
+	}
+	acc := d.lastAcc
+	if acc == nil || d.lastDB != rec.DB {
+		acc = d.dbs[rec.DB]
+		if acc == nil {
+			acc = new(sum)
+			d.dbs[rec.DB] = acc
+		}
+		d.lastDB, d.lastAcc = rec.DB, acc
+	}
+	xorD(acc, t[:])
+	d.keys++
+	return nil
+}
+
+// Merge adds the keys that o accumulated into d, as if they had been added
+// to d; o must use the same Options. Key terms combine by XOR, so digests of
+// disjoint sets of keys computed in parallel merge into the digest of their
+// union.
+func (d *Digest) Merge(o *Digest) {
+	for id, src := range o.dbs {
+		acc := d.dbs[id]
+		if acc == nil {
+			acc = new(sum)
+			d.dbs[id] = acc
+		}
+		for i := range acc {
+			acc[i] ^= src[i]
+		}
+	}
+	d.keys += o.keys
+}
+
+// Keys is the number of keys added so far.
+func (d *Digest) Keys() int64 { return d.keys }
+
+// Sum returns the digest as 40 lowercase hex characters, as DEBUG DIGEST
+// prints it: 40 zeros when no key was added.
+func (d *Digest) Sum() string {
+	var final sum
+	ids := make([]int, 0, len(d.dbs))
+	for id := range d.dbs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		var be [4]byte
+		u := uint32(id)
+		be[0], be[1], be[2], be[3] = byte(u>>24), byte(u>>16), byte(u>>8), byte(u)
+		mixD(&final, be[:])
+		acc := d.dbs[id]
+		for i := range final {
+			final[i] ^= acc[i]
+		}
+	}
+	return hex.EncodeToString(final[:])
+}
+
+// KeyDigest returns DEBUG DIGEST-VALUE of the key in rec: the digest of its
+// type, value and TTL presence, without the key name. It does not change d.
+func (d *Digest) KeyDigest(rec *rdb.Record) (string, error) {
+	if rec.Kind != rdb.RecordKey {
+		return "", fmt.Errorf("record at offset %d is not a key", rec.Offset)
+	}
+	var t sum
+	if err := d.object(&t, rec); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(t[:]), nil
+}
+
+// object mixes the type, the value and the expire flag of rec into t.
+func (d *Digest) object(t *sum, rec *rdb.Record) error {
+	kind, ok := rdb.KindOf(rec.Type)
+	if !ok {
+		return keyError(rec, fmt.Errorf("unknown object type %d", rec.Type))
+	}
+	if int(kind) < 0 || int(kind) >= len(kindHash) {
+		return keyError(rec, fmt.Errorf("unknown kind %d", kind))
+	}
+	mixH(t, &kindHash[kind]) // mixD(t, BE32(kind))
+	d.cur = t
+	v := &d.visitor
+	if kind == rdb.KindModule {
+		// No digest callback offline: only the type is mixed in. Still walk
+		// the value so damage is reported.
+		v = &rdb.Visitor{}
+	}
+	err := rdb.Decode(rec.Type, rec.Value, v)
+	d.cur = nil
+	if err != nil {
+		return keyError(rec, err)
+	}
+	if rec.Expire >= 0 {
+		for i := range t {
+			t[i] ^= expireHash[i] // xorD(t, "!!expire!!")
+		}
+	}
+	return nil
+}
+
+// keyError makes sure err names the key and its position in the file. A
+// FormatError from rdb.Decode has an offset inside the value; it is kept as
+// "value byte N" under the record's offset.
+func keyError(rec *rdb.Record, err error) error {
+	var fe *rdb.FormatError
+	if errors.As(err, &fe) {
+		if fe.Key != nil {
+			return err
+		}
+		err = fmt.Errorf("value byte %d: %w", fe.Offset, fe.Err)
+	}
+	return &rdb.FormatError{Offset: rec.Offset, Key: slices.Clone(rec.Key), Type: rec.Type, Err: err}
+}
+
+// xorD is d ⊕= SHA1(p).
+func xorD(d *sum, p []byte) {
+	h := sha1.Sum(p)
+	for i := range d {
+		d[i] ^= h[i]
+	}
+}
+
+// mixD is d = SHA1(d ⊕ SHA1(p)).
+func mixD(d *sum, p []byte) {
+	xorD(d, p)
+	*d = sha1.Sum(d[:])
+}
+
+// mixH is mixD with the inner SHA1 already computed: d = SHA1(d ⊕ h).
+func mixH(d, h *sum) {
+	for i := range d {
+		d[i] ^= h[i]
+	}
+	*d = sha1.Sum(d[:])
+}
+
+// AppendScore appends the text a server of format f mixes into the digest
+// for a sorted-set score.
+func AppendScore(dst []byte, f float64, format ScoreFormat) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "nan"...)
+	case math.IsInf(f, 1):
+		return append(dst, "inf"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-inf"...)
+	}
+	if format == Score72 {
+		return appendFpconv(dst, f)
+	}
+	// Go's 'g' with an explicit precision follows C's %g rules: %e style
+	// when exp < -4 or exp >= precision, trailing zeros removed, exponent
+	// with a sign and at least two digits.
+	return strconv.AppendFloat(dst, f, 'g', 17, 64)
+}
+
+// appendFpconv formats f like Redis's fpconv_dtoa (emit_digits): digits
+// from the shortest round-trip representation, K the decimal exponent of
+// the last digit.
+func appendFpconv(dst []byte, f float64) []byte {
+	if f == 0 {
+		if math.Signbit(f) {
+			return append(dst, "-0"...)
+		}
+		return append(dst, '0')
+	}
+	neg := f < 0
+	if neg {
+		dst = append(dst, '-')
+		f = -f
+	}
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // d.ddddde±XX
+	var digits []byte
+	var i int
+	for i = 0; i < len(e) && e[i] != 'e'; i++ {
+		if e[i] != '.' {
+			digits = append(digits, e[i])
+		}
+	}
+	exp10, _ := strconv.Atoi(string(e[i+1:])) // exponent of the first digit
+	nd := len(digits)
+	K := exp10 - (nd - 1)
+	absv := func(n int) int {
+		if n < 0 {
+			return -n
+		}
+		return n
+	}
+	exp := absv(K + nd - 1)
+	if K >= 0 && exp < nd+7 { // plain integer
+		dst = append(dst, digits...)
+		for j := 0; j < K; j++ {
+			dst = append(dst, '0')
+		}
+		return dst
+	}
+	if K < 0 && (K > -7 || exp < 4) { // plain decimal
+		offset := nd - absv(K)
+		if offset <= 0 {
+			dst = append(dst, '0', '.')
+			for j := 0; j < -offset; j++ {
+				dst = append(dst, '0')
+			}
+			return append(dst, digits...)
+		}
+		dst = append(dst, digits[:offset]...)
+		dst = append(dst, '.')
+		return append(dst, digits[offset:]...)
+	}
+	negi := 0
+	if neg {
+		negi = 1
+	}
+	if nd > 18-negi {
+		nd = 18 - negi
+	}
+	dst = append(dst, digits[0])
+	if nd > 1 {
+		dst = append(dst, '.')
+		dst = append(dst, digits[1:nd]...)
+	}
+	dst = append(dst, 'e')
+	if K+nd-1 < 0 {
+		dst = append(dst, '-')
+	} else {
+		dst = append(dst, '+')
+	}
+	cent := 0
+	if exp > 99 {
+		cent = exp / 100
+		dst = append(dst, byte(cent)+'0')
+		exp -= cent * 100
+	}
+	if exp > 9 {
+		dec := exp / 10
+		dst = append(dst, byte(dec)+'0')
+		exp -= dec * 10
+	} else if cent != 0 {
+		dst = append(dst, '0')
+	}
+	return append(dst, byte(exp%10)+'0')
+}

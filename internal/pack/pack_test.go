@@ -1,0 +1,117 @@
+package pack
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"testing"
+
+	"filippo.io/age"
+)
+
+func seal(t *testing.T, raw []byte, rs *Recipients) ([]byte, *Writer) {
+	t.Helper()
+	var out bytes.Buffer
+	w, err := NewWriter(&out, Options{Recipients: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes(), w
+}
+
+func TestWriter_RoundTrip(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := ParseRecipients([]string{id.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, 3<<20)
+	_, _ = rand.Read(raw[:1<<20]) // part random, part compressible
+	for _, tc := range []struct {
+		name string
+		rs   *Recipients
+		ids  []age.Identity
+	}{{"plain", nil, nil}, {"age", rs, []age.Identity{id}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			stored, w := seal(t, raw, tc.rs)
+			if w.Raw != int64(len(raw)) || w.Stored.N != int64(len(stored)) {
+				t.Fatalf("sizes raw %d stored %d, want %d %d", w.Raw, w.Stored.N, len(raw), len(stored))
+			}
+			r, err := NewReader(bytes.NewReader(stored), Expect{Key: "k", Size: w.Stored.N, SHA256: w.Stored.Sum(), Encrypted: tc.rs != nil}, tc.ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, raw) {
+				t.Fatal("round trip differs")
+			}
+		})
+	}
+	if len(rs.Fingerprints) != 1 || rs.Fingerprints[0] == id.Recipient().String() {
+		t.Fatalf("fingerprints %v must not be the key", rs.Fingerprints)
+	}
+}
+
+func TestNewReader_Integrity(t *testing.T) {
+	raw := bytes.Repeat([]byte("redback "), 100000)
+	stored, w := seal(t, raw, nil)
+	flip := append([]byte(nil), stored...)
+	flip[len(flip)/2] ^= 0x40
+	for _, tc := range []struct {
+		name string
+		data []byte
+		size int64
+	}{
+		{"bit flip", flip, w.Stored.N},
+		{"truncated", stored[:len(stored)-10], w.Stored.N},
+		{"longer", append(append([]byte(nil), stored...), 0), w.Stored.N},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := NewReader(bytes.NewReader(tc.data), Expect{Key: "obj", Size: tc.size, SHA256: w.Stored.Sum()}, nil)
+			if err == nil {
+				_, err = io.ReadAll(r)
+				r.Close()
+			}
+			var ie *IntegrityError
+			if !errors.As(err, &ie) || !errors.Is(err, ErrIntegrity) {
+				t.Fatalf("got %v, want an IntegrityError", err)
+			}
+		})
+	}
+}
+
+func TestNewReader_WrongIdentity(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	rs, _ := ParseRecipients([]string{id.Recipient().String()})
+	stored, w := seal(t, []byte("secret data"), rs)
+	_, err := NewReader(bytes.NewReader(stored), Expect{Key: "obj", Size: w.Stored.N, SHA256: w.Stored.Sum(), Encrypted: true}, []age.Identity{other})
+	if err == nil {
+		t.Fatal("wrong identity accepted")
+	}
+	if _, err := NewReader(bytes.NewReader(stored), Expect{Key: "obj", Encrypted: true}, nil); err == nil {
+		t.Fatal("no identity accepted")
+	}
+}
+
+func TestLoadIdentities_NoSecretInError(t *testing.T) {
+	env := map[string]string{"REDBACK_IDENTITY": "AGE-SECRET-KEY-NOTREALLYAKEY"}
+	_, err := LoadIdentities("", func(k string) string { return env[k] })
+	if err == nil || bytes.Contains([]byte(err.Error()), []byte("NOTREALLY")) {
+		t.Fatalf("err %v", err)
+	}
+}

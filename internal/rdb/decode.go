@@ -1,0 +1,655 @@
+package rdb
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"strconv"
+)
+
+// decoder walks one serialized value held in memory. Its scratch buffers
+// are reused from value to value, so a Reader validates without allocating
+// per record.
+type decoder struct {
+	b []byte
+	p int
+
+	sbuf [2][]byte // decoded (integer or LZF) strings, used in turn
+	si   int
+	num  [2][24]byte
+
+	// stream scratch
+	ents   []lpEntry
+	fields [][]byte
+	arena  []byte
+	offs   []int
+	order  []int
+	gname  []byte
+	pel    map[[16]byte]uint8
+
+	dups dupSet
+}
+
+// Decode walks the value of type t whose serialized bytes are raw (as in
+// Record.Value), checking its structure as deep sanitization would, and
+// calls v for every element (v may be nil to only validate). Problems are
+// *FormatError with Offset relative to raw; an error returned by a Visitor
+// callback stops the walk and is returned as is.
+func Decode(t Type, raw []byte, v *Visitor) error {
+	var d decoder
+	return toFormatError(d.decode(t, raw, v), 0, nil, t)
+}
+
+// toFormatError turns a posError into a FormatError at base+offset; other
+// errors (from Visitor callbacks) pass through.
+func toFormatError(err error, base int64, key []byte, t Type) error {
+	if err == nil {
+		return nil
+	}
+	var pe *posError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	fe := &FormatError{Offset: base + int64(pe.off), Err: pe.err}
+	if key != nil {
+		fe.Key = append([]byte{}, key...)
+		fe.Type = t
+	}
+	return fe
+}
+
+// KindOf maps an object type byte to its logical kind; ok is false for a
+// byte that is not an object type.
+func KindOf(t Type) (Kind, bool) {
+	switch t {
+	case TypeString:
+		return KindString, true
+	case TypeList, TypeListZiplist, TypeListQuicklist, TypeListQuicklist2:
+		return KindList, true
+	case TypeSet, TypeSetIntset, TypeSetListpack:
+		return KindSet, true
+	case TypeZSet, TypeZSet2, TypeZSetZiplist, TypeZSetListpack:
+		return KindZSet, true
+	case TypeHash, TypeHashZipmap, TypeHashZiplist, TypeHashListpack,
+		TypeHashMetadataPreGA, TypeHashListpackExPreGA, TypeHashMetadata, TypeHashListpackEx:
+		return KindHash, true
+	case TypeModulePreGA, TypeModule2:
+		return KindModule, true
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3:
+		return KindStream, true
+	}
+	return 0, false
+}
+
+func (d *decoder) left() int { return len(d.b) - d.p }
+
+// fixed returns the next n bytes.
+func (d *decoder) fixed(n int) ([]byte, error) {
+	if n > d.left() {
+		return nil, truncAt(d.p, n, d.left())
+	}
+	s := d.b[d.p : d.p+n]
+	d.p += n
+	return s, nil
+}
+
+// rdbLen reads a length; enc is true for the 11xxxxxx special string forms
+// (n is then the low 6 bits).
+func (d *decoder) rdbLen() (n uint64, enc bool, err error) {
+	if d.p >= len(d.b) {
+		return 0, false, truncAt(d.p, 1, 0)
+	}
+	c := d.b[d.p]
+	switch c >> 6 {
+	case 0:
+		d.p++
+		return uint64(c & 0x3f), false, nil
+	case 1:
+		if d.left() < 2 {
+			return 0, false, truncAt(d.p, 2, d.left())
+		}
+		n = uint64(c&0x3f)<<8 | uint64(d.b[d.p+1])
+		d.p += 2
+		return n, false, nil
+	case 3:
+		d.p++
+		return uint64(c & 0x3f), true, nil
+	}
+	switch c {
+	case 0x80:
+		if d.left() < 5 {
+			return 0, false, truncAt(d.p, 5, d.left())
+		}
+		n = uint64(binary.BigEndian.Uint32(d.b[d.p+1:]))
+		d.p += 5
+		return n, false, nil
+	case 0x81:
+		if d.left() < 9 {
+			return 0, false, truncAt(d.p, 9, d.left())
+		}
+		n = binary.BigEndian.Uint64(d.b[d.p+1:])
+		d.p += 9
+		return n, false, nil
+	}
+	return 0, false, errAt(d.p, "bad length byte 0x%02x", c)
+}
+
+// length reads a plain length (no string encodings).
+func (d *decoder) length(what string) (uint64, error) {
+	off := d.p
+	n, enc, err := d.rdbLen()
+	if err != nil {
+		return 0, err
+	}
+	if enc {
+		return 0, errAt(off, "%s: string encoding byte 0x%02x where a length is expected", what, d.b[off])
+	}
+	return n, nil
+}
+
+// count reads an element count and checks that each of the n elements could
+// still fit, given that every one takes at least minSize bytes.
+func (d *decoder) count(what string, minSize int) (int, error) {
+	off := d.p
+	n, err := d.length(what)
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(d.left()/minSize) {
+		return 0, errAt(off, "%s %d, but only %d bytes left", what, n, d.left())
+	}
+	return int(n), nil
+}
+
+// str reads an RDB string and returns its decoded bytes (valid until the
+// second next call of str), the offset of its first byte, where its raw
+// bytes start and whether it was LZF-compressed.
+func (d *decoder) str() (s []byte, off, dataOff int, compressed bool, err error) {
+	off = d.p
+	n, enc, err := d.rdbLen()
+	if err != nil {
+		return nil, off, 0, false, err
+	}
+	if !enc {
+		if n > uint64(d.left()) {
+			return nil, off, 0, false, truncAt(d.p, int(min(n, math.MaxInt32)), d.left())
+		}
+		dataOff = d.p
+		s = d.b[d.p : d.p+int(n)]
+		d.p += int(n)
+		return s, off, dataOff, false, nil
+	}
+	d.si ^= 1
+	buf := d.sbuf[d.si][:0]
+	var v int64
+	switch n {
+	case 0:
+		if d.left() < 1 {
+			return nil, off, 0, false, truncAt(d.p, 1, d.left())
+		}
+		v = int64(int8(d.b[d.p]))
+		d.p++
+	case 1:
+		if d.left() < 2 {
+			return nil, off, 0, false, truncAt(d.p, 2, d.left())
+		}
+		v = int64(int16(binary.LittleEndian.Uint16(d.b[d.p:])))
+		d.p += 2
+	case 2:
+		if d.left() < 4 {
+			return nil, off, 0, false, truncAt(d.p, 4, d.left())
+		}
+		v = int64(int32(binary.LittleEndian.Uint32(d.b[d.p:])))
+		d.p += 4
+	case 3:
+		clen, err := d.length("LZF compressed length")
+		if err != nil {
+			return nil, off, 0, false, err
+		}
+		ulenOff := d.p
+		ulen, err := d.length("LZF uncompressed length")
+		if err != nil {
+			return nil, off, 0, false, err
+		}
+		if clen > uint64(d.left()) {
+			return nil, off, 0, false, truncAt(d.p, int(min(clen, math.MaxInt32)), d.left())
+		}
+		if ulen > uint64(clen)*lzfMaxRatio+lzfMaxRatio {
+			return nil, off, 0, false, errAt(ulenOff, "LZF uncompressed length %d implausible for %d compressed bytes", ulen, clen)
+		}
+		dataOff = d.p
+		in := d.b[d.p : d.p+int(clen)]
+		d.p += int(clen)
+		buf, err = lzfDecompress(buf, in, int(ulen))
+		d.sbuf[d.si] = buf
+		if err != nil {
+			return nil, off, 0, false, rebase(err, off, dataOff, false, "LZF string")
+		}
+		return buf, off, dataOff, true, nil
+	default:
+		return nil, off, 0, false, errAt(off, "unknown string encoding 0x%02x", d.b[off])
+	}
+	buf = strconv.AppendInt(buf, v, 10)
+	d.sbuf[d.si] = buf
+	return buf, off, off, false, nil
+}
+
+// int64LE reads 8 bytes little-endian.
+func (d *decoder) int64LE() (int64, error) {
+	b, err := d.fixed(8)
+	if err != nil {
+		return 0, err
+	}
+	return int64(binary.LittleEndian.Uint64(b)), nil
+}
+
+func (d *decoder) decode(t Type, raw []byte, v *Visitor) error {
+	d.dups.reset(true)
+	if err := d.walk(t, raw, v); err != nil {
+		return err
+	}
+	return d.checkDuplicates(t, raw)
+}
+
+func (d *decoder) walk(t Type, raw []byte, v *Visitor) error {
+	d.b, d.p = raw, 0
+	if v == nil {
+		v = &Visitor{}
+	}
+	var err error
+	switch t {
+	case TypeString:
+		var s []byte
+		if s, _, _, _, err = d.str(); err == nil && v.String != nil {
+			err = v.String(s)
+		}
+	case TypeList, TypeSet:
+		cb := v.ListElem
+		if t == TypeSet {
+			cb = v.SetMember
+		}
+		err = d.strList(cb, t == TypeSet)
+	case TypeZSet, TypeZSet2:
+		err = d.zsetPlain(t, v.ZSetMember)
+	case TypeHash:
+		err = d.hashPlain(v.HashField)
+	case TypeModulePreGA:
+		err = errAt(0, "module value of type 6 (MODULE_PRE_GA, Redis 4.0 release candidates) is not supported")
+	case TypeModule2:
+		_, err = d.module()
+	case TypeHashZipmap:
+		err = d.blob("zipmap", func(b []byte) error { return d.walkZipmap(b, v.HashField) })
+	case TypeListZiplist:
+		err = d.blob("ziplist", func(b []byte) error { _, err := d.walkPacked(b, false, packList, v); return err })
+	case TypeSetIntset:
+		err = d.blob("intset", func(b []byte) error { return d.walkIntset(b, v.SetMember) })
+	case TypeZSetZiplist, TypeZSetListpack:
+		err = d.blob(packedName(t == TypeZSetListpack), func(b []byte) error {
+			_, err := d.walkPacked(b, t == TypeZSetListpack, packZSet, v)
+			return err
+		})
+	case TypeHashZiplist, TypeHashListpack:
+		err = d.blob(packedName(t == TypeHashListpack), func(b []byte) error {
+			_, err := d.walkPacked(b, t == TypeHashListpack, packHash, v)
+			return err
+		})
+	case TypeListQuicklist, TypeListQuicklist2:
+		err = d.quicklist(t, v)
+	case TypeSetListpack:
+		err = d.blob("listpack", func(b []byte) error { _, err := d.walkPacked(b, true, packSet, v); return err })
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3:
+		err = d.stream(t, v)
+	case TypeHashMetadataPreGA, TypeHashMetadata:
+		err = d.hashMetadata(t, v.HashField)
+	case TypeHashListpackExPreGA, TypeHashListpackEx:
+		if t == TypeHashListpackEx {
+			if _, err = d.int64LE(); err != nil {
+				break
+			}
+		}
+		err = d.blob("listpack", func(b []byte) error { _, err := d.walkPacked(b, true, packHashEx, v); return err })
+	default:
+		return errAt(0, "unknown object type %d", t)
+	}
+	if err != nil {
+		return err
+	}
+	if d.p != len(d.b) {
+		return errAt(d.p, "%d unexpected bytes after the value", len(d.b)-d.p)
+	}
+	return nil
+}
+
+func packedName(listpack bool) string {
+	if listpack {
+		return "listpack"
+	}
+	return "ziplist"
+}
+
+// blob reads a string and runs walk over its bytes, moving errors to the
+// string's position in the value.
+func (d *decoder) blob(what string, walk func(b []byte) error) error {
+	s, off, dataOff, comp, err := d.str()
+	if err != nil {
+		return err
+	}
+	if err := walk(s); err != nil {
+		return rebase(err, off, dataOff, comp, what)
+	}
+	return nil
+}
+
+func (d *decoder) strList(cb func([]byte) error, unique bool) error {
+	n, err := d.count("element count", 1)
+	if err != nil {
+		return err
+	}
+	for range n {
+		s, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		if unique {
+			d.dups.add(s)
+		}
+		if cb != nil {
+			if err := cb(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *decoder) zsetPlain(t Type, cb func([]byte, float64) error) error {
+	n, err := d.count("zset length", 2)
+	if err != nil {
+		return err
+	}
+	for range n {
+		m, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		d.dups.add(m)
+		var score float64
+		if t == TypeZSet2 {
+			b, err := d.fixed(8)
+			if err != nil {
+				return err
+			}
+			score = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		} else {
+			off := d.p
+			b, err := d.fixed(1)
+			if err != nil {
+				return err
+			}
+			switch l := int(b[0]); l {
+			case 253:
+				score = math.NaN()
+			case 254:
+				score = math.Inf(1)
+			case 255:
+				score = math.Inf(-1)
+			default:
+				txt, err := d.fixed(l)
+				if err != nil {
+					return err
+				}
+				score, err = strconv.ParseFloat(string(txt), 64)
+				if err != nil {
+					return errAt(off, "zset score (%d bytes of text) is not a number", len(txt))
+				}
+			}
+		}
+		if cb != nil {
+			if err := cb(m, score); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *decoder) hashPlain(cb func(f, v []byte, exp int64) error) error {
+	n, err := d.count("hash length", 2)
+	if err != nil {
+		return err
+	}
+	for range n {
+		f, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		d.dups.add(f)
+		val, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		if cb != nil {
+			if err := cb(f, val, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *decoder) hashMetadata(t Type, cb func(f, v []byte, exp int64) error) error {
+	var minExp int64
+	if t == TypeHashMetadata {
+		var err error
+		if minExp, err = d.int64LE(); err != nil {
+			return err
+		}
+	}
+	n, err := d.count("hash length", 3)
+	if err != nil {
+		return err
+	}
+	for range n {
+		ttl, err := d.length("field TTL")
+		if err != nil {
+			return err
+		}
+		f, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		d.dups.add(f)
+		val, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		exp := int64(ttl)
+		if t == TypeHashMetadata && ttl != 0 {
+			exp = minExp + int64(ttl) - 1
+		}
+		if cb != nil {
+			if err := cb(f, val, exp); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *decoder) quicklist(t Type, v *Visitor) error {
+	n, err := d.count("quicklist node count", 1)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		container := uint64(2)
+		if t == TypeListQuicklist2 {
+			off := d.p
+			if container, err = d.length("quicklist container"); err != nil {
+				return err
+			}
+			if container != 1 && container != 2 {
+				return errAt(off, "quicklist node %d: container %d, want 1 (plain) or 2 (packed)", i, container)
+			}
+		}
+		s, off, dataOff, comp, err := d.str()
+		if err != nil {
+			return err
+		}
+		if container == 1 {
+			if v.ListElem != nil {
+				if err := v.ListElem(s); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		listpack := t == TypeListQuicklist2
+		cnt, err := d.walkPacked(s, listpack, packList, v)
+		if err != nil {
+			return rebase(err, off, dataOff, comp, "quicklist node "+strconv.Itoa(i)+" "+packedName(listpack))
+		}
+		if cnt == 0 {
+			return errAt(off, "quicklist node %d is empty", i)
+		}
+	}
+	return nil
+}
+
+// packMode says what the entries of a packed container are.
+type packMode int
+
+const (
+	packList   packMode = iota // elements
+	packSet                    // members
+	packZSet                   // member, score
+	packHash                   // field, value
+	packHashEx                 // field, value, expireAt
+)
+
+// walkPacked walks a listpack (or ziplist) whose entries are grouped as
+// mode says, calling v's callback for every group. It returns the number
+// of entries.
+func (d *decoder) walkPacked(b []byte, listpack bool, mode packMode, v *Visitor) (int, error) {
+	var lp lpIter
+	var zl zlIter
+	var err error
+	if listpack {
+		lp, err = newLPIter(b)
+	} else {
+		zl, err = newZLIter(b)
+	}
+	if err != nil {
+		return 0, err
+	}
+	width := 1
+	switch mode {
+	case packZSet, packHash:
+		width = 2
+	case packHashEx:
+		width = 3
+	}
+	var tup [3]lpEntry
+	n, k := 0, 0
+	for {
+		var ok bool
+		off := lp.p
+		if listpack {
+			tup[k], ok, err = lp.next()
+		} else {
+			off = zl.p
+			tup[k], ok, err = zl.next()
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			break
+		}
+		n++
+		if k++; k < width {
+			continue
+		}
+		k = 0
+		switch mode {
+		case packList:
+			if v.ListElem != nil {
+				err = v.ListElem(tup[0].text(d.num[0][:0]))
+			}
+		case packSet:
+			m := tup[0].text(d.num[0][:0])
+			d.dups.add(m)
+			if v.SetMember != nil {
+				err = v.SetMember(m)
+			}
+		case packZSet:
+			score, ok := tup[1].float()
+			if !ok {
+				return 0, errAt(off, "zset score (a %d-byte string) is not a number", len(tup[1].s))
+			}
+			m := tup[0].text(d.num[0][:0])
+			d.dups.add(m)
+			if v.ZSetMember != nil {
+				err = v.ZSetMember(m, score)
+			}
+		case packHash, packHashEx:
+			var exp int64
+			if mode == packHashEx {
+				if !tup[2].isInt {
+					return 0, errAt(off, "hash field TTL (a %d-byte string) is not an integer", len(tup[2].s))
+				}
+				exp = tup[2].v
+			}
+			f := tup[0].text(d.num[0][:0])
+			d.dups.add(f)
+			if v.HashField != nil {
+				err = v.HashField(f, tup[1].text(d.num[1][:0]), exp)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if k != 0 {
+		return 0, errAt(0, "%s: %d entries is not a multiple of %d", packedName(listpack), n, width)
+	}
+	return n, nil
+}
+
+func (d *decoder) walkIntset(b []byte, cb func([]byte) error) error {
+	s, err := parseIntset(b)
+	if err != nil {
+		return err
+	}
+	if cb == nil {
+		return nil
+	}
+	for i := range s.n {
+		if err := cb(strconv.AppendInt(d.num[0][:0], s.at(i), 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *decoder) walkZipmap(b []byte, cb func(f, v []byte, exp int64) error) error {
+	it, err := newZMIter(b)
+	if err != nil {
+		return err
+	}
+	for {
+		f, v, ok, err := it.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		d.dups.add(f)
+		if cb != nil {
+			if err := cb(f, v, 0); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,715 @@
+package rdb
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// Opcodes (RDB_OPCODE_*).
+const (
+	opSlotInfo      = 0xF4
+	opFunction2     = 0xF5
+	opFunctionPreGA = 0xF6
+	opModuleAux     = 0xF7
+	opIdle          = 0xF8
+	opFreq          = 0xF9
+	opAux           = 0xFA
+	opResizeDB      = 0xFB
+	opExpireTimeMS  = 0xFC
+	opExpireTime    = 0xFD
+	opSelectDB      = 0xFE
+	opEOF           = 0xFF
+)
+
+// MaxVersion is the highest Redis RDB version this package reads.
+const MaxVersion = 12
+
+// MinValkeyVersion is the lowest version Valkey writes with its "VALKEY" magic.
+const MinValkeyVersion = 80
+
+// The read buffer starts small (cheap for small inputs) and doubles up to
+// readBufSize while reads keep filling it.
+const (
+	readBufSize    = 1 << 20
+	minReadBufSize = 32 << 10
+)
+
+// Reader reads an RDB stream one Record at a time, checking the structure
+// of every value and the CRC-64 trailer. Memory is bounded by its 1 MiB
+// buffer plus the largest single key+value (itself capped by
+// Options.MaxValueBytes). A Reader is not safe for concurrent use.
+type Reader struct {
+	src    io.Reader
+	srcErr error
+	buf    []byte
+	pos    int
+	end    int
+	base   int64 // file offset of buf[0]
+	crc    uint64
+	crcPos int // buf[crcPos:pos] is not yet in crc
+
+	version int
+	valkey  bool
+	max     uint64
+
+	out []byte // bytes of the current item after its opcode or type byte
+	key []byte
+	aux [2][]byte
+	fn  []byte
+	dec decoder
+	rec Record
+
+	db     int
+	expire int64
+	idle   int64
+	freq   int
+
+	err       error
+	status    ChecksumStatus
+	zeroReads int
+	fullReads int
+}
+
+// NewReader reads and checks the header ("REDIS" + 4 digits for versions
+// 1–12, or "VALKEY" + 3 digits for versions 80 and up) and returns a Reader
+// positioned at the first record.
+func NewReader(r io.Reader, opts Options) (*Reader, error) {
+	max := opts.MaxValueBytes
+	if max <= 0 {
+		max = DefaultMaxValueBytes
+	}
+	rd := &Reader{src: r, buf: make([]byte, minReadBufSize), max: uint64(max), expire: -1, idle: -1, freq: -1}
+	if err := rd.fill(9); err != nil {
+		return nil, toFormatError(err, 0, nil, 0)
+	}
+	h := rd.buf[:9]
+	var digits []byte
+	switch {
+	case string(h[:5]) == "REDIS":
+		digits = h[5:9]
+	case string(h[:6]) == "VALKEY":
+		digits, rd.valkey = h[6:9], true
+	default:
+		return nil, &FormatError{Offset: 0, Err: fmt.Errorf("not an RDB file: header %q, want \"REDIS\" or \"VALKEY\" and a version", h)}
+	}
+	v := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, &FormatError{Offset: 0, Err: fmt.Errorf("bad RDB version %q in header", digits)}
+		}
+		v = v*10 + int(c-'0')
+	}
+	if rd.valkey && v < MinValkeyVersion || !rd.valkey && (v < 1 || v > MaxVersion) {
+		return nil, &FormatError{Offset: 0, Err: fmt.Errorf("unsupported RDB version %d (header %q)", v, h)}
+	}
+	rd.version = v
+	rd.pos = 9
+	return rd, nil
+}
+
+// Version is the RDB version from the header (80 and up for Valkey's magic).
+func (r *Reader) Version() int { return r.version }
+
+// Valkey reports whether the header used Valkey's "VALKEY" magic.
+func (r *Reader) Valkey() bool { return r.valkey }
+
+// Offset is the number of bytes consumed so far.
+func (r *Reader) Offset() int64 { return r.base + int64(r.pos) }
+
+// Checksum reports the CRC-64 trailer status; valid after Next returned io.EOF.
+func (r *Reader) Checksum() ChecksumStatus { return r.status }
+
+// fill makes at least n bytes (n <= len(buf)) available at buf[pos:].
+func (r *Reader) fill(n int) error {
+	for r.end-r.pos < n {
+		if r.srcErr != nil {
+			if r.srcErr == io.EOF || errors.Is(r.srcErr, io.ErrUnexpectedEOF) {
+				return truncAt(int(r.base)+r.end, n, r.end-r.pos)
+			}
+			return fmt.Errorf("read rdb at offset %d: %w", r.base+int64(r.end), r.srcErr)
+		}
+		if r.pos > 0 {
+			r.crc = CRC64(r.crc, r.buf[r.crcPos:r.pos])
+			copy(r.buf, r.buf[r.pos:r.end])
+			r.base += int64(r.pos)
+			r.end -= r.pos
+			r.pos, r.crcPos = 0, 0
+		}
+		if len(r.buf) < readBufSize && r.fullReads >= 2 {
+			nb := make([]byte, 2*len(r.buf))
+			copy(nb, r.buf[:r.end])
+			r.buf, r.fullReads = nb, 0
+		}
+		k, err := r.src.Read(r.buf[r.end:])
+		if r.end+k == len(r.buf) {
+			r.fullReads++
+		}
+		r.end += k
+		switch {
+		case err != nil:
+			r.srcErr = err
+		case k == 0:
+			r.zeroReads++
+			if r.zeroReads >= 100 {
+				r.srcErr = io.ErrNoProgress
+			}
+		default:
+			r.zeroReads = 0
+		}
+	}
+	return nil
+}
+
+// rawByte reads one byte without capturing it.
+func (r *Reader) rawByte() (byte, error) {
+	if r.pos >= r.end {
+		if err := r.fill(1); err != nil {
+			return 0, err
+		}
+	}
+	b := r.buf[r.pos]
+	r.pos++
+	return b, nil
+}
+
+// fixed reads and captures n (<= 9) bytes; the returned slice is valid
+// until the next read.
+func (r *Reader) fixed(n int) ([]byte, error) {
+	if r.end-r.pos < n {
+		if err := r.fill(n); err != nil {
+			return nil, err
+		}
+	}
+	b := r.buf[r.pos : r.pos+n]
+	r.pos += n
+	r.out = append(r.out, b...)
+	return b, nil
+}
+
+// copyN captures n bytes, growing the capture buffer only as bytes arrive.
+func (r *Reader) copyN(n uint64) error {
+	if n > r.max-min(uint64(len(r.out)), r.max) {
+		return errAt(int(r.Offset()), "string of %d bytes exceeds MaxValueBytes %d", n, r.max)
+	}
+	want, have := n, uint64(0)
+	for n > 0 {
+		if r.pos == r.end {
+			if err := r.fill(1); err != nil {
+				var pe *posError
+				if errors.As(err, &pe) && errors.Is(err, ErrTruncated) {
+					return truncAt(int(r.Offset()), int(min(want, math.MaxInt32)), int(have))
+				}
+				return err
+			}
+		}
+		k := min(n, uint64(r.end-r.pos))
+		r.out = append(r.out, r.buf[r.pos:r.pos+int(k)]...)
+		r.pos += int(k)
+		n -= k
+		have += k
+	}
+	return nil
+}
+
+// sLen reads and captures a length; enc reports the 11xxxxxx string forms.
+func (r *Reader) sLen() (n uint64, enc bool, err error) {
+	off := r.Offset()
+	b, err := r.fixed(1)
+	if err != nil {
+		return 0, false, err
+	}
+	c := b[0]
+	switch c >> 6 {
+	case 0:
+		return uint64(c), false, nil
+	case 1:
+		b, err := r.fixed(1)
+		if err != nil {
+			return 0, false, err
+		}
+		return uint64(c&0x3f)<<8 | uint64(b[0]), false, nil
+	case 3:
+		return uint64(c & 0x3f), true, nil
+	}
+	switch c {
+	case 0x80:
+		b, err := r.fixed(4)
+		if err != nil {
+			return 0, false, err
+		}
+		return uint64(binary.BigEndian.Uint32(b)), false, nil
+	case 0x81:
+		b, err := r.fixed(8)
+		if err != nil {
+			return 0, false, err
+		}
+		return binary.BigEndian.Uint64(b), false, nil
+	}
+	return 0, false, errAt(int(off), "bad length byte 0x%02x", c)
+}
+
+// sLength reads a plain length.
+func (r *Reader) sLength(what string) (uint64, error) {
+	off := r.Offset()
+	n, enc, err := r.sLen()
+	if err != nil {
+		return 0, err
+	}
+	if enc {
+		return 0, errAt(int(off), "%s: string encoding 0x%02x where a length is expected", what, 0xC0|n)
+	}
+	return n, nil
+}
+
+// sStr reads and captures an RDB string.
+func (r *Reader) sStr() error {
+	off := r.Offset()
+	n, enc, err := r.sLen()
+	if err != nil {
+		return err
+	}
+	if !enc {
+		return r.copyN(n)
+	}
+	switch n {
+	case 0, 1:
+		_, err = r.fixed(int(n) + 1)
+	case 2:
+		_, err = r.fixed(4)
+	case 3:
+		clen, err := r.sLength("LZF compressed length")
+		if err != nil {
+			return err
+		}
+		ulen, err := r.sLength("LZF uncompressed length")
+		if err != nil {
+			return err
+		}
+		if ulen > r.max {
+			return errAt(int(off), "LZF string of %d bytes exceeds MaxValueBytes %d", ulen, r.max)
+		}
+		return r.copyN(clen)
+	default:
+		return errAt(int(off), "unknown string encoding 0xc%x", n)
+	}
+	return err
+}
+
+// sValue captures a value of type t by walking its outline; the full
+// check is Decode's, run on the captured bytes.
+func (r *Reader) sValue(t Type) error {
+	switch t {
+	case TypeString, TypeHashZipmap, TypeListZiplist, TypeSetIntset, TypeZSetZiplist, TypeHashZiplist,
+		TypeHashListpack, TypeZSetListpack, TypeSetListpack, TypeHashListpackExPreGA:
+		return r.sStr()
+	case TypeHashListpackEx:
+		if _, err := r.fixed(8); err != nil {
+			return err
+		}
+		return r.sStr()
+	case TypeList, TypeSet, TypeListQuicklist:
+		return r.sRepeat("element count", func() error { return r.sStr() })
+	case TypeHash:
+		return r.sRepeat("hash length", r.sStrs2)
+	case TypeZSet:
+		return r.sRepeat("zset length", func() error {
+			if err := r.sStr(); err != nil {
+				return err
+			}
+			b, err := r.fixed(1)
+			if err != nil || b[0] >= 253 {
+				return err
+			}
+			return r.copyN(uint64(b[0]))
+		})
+	case TypeZSet2:
+		return r.sRepeat("zset length", func() error {
+			if err := r.sStr(); err != nil {
+				return err
+			}
+			_, err := r.fixed(8)
+			return err
+		})
+	case TypeModulePreGA:
+		return errAt(int(r.Offset()), "module value of type 6 (MODULE_PRE_GA, Redis 4.0 release candidates) is not supported")
+	case TypeModule2:
+		if _, err := r.sLength("module id"); err != nil {
+			return err
+		}
+		return r.sModuleTags()
+	case TypeListQuicklist2:
+		return r.sRepeat("quicklist node count", func() error {
+			if _, err := r.sLength("quicklist container"); err != nil {
+				return err
+			}
+			return r.sStr()
+		})
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3:
+		return r.sStream(t)
+	case TypeHashMetadata, TypeHashMetadataPreGA:
+		if t == TypeHashMetadata {
+			if _, err := r.fixed(8); err != nil {
+				return err
+			}
+		}
+		return r.sRepeat("hash length", func() error {
+			if _, err := r.sLength("field TTL"); err != nil {
+				return err
+			}
+			return r.sStrs2()
+		})
+	}
+	return errAt(int(r.Offset()), "unknown object type %d", t)
+}
+
+func (r *Reader) sStrs2() error {
+	if err := r.sStr(); err != nil {
+		return err
+	}
+	return r.sStr()
+}
+
+// sRepeat reads a count and runs one that many times. Each element takes
+// at least one byte, so a hostile count ends at the end of the input or at
+// MaxValueBytes.
+func (r *Reader) sRepeat(what string, one func() error) error {
+	n, err := r.sLength(what)
+	if err != nil {
+		return err
+	}
+	for i := uint64(0); i < n; i++ {
+		if err := one(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Reader) sModuleTags() error {
+	for {
+		off := r.Offset()
+		op, err := r.sLength("module opcode")
+		if err != nil {
+			return err
+		}
+		switch op {
+		case moduleOpEOF:
+			return nil
+		case moduleOpSInt, moduleOpUInt:
+			_, err = r.sLength("module integer")
+		case moduleOpFloat:
+			_, err = r.fixed(4)
+		case moduleOpDouble:
+			_, err = r.fixed(8)
+		case moduleOpString:
+			err = r.sStr()
+		default:
+			return errAt(int(off), "unknown module opcode %d", op)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (r *Reader) sLengths(n int, what string) error {
+	for range n {
+		if _, err := r.sLength(what); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Reader) sStream(t Type) error {
+	if err := r.sRepeat("stream node count", r.sStrs2); err != nil {
+		return err
+	}
+	meta := 3
+	if t != TypeStreamListpacks {
+		meta = 8
+	}
+	if err := r.sLengths(meta, "stream metadata"); err != nil {
+		return err
+	}
+	return r.sRepeat("stream group count", func() error {
+		if err := r.sStr(); err != nil {
+			return err
+		}
+		n := 2
+		if t != TypeStreamListpacks {
+			n = 3
+		}
+		if err := r.sLengths(n, "group metadata"); err != nil {
+			return err
+		}
+		if err := r.sRepeat("group PEL size", func() error {
+			if err := r.copyN(24); err != nil {
+				return err
+			}
+			_, err := r.sLength("PEL delivery count")
+			return err
+		}); err != nil {
+			return err
+		}
+		return r.sRepeat("consumer count", func() error {
+			if err := r.sStr(); err != nil {
+				return err
+			}
+			times := uint64(8)
+			if t == TypeStreamListpacks3 {
+				times = 16
+			}
+			if err := r.copyN(times); err != nil {
+				return err
+			}
+			return r.sRepeat("consumer PEL size", func() error { return r.copyN(16) })
+		})
+	})
+}
+
+// decodeStr decodes the string at the start of r.out[from:] into dst.
+func (r *Reader) decodeStrs(dsts ...*[]byte) error {
+	r.dec.b, r.dec.p = r.out, 0
+	for _, dst := range dsts {
+		s, _, _, _, err := r.dec.str()
+		if err != nil {
+			return err
+		}
+		*dst = append((*dst)[:0], s...)
+	}
+	return nil
+}
+
+// Next returns the next record. After the EOF opcode and the checksum were
+// read and verified it returns io.EOF; damage is a *FormatError (wrapping
+// ErrTruncated or ErrChecksum where that is the reason), and a read error
+// of the underlying reader is returned wrapped. Once Next returned an
+// error it returns the same error again.
+func (r *Reader) Next() (*Record, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	rec, err := r.next()
+	if err != nil {
+		r.err = err
+	}
+	return rec, err
+}
+
+func (r *Reader) next() (*Record, error) {
+	prefix := int64(-1) // offset of the first EXPIRETIME/IDLE/FREQ before a key
+	for {
+		off := r.Offset()
+		op, err := r.rawByte()
+		if err != nil {
+			return nil, toFormatError(err, 0, nil, 0)
+		}
+		r.out = r.out[:0]
+		rec := &r.rec
+		*rec = Record{Offset: off, DB: r.db}
+		switch op {
+		case opExpireTimeMS, opExpireTime, opIdle, opFreq:
+			if prefix < 0 {
+				prefix = off
+			}
+		}
+		var keyRec bool
+		switch op {
+		case opEOF:
+			return nil, r.finish(off)
+		case opAux:
+			if err = r.sStrs2(); err == nil {
+				if err = r.decodeStrs(&r.aux[0], &r.aux[1]); err != nil {
+					err = toFormatError(err, off+1, nil, 0)
+				}
+			}
+			rec.Kind, rec.AuxKey, rec.AuxValue = RecordAux, r.aux[0], r.aux[1]
+		case opResizeDB:
+			rec.Kind = RecordResizeDB
+			if rec.DBSize, err = r.sLength("RESIZEDB db size"); err == nil {
+				rec.ExpiresSize, err = r.sLength("RESIZEDB expires size")
+			}
+		case opExpireTimeMS:
+			var b []byte
+			if b, err = r.fixed(8); err == nil {
+				r.expire = int64(binary.LittleEndian.Uint64(b))
+				continue
+			}
+		case opExpireTime:
+			var b []byte
+			if b, err = r.fixed(4); err == nil {
+				r.expire = int64(int32(binary.LittleEndian.Uint32(b))) * 1000
+				continue
+			}
+		case opSelectDB:
+			var db uint64
+			if db, err = r.sLength("SELECTDB db id"); err == nil {
+				if db > math.MaxInt32 {
+					err = errAt(int(off+1), "SELECTDB db id %d out of range", db)
+				} else {
+					r.db = int(db)
+					rec.Kind, rec.DB = RecordSelectDB, r.db
+				}
+			}
+		case opIdle:
+			var idle uint64
+			if idle, err = r.sLength("IDLE seconds"); err == nil {
+				r.idle = int64(min(idle, math.MaxInt64))
+				continue
+			}
+		case opFreq:
+			var b []byte
+			if b, err = r.fixed(1); err == nil {
+				r.freq = int(b[0])
+				continue
+			}
+		case opModuleAux:
+			var id, whenOp uint64
+			if id, err = r.sLength("module aux id"); err != nil {
+				break
+			}
+			opOff := r.Offset()
+			if whenOp, err = r.sLength("module aux when opcode"); err != nil {
+				break
+			}
+			if whenOp != moduleOpUInt {
+				err = errAt(int(opOff), "module aux %s: when opcode %d, want %d", ModuleName(id), whenOp, moduleOpUInt)
+				break
+			}
+			if _, err = r.sLength("module aux when"); err != nil {
+				break
+			}
+			err = r.sModuleTags()
+			rec.Kind, rec.Module = RecordModuleAux, ModuleName(id)
+		case opFunction2:
+			if err = r.sStr(); err == nil {
+				if err = r.decodeStrs(&r.fn); err != nil {
+					err = toFormatError(err, off+1, nil, 0)
+				}
+			}
+			rec.Kind, rec.FunctionCode = RecordFunction, r.fn
+		case opFunctionPreGA:
+			err = r.functionPreGA(off)
+			rec.Kind, rec.FunctionCode = RecordFunction, r.fn
+		case opSlotInfo:
+			rec.Kind = RecordSlotInfo
+			if rec.Slot, err = r.sLength("SLOT_INFO slot"); err == nil {
+				if rec.SlotKeys, err = r.sLength("SLOT_INFO keys"); err == nil {
+					rec.SlotExpires, err = r.sLength("SLOT_INFO expires")
+				}
+			}
+		default:
+			if _, ok := KindOf(Type(op)); !ok {
+				return nil, &FormatError{Offset: off, Err: fmt.Errorf("unknown opcode or object type 0x%02x", op)}
+			}
+			keyRec = true
+			err = r.keyRecord(rec, Type(op))
+			if prefix >= 0 {
+				rec.Offset = prefix
+			}
+		}
+		if err != nil {
+			if keyRec {
+				return nil, toFormatError(err, 0, r.key, Type(op))
+			}
+			return nil, toFormatError(err, 0, nil, 0)
+		}
+		return rec, nil
+	}
+}
+
+func (r *Reader) functionPreGA(off int64) error {
+	for range 2 { // name, engine
+		if err := r.sStr(); err != nil {
+			return err
+		}
+	}
+	hasDesc, err := r.sLength("function description flag")
+	if err != nil {
+		return err
+	}
+	if hasDesc != 0 {
+		if err := r.sStr(); err != nil {
+			return err
+		}
+	}
+	codeStart := len(r.out)
+	if err := r.sStr(); err != nil {
+		return err
+	}
+	r.dec.b, r.dec.p = r.out, codeStart
+	s, _, _, _, err := r.dec.str()
+	if err != nil {
+		return toFormatError(err, off+1, nil, 0)
+	}
+	r.fn = append(r.fn[:0], s...)
+	return nil
+}
+
+func (r *Reader) keyRecord(rec *Record, t Type) error {
+	r.key = r.key[:0]
+	start := r.Offset()
+	if err := r.sStr(); err != nil {
+		return err
+	}
+	if err := r.decodeStrs(&r.key); err != nil {
+		return toFormatError(err, start, nil, 0)
+	}
+	valStart := len(r.out)
+	valOff := r.Offset()
+	if err := r.sValue(t); err != nil {
+		return err
+	}
+	val := r.out[valStart:]
+	if err := r.dec.decode(t, val, nil); err != nil {
+		return toFormatError(err, valOff, r.key, t)
+	}
+	rec.Kind = RecordKey
+	rec.Key, rec.Type, rec.Value = r.key, t, val
+	rec.Expire, rec.Idle, rec.Freq = r.expire, r.idle, r.freq
+	if t == TypeModule2 {
+		r.dec.b, r.dec.p = val, 0
+		id, _ := r.dec.length("module id")
+		rec.Module = ModuleName(id)
+	}
+	r.expire, r.idle, r.freq = -1, -1, -1
+	return nil
+}
+
+func checksumErr(stored, computed uint64) error {
+	return fmt.Errorf("%w: stored %016x, computed %016x", ErrChecksum, stored, computed)
+}
+
+// finish handles the EOF opcode at off: the CRC trailer (RDB >= 5).
+func (r *Reader) finish(off int64) error {
+	r.crc = CRC64(r.crc, r.buf[r.crcPos:r.pos])
+	r.crcPos = r.pos
+	if r.version < 5 {
+		// No trailer: the file ends at the EOF opcode. Bytes after it mean
+		// damage the missing checksum cannot show (e.g. a changed version).
+		if err := r.fill(1); err == nil {
+			return &FormatError{Offset: r.Offset(), Err: fmt.Errorf("unexpected bytes after the EOF opcode of an RDB %d file", r.version)}
+		}
+		r.status = ChecksumAbsent
+		return io.EOF
+	}
+	if err := r.fill(8); err != nil {
+		return toFormatError(err, 0, nil, 0)
+	}
+	stored := binary.LittleEndian.Uint64(r.buf[r.pos:])
+	r.pos += 8
+	r.crcPos = r.pos
+	switch stored {
+	case 0:
+		r.status = ChecksumNotComputed
+	case r.crc:
+		r.status = ChecksumOK
+	default:
+		return &FormatError{Offset: off + 1, Err: checksumErr(stored, r.crc)}
+	}
+	return io.EOF
+}

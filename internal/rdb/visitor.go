@@ -1,0 +1,52 @@
+package rdb
+
+// Visitor receives the elements of a decoded value. Nil callbacks are
+// skipped. Byte slices are valid only during the call. Returning an error
+// stops the walk and Decode returns it.
+type Visitor struct {
+	String      func(v []byte) error                        // KindString
+	ListElem    func(v []byte) error                        // KindList, head to tail
+	SetMember   func(m []byte) error                        // KindSet
+	ZSetMember  func(m []byte, score float64) error         // KindZSet
+	HashField   func(f, v []byte, expireAt int64) error     // KindHash; expireAt is absolute unix ms, 0 = no field TTL
+	StreamEntry func(ms, seq uint64, fields [][]byte) error // KindStream: live entries in ID order, fields as f1 v1 f2 v2 ...
+	Stream      func(s *StreamInfo) error                   // KindStream: metadata, groups, PELs, consumers (after the entries)
+}
+
+// StreamInfo is a stream's metadata beyond its entries. For type 15
+// (Redis 5–6.2) EntriesAdded is Length, FirstID the first live entry,
+// MaxDeletedID 0-0 and every group's EntriesRead -1.
+type StreamInfo struct {
+	Length          uint64
+	LastID, FirstID StreamID
+	MaxDeletedID    StreamID
+	EntriesAdded    uint64
+	Groups          []StreamGroup
+}
+
+// StreamID is a stream entry ID.
+type StreamID struct{ Ms, Seq uint64 }
+
+// StreamGroup is one consumer group.
+type StreamGroup struct {
+	Name            []byte
+	LastDeliveredID StreamID
+	EntriesRead     int64 // -1 = unknown
+	PEL             []StreamPending
+	Consumers       []StreamConsumer
+}
+
+// StreamPending is one entry of a group's pending entries list.
+type StreamPending struct {
+	ID            StreamID
+	DeliveryTime  int64 // unix ms
+	DeliveryCount uint64
+}
+
+// StreamConsumer is one consumer of a group.
+type StreamConsumer struct {
+	Name       []byte
+	SeenTime   int64 // unix ms
+	ActiveTime int64 // unix ms (equals SeenTime before type 21)
+	PEL        []StreamID
+}

@@ -1,0 +1,84 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Populate fills the server with keys of every type and of every encoding
+// Redis 7.0 writes, in dbs 0, 1 and 3: int, embstr, raw and LZF-friendly
+// strings; listpack and quicklist lists (with a plain node over 8 KB);
+// intset, listpack-free hashtable sets; listpack and skiplist zsets (with
+// inf, negative and fractional scores); listpack and hashtable hashes;
+// streams with consumer groups, a PEL and deleted entries; binary keys;
+// TTLs far in the future; and a function library. It returns the number of
+// keys written. n scales the bulk part (n strings and collections of n/10).
+func Populate(t testing.TB, s *Server, n int) int {
+	t.Helper()
+	ctx := context.Background()
+	c := s.Client()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("populate: %v", err)
+		}
+	}
+	do := func(args ...any) {
+		t.Helper()
+		must(c.Do(ctx, args...).Err())
+	}
+	keys := 0
+	do("FUNCTION", "LOAD", "REPLACE", "#!lua name=redbacklib\nredis.register_function('rb_echo', function(keys, args) return args[1] end)")
+	far := time.Now().Add(240 * time.Hour).UnixMilli()
+	for _, db := range []int{0, 1, 3} {
+		dc := redis.NewClient(&redis.Options{Addr: s.Addr(), DB: db, DisableIdentity: true})
+		p := dc.Pipeline()
+		pre := fmt.Sprintf("db%d:", db)
+		for i := 0; i < n; i++ {
+			switch i % 4 {
+			case 0:
+				p.Do(ctx, "SET", fmt.Sprintf("%sint:%d", pre, i), i*7-3)
+			case 1:
+				p.Do(ctx, "SET", fmt.Sprintf("%sstr:%d", pre, i), fmt.Sprintf("value-%d", i))
+			case 2:
+				p.Do(ctx, "SET", fmt.Sprintf("%slzf:%d", pre, i), strings.Repeat("abcabcabc", 10+i%5))
+			case 3:
+				p.Do(ctx, "SET", fmt.Sprintf("%sttl:%d", pre, i), "expiring", "PXAT", far+int64(i))
+			}
+			keys++
+		}
+		m := max(n/10, 4)
+		for i := 0; i < m; i++ {
+			p.Do(ctx, "RPUSH", pre+"list:small", fmt.Sprint(i), fmt.Sprintf("e%d", i))
+			p.Do(ctx, "RPUSH", pre+"list:big", strings.Repeat("x", 200)+fmt.Sprint(i), -i)
+			p.Do(ctx, "SADD", pre+"set:int", i, -i*1000)
+			p.Do(ctx, "SADD", pre+"set:str", fmt.Sprintf("member-%d", i))
+			p.Do(ctx, "ZADD", pre+"zset:small", float64(i)/10, fmt.Sprintf("m%d", i))
+			p.Do(ctx, "ZADD", pre+"zset:big", float64(i)*1.5-3, strings.Repeat("z", 70)+fmt.Sprint(i))
+			p.Do(ctx, "HSET", pre+"hash:small", fmt.Sprintf("f%d", i), i)
+			p.Do(ctx, "HSET", pre+"hash:big", fmt.Sprintf("field-%d", i), strings.Repeat("v", 80))
+		}
+		p.Do(ctx, "ZADD", pre+"zset:small", "+inf", "top", "-inf", "bottom", "0.1", "tenth", "1e20", "huge")
+		p.Do(ctx, "RPUSH", pre+"list:plain", strings.Repeat("P", 9000), "tail")
+		p.Do(ctx, "SET", pre+"bin:\x00\xff\r\n", "\x00\x01\x02binary\xfe")
+		p.Do(ctx, "PEXPIREAT", pre+"hash:small", far)
+		keys += 10
+		for i := 0; i < max(n/20, 5); i++ {
+			p.Do(ctx, "XADD", pre+"stream", fmt.Sprintf("%d-%d", 1000+i, i%3), "field", fmt.Sprint(i), "other", "x")
+		}
+		p.Do(ctx, "XGROUP", "CREATE", pre+"stream", "g1", "0")
+		p.Do(ctx, "XGROUP", "CREATE", pre+"stream", "g2", "$")
+		p.Do(ctx, "XREADGROUP", "GROUP", "g1", "alice", "COUNT", 3, "STREAMS", pre+"stream", ">")
+		p.Do(ctx, "XDEL", pre+"stream", "1001-1")
+		keys++
+		_, err := p.Exec(ctx)
+		dc.Close()
+		must(err)
+	}
+	return keys
+}

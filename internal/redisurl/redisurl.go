@@ -1,0 +1,356 @@
+package redisurl
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPort is used when a TCP address has no port.
+const DefaultPort = 6379
+
+// Secret holds a password. Its String, GoString, LogValue and MarshalText
+// forms are masked; Reveal returns the value.
+type Secret string
+
+const mask = "xxxxx"
+
+// String returns a mask, or "" when the secret is empty.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return mask
+}
+
+// GoString masks like String.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue masks like String.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText masks like String, so a Secret never leaks into JSON or YAML.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret itself. Use it only to hand it to a server.
+func (s Secret) Reveal() string { return string(s) }
+
+// TLSOptions configures rediss:// connections.
+type TLSOptions struct {
+	CAFile             string // PEM bundle of CAs to trust; "" = system roots
+	CertFile, KeyFile  string // client certificate for mutual TLS; both or neither
+	InsecureSkipVerify bool   // do not verify the server certificate (testing only)
+	ServerName         string // overrides the name checked in the certificate; "" = the URL's host
+}
+
+// Options are the inputs of Parse besides the URL text.
+type Options struct {
+	TLS TLSOptions
+	// Getenv looks up REDISCLI_AUTH and REDIS_PASSWORD when the URL has no
+	// password. Nil means no environment lookup.
+	Getenv func(string) string
+}
+
+// URL is a parsed server address. Build it with Parse.
+type URL struct {
+	Scheme   string // "redis", "rediss" or "unix"
+	Addr     string // host:port for TCP, the socket path for unix
+	Username string // "" = the default user
+	Password Secret
+	DB       int
+
+	tls *tls.Config // non-nil for rediss
+}
+
+// Error is returned by Parse. Its text names the bad part but never the
+// password.
+type Error struct {
+	URL string // the redacted input
+	Msg string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("redis url %q: %s", e.URL, e.Msg) }
+
+// Parse parses s. See the package documentation for the accepted forms.
+func Parse(s string, opts Options) (*URL, error) {
+	red := redactRaw(s)
+	fail := func(format string, args ...any) (*URL, error) {
+		return nil, &Error{URL: red, Msg: fmt.Sprintf(format, args...)}
+	}
+	if strings.TrimSpace(s) == "" {
+		return fail("empty address")
+	}
+	u := &URL{}
+	if !strings.Contains(s, "://") {
+		// Plain host:port.
+		if strings.ContainsAny(s, "/@?") {
+			return fail("not a URL and not host:port (use redis://, rediss:// or unix://)")
+		}
+		addr, err := hostPort(s)
+		if err != nil {
+			return fail("%v", err)
+		}
+		u.Scheme, u.Addr = "redis", addr
+	} else {
+		pu, err := url.Parse(s)
+		if err != nil {
+			// url's own error text can quote the userinfo; do not use it.
+			return fail("malformed URL")
+		}
+		u.Scheme = strings.ToLower(pu.Scheme)
+		if pu.User != nil {
+			u.Username = pu.User.Username()
+			if p, ok := pu.User.Password(); ok {
+				u.Password = Secret(p)
+			}
+		}
+		q := pu.Query()
+		for k := range q {
+			if k != "db" {
+				return fail("unknown query parameter %q (only db is accepted)", k)
+			}
+		}
+		switch u.Scheme {
+		case "redis", "rediss":
+			if pu.Host == "" {
+				return fail("missing host")
+			}
+			addr, err := hostPort(pu.Host)
+			if err != nil {
+				return fail("%v", err)
+			}
+			u.Addr = addr
+			path := strings.TrimPrefix(pu.Path, "/")
+			if path != "" {
+				db, err := parseDB(path)
+				if err != nil {
+					return fail("path: %v", err)
+				}
+				u.DB = db
+			}
+		case "unix":
+			if pu.Host != "" {
+				return fail("unix socket URL must look like unix:///path/redis.sock (host %q given)", pu.Host)
+			}
+			if pu.Path == "" {
+				return fail("missing socket path")
+			}
+			u.Addr = pu.Path
+		default:
+			return fail("unknown scheme %q (want redis, rediss or unix)", pu.Scheme)
+		}
+		if v, ok := q["db"]; ok {
+			if len(v) != 1 {
+				return fail("db given more than once")
+			}
+			db, err := parseDB(v[0])
+			if err != nil {
+				return fail("db: %v", err)
+			}
+			u.DB = db
+		}
+	}
+	if u.Password == "" && opts.Getenv != nil {
+		for _, name := range []string{"REDISCLI_AUTH", "REDIS_PASSWORD"} {
+			if p := opts.Getenv(name); p != "" {
+				u.Password = Secret(p)
+				break
+			}
+		}
+	}
+	if u.Scheme == "rediss" {
+		cfg, err := buildTLS(opts.TLS, u.Addr)
+		if err != nil {
+			return fail("tls: %v", err)
+		}
+		u.tls = cfg
+	} else if opts.TLS != (TLSOptions{}) {
+		return fail("TLS options given but the scheme is %s (use rediss://)", u.Scheme)
+	}
+	return u, nil
+}
+
+func parseDB(s string) (int, error) {
+	db, err := strconv.Atoi(s)
+	if err != nil || db < 0 || db > 1<<20 {
+		return 0, fmt.Errorf("bad database number %q", s)
+	}
+	return db, nil
+}
+
+func hostPort(s string) (string, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port: "host" or "[::1]".
+		if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+			return net.JoinHostPort(s[1:len(s)-1], strconv.Itoa(DefaultPort)), nil
+		}
+		if strings.Count(s, ":") > 1 {
+			return "", fmt.Errorf("bad address %q (write IPv6 as [addr]:port)", s)
+		}
+		if strings.Contains(s, ":") {
+			return "", fmt.Errorf("bad address %q", s)
+		}
+		host, port = s, strconv.Itoa(DefaultPort)
+	}
+	if host == "" {
+		return "", fmt.Errorf("missing host in %q", s)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return "", fmt.Errorf("bad port %q", port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func buildTLS(o TLSOptions, addr string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in
+	cfg.ServerName = o.ServerName
+	if cfg.ServerName == "" {
+		host, _, _ := net.SplitHostPort(addr)
+		cfg.ServerName = host
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", o.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return nil, errors.New("client certificate and key must be given together")
+	}
+	if o.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// TLS reports whether connections use TLS.
+func (u *URL) TLS() bool { return u.tls != nil }
+
+// TLSConfig returns a copy of the TLS configuration, or nil without TLS.
+func (u *URL) TLSConfig() *tls.Config {
+	if u.tls == nil {
+		return nil
+	}
+	return u.tls.Clone()
+}
+
+// Network is "unix" or "tcp".
+func (u *URL) Network() string {
+	if u.Scheme == "unix" {
+		return "unix"
+	}
+	return "tcp"
+}
+
+// Redacted is the URL with the password masked. Use it in every log line,
+// error and manifest.
+func (u *URL) Redacted() string {
+	var b strings.Builder
+	b.WriteString(u.Scheme)
+	b.WriteString("://")
+	if u.Username != "" || u.Password != "" {
+		b.WriteString(url.PathEscape(u.Username))
+		if u.Password != "" {
+			b.WriteString(":" + mask)
+		}
+		b.WriteString("@")
+	}
+	if u.Scheme == "unix" {
+		b.WriteString(u.Addr)
+		if u.DB != 0 {
+			b.WriteString("?db=" + strconv.Itoa(u.DB))
+		}
+		return b.String()
+	}
+	b.WriteString(u.Addr)
+	if u.DB != 0 {
+		b.WriteString("/" + strconv.Itoa(u.DB))
+	}
+	return b.String()
+}
+
+// String is Redacted, so a URL printed by accident leaks nothing.
+func (u *URL) String() string { return u.Redacted() }
+
+// LogValue is Redacted.
+func (u *URL) LogValue() slog.Value { return slog.StringValue(u.Redacted()) }
+
+// GoRedisOptions returns options for a go-redis client: address, TLS,
+// credentials and DB, with DisableIdentity set (no CLIENT SETINFO, which
+// older and managed servers reject).
+func (u *URL) GoRedisOptions() *redis.Options {
+	return &redis.Options{
+		Network:         u.Network(),
+		Addr:            u.Addr,
+		Username:        u.Username,
+		Password:        u.Password.Reveal(),
+		DB:              u.DB,
+		TLSConfig:       u.TLSConfig(),
+		DisableIdentity: true,
+	}
+}
+
+// Dial opens a raw connection, with the TLS handshake done when the scheme is
+// rediss. It does not authenticate or select a DB. Errors name the redacted
+// URL.
+func (u *URL) Dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	var c net.Conn
+	var err error
+	if u.tls != nil {
+		td := tls.Dialer{NetDialer: &d, Config: u.tls.Clone()}
+		c, err = td.DialContext(ctx, u.Network(), u.Addr)
+	} else {
+		c, err = d.DialContext(ctx, u.Network(), u.Addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", u.Redacted(), err)
+	}
+	return c, nil
+}
+
+// redactRaw masks the password in text that may not parse as a URL: it
+// keeps the user name and masks what follows its ':' up to the last '@'.
+func redactRaw(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		if at := strings.LastIndex(s, "@"); at >= 0 {
+			return mask + "@" + s[at+1:]
+		}
+		return s
+	}
+	rest := s[i+3:]
+	// A password may hold unescaped '/', '?' or '@', so the last '@' of the
+	// whole text is taken as the end of the userinfo (over-masking a path
+	// that holds '@' is the safe mistake).
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return s
+	}
+	user := rest[:at]
+	if c := strings.IndexByte(user, ':'); c >= 0 {
+		user = user[:c] + ":" + mask
+	}
+	return s[:i+3] + user + rest[at:]
+}

@@ -1,0 +1,6 @@
+// Package backends opens a storage.Backend from a location: a plain path,
+// file:///abs/path, s3://bucket/prefix?... or mem:// (tests). The scheme
+// table is an explicit Registry value built by the caller (no init()
+// registration); Default returns the standard one. Every backend it opens
+// is wrapped in the retry decorator.
+package backends
