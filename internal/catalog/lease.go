@@ -189,8 +189,9 @@ func (l *Lease) Renew(ctx context.Context) error {
 // Run renews the lease every ttl/3 until ctx is done (then it returns nil;
 // call Release afterwards). It returns an error wrapping ErrLeaseLost when
 // another holder took the lease, or when renewals kept failing (storage
-// errors) until the lease expired: the caller must then stop all work done
-// under it, which an errgroup does by cancelling its context.
+// errors) so long that the next attempt would come after expiry: the
+// caller must then stop all work done under it, which an errgroup does by
+// cancelling its context.
 func (l *Lease) Run(ctx context.Context) error {
 	every := l.ttl / 3
 	tick := time.NewTicker(every)
@@ -212,8 +213,10 @@ func (l *Lease) Run(ctx context.Context) error {
 			return nil
 		default:
 			lastErr = err
-			if !l.now().Before(l.Expires()) {
-				return fmt.Errorf("%w: not renewed before it expired: %v", ErrLeaseLost, lastErr)
+			// Stop before the lease can expire unnoticed: the next
+			// attempt would come too late.
+			if !l.now().Add(every).Before(l.Expires()) {
+				return fmt.Errorf("%w: could not renew it before it expires: %v", ErrLeaseLost, lastErr)
 			}
 		}
 	}

@@ -118,3 +118,23 @@ func TestLease_RunReturnsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// flakyPut fails every conditional write, as an unreachable store would.
+type flakyPut struct{ storage.Backend }
+
+func (flakyPut) PutIf(context.Context, string, []byte, storage.Condition) (storage.ObjectInfo, error) {
+	return storage.ObjectInfo{}, errors.New("connection reset")
+}
+
+func TestLease_RunGivesUpBeforeExpiry(t *testing.T) {
+	b := mem.New()
+	l, err := AcquireLease(t.Context(), b, NewHolderID(), 60*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.b = flakyPut{b}
+	err = l.Run(t.Context())
+	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("want ErrLeaseLost with the cause, got %v", err)
+	}
+}

@@ -17,5 +17,6 @@ func newCheckCmd(e *env) *cobra.Command {
 		},
 	}
 	c.AddCommand(newCheckRDBCmd(e))
+	c.AddCommand(newCheckAOFCmd(e))
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
 
@@ -26,11 +27,17 @@ type env struct {
 	getenv func(string) string
 }
 
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 // Version is set at build time with -ldflags "-X redback/internal/cli.Version=...".
 var Version = "dev"
 
 // Run executes redback with args and returns the exit code.
 func Run(ctx context.Context, args []string, stdio Stdio) int {
+	// go-redis logs dial retries to stderr by itself; redback reports errors once, itself.
+	redis.SetLogger(quietLogger{})
 	e := &env{Stdio: stdio, getenv: os.Getenv}
 	root := newRootCmd(e)
 	root.SetArgs(args)
@@ -82,6 +89,16 @@ func verbs(e *env) []*cobra.Command {
 	return []*cobra.Command{
 		newCheckCmd(e),
 		newDigestCmd(e),
+		newConsistencyCmd(e),
+		newSnapshotCmd(e),
+		newListCmd(e),
+		newVerifyCmd(e),
+		newDrillCmd(e),
+		newRestoreCmd(e),
+		newPruneCmd(e),
+		newKeepCmd(e),
+		newLifecycleCmd(e),
+		newAgentCmd(e),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -308,6 +309,11 @@ func (u *URL) GoRedisOptions() *redis.Options {
 		DB:              u.DB,
 		TLSConfig:       u.TLSConfig(),
 		DisableIdentity: true,
+		// Fail fast on a dead server: one quick re-dial, not go-redis's
+		// default of several with growing back-off.
+		DialerRetries:      2,
+		DialerRetryTimeout: 100 * time.Millisecond,
+		DialTimeout:        5 * time.Second,
 	}
 }
 

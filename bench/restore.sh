@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Benchmarks `redback restore` on the shared dataset (bench/dataset.sh), side
+# by side in one run:
+#   (a) redis-server's own cold load of the RDB (start with --dir holding it,
+#       until PING answers and INFO says loading:0)
+#   (b) `redis-cli --pipe` of the equivalent RESTORE ... ABSTTL commands
+#       (generated beforehand by bench/restoregen, not timed)
+#   (c) `redback restore --from-rdb RDB --to-redis URL` into an empty server
+#       (wall time, peak RSS via /usr/bin/time -f %M)
+#   (d) `redback restore --from-rdb RDB --to-dir DIR` + server start on DIR
+# Every target's DEBUG DIGEST is checked against the source's.
+# Targets: (c) <= 2.5x (a), (c) key rate >= (b), (c) RSS <= 64 MB,
+# (d) <= 1.3x (a). Exits 3 when a target is missed.
+# Usage: bench/restore.sh [RDB]   PARALLEL=4 (redback --parallel)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PARALLEL=${PARALLEL:-1}
+RB=${RB:-$PWD/bin/redback}
+go build -o "$RB" ./cmd/redback
+go build -o bin/restoregen ./bench/restoregen
+if [ ! -x /usr/bin/time ]; then
+  echo "restore: /usr/bin/time is missing (apt-get install time)" >&2
+  exit 1
+fi
+rdb=${1:-}
+if [ -z "$rdb" ]; then
+  bash bench/dataset.sh >&2
+  rdb=bench/out/dataset/dump.rdb
+fi
+rdb=$(realpath "$rdb")
+size=$(stat -c %s "$rdb")
+tmp=$(mktemp -d /tmp/redback-bench-restore.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+
+# start DIR: starts redis-server on DIR (loading DIR/dump.rdb if present),
+# waits until it answers PING and has finished loading; sets port.
+start() {
+  local dir=$1
+  port=$(freeport)
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+    --enable-debug-command local --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  for _ in $(seq 1 6000); do
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG &&
+       redis-cli -p "$port" info persistence 2>/dev/null | grep -q '^loading:0'; then
+      pids+=("$(cat "$dir/redis.pid")")
+      return 0
+    fi
+    sleep 0.01
+  done
+  echo "restore: redis-server on $dir did not start; log:" >&2; cat "$dir/redis.log" >&2; exit 1
+}
+stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; }
+digest() { redis-cli -p "$1" debug digest; }
+
+echo "file: $rdb ($size bytes)"
+echo "machine: $(nproc) cores, $(uname -sr), $(redis-server --version | awk '{print $3}'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# (a) cold load
+mkdir -p "$tmp/a"; cp "$rdb" "$tmp/a/dump.rdb"
+t0=$(now); start "$tmp/a"; t1=$(now)
+a_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+want=$(digest "$port"); keys=$(redis-cli -p "$port" info keyspace | awk -F'[=,]' '/^db/{n+=$2} END{print n+0}')
+stop "$port"
+
+# (b) redis-cli --pipe of RESTORE commands
+bin/restoregen "$rdb" >"$tmp/restore.resp"
+mkdir -p "$tmp/b"; start "$tmp/b"
+t0=$(now); redis-cli -p "$port" --pipe <"$tmp/restore.resp" >"$tmp/pipe.out"; t1=$(now)
+b_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+b_dig=$(digest "$port"); stop "$port"; rm -f "$tmp/restore.resp"
+
+# (c) redback restore --to-redis
+mkdir -p "$tmp/c"; start "$tmp/c"
+/usr/bin/time -f '%e %M' -o "$tmp/c.time" "$RB" restore --from-rdb "$rdb" --to-redis "redis://127.0.0.1:$port" --parallel "$PARALLEL" --json >"$tmp/c.json"
+read -r c_s c_kb <"$tmp/c.time"
+c_dig=$(digest "$port"); stop "$port"
+
+# (d) redback restore --to-dir + start
+mkdir -p "$tmp/d"
+/usr/bin/time -f '%e %M' -o "$tmp/d.time" "$RB" restore --from-rdb "$rdb" --to-dir "$tmp/d" --json >"$tmp/d.json"
+read -r d1_s d_kb <"$tmp/d.time"
+t0=$(now); start "$tmp/d"; t1=$(now)
+d2_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+d_s=$(awk -v a="$d1_s" -v b="$d2_s" 'BEGIN{printf "%.2f", a+b}')
+d_dig=$(digest "$port"); stop "$port"
+
+row() { # name seconds [kb]
+  awk -v n="$1" -v s="$2" -v kb="${3:-}" -v k="$keys" -v b="$size" \
+    'BEGIN{printf "%-40s %7.2f s %10.0f keys/s %8.1f MB/s", n, s, (s>0? k/s : 0), (s>0? b/s/1e6 : 0); if (kb!="") printf " %7.1f MB RSS", kb/1024; printf "\n"}'
+}
+echo "keys: $keys, source digest $want"
+echo
+row "(a) redis-server cold load" "$a_s"
+row "(b) redis-cli --pipe RESTORE" "$b_s"
+row "(c) redback restore --to-redis (-p $PARALLEL)" "$c_s" "$c_kb"
+row "(d) redback restore --to-dir + start" "$d_s" "$d_kb"
+echo "    (d) = restore $d1_s s + server load $d2_s s"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+fail=0
+verdict() { if [ "$2" = 1 ]; then echo "PASS  $1: $3"; else echo "MISS  $1: $3"; fail=1; fi; }
+r=$(awk -v a="$a_s" -v c="$c_s" 'BEGIN{printf "%.2f", c/a}')
+verdict "(c) time <= 2.5x cold load" "$(awk -v x="$r" 'BEGIN{print (x<=2.5)?1:0}')" "${r}x"
+r=$(awk -v b="$b_s" -v c="$c_s" 'BEGIN{printf "%.2f", b/c}')
+verdict "(c) rate >= redis-cli --pipe rate" "$(awk -v x="$r" 'BEGIN{print (x>=1)?1:0}')" "${r}x"
+verdict "(c) peak RSS <= 64 MB" "$(awk -v k="$c_kb" 'BEGIN{print (k<=64*1024)?1:0}')" "$(awk -v k="$c_kb" 'BEGIN{printf "%.1f MB", k/1024}')"
+r=$(awk -v a="$a_s" -v d="$d_s" 'BEGIN{printf "%.2f", d/a}')
+verdict "(d) to-dir + start <= 1.3x cold load" "$(awk -v x="$r" 'BEGIN{print (x<=1.3)?1:0}')" "${r}x"
+for n in b c d; do
+  v=${n}_dig
+  verdict "($n) DEBUG DIGEST equals the source" "$([ "${!v}" = "$want" ] && echo 1 || echo 0)" "${!v}"
+done
+exit $((fail * 3))

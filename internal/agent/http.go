@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"redback/internal/config"
+)
+
+// Status is the /status document (and, reduced, /healthz's).
+type Status struct {
+	Healthy bool           `json:"healthy"`
+	Reasons []string       `json:"reasons,omitempty"`
+	Started time.Time      `json:"started"`
+	Now     time.Time      `json:"now"`
+	Holder  string         `json:"lease_holder"`
+	Sources []SourceStatus `json:"sources"`
+}
+
+// SourceStatus is one source in /status. URLs are shown without passwords.
+type SourceStatus struct {
+	Name      string         `json:"name"`
+	Source    string         `json:"source"`
+	Repo      string         `json:"repo"`
+	Healthy   bool           `json:"healthy"`
+	Reasons   []string       `json:"reasons,omitempty"`
+	Snapshot  jobState       `json:"snapshot"`
+	Ship      *ShipView      `json:"ship"`
+	Drill     *DrillView     `json:"drill,omitempty"`
+	Retention retentionState `json:"retention"`
+}
+
+// ShipView is the shipping part of a SourceStatus.
+type ShipView struct {
+	Enabled   bool        `json:"enabled"`
+	Available bool        `json:"available"`
+	Status    *ShipStatus `json:"status,omitempty"`
+	LastError string      `json:"last_error,omitempty"`
+}
+
+// DrillView is the drill part of a SourceStatus.
+type DrillView struct {
+	jobState
+	RTOSeconds          float64 `json:"rto_seconds"`
+	RTOObjectiveSeconds float64 `json:"rto_objective_seconds"`
+}
+
+// staleFactor: a job is late when its last success is older than this many
+// expected intervals (the alert rules use the same factor).
+const staleFactor = 2
+
+// Status reports every source and whether the agent is healthy: every
+// source's shipper connected (when shipping is enabled), and its last
+// snapshot and drill succeeded within staleFactor expected intervals
+// (counted from the agent's start when there was none yet).
+func (a *Agent) Status() Status {
+	now := a.clock.Now()
+	st := Status{Healthy: true, Started: a.started, Now: now, Holder: a.holder}
+	for _, s := range a.sources {
+		ss := a.sourceStatus(s, now)
+		a.m.healthy.WithLabelValues(s.cfg.Name).Set(map[bool]float64{true: 1, false: 0}[ss.Healthy])
+		if !ss.Healthy {
+			st.Healthy = false
+			for _, r := range ss.Reasons {
+				st.Reasons = append(st.Reasons, s.cfg.Name+": "+r)
+			}
+		}
+		st.Sources = append(st.Sources, ss)
+	}
+	return st
+}
+
+func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
+	s.mu.Lock()
+	ss := SourceStatus{
+		Name:      s.cfg.Name,
+		Source:    config.Redact(s.cfg.Source),
+		Repo:      config.Redact(s.cfg.Repo),
+		Snapshot:  s.snap,
+		Retention: s.ret,
+		Ship:      &ShipView{Enabled: s.cfg.Ship.Enabled, Available: s.shipper != nil, LastError: s.ship.lastErr},
+	}
+	if s.drilSch != nil {
+		ss.Drill = &DrillView{jobState: s.dril, RTOSeconds: s.rto.Seconds(), RTOObjectiveSeconds: s.cfg.Drill.RTOObjective.D().Seconds()}
+	}
+	s.mu.Unlock()
+	var reasons []string
+	late := func(kind string, j jobState) {
+		if j.LastError != "" {
+			reasons = append(reasons, fmt.Sprintf("last %s failed: %s", kind, j.LastError))
+		}
+		base := j.LastSuccess
+		if base.IsZero() {
+			base = a.started
+		}
+		if j.Interval > 0 && now.Sub(base) > staleFactor*j.Interval {
+			if j.LastSuccess.IsZero() {
+				reasons = append(reasons, fmt.Sprintf("no successful %s since the agent started %s ago (expected every %s)", kind, now.Sub(base).Round(time.Second), j.Interval))
+			} else {
+				reasons = append(reasons, fmt.Sprintf("last successful %s %s ago (expected every %s)", kind, now.Sub(base).Round(time.Second), j.Interval))
+			}
+		}
+	}
+	late("snapshot", ss.Snapshot)
+	if s.cfg.Ship.Enabled {
+		if s.shipper == nil {
+			reasons = append(reasons, "shipping is enabled but not available in this build")
+		} else {
+			sh := s.shipper.Status()
+			ss.Ship.Status = &sh
+			if !sh.Connected {
+				r := "shipper not connected to the source"
+				if sh.LastError != "" {
+					r += ": " + sh.LastError
+				}
+				reasons = append(reasons, r)
+			}
+		}
+	}
+	if ss.Drill != nil {
+		if a.opts.Drill == nil {
+			reasons = append(reasons, "drills are enabled but not available in this build")
+		} else {
+			late("drill", ss.Drill.jobState)
+		}
+	}
+	ss.Reasons = reasons
+	ss.Healthy = len(reasons) == 0
+	return ss
+}
+
+func (a *Agent) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		st := a.Status()
+		code := http.StatusOK
+		if !st.Healthy {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, struct {
+			Healthy bool     `json:"healthy"`
+			Reasons []string `json:"reasons,omitempty"`
+		}{st.Healthy, st.Reasons})
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Status())
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the agent's Prometheus series; every one has the label
+// source (the source's name).
+type metrics struct {
+	snapLast, snapInterval, snapDuration, snapSize *prometheus.GaugeVec
+	snapTotal, snapFailures, snapSkipped           *prometheus.CounterVec
+	drillLast, drillResult, drillRTO, drillObj     *prometheus.GaugeVec
+	drillFailures                                  *prometheus.CounterVec
+	retDeletions, retFailures                      *prometheus.CounterVec
+	repoBytes, repoSnapshots, healthy              *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer, a *Agent) *metrics {
+	l := []string{"source"}
+	g := func(name, help string) *prometheus.GaugeVec {
+		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, l)
+		reg.MustRegister(v)
+		return v
+	}
+	c := func(name, help string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, l)
+		reg.MustRegister(v)
+		return v
+	}
+	m := &metrics{
+		snapLast:      g("redback_snapshot_last_success_timestamp_seconds", "Unix time the last successful snapshot ended (0: none yet)."),
+		snapInterval:  g("redback_snapshot_expected_interval_seconds", "Expected time between snapshots (from every or the cron schedule)."),
+		snapDuration:  g("redback_snapshot_duration_seconds", "Duration of the last successful snapshot."),
+		snapSize:      g("redback_snapshot_size_bytes", "Stored size of the last successful snapshot."),
+		snapTotal:     c("redback_snapshots_total", "Successful snapshots."),
+		snapFailures:  c("redback_snapshot_failures_total", "Failed snapshots."),
+		snapSkipped:   c("redback_snapshot_skipped_total", "Scheduled snapshots skipped because the previous one was still running."),
+		drillLast:     g("redback_drill_last_success_timestamp_seconds", "Unix time the last successful drill ended (0: none yet)."),
+		drillResult:   g("redback_drill_last_result", "Result of the last drill: 1 passed, 0 failed, -1 none yet."),
+		drillRTO:      g("redback_drill_rto_seconds", "Measured recovery time of the last drill."),
+		drillObj:      g("redback_drill_rto_objective_seconds", "Configured recovery time objective."),
+		drillFailures: c("redback_drill_failures_total", "Failed drills (errors or objective missed)."),
+		retDeletions:  c("redback_retention_deletions_total", "Snapshots deleted by retention."),
+		retFailures:   c("redback_retention_failures_total", "Retention runs or deletes that failed."),
+		repoBytes:     g("redback_repository_bytes", "Stored bytes of the snapshots in the repository after the last retention run."),
+		repoSnapshots: g("redback_repository_snapshots", "Snapshots in the repository after the last retention run."),
+		healthy:       g("redback_source_healthy", "1 when the source passes every /healthz check."),
+	}
+	reg.MustRegister(&shipCollector{a: a})
+	return m
+}
+
+// shipCollector reads each shipper's Status at scrape time.
+type shipCollector struct{ a *Agent }
+
+var (
+	descConnected  = prometheus.NewDesc("redback_ship_connected", "1 when the shipper is connected to the source.", []string{"source"}, nil)
+	descLagSeconds = prometheus.NewDesc("redback_ship_lag_seconds", "How far the durable log is behind the source, in seconds.", []string{"source"}, nil)
+	descLagBytes   = prometheus.NewDesc("redback_ship_lag_bytes", "How far the durable log is behind the source, in replication bytes.", []string{"source"}, nil)
+	descDurable    = prometheus.NewDesc("redback_ship_durable_offset", "Replication offset stored durably in the repository.", []string{"source"}, nil)
+	descReconnects = prometheus.NewDesc("redback_ship_reconnects_total", "Reconnections to the source.", []string{"source"}, nil)
+	descSpool      = prometheus.NewDesc("redback_ship_spool_bytes", "Bytes received but not yet uploaded.", []string{"source"}, nil)
+	descGeneration = prometheus.NewDesc("redback_ship_generation_info", "The current log generation (value 1).", []string{"source", "generation"}, nil)
+)
+
+func (c *shipCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descSpool, descGeneration} {
+		ch <- d
+	}
+}
+
+func (c *shipCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.a.sources {
+		if s.shipper == nil {
+			continue
+		}
+		st := s.shipper.Status()
+		n := s.cfg.Name
+		conn := 0.0
+		if st.Connected {
+			conn = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, conn, n)
+		ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, st.LagSeconds, n)
+		ch <- prometheus.MustNewConstMetric(descLagBytes, prometheus.GaugeValue, float64(st.LagBytes), n)
+		ch <- prometheus.MustNewConstMetric(descDurable, prometheus.GaugeValue, float64(st.DurableOffset), n)
+		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(st.Reconnects), n)
+		ch <- prometheus.MustNewConstMetric(descSpool, prometheus.GaugeValue, float64(st.SpoolBytes), n)
+		if st.Generation != "" {
+			ch <- prometheus.MustNewConstMetric(descGeneration, prometheus.GaugeValue, 1, n, st.Generation)
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+
+	"redback/internal/catalog"
+	"redback/internal/config"
+	"redback/internal/storage"
+)
+
+// policyFlags are the retention flags shared by prune and lifecycle.
+type policyFlags struct {
+	hourly, daily, weekly, monthly int
+	within, pitr                   string
+}
+
+func (f *policyFlags) addFlags(fs *pflag.FlagSet) {
+	d := catalog.DefaultPolicy()
+	fs.IntVar(&f.hourly, "keep-hourly", d.Hourly, "keep the newest snapshot of each of the last N hours that have one (-1: all)")
+	fs.IntVar(&f.daily, "keep-daily", d.Daily, "keep the newest snapshot of each of the last N days (-1: all)")
+	fs.IntVar(&f.weekly, "keep-weekly", d.Weekly, "keep the newest snapshot of each of the last N ISO weeks (-1: all)")
+	fs.IntVar(&f.monthly, "keep-monthly", d.Monthly, "keep the newest snapshot of each of the last N months (-1: forever)")
+	fs.StringVar(&f.within, "keep-within", "0", "keep every snapshot newer than this (90m, 48h, 7d)")
+	fs.StringVar(&f.pitr, "keep-pitr", "7d", "point-in-time window: keep the generation bases it needs")
+}
+
+func (f *policyFlags) policy(try string) (catalog.Policy, error) {
+	p := catalog.Policy{Hourly: f.hourly, Daily: f.daily, Weekly: f.weekly, Monthly: f.monthly}
+	for name, v := range map[string]int{"--keep-hourly": f.hourly, "--keep-daily": f.daily, "--keep-weekly": f.weekly, "--keep-monthly": f.monthly} {
+		if v < -1 {
+			return p, usagef(try, "%s %d: want a count >= 0, or -1 for all", name, v)
+		}
+	}
+	within, err := config.ParseDuration(f.within)
+	if err != nil || within < 0 {
+		return p, usagef(try, "--keep-within: bad duration %q (use 48h or 7d)", f.within)
+	}
+	pitr, err := config.ParseDuration(f.pitr)
+	if err != nil || pitr < 0 {
+		return p, usagef(try, "--keep-pitr: bad duration %q (use 168h or 7d)", f.pitr)
+	}
+	p.Within, p.PITR = within.D(), pitr.D()
+	return p, nil
+}
+
+type pruneOpts struct {
+	repo   string
+	keep   policyFlags
+	dryRun bool
+	json   bool
+	now    func() time.Time // tests
+}
+
+const pruneTry = "redback prune --repo file:///var/lib/redback/cache-a --dry-run"
+
+func newPruneCmd(e *env) *cobra.Command {
+	o := &pruneOpts{}
+	c := &cobra.Command{
+		Use:   "prune --repo URL [--keep-hourly N ...] [--dry-run]",
+		Short: "Delete snapshots that the retention policy no longer keeps",
+		Long: `Apply a GFS retention policy to the snapshots of a repository, by their
+recorded end time (UTC buckets; not object names). Never deleted: snapshots
+marked with 'redback keep', the newest verified snapshot (and unverified ones
+newer than it), the generation bases the point-in-time window needs, and
+snapshots pinned by a running restore or drill. With no verified snapshot
+nothing is deleted.
+
+Each snapshot goes manifest first, then data, so a crash halfway never leaves
+anything that looks valid. A failed delete is reported and makes the exit
+code 1. prune takes the repository lease: it refuses to run while an agent
+writes to the repository (the agent prunes after each snapshot itself).`,
+		Example: `  redback prune --repo file:///var/lib/redback/cache-a --dry-run
+  redback prune --repo s3://bucket/redis --keep-hourly 48 --keep-daily 14 --keep-monthly 12 --json`,
+		Args: exactArgs(0, pruneTry),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runPrune(cmd.Context(), e, o)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.repo, "repo", "", "repository URL")
+	o.keep.addFlags(f)
+	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted and why each kept snapshot stays; change nothing")
+	f.BoolVar(&o.json, "json", false, "print the decisions as JSON")
+	return c
+}
+
+func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
+	policy, err := o.keep.policy(pruneTry)
+	if err != nil {
+		return err
+	}
+	repo, err := openRepo(ctx, e, o.repo)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	return prune(ctx, e, o, policy, repo)
+}
+
+// pruneLeaseTTL is how long prune's lease lasts without renewal.
+const pruneLeaseTTL = time.Minute
+
+// prune runs retention on repo and prints the outcome.
+func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, repo storage.Backend) error {
+	now := time.Now
+	if o.now != nil {
+		now = o.now
+	}
+	var res *catalog.PruneResult
+	var perr error
+	if o.dryRun {
+		res, perr = catalog.Prune(ctx, repo, policy, now(), catalog.PruneOptions{DryRun: true})
+	} else {
+		lease, err := catalog.AcquireLease(ctx, repo, catalog.NewHolderID(), pruneLeaseTTL)
+		if err != nil {
+			return err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		lctx, stop := context.WithCancel(gctx)
+		g.Go(func() error { return lease.Run(lctx) })
+		res, perr = catalog.Prune(lctx, repo, policy, now(), catalog.PruneOptions{})
+		stop()
+		if lerr := g.Wait(); lerr != nil {
+			perr = errors.Join(perr, lerr)
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if rerr := lease.Release(rctx); rerr != nil {
+			e.log.Warn("release lease", "err", rerr)
+		}
+		cancel()
+	}
+	if res == nil {
+		return perr
+	}
+	for _, u := range res.Unreadable {
+		fmt.Fprintf(e.Err, "warning: skipped an unreadable manifest (neither counted nor deleted): %s\n", u)
+	}
+	if o.json {
+		out := struct {
+			Repo   string `json:"repo"`
+			DryRun bool   `json:"dry_run"`
+			*catalog.PruneResult
+			Errors []string `json:"errors"`
+		}{Repo: repo.Location(), DryRun: o.dryRun, PruneResult: res, Errors: []string{}}
+		if perr != nil {
+			out.Errors = strings.Split(perr.Error(), "\n")
+		}
+		if out.Deleted == nil {
+			out.Deleted = []string{}
+		}
+		enc := json.NewEncoder(e.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		printPrune(e, o.dryRun, res)
+	}
+	if perr != nil {
+		return fmt.Errorf("prune: %d delete(s) failed: %w", res.Failures, perr)
+	}
+	return nil
+}
+
+func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
+	del := "delete"
+	if dryRun {
+		del = "would delete"
+	}
+	deleted := map[string]bool{}
+	for _, id := range res.Deleted {
+		deleted[id] = true
+	}
+	tw := tabwriter.NewWriter(e.Out, 2, 4, 2, ' ', 0)
+	for _, d := range res.Decisions {
+		action := "keep"
+		switch {
+		case deleted[d.ID]:
+			action = del
+		case !d.Keep:
+			action = "not deleted"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", action, d.ID, d.EndTime.UTC().Format(time.DateTime), strings.Join(d.Reasons, "; "))
+	}
+	tw.Flush()
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete"
+	}
+	fmt.Fprintf(e.Out, "%d snapshot(s): %s %d (%s), keeping %d (%s)\n", len(res.Decisions), verb, len(res.Deleted),
+		humanBytes(res.FreedBytes), len(res.Decisions)-len(res.Deleted), humanBytes(res.KeptBytes))
+	if len(res.ExpiredPins) > 0 {
+		fmt.Fprintf(e.Out, "removed %d expired pin(s)\n", len(res.ExpiredPins))
+	}
+}

@@ -1,0 +1,315 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"redback/internal/catalog"
+	"redback/internal/pack"
+	"redback/internal/progress"
+	"redback/internal/restore"
+)
+
+// restoreOptions are the flags of `redback restore`.
+type restoreOptions struct {
+	Repo     string
+	Latest   bool
+	Snapshot string
+	FromRDB  string
+	Identity string
+
+	ToRedis string
+	ToDir   string
+	ToRDB   string
+
+	Conflict string
+	Match    []string
+	DBs      []int
+	MapDB    []string
+	Parallel int
+	Force    bool
+	JSON     bool
+
+	redis redisFlags
+}
+
+// AddFlags registers the flags on cmd.
+func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.Repo, "repo", "", "repository URL to restore a snapshot from")
+	f.BoolVar(&o.Latest, "latest", false, "restore the newest verified snapshot (the default with --repo)")
+	f.StringVar(&o.Snapshot, "snapshot", "", "snapshot id to restore (see `redback list --repo URL`)")
+	f.StringVar(&o.FromRDB, "from-rdb", "", "restore a local RDB file instead of a repository snapshot")
+	f.StringVar(&o.Identity, "identity", "", "age identity file for encrypted snapshots (or $REDBACK_IDENTITY_FILE, $REDBACK_IDENTITY)")
+	f.StringVar(&o.ToRedis, "to-redis", "", "restore into a live server: redis://[user:pass@]host:port, rediss://..., unix:///path")
+	f.StringVar(&o.ToDir, "to-dir", "", "write DIR/dump.rdb for `redis-server --dir DIR`")
+	f.StringVar(&o.ToRDB, "to-rdb", "", "write a plain RDB file")
+	f.StringVar(&o.Conflict, "conflict", "fail", "keys that already exist on the target: fail (refuse non-empty target dbs before writing), replace, skip")
+	f.StringArrayVar(&o.Match, "match", nil, "restore only keys matching this Redis glob (repeatable)")
+	f.IntSliceVar(&o.DBs, "db", nil, "restore only this source db (repeatable)")
+	f.StringArrayVar(&o.MapDB, "map-db", nil, "restore source db FROM into target db TO, as FROM:TO (repeatable)")
+	f.IntVar(&o.Parallel, "parallel", restore.DefaultParallel, "connections to the target server")
+	f.BoolVar(&o.Force, "force", false, "replace an existing dump.rdb (--to-dir) or file (--to-rdb)")
+	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text (no progress line)")
+	o.redis.addFlags(f)
+}
+
+func newRestoreCmd(e *env) *cobra.Command {
+	var o restoreOptions
+	c := &cobra.Command{
+		Use:   "restore (--repo URL [--latest | --snapshot ID] | --from-rdb FILE) (--to-redis URL | --to-dir DIR | --to-rdb FILE)",
+		Short: "Restore a snapshot or an RDB file into a server, a data dir or a file",
+		Long: `Restores a repository snapshot (verified against its manifest, decrypted and
+decompressed on the fly) or a local RDB file.
+
+--to-redis sends RESTORE ... ABSTTL for every key over --parallel connections,
+payloads taken from the RDB as they are. Function libraries are loaded first.
+Keys whose TTL already passed are skipped and counted. Where the target is
+older than the source, payloads are relabelled to its RDB version when it
+knows the type, and otherwise (and for values above its proto-max-bulk-len)
+rebuilt with plain commands (SET, RPUSH, SADD, ZADD, HSET, XADD, XGROUP,
+XCLAIM); the summary counts those keys as converted. Cluster targets and
+replicas are refused.
+
+--conflict fail (the default) refuses, before writing anything, a target db
+that will receive keys and is not empty; replace overwrites (restoring twice
+gives the same data); skip keeps the target's keys.
+
+--to-dir writes DIR/dump.rdb (temp file, fsync, rename), parsed and checked
+on the way, for redis-server --dir DIR. --to-rdb writes one file.
+
+Exit 0 on success, 1 when the restore failed or some keys were not restored
+(each reason is listed), 2 on usage errors, 3 when the source data is
+damaged (the count of keys already written is printed).`,
+		Example: `  redback restore --repo file:///backups/redis --to-redis redis://10.0.0.5:6379
+  redback restore --repo s3://bucket/redis --snapshot 20261125T140312.123Z-a1b2c3 --identity key.txt --to-dir /var/lib/redis
+  redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6380 --conflict replace --match 'user:*' --map-db 0:3`,
+		Args: exactArgs(0, "redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRestore(cmd.Context(), e, &o)
+		},
+	}
+	o.AddFlags(c)
+	return c
+}
+
+// restoreJSON is the --json output.
+type restoreJSON struct {
+	Snapshot         string            `json:"snapshot"`
+	Source           string            `json:"source"`
+	Target           string            `json:"target"`
+	KeysRestored     int64             `json:"keys_restored"`
+	KeysSkipped      int64             `json:"keys_skipped"`
+	KeysExpired      int64             `json:"keys_expired"`
+	KeysFiltered     int64             `json:"keys_filtered"`
+	KeysConverted    int64             `json:"keys_converted"`
+	KeysRewritten    int64             `json:"keys_footer_rewritten"`
+	KeysFailed       int64             `json:"keys_failed"`
+	Failures         []restore.Failure `json:"failures"`
+	FunctionsLoaded  int64             `json:"functions_loaded"`
+	FunctionsSkipped int64             `json:"functions_skipped"`
+	Bytes            int64             `json:"bytes"`
+	DurationSeconds  float64           `json:"duration_seconds"`
+	KeysPerSecond    float64           `json:"keys_per_second"`
+	Notes            []string          `json:"notes"`
+	Error            string            `json:"error,omitempty"`
+}
+
+func (o *restoreOptions) validate() (restore.Options, error) {
+	var ro restore.Options
+	try := "redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379"
+	targets := 0
+	for _, t := range []string{o.ToRedis, o.ToDir, o.ToRDB} {
+		if t != "" {
+			targets++
+		}
+	}
+	if targets != 1 {
+		return ro, usagef(try, "give exactly one target: --to-redis URL, --to-dir DIR or --to-rdb FILE (got %d)", targets)
+	}
+	switch {
+	case o.Repo == "" && o.FromRDB == "":
+		return ro, usagef(try, "give a source: --repo URL (with --latest or --snapshot ID) or --from-rdb FILE")
+	case o.Repo != "" && o.FromRDB != "":
+		return ro, usagef(try, "give one source: --repo URL or --from-rdb FILE, not both")
+	case o.FromRDB != "" && (o.Snapshot != "" || o.Latest):
+		return ro, usagef(try, "--snapshot and --latest go with --repo, not with --from-rdb")
+	case o.Snapshot != "" && o.Latest:
+		return ro, usagef("redback restore --repo file:///backups/redis --snapshot ID --to-dir /var/lib/redis", "give --latest or --snapshot ID, not both")
+	}
+	c, err := restore.ParseConflict(o.Conflict)
+	if err != nil {
+		return ro, usagef("redback restore ... --conflict replace", "%v", err)
+	}
+	if o.Parallel < 1 || o.Parallel > 256 {
+		return ro, usagef("redback restore ... --parallel 4", "--parallel must be between 1 and 256, got %d", o.Parallel)
+	}
+	ro.Conflict, ro.Parallel, ro.Force = c, o.Parallel, o.Force
+	ro.Filter.Match = o.Match
+	for _, d := range o.DBs {
+		if d < 0 {
+			return ro, usagef("redback restore ... --db 0 --db 2", "--db must be >= 0, got %d", d)
+		}
+	}
+	ro.Filter.DBs = o.DBs
+	for _, m := range o.MapDB {
+		from, to, err := restore.ParseMapDB(m)
+		if err != nil {
+			return ro, usagef("redback restore ... --map-db 0:3", "%v", err)
+		}
+		if ro.Filter.MapDB == nil {
+			ro.Filter.MapDB = map[int]int{}
+		}
+		if prev, dup := ro.Filter.MapDB[from]; dup && prev != to {
+			return ro, usagef("redback restore ... --map-db 0:3", "--map-db maps db %d twice (to %d and to %d)", from, prev, to)
+		}
+		ro.Filter.MapDB[from] = to
+	}
+	if o.ToRedis == "" && ro.Conflict != restore.ConflictFail {
+		return ro, usagef("redback restore --from-rdb dump.rdb --to-dir /var/lib/redis --force", "--conflict applies to --to-redis; use --force to replace an existing file")
+	}
+	return ro, nil
+}
+
+func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
+	ro, err := o.validate()
+	if err != nil {
+		return err
+	}
+	// Target URL first: a malformed one is a usage error before any I/O.
+	var target string
+	var rurl = o.ToRedis
+	if rurl != "" {
+		u, err := o.redis.parse(e, "to-redis", rurl)
+		if err != nil {
+			return err
+		}
+		target = u.Redacted()
+		return o.run(ctx, e, ro, target, func(ctx context.Context, src restore.Source, ro restore.Options) (*restore.Result, error) {
+			return restore.ToRedis(ctx, src, u, ro)
+		})
+	}
+	if o.ToDir != "" {
+		target = o.ToDir
+		return o.run(ctx, e, ro, "dir "+target, func(ctx context.Context, src restore.Source, ro restore.Options) (*restore.Result, error) {
+			return restore.ToDir(ctx, src, o.ToDir, ro)
+		})
+	}
+	return o.run(ctx, e, ro, "file "+o.ToRDB, func(ctx context.Context, src restore.Source, ro restore.Options) (*restore.Result, error) {
+		return restore.ToFile(ctx, src, o.ToRDB, ro)
+	})
+}
+
+type restoreFunc func(context.Context, restore.Source, restore.Options) (*restore.Result, error)
+
+func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, target string, do restoreFunc) error {
+	src, snapID, closeRepo, err := o.source(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer closeRepo()
+	bar := progress.New(e.Err, "restore", src.Size, !o.JSON && progress.IsTerminal(e.Err))
+	ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
+	start := time.Now()
+	res, rerr := do(ctx, src, ro)
+	bar.Done()
+	if res == nil {
+		res = &restore.Result{}
+	}
+	dur := time.Since(start).Seconds()
+	j := restoreJSON{
+		Snapshot: snapID, Source: src.Name, Target: target,
+		KeysRestored: res.KeysRestored, KeysSkipped: res.KeysSkipped, KeysExpired: res.KeysExpired,
+		KeysFiltered: res.KeysFiltered, KeysConverted: res.KeysConverted, KeysRewritten: res.KeysRewritten,
+		KeysFailed: res.KeysFailed, Failures: res.Failures, FunctionsLoaded: res.FunctionsLoaded,
+		FunctionsSkipped: res.FunctionsSkipped, Bytes: res.Bytes, DurationSeconds: dur, Notes: res.Notes,
+	}
+	if j.Failures == nil {
+		j.Failures = []restore.Failure{}
+	}
+	if j.Notes == nil {
+		j.Notes = []string{}
+	}
+	if dur > 0 {
+		j.KeysPerSecond = float64(res.KeysRestored) / dur
+	}
+	if rerr == nil && res.KeysFailed > 0 {
+		rerr = fmt.Errorf("%d of %d keys were not restored (see the reasons above)", res.KeysFailed, res.KeysFailed+res.KeysRestored+res.KeysSkipped)
+	}
+	if o.JSON {
+		if rerr != nil {
+			j.Error = rerr.Error()
+		}
+		enc := json.NewEncoder(e.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+		if rerr != nil {
+			return &silentError{code: ExitCode(rerr)}
+		}
+		return nil
+	}
+	for _, f := range res.Failures {
+		fmt.Fprintf(e.Err, "failed: db %d key %q: %s\n", f.DB, f.Key, f.Reason)
+	}
+	if n := res.KeysFailed - int64(len(res.Failures)); n > 0 {
+		fmt.Fprintf(e.Err, "failed: ... and %d more keys\n", n)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.Err, "note: %s\n", n)
+	}
+	what := src.Name
+	fmt.Fprintf(e.Out, "restored %s to %s: %d keys restored, %d skipped (conflict), %d expired, %d filtered, %d converted (fallback), %d failed; %d functions; %s in %.1fs (%.0f keys/s)\n",
+		what, target, res.KeysRestored, res.KeysSkipped, res.KeysExpired, res.KeysFiltered, res.KeysConverted, res.KeysFailed,
+		res.FunctionsLoaded, humanBytes(res.Bytes), dur, j.KeysPerSecond)
+	return rerr
+}
+
+// source resolves --repo/--snapshot/--latest or --from-rdb.
+func (o *restoreOptions) source(ctx context.Context, e *env) (restore.Source, string, func(), error) {
+	nop := func() {}
+	if o.FromRDB != "" {
+		if _, err := os.Stat(o.FromRDB); err != nil {
+			return restore.Source{}, "", nop, fmt.Errorf("source: %w", err)
+		}
+		return restore.FileSource(o.FromRDB), "", nop, nil
+	}
+	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
+	if err != nil {
+		return restore.Source{}, "", nop, err
+	}
+	repo, err := openRepo(ctx, e, o.Repo)
+	if err != nil {
+		return restore.Source{}, "", nop, err
+	}
+	closeRepo := func() { repo.Close() }
+	var snap *catalog.Snapshot
+	if o.Snapshot != "" {
+		snap, err = catalog.ReadSnapshot(ctx, repo, o.Snapshot)
+		if errors.Is(err, catalog.ErrNoSnapshot) {
+			err = fmt.Errorf("no snapshot %q in %s: see the ids with `redback list --repo %s`", o.Snapshot, repo.Location(), repo.Location())
+		}
+	} else {
+		snap, err = catalog.Latest(ctx, repo)
+		if errors.Is(err, catalog.ErrNoSnapshot) {
+			err = fmt.Errorf("%w: no verified snapshot to restore; see `redback list --repo %s`", err, repo.Location())
+		}
+	}
+	if err != nil {
+		closeRepo()
+		return restore.Source{}, "", nop, err
+	}
+	if snap.Object.Encryption != "" && len(ids) == 0 {
+		closeRepo()
+		return restore.Source{}, "", nop, fmt.Errorf("snapshot %s is encrypted (recipients %s): give --identity FILE or set $REDBACK_IDENTITY_FILE", snap.ID, strings.Join(snap.Object.Recipients, ", "))
+	}
+	return restore.SnapshotSource(repo, snap, ids), snap.ID, closeRepo, nil
+}

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"redback/internal/redistest"
+)
+
+func TestRestore_Usage(t *testing.T) {
+	rdbPath := filepath.Join(t.TempDir(), "dump.rdb")
+	os.WriteFile(rdbPath, []byte("REDIS0010"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no target", []string{"restore", "--from-rdb", rdbPath}, "exactly one target"},
+		{"two targets", []string{"restore", "--from-rdb", rdbPath, "--to-dir", "/tmp", "--to-rdb", "/tmp/x.rdb"}, "exactly one target"},
+		{"no source", []string{"restore", "--to-dir", "/tmp"}, "give a source"},
+		{"two sources", []string{"restore", "--repo", "file:///tmp/r", "--from-rdb", rdbPath, "--to-dir", "/tmp"}, "not both"},
+		{"bad map-db", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--map-db", "0-3"}, "FROM:TO"},
+		{"bad conflict", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--conflict", "merge"}, "unknown conflict mode"},
+		{"conflict with file", []string{"restore", "--from-rdb", rdbPath, "--to-dir", "/tmp", "--conflict", "replace"}, "--force"},
+		{"bad url", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "http://x"}, "--to-redis"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := runCheckCLI(t, tt.args...)
+			if code != ExitUsage || !strings.Contains(errs, tt.want) || !strings.Contains(errs, "Try:") {
+				t.Errorf("exit %d, stderr %q; want 2 with %q and a Try: line", code, errs, tt.want)
+			}
+		})
+	}
+}
+
+func TestRestore_FromRDB(t *testing.T) {
+	ctx := t.Context()
+	src := redistest.Start(t)
+	c := src.Client()
+	for i := range 100 {
+		c.Set(ctx, "k"+strconv.Itoa(i), i, 0)
+	}
+	c.Do(ctx, "SAVE")
+	path := filepath.Join(src.Dir, "dump.rdb")
+	dst := redistest.Start(t)
+	code, out, errs := runCheckCLI(t, "restore", "--from-rdb", path, "--to-redis", dst.URL(), "--json", "--match", "k1*")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	var j map[string]any
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"keys_restored", "keys_skipped", "keys_expired", "keys_filtered", "keys_converted", "keys_failed", "failures", "bytes", "duration_seconds", "keys_per_second", "snapshot", "target"} {
+		if _, ok := j[k]; !ok {
+			t.Errorf("--json lacks %q", k)
+		}
+	}
+	if j["keys_restored"].(float64) != 11 || j["keys_filtered"].(float64) != 89 {
+		t.Errorf("json %v", j)
+	}
+	// fail mode on a non-empty target: exit 1, nothing written
+	code, _, errs = runCheckCLI(t, "restore", "--from-rdb", path, "--to-redis", dst.URL())
+	if code != ExitFailure || !strings.Contains(errs, "--conflict replace") {
+		t.Errorf("conflict: exit %d, %s", code, errs)
+	}
+	code, out, _ = runCheckCLI(t, "restore", "--from-rdb", path, "--to-redis", dst.URL(), "--conflict", "skip")
+	if code != ExitOK || !strings.Contains(out, "89 keys restored, 11 skipped") {
+		t.Errorf("skip: exit %d, %s", code, out)
+	}
+	dir := t.TempDir()
+	code, out, errs = runCheckCLI(t, "restore", "--from-rdb", path, "--to-dir", dir)
+	if code != ExitOK {
+		t.Fatalf("to-dir: exit %d %s %s", code, out, errs)
+	}
+	code, _, errs = runCheckCLI(t, "restore", "--from-rdb", path, "--to-dir", dir)
+	if code != ExitFailure || !strings.Contains(errs, "--force") {
+		t.Errorf("to-dir twice: exit %d %s", code, errs)
+	}
+	// damaged file: exit 3
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 0x10
+	bad := filepath.Join(t.TempDir(), "bad.rdb")
+	os.WriteFile(bad, data, 0o600)
+	code, _, errs = runCheckCLI(t, "restore", "--from-rdb", bad, "--to-rdb", filepath.Join(t.TempDir(), "out.rdb"))
+	if code != ExitVerify || !strings.Contains(errs, "damaged") {
+		t.Errorf("damaged: exit %d %s", code, errs)
+	}
+}
+
+func TestRestore_UnknownSnapshot(t *testing.T) {
+	repo := t.TempDir()
+	code, _, errs := runCheckCLI(t, "restore", "--repo", "file://"+repo, "--snapshot", "20260101T000000.000Z-000000", "--to-dir", t.TempDir())
+	if code != ExitFailure || !strings.Contains(errs, "redback list") {
+		t.Errorf("exit %d, %s", code, errs)
+	}
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"redback/internal/catalog"
+	"redback/internal/redistest"
+	"redback/internal/replica/replicatest"
+)
+
+func TestSnapshot_CLI(t *testing.T) {
+	src := redistest.Start(t)
+	keys := redistest.Populate(t, src, 100)
+	want := src.Digest(t.Context())
+	repo := "file://" + t.TempDir()
+	for _, method := range []string{"sync", "bgsave"} {
+		code, out, errs := runCLI(t, "snapshot", "--source", src.URL(), "--repo", repo, "--method", method, "--json")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", method, code, errs)
+		}
+		var snap catalog.Snapshot
+		if err := json.Unmarshal([]byte(out), &snap); err != nil {
+			t.Fatalf("%s: %v\n%s", method, err, out)
+		}
+		if snap.Digest != want || snap.Census.Keys != int64(keys) || snap.Method != method {
+			t.Fatalf("%s: digest %s keys %d method %s; want %s %d", method, snap.Digest, snap.Census.Keys, snap.Method, want, keys)
+		}
+	}
+	code, out, errs := runCLI(t, "list", "--repo", repo, "--json")
+	if code != 0 {
+		t.Fatalf("list: exit %d %s", code, errs)
+	}
+	var l listOutput
+	if err := json.Unmarshal([]byte(out), &l); err != nil || len(l.Snapshots) != 2 {
+		t.Fatalf("list: %v %s", err, out)
+	}
+	code, out, _ = runCLI(t, "list", "--repo", repo)
+	if code != 0 || !strings.Contains(out, want[:12]) {
+		t.Fatalf("list text: %d %s", code, out)
+	}
+}
+
+func TestSnapshot_BadInput(t *testing.T) {
+	src := redistest.Start(t)
+	redistest.Populate(t, src, 10)
+	if err := src.Client().Save(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	dump, err := os.ReadFile(filepath.Join(src.Dir, "dump.rdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump[len(dump)-3] ^= 0xff // CRC
+	corrupt := replicatest.NewPrimary(t, dump, replicatest.Options{})
+	free := redistest.FreePort(t)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no source", []string{"--repo", "REPO"}, ExitUsage, "--source is required"},
+		{"bad method", []string{"--source", src.URL(), "--repo", "REPO", "--method", "copy"}, ExitUsage, "--method"},
+		{"bad url", []string{"--source", "http://x", "--repo", "REPO"}, ExitUsage, "--source"},
+		{"unreachable", []string{"--source", "redis://127.0.0.1:" + itoa(free), "--repo", "REPO"}, ExitFailure, "connection refused"},
+		{"wrong password", []string{"--source", "redis://:hunter2@" + src.Addr(), "--repo", "REPO"}, ExitFailure, "auth"},
+		{"tls to plain server", []string{"--source", "rediss://" + src.Addr(), "--repo", "REPO", "--tls-insecure"}, ExitFailure, ""},
+		{"corrupt rdb", []string{"--source", corrupt.URL(), "--repo", "REPO"}, ExitVerify, "checksum"},
+		{"bgsave remote", []string{"--source", "redis://127.0.0.1:" + itoa(free), "--repo", "REPO", "--method", "bgsave"}, ExitFailure, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"snapshot"}, tc.args...)
+			for i, a := range args {
+				args[i] = strings.ReplaceAll(a, "REPO", dir)
+			}
+			code, _, errs := runCLI(t, args...)
+			if code != tc.code || !strings.Contains(strings.ToLower(errs), strings.ToLower(tc.msg)) {
+				t.Fatalf("exit %d (want %d), stderr:\n%s", code, tc.code, errs)
+			}
+			if strings.Contains(errs, "hunter2") {
+				t.Fatalf("password leaked: %s", errs)
+			}
+			entries, _ := os.ReadDir(filepath.Join(dir, "snapshots"))
+			if len(entries) != 0 {
+				t.Fatalf("a snapshot became visible after a failure")
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,302 @@
+package drill
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"redback/internal/catalog"
+	"redback/internal/pack"
+	"redback/internal/redistest"
+	"redback/internal/snapshot"
+	"redback/internal/storage/file"
+)
+
+// dumpRDB fills a real server with every type, two dbs, a function, keys
+// with a long TTL and keys whose TTL passes right after the SAVE, and
+// returns its dump.rdb and the time by which the short TTLs have passed.
+func dumpRDB(t *testing.T) ([]byte, time.Time) {
+	t.Helper()
+	s := redistest.Start(t)
+	ctx := t.Context()
+	c := s.Client()
+	must := func(args ...any) {
+		t.Helper()
+		if err := c.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	must("SET", "s", "hello")
+	must("SET", "n", "12345")
+	must("SET", "ttl", "v", "PX", "100000000")
+	must("RPUSH", "l", "a", "b", "c")
+	must("SADD", "si", "1", "2", "3")
+	must("SADD", "ss", "x", "y")
+	must("ZADD", "z", "0.1", "m1", "2", "m2")
+	must("HSET", "h", "f1", "v1", "f2", "v2")
+	must("XADD", "x", "1-1", "a", "1")
+	must("FUNCTION", "LOAD", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)")
+	for i := range 300 {
+		must("SET", fmt.Sprintf("k:%d", i), i)
+	}
+	// Keys that expire between the snapshot and the drill: the scratch
+	// server must keep them for the digest to match.
+	must("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+	for i := range 5 {
+		must("SET", fmt.Sprintf("short:%d", i), "v", "PX", "300")
+	}
+	must("HSET", "shorthash", "f", "v")
+	must("PEXPIRE", "shorthash", "300")
+	expired := time.Now().Add(400 * time.Millisecond)
+	must("SELECT", "3")
+	must("SET", "db3", "x")
+	must("SAVE")
+	b, err := os.ReadFile(filepath.Join(s.Dir, "dump.rdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, expired
+}
+
+type repo struct {
+	b    *file.Backend
+	dir  string
+	snap *catalog.Snapshot
+}
+
+func newRepo(t *testing.T, data []byte) *repo {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := snapshot.Store(t.Context(), bytes.NewReader(data), snapshot.Options{Backend: b, Method: "rdb-file", Pack: pack.Options{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &repo{b: b, dir: dir, snap: snap}
+}
+
+func (r *repo) objectPath() string {
+	return filepath.Join(r.dir, filepath.FromSlash(r.snap.Object.Key))
+}
+
+// waitUntil blocks until t has passed (bounded by the test's deadline).
+func waitUntil(t *testing.T, when time.Time) {
+	t.Helper()
+	for i := 0; i < 100 && time.Now().Before(when); i++ {
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(time.Until(when) + time.Millisecond):
+		}
+	}
+}
+
+// run drills with a scratch dir it checks is empty afterwards and returns
+// the report, the error and the scratch server's pid (0 if none started).
+func run(t *testing.T, ctx context.Context, o Options) (*Report, error, int) {
+	t.Helper()
+	scratch := t.TempDir()
+	o.ScratchDir = scratch
+	pid := 0
+	prev := o.onServer
+	o.onServer = func(p int) {
+		pid = p
+		if prev != nil {
+			prev(p)
+		}
+	}
+	rep, err := Run(ctx, o)
+	if pid != 0 {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("scratch redis-server pid %d still exists after Run (kill -0: %v)", pid, err)
+		}
+	}
+	left, _ := os.ReadDir(scratch)
+	if len(left) != 0 {
+		t.Errorf("scratch dir not cleaned: %v", left)
+	}
+	return rep, err, pid
+}
+
+func TestRun_Good(t *testing.T) {
+	data, expired := dumpRDB(t)
+	r := newRepo(t, data)
+	waitUntil(t, expired)
+	rep, err, pid := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, SampleKeys: 1000, RTOObjective: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid == 0 {
+		t.Fatal("no scratch server started")
+	}
+	if !rep.OK {
+		t.Fatalf("drill failed: %+v", rep.Checks)
+	}
+	if rep.Keys != r.snap.Census.Keys || rep.Keys != 316 || !rep.DigestMatch || rep.Digest != r.snap.Digest {
+		t.Errorf("keys %d (census %d), digest %s (manifest %s)", rep.Keys, r.snap.Census.Keys, rep.Digest, r.snap.Digest)
+	}
+	if rep.KeysAlreadyExpired != 6 {
+		t.Errorf("already expired: %d, want 6", rep.KeysAlreadyExpired)
+	}
+	if rep.SampleChecked != 316 || rep.SampleMismatches != 0 || !rep.FunctionsOK || !rep.RTOMet {
+		t.Errorf("report %+v", rep)
+	}
+	for _, p := range phaseOrder {
+		if _, ok := rep.Phases[p]; !ok {
+			t.Errorf("phase %s not timed: %v", p, rep.Phases)
+		}
+	}
+	var md bytes.Buffer
+	if err := rep.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"PASSED", "✓ **digest**", "| load |", "RTO", "RPO"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	// The pin was removed.
+	if pins, err := catalog.ListPins(t.Context(), r.b); err != nil || len(pins) != 0 {
+		t.Errorf("pins left: %v %v", pins, err)
+	}
+}
+
+func TestRun_DamagedObject(t *testing.T) {
+	data, _ := dumpRDB(t)
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte) []byte
+	}{
+		{"bitflip", func(b []byte) []byte { b[len(b)/2] ^= 0x01; return b }},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-10] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRepo(t, data)
+			raw, err := os.ReadFile(r.objectPath())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(r.objectPath(), tc.damage(raw), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep, err, pid := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK || pid != 0 {
+				t.Fatalf("damaged object passed (pid %d): %+v", pid, rep.Checks)
+			}
+			f := rep.Failed()
+			if len(f) != 1 || f[0].Name != CheckRestore || !strings.Contains(f[0].Detail, r.snap.Object.Key) {
+				t.Fatalf("failed checks %+v", f)
+			}
+		})
+	}
+}
+
+func TestRun_MissingObject(t *testing.T) {
+	data, _ := dumpRDB(t)
+	r := newRepo(t, data)
+	os.Remove(r.objectPath())
+	rep, err, _ := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
+	if err != nil || rep.OK || len(rep.Failed()) != 1 || !strings.Contains(rep.Failed()[0].Detail, "missing") {
+		t.Fatalf("%v %+v", err, rep)
+	}
+}
+
+func TestRun_DigestTampered(t *testing.T) {
+	data, _ := dumpRDB(t)
+	r := newRepo(t, data)
+	r.snap.Digest = strings.Repeat("ab", 20)
+	r.snap.Census.Keys++
+	r.snap.Census.DBs[0].Keys++
+	rep, err, pid := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.DigestMatch || pid == 0 {
+		t.Fatalf("tampered manifest passed: %+v", rep.Checks)
+	}
+	var names []string
+	for _, c := range rep.Failed() {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, ",") != "keys,digest" {
+		t.Fatalf("failed checks %v", rep.Failed())
+	}
+}
+
+func TestRun_RTOObjectiveMissed(t *testing.T) {
+	data, _ := dumpRDB(t)
+	r := newRepo(t, data)
+	rep, err, _ := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, RTOObjective: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.RTOMet || rep.RTOObjectiveSeconds != 1e-9 {
+		t.Fatalf("%+v", rep)
+	}
+	if f := rep.Failed(); len(f) != 1 || f[0].Name != CheckRTO {
+		t.Fatalf("failed %+v", f)
+	}
+}
+
+func TestRun_CanceledWhileLoading(t *testing.T) {
+	data, _ := dumpRDB(t)
+	r := newRepo(t, data)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rep, err, pid := run(t, ctx, Options{Backend: r.b, Snapshot: r.snap, onServer: func(int) { cancel() }})
+	if !errors.Is(err, context.Canceled) || pid == 0 || rep == nil || rep.OK {
+		t.Fatalf("err %v pid %d rep %+v", err, pid, rep)
+	}
+}
+
+func TestRun_NoServer(t *testing.T) {
+	data, _ := dumpRDB(t)
+	r := newRepo(t, data)
+	_, err, _ := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, RedisServer: filepath.Join(t.TempDir(), "no-redis-server")})
+	if !errors.Is(err, errNoServer) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	data, _ := dumpRDB(t)
+	dir := t.TempDir()
+	b, _ := file.New(dir)
+	var snaps []*catalog.Snapshot
+	for i := range 3 {
+		s, err := snapshot.Store(t.Context(), bytes.NewReader(data), snapshot.Options{Backend: b, ID: fmt.Sprintf("20261125T00000%d.000Z-00000%d", i, i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, s)
+	}
+	got, err := Select(t.Context(), b, "", time.Time{})
+	if err != nil || got.ID != snaps[2].ID {
+		t.Fatalf("latest: %v %v", got, err)
+	}
+	got, err = Select(t.Context(), b, "", snaps[1].EndTime)
+	if err != nil || got.ID != snaps[1].ID {
+		t.Fatalf("at: %v %v", got, err)
+	}
+	_, err = Select(t.Context(), b, "", snaps[0].EndTime.Add(-time.Hour))
+	if !errors.Is(err, catalog.ErrNoSnapshot) {
+		t.Fatalf("before the oldest: %v", err)
+	}
+	got, err = Select(t.Context(), b, snaps[0].ID, time.Time{})
+	if err != nil || got.ID != snaps[0].ID {
+		t.Fatalf("by id: %v %v", got, err)
+	}
+}

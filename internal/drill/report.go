@@ -1,0 +1,90 @@
+package drill
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// phaseOrder lists the phases in the order they run.
+var phaseOrder = []string{PhaseFetch, PhaseRestore, PhaseLoad, PhaseChecks}
+
+// Markdown writes the report for people: what was restored, each check with
+// ✓ or ✗, phase timings, RTO and RPO against the objective.
+func (r *Report) Markdown(w io.Writer) error {
+	var b strings.Builder
+	verdict := "PASSED"
+	if !r.OK {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(&b, "# Recovery drill %s\n\n", verdict)
+	fmt.Fprintf(&b, "- **Started:** %s\n", r.Started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- **Repository:** `%s`\n", r.Repo)
+	fmt.Fprintf(&b, "- **Snapshot:** `%s`, taken %s\n", r.Snapshot, r.SnapshotTime.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- **Object:** `%s`, %s stored, %s RDB\n", r.Object, humanBytes(r.StoredBytes), humanBytes(r.RawBytes))
+	if r.RedisVersion != "" {
+		fmt.Fprintf(&b, "- **Scratch server:** redis %s (`%s`)\n", r.RedisVersion, r.RedisServer)
+	}
+	fmt.Fprintf(&b, "- **Keys:** %d restored, %d expected", r.Keys, r.ExpectedKeys)
+	if r.KeysAlreadyExpired > 0 {
+		fmt.Fprintf(&b, " (%d had already expired; kept for the digest proof)", r.KeysAlreadyExpired)
+	}
+	b.WriteString("\n\n## Checks\n\n")
+	if len(r.Checks) == 0 {
+		b.WriteString("No check ran: the drill stopped before restoring anything.\n")
+	}
+	for _, c := range r.Checks {
+		mark := "✓"
+		if !c.OK {
+			mark = "✗"
+		}
+		fmt.Fprintf(&b, "- %s **%s**: %s\n", mark, c.Name, oneLine(c.Detail))
+	}
+	if len(r.Mismatches) > 0 {
+		b.WriteString("\nKeys that differ (first ones):\n\n")
+		for _, m := range r.Mismatches {
+			fmt.Fprintf(&b, "- %s\n", m)
+		}
+	}
+	b.WriteString("\n## Timings\n\n| phase | seconds |\n|---|---:|\n")
+	for _, p := range phaseOrder {
+		if s, ok := r.Phases[p]; ok {
+			fmt.Fprintf(&b, "| %s | %.3f |\n", p, s)
+		}
+	}
+	fmt.Fprintf(&b, "| **RTO** (fetch + restore + load: serving) | **%.3f** |\n", r.RTOSeconds)
+	fmt.Fprintf(&b, "| total (checks included) | %.3f |\n", r.TotalSeconds)
+	b.WriteString("\n## Objectives\n\n")
+	if r.RTOObjectiveSeconds > 0 {
+		met := "met ✓"
+		if !r.RTOMet {
+			met = "missed ✗"
+		}
+		fmt.Fprintf(&b, "- **RTO:** %s against an objective of %s: %s\n", dur(r.RTOSeconds), dur(r.RTOObjectiveSeconds), met)
+	} else {
+		fmt.Fprintf(&b, "- **RTO:** %s (no objective given)\n", dur(r.RTOSeconds))
+	}
+	fmt.Fprintf(&b, "- **RPO:** %s (age of the drilled snapshot when the drill started)\n", dur(r.RPOSeconds))
+	if len(r.Notes) > 0 {
+		b.WriteString("\n## Notes\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", oneLine(n))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+func dur(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}

@@ -1,0 +1,23 @@
+// Package pitr restores a repository to a point in time: the base snapshot of
+// a log generation plus the shipped log segments replayed up to a target.
+//
+// NewPlan is pure apart from reading the repository: from the generations,
+// their segments and a Target (a time, just before a command, or an offset)
+// it picks the generation and base snapshot that cover the target, checks
+// that the log needed is contiguous, and finds the exact cut. The cut is
+// always at a command boundary outside MULTI … EXEC: a target that falls
+// inside a transaction (a receive time between MULTI and EXEC, an offset
+// inside it, or a matching command queued inside it) restores the state
+// before the MULTI, and the Plan says so in its Notes. Plan.ToRedis,
+// Plan.ToDir and Plan.ToRDB do the I/O; segments are streamed, never held in
+// memory.
+//
+// Times are receive times (unix ms) recorded by the shipper, the only clock
+// a log has: "at T" means every command received at or before T's
+// millisecond. Offsets are replication offsets; the offset of a command is
+// the offset before it (its first byte is offset+1), which is also the
+// offset of the state restored "just before" it.
+//
+// Log streams the stored commands for `redback log`; Windows describes what
+// each generation can restore for `redback list`.
+package pitr

@@ -1,0 +1,752 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"redback/internal/catalog"
+	"redback/internal/restore"
+	"redback/internal/storage"
+)
+
+// ErrTargetNotCovered is wrapped by a *CoverageError: no generation can
+// restore the target.
+var ErrTargetNotCovered = errors.New("the target is outside every recoverable window")
+
+// ErrGap is wrapped by a *GapError: the log needed to reach the target has a
+// hole.
+var ErrGap = errors.New("the log has a gap")
+
+// Kind says what a Target names.
+type Kind int
+
+// Target kinds.
+const (
+	KindTime          Kind = iota + 1 // the state after the last command received at or before Time
+	KindBeforeCommand                 // the state just before the first command matching Command
+	KindOffset                        // the state at replication offset Offset (the last command boundary at or before it)
+)
+
+// CommandMatch selects a command of the log.
+type CommandMatch struct {
+	// Name is the command name, case-insensitive (FLUSHALL, FLUSHDB, DEL,
+	// UNLINK, SWAPDB, any other).
+	Name string
+	// After: only commands received at or after this time match (zero:
+	// from the oldest generation on).
+	After time.Time
+	// KeyPattern, when set, is a Redis glob that one of the command's key
+	// arguments must match (see KeyArgs). Commands without keys
+	// (FLUSHALL, SWAPDB, ...) never match a pattern.
+	KeyPattern string
+}
+
+// Target is where to restore to. Build it with AtTime, BeforeCommand or
+// AtOffset.
+type Target struct {
+	Kind    Kind
+	Time    time.Time    // KindTime
+	Command CommandMatch // KindBeforeCommand
+	Offset  int64        // KindOffset
+	// Generation restricts the search to one generation ("" means any;
+	// needed for an offset that several generations hold).
+	Generation string
+	// Skip lists offsets of commands to leave out of the replay (surgical
+	// undo). The rest of the log is replayed as it was, so later commands
+	// may depend on the skipped one: opt-in, and the CLI warns.
+	Skip []int64
+}
+
+// AtTime is the state after the last command received at or before t.
+func AtTime(t time.Time) Target { return Target{Kind: KindTime, Time: t} }
+
+// BeforeCommand is the state just before the first command matching m.
+func BeforeCommand(m CommandMatch) Target { return Target{Kind: KindBeforeCommand, Command: m} }
+
+// AtOffset is the state at replication offset off.
+func AtOffset(off int64) Target { return Target{Kind: KindOffset, Offset: off} }
+
+func (t Target) String() string {
+	switch t.Kind {
+	case KindTime:
+		return "time " + fmtTime(t.Time)
+	case KindBeforeCommand:
+		s := "before the first " + strings.ToUpper(t.Command.Name)
+		if t.Command.KeyPattern != "" {
+			s += fmt.Sprintf(" on a key matching %q", t.Command.KeyPattern)
+		}
+		if !t.Command.After.IsZero() {
+			s += " received at or after " + fmtTime(t.Command.After)
+		}
+		return s
+	case KindOffset:
+		return fmt.Sprintf("offset %d", t.Offset)
+	}
+	return "no target"
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// Options are the inputs of NewPlan besides the target.
+type Options struct {
+	// Identities decrypt encrypted segments and snapshots.
+	Identities []age.Identity
+}
+
+// Command is one command of the log.
+type Command struct {
+	Generation    string    `json:"generation"`
+	Offset        int64     `json:"offset"` // replication offset before the command
+	Size          int64     `json:"size"`   // bytes it occupies in the stream
+	Time          time.Time `json:"time"`   // receive time (ms)
+	DB            int       `json:"db"`
+	Name          string    `json:"name"` // upper-cased
+	Args          [][]byte  `json:"-"`    // all arguments, the name included
+	InTransaction bool      `json:"in_transaction"`
+}
+
+func (c *Command) String() string {
+	return fmt.Sprintf("%s at %s (offset %d, generation %s, db %d)", Display(c.Args, 64, 8), fmtTime(c.Time), c.Offset, c.Generation, c.DB)
+}
+
+// Display renders args for humans: each argument quoted when it is not
+// plain, cut to maxArg bytes, at most maxArgs arguments.
+func Display(args [][]byte, maxArg, maxArgs int) string {
+	var sb strings.Builder
+	for i, a := range args {
+		if i == maxArgs {
+			fmt.Fprintf(&sb, " ... (%d more)", len(args)-i)
+			break
+		}
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		cut := len(a) > maxArg
+		if cut {
+			a = a[:maxArg]
+		}
+		if plain(a) {
+			sb.Write(a)
+		} else {
+			fmt.Fprintf(&sb, "%q", a)
+		}
+		if cut {
+			sb.WriteString("...")
+		}
+	}
+	return sb.String()
+}
+
+func plain(a []byte) bool {
+	if len(a) == 0 {
+		return false
+	}
+	for _, c := range a {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\'' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// Window is what one generation can restore.
+type Window struct {
+	Generation string `json:"generation"`
+	ReplID     string `json:"replid"`
+	Base       string `json:"base_snapshot"`
+	// From is the oldest restorable point: the base snapshot.
+	From       time.Time `json:"from"`
+	FromOffset int64     `json:"from_offset"`
+	// To is the newest durable point reachable without a gap: the last
+	// command of the contiguous log (receive time) and the offset after it.
+	To        time.Time     `json:"to"`
+	ToOffset  int64         `json:"to_offset"`
+	Segments  int           `json:"segments"`
+	Commands  int64         `json:"commands"`
+	Ended     bool          `json:"ended"`
+	EndReason string        `json:"end_reason,omitempty"`
+	Gaps      []catalog.Gap `json:"gaps,omitempty"`
+	// Problem, when set, says why nothing of this generation can be
+	// restored (its base snapshot is missing or unreadable).
+	Problem string `json:"problem,omitempty"`
+}
+
+func (w *Window) String() string {
+	if w.Problem != "" {
+		return fmt.Sprintf("generation %s: not restorable: %s", w.Generation, w.Problem)
+	}
+	s := fmt.Sprintf("generation %s: from %s (offset %d) to %s (offset %d)", w.Generation, fmtTime(w.From), w.FromOffset, fmtTime(w.To), w.ToOffset)
+	for _, g := range w.Gaps {
+		if !g.Overlap {
+			s += fmt.Sprintf(", log missing between offsets %d and %d", g.From, g.To)
+		}
+	}
+	return s
+}
+
+// CoverageError says that no generation covers a target, naming each
+// generation's window.
+type CoverageError struct {
+	Target  string
+	Reason  string
+	Windows []Window
+}
+
+func (e *CoverageError) Error() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s: %v", e.Target, ErrTargetNotCovered)
+	if e.Reason != "" {
+		sb.WriteString(" (" + e.Reason + ")")
+	}
+	if len(e.Windows) == 0 {
+		sb.WriteString("; the repository holds no log generation (run `redback ship`)")
+	}
+	for i := range e.Windows {
+		sb.WriteString("; " + e.Windows[i].String())
+	}
+	return sb.String()
+}
+func (e *CoverageError) Unwrap() error { return ErrTargetNotCovered }
+
+// GapError says that segments are missing between the base and the target.
+type GapError struct {
+	Target     string
+	Generation string
+	From, To   int64 // the missing offsets
+	Newest     time.Time
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("%s: %v: generation %s is missing the log between offsets %d and %d, so nothing after offset %d (%s) can be restored from it",
+		e.Target, ErrGap, e.Generation, e.From, e.To, e.From, fmtTime(e.Newest))
+}
+func (e *GapError) Unwrap() error { return ErrGap }
+
+// link is one segment of a chain; commands before From were replayed from
+// an earlier, overlapping segment.
+type link struct {
+	seg  *catalog.Segment
+	from int64
+}
+
+// genInfo is a generation with its segments, its contiguous chain and base.
+type genInfo struct {
+	g       *catalog.Generation
+	segs    []*catalog.Segment
+	chain   []link
+	end     int64        // offset after the chain
+	gap     *catalog.Gap // first hole after the chain
+	base    *catalog.Snapshot
+	baseErr error
+}
+
+func (gi *genInfo) fromMs() int64 {
+	if gi.base == nil {
+		return 0
+	}
+	ms := gi.base.EndTime.UnixMilli()
+	if len(gi.chain) > 0 && gi.chain[0].seg.FirstMs < ms {
+		ms = gi.chain[0].seg.FirstMs
+	}
+	return ms
+}
+
+func (gi *genInfo) toMs() int64 {
+	if n := len(gi.chain); n > 0 {
+		return max(gi.chain[n-1].seg.LastMs, gi.fromMs())
+	}
+	return gi.fromMs()
+}
+
+func (gi *genInfo) lastMsAll() int64 {
+	var ms int64
+	for _, s := range gi.segs {
+		ms = max(ms, s.LastMs)
+	}
+	return ms
+}
+
+func (gi *genInfo) window() Window {
+	w := Window{Generation: gi.g.ID, ReplID: gi.g.ReplID, Base: gi.g.BaseSnapshot, FromOffset: gi.g.StartOffset,
+		ToOffset: gi.end, Segments: len(gi.chain), Ended: gi.g.Ended, EndReason: gi.g.EndReason,
+		Gaps: catalog.Contiguity(gi.g, gi.segs)}
+	for _, l := range gi.chain {
+		w.Commands += l.seg.Commands
+	}
+	if gi.baseErr != nil {
+		w.Problem = gi.baseErr.Error()
+		return w
+	}
+	w.From, w.To = msTime(gi.fromMs()), msTime(gi.toMs())
+	if gi.g.Ended && gi.gap == nil && gi.g.EndOffset > gi.end {
+		w.Gaps = append(w.Gaps, catalog.Gap{Generation: gi.g.ID, From: gi.end, To: gi.g.EndOffset})
+	}
+	return w
+}
+
+func loadGens(ctx context.Context, b storage.Backend) ([]*genInfo, error) {
+	gens, err := catalog.ListGenerations(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*genInfo, 0, len(gens))
+	for _, g := range gens {
+		segs, err := catalog.ListSegments(ctx, b, g.ID)
+		if err != nil {
+			return nil, err
+		}
+		sort.SliceStable(segs, func(i, j int) bool {
+			if segs[i].Start != segs[j].Start {
+				return segs[i].Start < segs[j].Start
+			}
+			return segs[i].End > segs[j].End
+		})
+		gi := &genInfo{g: g, segs: segs, end: g.StartOffset}
+		for _, s := range segs {
+			if s.End <= gi.end {
+				continue
+			}
+			if s.Start > gi.end {
+				gi.gap = &catalog.Gap{Generation: g.ID, From: gi.end, To: s.Start}
+				break
+			}
+			gi.chain = append(gi.chain, link{seg: s, from: gi.end})
+			gi.end = s.End
+		}
+		base, err := catalog.ReadSnapshot(ctx, b, g.BaseSnapshot)
+		switch {
+		case err != nil:
+			gi.baseErr = fmt.Errorf("base snapshot %s: %w", g.BaseSnapshot, err)
+		case base.Generation != g.ID:
+			gi.baseErr = fmt.Errorf("base snapshot %s belongs to generation %q", base.ID, base.Generation)
+		default:
+			gi.base = base
+		}
+		out = append(out, gi)
+	}
+	return out, nil
+}
+
+// Windows returns every generation's recoverable window, oldest first.
+func Windows(ctx context.Context, b storage.Backend) ([]Window, error) {
+	gens, err := loadGens(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	ws := make([]Window, 0, len(gens))
+	for _, gi := range gens {
+		ws = append(ws, gi.window())
+	}
+	return ws, nil
+}
+
+// Plan is a point-in-time restore decided: the base snapshot to load and
+// the log to replay after it.
+type Plan struct {
+	Target     Target
+	Generation *catalog.Generation
+	Base       *catalog.Snapshot
+	// Segments are replayed in order; the last one may be cut.
+	Segments []*catalog.Segment
+	// Offset is the replication offset of the restored state.
+	Offset int64
+	// Time is the receive time of the last command replayed (the base's
+	// time when none is).
+	Time time.Time
+	// Match is, for KindBeforeCommand, the command restored to just
+	// before.
+	Match *Command
+	// Skipped are the commands left out (Target.Skip).
+	Skipped []Command
+	// Notes explain choices the caller should show (a cut moved before a
+	// MULTI, a generation chosen among several).
+	Notes []string
+
+	b       storage.Backend
+	ids     []age.Identity
+	from    []int64 // per segment: commands before this offset are skipped (overlap)
+	stopPos int64   // AOF position in the last segment where replay stops; -1: none
+	skip    map[int64]bool
+}
+
+// point is where a replay stops: before the command at pos in chain[seg].
+type point struct {
+	seg    int
+	pos    int64
+	offset int64
+	prevMs int64 // receive time of the last command before it
+}
+
+// NewPlan picks the generation and base snapshot that cover t, checks the
+// log in between is contiguous and finds the cut.
+func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan, error) {
+	if err := t.validate(); err != nil {
+		return nil, err
+	}
+	gens, err := loadGens(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	if t.Generation != "" {
+		var keep []*genInfo
+		for _, gi := range gens {
+			if gi.g.ID == t.Generation {
+				keep = append(keep, gi)
+			}
+		}
+		if len(keep) == 0 {
+			return nil, fmt.Errorf("no generation %q in %s: see `redback list --repo %s`", t.Generation, b.Location(), b.Location())
+		}
+		gens = keep
+	}
+	windows := func() []Window {
+		ws := make([]Window, 0, len(gens))
+		for _, gi := range gens {
+			ws = append(ws, gi.window())
+		}
+		return ws
+	}
+	p := &Plan{Target: t, b: b, ids: o.Identities, stopPos: -1}
+	var gi *genInfo
+	var cut *txPoint
+	var match *record
+	var matchInTx bool
+	switch t.Kind {
+	case KindTime:
+		tms := t.Time.UnixMilli()
+		for _, c := range gens {
+			if c.base != nil && c.fromMs() <= tms && tms <= c.toMs() {
+				gi = c // the newest wins: its base is nearest
+			}
+		}
+		if gi == nil {
+			for _, c := range gens {
+				if c.base != nil && c.gap != nil && c.fromMs() <= tms && tms <= c.lastMsAll() {
+					return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
+				}
+			}
+			return nil, &CoverageError{Target: t.String(), Windows: windows()}
+		}
+		start := len(gi.chain)
+		for i, l := range gi.chain {
+			if l.seg.LastMs > tms {
+				start = i
+				break
+			}
+		}
+		if start < len(gi.chain) {
+			cut, _, _, err = gi.findCut(ctx, b, o.Identities, start, func(r *record) bool { return r.Ms > tms })
+		}
+	case KindOffset:
+		var cands []*genInfo
+		for _, c := range gens {
+			if c.base != nil && c.g.StartOffset <= t.Offset && t.Offset <= c.end {
+				cands = append(cands, c)
+			}
+		}
+		if len(cands) > 1 {
+			ids := make([]string, len(cands))
+			for i, c := range cands {
+				ids[i] = c.g.ID
+			}
+			return nil, fmt.Errorf("offset %d is in generations %s: name one with --generation", t.Offset, strings.Join(ids, ", "))
+		}
+		if len(cands) == 0 {
+			for _, c := range gens {
+				if c.base != nil && c.gap != nil && c.g.StartOffset <= t.Offset {
+					return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
+				}
+			}
+			return nil, &CoverageError{Target: t.String(), Windows: windows()}
+		}
+		gi = cands[0]
+		start := len(gi.chain)
+		for i, l := range gi.chain {
+			if l.seg.End > t.Offset {
+				start = i
+				break
+			}
+		}
+		if start < len(gi.chain) {
+			cut, _, _, err = gi.findCut(ctx, b, o.Identities, start, func(r *record) bool { return r.Offset+r.Size > t.Offset })
+		}
+	case KindBeforeCommand:
+		ams := int64(0)
+		if !t.Command.After.IsZero() {
+			ams = t.Command.After.UnixMilli()
+		}
+		name := strings.ToUpper(t.Command.Name)
+		pat := []byte(t.Command.KeyPattern)
+		for _, c := range gens {
+			if c.base == nil || c.toMs() < ams {
+				continue
+			}
+			start := len(c.chain)
+			for i, l := range c.chain {
+				if l.seg.LastMs >= ams {
+					start = i
+					break
+				}
+			}
+			if start == len(c.chain) {
+				continue
+			}
+			cut, match, matchInTx, err = c.findCut(ctx, b, o.Identities, start, func(r *record) bool {
+				return r.Ms >= ams && r.Name == name && (len(pat) == 0 || matchKeys(pat, r.Args))
+			})
+			if err != nil {
+				return nil, err
+			}
+			if cut != nil {
+				gi = c
+				break
+			}
+		}
+		if gi == nil {
+			return nil, &CoverageError{Target: t.String(), Reason: "no such command in the stored log", Windows: windows()}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.Generation, p.Base = gi.g, gi.base
+	if cut == nil {
+		for _, l := range gi.chain {
+			p.Segments = append(p.Segments, l.seg)
+			p.from = append(p.from, l.from)
+		}
+		p.Offset, p.Time = gi.end, msTime(gi.toMs())
+	} else {
+		for _, l := range gi.chain[:cut.seg+1] {
+			p.Segments = append(p.Segments, l.seg)
+			p.from = append(p.from, l.from)
+		}
+		p.stopPos, p.Offset, p.Time = cut.pos, cut.offset, msTime(max(cut.prevMs, gi.fromMs()))
+		if cut.prevMs == 0 {
+			p.Time = msTime(gi.fromMs())
+		}
+	}
+	if match != nil {
+		p.Match = match.command(gi.g.ID, matchInTx)
+		if matchInTx {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s is inside a transaction: restoring to just before its MULTI (offset %d)", p.Match.Name, p.Offset))
+		}
+	} else if cut != nil && cut.inTx {
+		p.Notes = append(p.Notes, fmt.Sprintf("the target falls inside a transaction: restoring to just before its MULTI (offset %d)", p.Offset))
+	}
+	if err := p.resolveSkips(ctx, gi); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (t Target) validate() error {
+	switch t.Kind {
+	case KindTime:
+		if t.Time.IsZero() {
+			return errors.New("no target time")
+		}
+	case KindBeforeCommand:
+		if strings.TrimSpace(t.Command.Name) == "" {
+			return errors.New("no command name")
+		}
+	case KindOffset:
+		if t.Offset < 0 {
+			return fmt.Errorf("offset %d is negative", t.Offset)
+		}
+	default:
+		return errors.New("no target: give a time, a command or an offset")
+	}
+	return nil
+}
+
+func (r *record) command(gen string, inTx bool) *Command {
+	c := &Command{Generation: gen, Offset: r.Offset, Size: r.Size, Time: msTime(r.Ms), DB: r.DB, Name: r.Name, InTransaction: inTx}
+	c.Args = make([][]byte, len(r.Args))
+	for i, a := range r.Args {
+		c.Args[i] = append([]byte(nil), a...)
+	}
+	return c
+}
+
+// findCut walks the chain from segment start (one earlier, to see the
+// MULTI of a transaction that crosses a segment boundary) and returns the
+// point before the first command for which stop is true, moved before the
+// MULTI when that command is inside a transaction. It returns nil when no
+// command stops.
+func (gi *genInfo) findCut(ctx context.Context, b storage.Backend, ids []age.Identity, start int, stop func(*record) bool) (*txPoint, *record, bool, error) {
+	from := max(start-1, 0)
+	for {
+		p, m, inTx, orphan, err := gi.walkCut(ctx, b, ids, from, stop)
+		if err != nil || !orphan {
+			return p, m, inTx, err
+		}
+		if from == 0 {
+			return nil, nil, false, &SegmentError{Key: gi.chain[0].seg.Object.Key, Err: errors.New("EXEC without MULTI")}
+		}
+		from-- // the walk began inside a transaction: look further back
+	}
+}
+
+// txPoint is a cut point and whether it was moved before a MULTI.
+type txPoint struct {
+	point
+	inTx bool
+}
+
+// walkCut is one attempt of findCut from segment from. orphan reports an
+// EXEC whose MULTI is before from.
+func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Identity, from int, stop func(*record) bool) (cut *txPoint, match *record, inTx, orphan bool, err error) {
+	var (
+		tx     bool
+		multi  point
+		prevMs int64
+	)
+	if from > 0 {
+		prevMs = gi.chain[from-1].seg.LastMs
+	}
+	for si := from; si < len(gi.chain) && cut == nil; si++ {
+		l := gi.chain[si]
+		err = scanSegment(ctx, b, ids, l.seg, func(r *record) error {
+			if r.Annotation || r.Synthetic || r.Offset < l.from {
+				return nil
+			}
+			switch r.Name {
+			case "MULTI":
+				tx, multi = true, point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs}
+			case "EXEC":
+				if !tx {
+					orphan = true
+					return errStop
+				}
+			}
+			if stop(r) {
+				inTx = tx && r.Name != "MULTI"
+				if inTx {
+					cut = &txPoint{point: multi, inTx: true}
+				} else {
+					cut = &txPoint{point: point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs}}
+				}
+				m := *r
+				m.Args = r.command("", false).Args
+				match = &m
+				return errStop
+			}
+			if r.Name == "EXEC" {
+				tx = false
+			}
+			prevMs = r.Ms
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			err = nil
+		}
+		if err != nil || orphan {
+			return nil, nil, false, orphan, err
+		}
+	}
+	return cut, match, inTx, false, nil
+}
+
+// resolveSkips finds each offset of Target.Skip among the replayed commands.
+func (p *Plan) resolveSkips(ctx context.Context, gi *genInfo) error {
+	if len(p.Target.Skip) == 0 {
+		return nil
+	}
+	p.skip = map[int64]bool{}
+	for _, off := range p.Target.Skip {
+		if off >= p.Offset {
+			return fmt.Errorf("--skip-command-at %d: the restore stops at offset %d, so that command is not replayed anyway", off, p.Offset)
+		}
+		si := -1
+		for i, s := range p.Segments {
+			if s.Start <= off && off < s.End && off >= p.from[i] {
+				si = i
+			}
+		}
+		if si < 0 {
+			return fmt.Errorf("--skip-command-at %d: no segment of generation %s holds that offset (see `redback log`)", off, gi.g.ID)
+		}
+		var found *Command
+		inTx := false
+		err := scanSegment(ctx, p.b, p.ids, p.Segments[si], func(r *record) error {
+			if r.Annotation || r.Synthetic {
+				return nil
+			}
+			switch r.Name {
+			case "MULTI":
+				inTx = true
+			case "EXEC":
+				inTx = false
+			}
+			if r.Offset == off {
+				found = r.command(gi.g.ID, inTx && r.Name != "MULTI")
+				return errStop
+			}
+			if r.Offset > off {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
+		if found == nil {
+			return fmt.Errorf("--skip-command-at %d: no command starts at that offset in generation %s (see the offsets with `redback log`)", off, gi.g.ID)
+		}
+		switch found.Name {
+		case "SELECT", "MULTI", "EXEC":
+			return fmt.Errorf("--skip-command-at %d is a %s: give the offset of a data command", off, found.Name)
+		}
+		p.skip[off] = true
+		p.Skipped = append(p.Skipped, *found)
+	}
+	return nil
+}
+
+// matchKeys reports whether one of the key arguments of a command matches
+// pattern.
+func matchKeys(pattern []byte, args [][]byte) bool {
+	for _, k := range KeyArgs(args) {
+		if restore.Match(pattern, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyArgs returns the key arguments of a command: every argument of DEL,
+// UNLINK, EXISTS, TOUCH, WATCH; the odd ones of MSET, MSETNX; the first
+// two of RENAME, RENAMENX, COPY, SMOVE, LMOVE, RPOPLPUSH, BLMOVE; none for
+// commands without keys (FLUSHALL, FLUSHDB, SWAPDB, SELECT, MULTI, EXEC,
+// PING, FUNCTION, SCRIPT); the first argument of every other command.
+func KeyArgs(args [][]byte) [][]byte {
+	if len(args) < 2 {
+		return nil
+	}
+	switch strings.ToUpper(string(args[0])) {
+	case "FLUSHALL", "FLUSHDB", "SWAPDB", "SELECT", "MULTI", "EXEC", "PING", "FUNCTION", "SCRIPT", "REPLCONF":
+		return nil
+	case "DEL", "UNLINK", "EXISTS", "TOUCH", "WATCH":
+		return args[1:]
+	case "MSET", "MSETNX":
+		var ks [][]byte
+		for i := 1; i < len(args); i += 2 {
+			ks = append(ks, args[i])
+		}
+		return ks
+	case "RENAME", "RENAMENX", "COPY", "SMOVE", "LMOVE", "RPOPLPUSH", "BLMOVE":
+		if len(args) >= 3 {
+			return args[1:3]
+		}
+	}
+	return args[1:2]
+}

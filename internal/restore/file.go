@@ -1,0 +1,255 @@
+package restore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"redback/internal/rdb"
+)
+
+// ErrExists is returned by ToFile when the destination exists and
+// Options.Force is not set.
+var ErrExists = errors.New("file exists")
+
+// ToDir writes src as dir/dump.rdb, so that `redis-server --dir dir` loads
+// it. See ToFile.
+func ToDir(ctx context.Context, src Source, dir string, o Options) (*Result, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return &Result{}, fmt.Errorf("target dir: %w", err)
+	}
+	if !st.IsDir() {
+		return &Result{}, fmt.Errorf("target dir %s is not a directory", dir)
+	}
+	return ToFile(ctx, src, filepath.Join(dir, "dump.rdb"), o)
+}
+
+// ToFile writes src (decrypted and decompressed by its Open) as a plain RDB
+// file at path, parsing every record on the way: a temporary file in the
+// same directory is written, synced and renamed over path, and the
+// directory synced; on any error it is removed and path is untouched. An
+// existing path is refused (ErrExists) unless Options.Force.
+//
+// Without filters the bytes are copied as they are (keys already expired
+// stay in the file: a primary drops them while loading; they are counted in
+// KeysExpired). With filters the file is rewritten with rdb.Writer at the
+// source's version, keeping the matching keys' raw values, aux fields and
+// functions, and dropping expired keys; mapping two source dbs onto one
+// target db is refused because duplicate keys would stop the server loading.
+func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, error) {
+	opts := o.withDefaults()
+	start := opts.Now()
+	res := &Result{maxListed: opts.MaxListed}
+	if _, err := os.Lstat(path); err == nil && !opts.Force {
+		return res, fmt.Errorf("%s: %w: give --force to replace it", path, ErrExists)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, err
+	}
+	if !opts.Filter.IsZero() && len(opts.Filter.MapDB) > 0 {
+		var from []int
+		for d := range opts.Filter.MapDB {
+			from = append(from, d)
+		}
+		dbs := src.DBs
+		if dbs == nil {
+			var err error
+			if dbs, err = scanSource(ctx, src, opts.MaxValueBytes); err != nil {
+				return res, err
+			}
+		}
+		from = append(from, dbs...)
+		sort.Ints(from)
+		if a, b, to, ok := opts.Filter.collision(from); ok {
+			return res, fmt.Errorf("--map-db sends source dbs %d and %d both to db %d: an RDB file cannot merge dbs (duplicate keys stop the server loading it); restore into a live server instead", a, b, to)
+		}
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".redback-*")
+	if err != nil {
+		return res, fmt.Errorf("create temporary file in %s: %w", dir, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	rc, err := src.Open(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer rc.Close()
+	if opts.Filter.IsZero() {
+		err = copyVerified(ctx, rc, tmp, res, opts)
+	} else {
+		err = rewrite(ctx, rc, tmp, res, opts)
+	}
+	if err != nil {
+		if verificationFailed(err) {
+			return res, &SourceError{Source: src.Name, Err: err}
+		}
+		return res, fmt.Errorf("restore %s to %s: %w", src.Name, path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return res, fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return res, fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return res, fmt.Errorf("rename into %s: %w", path, err)
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	res.Duration = opts.Now().Sub(start)
+	return res, nil
+}
+
+// progressFn adapts Options.Progress to byte offsets.
+type progressFn struct {
+	fn         func(bytes, keys int64)
+	last, keys int64
+}
+
+func (p *progressFn) add(off int64, force bool) {
+	if p.fn == nil {
+		return
+	}
+	p.keys++
+	if force || p.keys >= 512 {
+		p.fn(off-p.last, p.keys)
+		p.last, p.keys = off, 0
+	}
+}
+
+// copyVerified copies the RDB bytes to f while parsing them, then cuts the
+// file at the end of the RDB (the reader reads ahead).
+func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options) error {
+	aw := newAsyncWriter(f)
+	defer aw.Close()
+	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes})
+	if err != nil {
+		return err
+	}
+	now := opts.Now().UnixMilli()
+	pr := progressFn{fn: opts.Progress}
+	for i := 0; ; i++ {
+		if i&1023 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rec, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Kind == rdb.RecordFunction {
+			res.FunctionsLoaded++
+		}
+		if rec.Kind != rdb.RecordKey {
+			continue
+		}
+		if rec.Expire >= 0 && rec.Expire <= now {
+			res.KeysExpired++
+		} else {
+			res.KeysRestored++
+		}
+		pr.add(rd.Offset(), false)
+	}
+	pr.add(rd.Offset(), true)
+	if err := aw.Close(); err != nil {
+		return err
+	}
+	res.Bytes = rd.Offset()
+	if aw.n > rd.Offset() {
+		if err := f.Truncate(rd.Offset()); err != nil {
+			return err
+		}
+		if _, err := f.Seek(rd.Offset(), io.SeekStart); err != nil {
+			return err
+		}
+	}
+	// Read to the end so a stored object's size and sha256 are checked.
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// rewrite writes the kept records with an rdb.Writer.
+func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options) error {
+	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes})
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w, err := rdb.NewWriter(bw, rd.Version())
+	if err != nil {
+		return err
+	}
+	now := opts.Now().UnixMilli()
+	flt := &opts.Filter
+	curDB := -1
+	pr := progressFn{fn: opts.Progress}
+	for i := 0; ; i++ {
+		if i&1023 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rec, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		switch rec.Kind {
+		case rdb.RecordAux:
+			err = w.WriteAux(rec.AuxKey, rec.AuxValue)
+		case rdb.RecordFunction:
+			res.FunctionsLoaded++
+			err = w.WriteFunction(rec.FunctionCode)
+		case rdb.RecordModuleAux:
+			res.note("module aux data of %s is not copied when filtering", rec.Module)
+		case rdb.RecordKey:
+			pr.add(rd.Offset(), false)
+			if !flt.KeepDB(rec.DB) || !flt.KeepKey(rec.Key) {
+				res.KeysFiltered++
+				continue
+			}
+			if rec.Expire >= 0 && rec.Expire <= now {
+				res.KeysExpired++
+				continue
+			}
+			if db := flt.TargetDB(rec.DB); db != curDB {
+				if err = w.SelectDB(db); err != nil {
+					break
+				}
+				curDB = db
+			}
+			res.KeysRestored++
+			err = w.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq)
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	pr.add(rd.Offset(), true)
+	res.Bytes = rd.Offset()
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}

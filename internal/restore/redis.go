@@ -1,0 +1,621 @@
+package restore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"redback/internal/catalog"
+	"redback/internal/rdb"
+	"redback/internal/redisurl"
+	"redback/internal/resp"
+)
+
+type entryKind uint8
+
+const (
+	kRestore entryKind = iota
+	kConvert
+	kConvertCleanup // replies of a key whose conversion failed locally: read and ignored
+)
+
+// entry is one key's commands inside a batch.
+type entry struct {
+	kind        entryKind
+	n           int // replies
+	koff, klen  int // key in batch.keys
+	rename      int // kConvert: index of the RENAME/RENAMENX reply in this part, -1 if not here
+	first, last bool
+	rewritten   bool
+}
+
+// batch is a run of commands for one db sent on one connection.
+type batch struct {
+	db       int
+	buf      []byte
+	big      []byte // a value written in place after buf, then tail (not copied)
+	tail     []byte
+	ents     []entry
+	keys     []byte
+	selected bool
+	written  chan struct{} // closed once big was written
+}
+
+func (b *batch) reset(db int) {
+	b.db, b.buf, b.big, b.tail, b.ents, b.keys, b.selected, b.written = db, b.buf[:0], nil, nil, b.ents[:0], b.keys[:0], false, nil
+	if cap(b.buf) > 4<<20 {
+		b.buf = nil
+	}
+}
+
+func (b *batch) key(e *entry) []byte { return b.keys[e.koff : e.koff+e.klen] }
+
+// worker owns one connection: a writer loop and a reply reader loop.
+type worker struct {
+	c        *conn
+	in       chan *batch
+	inflight chan *batch
+}
+
+// executor is one ToRedis run.
+type executor struct {
+	opts    Options
+	plan    *Plan
+	res     *Result
+	free    chan *batch
+	workers []*worker
+	next    int
+	cur     *batch
+	curDB   int
+	tmpID   string
+	tmpN    int64
+	nowMs   int64
+	conv    converter
+	ctl     *conn
+	ctlMu   sync.Mutex
+}
+
+// ToRedis restores src into the server at u. It refuses a cluster, a
+// replica and (with ConflictFail) non-empty target dbs before writing
+// anything. Keys that fail are counted and listed in the Result, which is
+// returned together with any error; a damaged source gives a *SourceError.
+func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Result, error) {
+	opts := o.withDefaults()
+	start := opts.Now()
+	res := &Result{maxListed: opts.MaxListed}
+	if u.DB != 0 {
+		return res, fmt.Errorf("target URL %s names db %d: keys go to their source db; use --map-db FROM:%d instead", u.Redacted(), u.DB, u.DB)
+	}
+	ctl, err := dial(ctx, u, opts.Timeout)
+	if err != nil {
+		return res, err
+	}
+	defer ctl.close()
+	tgt, err := probe(ctl)
+	if err != nil {
+		return res, err
+	}
+	rc, err := src.Open(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer rc.Close()
+	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes})
+	if err != nil {
+		return res, sourceErr(src, 0, err)
+	}
+	plan, err := NewPlan(rd.Version(), src.DBs, tgt, opts.Filter, opts.Conflict)
+	var ce *ConflictError
+	if errors.As(err, &ce) && src.DBs == nil {
+		// Which dbs does the source use? Read it once to find out.
+		dbs, serr := scanSource(ctx, src, opts.MaxValueBytes)
+		if serr != nil {
+			return res, serr
+		}
+		plan, err = NewPlan(rd.Version(), dbs, tgt, opts.Filter, opts.Conflict)
+	}
+	if err != nil {
+		return res, err
+	}
+	x := &executor{opts: opts, plan: plan, res: res, nowMs: start.UnixMilli(), curDB: -1}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	x.tmpID = "redback:restore-tmp:" + hex.EncodeToString(id[:]) + ":"
+	x.conv.x = x
+	x.ctl = ctl
+
+	g, gctx := errgroup.WithContext(ctx)
+	nb := opts.Parallel*4 + 2 // bounds memory: nb batches of about BatchBytes
+	x.free = make(chan *batch, nb)
+	for range nb {
+		x.free <- &batch{}
+	}
+	for range opts.Parallel {
+		c, err := dial(gctx, u, opts.Timeout)
+		if err != nil {
+			for _, w := range x.workers {
+				w.c.close()
+			}
+			return res, err
+		}
+		w := &worker{c: c, in: make(chan *batch, 1), inflight: make(chan *batch, 2)}
+		x.workers = append(x.workers, w)
+	}
+	for _, w := range x.workers {
+		g.Go(func() error { return x.writeLoop(gctx, w) })
+		g.Go(func() error { return x.readLoop(gctx, w) })
+	}
+	srcErr := x.run(gctx, ctl, rd, rc)
+	for _, w := range x.workers {
+		close(w.in)
+	}
+	werr := g.Wait()
+	for _, w := range x.workers {
+		w.c.close()
+	}
+	res.Bytes = rd.Offset()
+	res.Duration = opts.Now().Sub(start)
+	switch {
+	case werr != nil:
+		return res, fmt.Errorf("%w (%d keys were written before)", werr, res.KeysRestored)
+	case srcErr != nil && verificationFailed(srcErr):
+		return res, &SourceError{Source: src.Name, Written: res.KeysRestored, Err: srcErr}
+	case srcErr != nil:
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("restore interrupted: %w (%d keys were written)", ctx.Err(), res.KeysRestored)
+		}
+		return res, fmt.Errorf("restore from %s: %w (%d keys were written)", src.Name, srcErr, res.KeysRestored)
+	}
+	return res, nil
+}
+
+func sourceErr(src Source, written int64, err error) error {
+	if verificationFailed(err) {
+		return &SourceError{Source: src.Name, Written: written, Err: err}
+	}
+	return fmt.Errorf("read %s: %w", src.Name, err)
+}
+
+func scanSource(ctx context.Context, src Source, maxValue int64) ([]int, error) {
+	rc, err := src.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	dbs, err := ScanDBs(rc, maxValue)
+	if err != nil {
+		return nil, sourceErr(src, 0, err)
+	}
+	return dbs, nil
+}
+
+// run reads the source and feeds the workers. Its error is about the
+// source or the context; worker errors surface from the errgroup.
+func (x *executor) run(ctx context.Context, ctl *conn, rd *rdb.Reader, rc io.Reader) error {
+	var lastOff, keys int64
+	progress := func(force bool) {
+		if x.opts.Progress == nil || (!force && keys < 512) {
+			return
+		}
+		off := rd.Offset()
+		x.opts.Progress(off-lastOff, keys)
+		lastOff, keys = off, 0
+	}
+	defer progress(true)
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			if err := x.flush(ctx); err != nil {
+				return err
+			}
+			// Read to the end so a stored object's size and sha256 are checked.
+			if _, err := io.Copy(io.Discard, rc); err != nil {
+				return err
+			}
+			return nil
+		}
+		if err != nil {
+			if ferr := x.flush(ctx); ferr != nil && ctx.Err() != nil {
+				return ferr
+			}
+			return err
+		}
+		switch rec.Kind {
+		case rdb.RecordFunction:
+			if err := x.loadFunction(ctl, rec.FunctionCode); err != nil {
+				return err
+			}
+		case rdb.RecordModuleAux:
+			x.res.note("module aux data of %s is not restored (RESTORE carries keys only)", rec.Module)
+		case rdb.RecordKey:
+			keys++
+			if err := x.key(ctx, rec); err != nil {
+				return err
+			}
+			progress(false)
+		}
+	}
+}
+
+// remove deletes key in db over the control connection.
+func (x *executor) remove(db int, key []byte) error {
+	x.ctlMu.Lock()
+	defer x.ctlMu.Unlock()
+	c := x.ctl
+	_ = c.nc.SetDeadline(time.Now().Add(x.opts.Timeout))
+	if _, err := c.do("SELECT", strconv.Itoa(db)); err != nil {
+		return &TargetError{Addr: c.addr, Msg: "SELECT", Err: err}
+	}
+	if _, err := c.do("DEL", string(key)); err != nil {
+		return &TargetError{Addr: c.addr, Msg: "DEL of a partly converted key", Err: err}
+	}
+	return nil
+}
+
+func (x *executor) loadFunction(ctl *conn, code []byte) error {
+	x.ctlMu.Lock()
+	defer x.ctlMu.Unlock()
+	args := []string{"FUNCTION", "LOAD"}
+	if x.opts.Conflict == ConflictReplace {
+		args = append(args, "REPLACE")
+	}
+	args = append(args, string(code))
+	_ = ctl.nc.SetDeadline(time.Now().Add(x.opts.Timeout))
+	_, err := ctl.do(args...)
+	name := catalog.LibraryName(code)
+	var re resp.Error
+	switch {
+	case err == nil:
+		x.res.FunctionsLoaded++
+	case errors.As(err, &re):
+		if f := fatalReply(ctl.addr, re); f != nil {
+			return f
+		}
+		if x.opts.Conflict == ConflictSkip && re.Code() == "ERR" && containsFold(string(re), "already exists") {
+			x.res.FunctionsSkipped++
+			return nil
+		}
+		if x.opts.Conflict == ConflictFail && containsFold(string(re), "already exists") {
+			return &ConflictError{Target: ctl.addr, Note: fmt.Sprintf("function library %q already exists", name)}
+		}
+		x.res.fail(-1, []byte("function library "+name), string(re))
+	default:
+		return &TargetError{Addr: ctl.addr, Msg: "FUNCTION LOAD " + name, Err: err}
+	}
+	return nil
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if eqFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func eqFold(a, b string) bool {
+	for i := range len(a) {
+		ca, cb := a[i]|0x20, b[i]|0x20
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+// key handles one key record.
+func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
+	payloadLen := int64(len(rec.Value)) + 11
+	act := x.plan.Decide(rec.DB, rec.Key, rec.Type, rec.Expire, payloadLen, x.nowMs)
+	switch act {
+	case ActionFiltered:
+		x.res.KeysFiltered++
+		return nil
+	case ActionExpired:
+		x.res.KeysExpired++
+		return nil
+	case ActionConvert:
+		if err := x.flush(ctx); err != nil {
+			return err
+		}
+		return x.conv.convert(ctx, rec, x.plan.Filter.TargetDB(rec.DB))
+	}
+	db := x.plan.Filter.TargetDB(rec.DB)
+	footer := x.plan.Footer
+	if act == ActionRewriteFooter {
+		footer = x.plan.RewriteFooter
+	}
+	if x.cur != nil && (x.curDB != db || len(x.cur.ents) >= x.opts.BatchKeys || len(x.cur.buf)+int(payloadLen) > x.opts.BatchBytes) {
+		if err := x.flush(ctx); err != nil {
+			return err
+		}
+	}
+	big := payloadLen > int64(x.opts.BatchBytes)
+	if x.cur == nil {
+		b, err := x.getBatch(ctx, db)
+		if err != nil {
+			return err
+		}
+		x.cur, x.curDB = b, db
+	}
+	b := x.cur
+	ttl := int64(0)
+	if rec.Expire > 0 {
+		ttl = rec.Expire
+	}
+	n := 4
+	if ttl > 0 {
+		n++
+	}
+	if rec.Idle >= 0 || rec.Freq >= 0 {
+		n += 2
+	}
+	if x.opts.Conflict == ConflictReplace {
+		n++
+	}
+	b.buf = resp.AppendArrayHeader(b.buf, n)
+	b.buf = resp.AppendBulkString(b.buf, "RESTORE")
+	b.buf = resp.AppendBulk(b.buf, rec.Key)
+	b.buf = appendBulkInt(b.buf, ttl)
+	b.buf = append(b.buf, '$')
+	b.buf = strconv.AppendInt(b.buf, payloadLen, 10)
+	b.buf = append(b.buf, '\r', '\n', byte(rec.Type))
+	crc := rdb.CRC64(0, []byte{byte(rec.Type)})
+	crc = rdb.CRC64(crc, rec.Value)
+	var ft [10]byte
+	binary.LittleEndian.PutUint16(ft[:2], footer)
+	crc = rdb.CRC64(crc, ft[:2])
+	binary.LittleEndian.PutUint64(ft[2:], crc)
+	tail := b.buf
+	if big {
+		b.big = rec.Value
+		b.tail = make([]byte, 0, 64)
+		tail = b.tail
+	} else {
+		tail = append(tail, rec.Value...)
+	}
+	tail = append(tail, ft[:]...)
+	tail = append(tail, '\r', '\n')
+	if ttl > 0 {
+		tail = resp.AppendBulkString(tail, "ABSTTL")
+	}
+	if rec.Idle >= 0 {
+		tail = resp.AppendBulkString(tail, "IDLETIME")
+		tail = appendBulkInt(tail, rec.Idle)
+	} else if rec.Freq >= 0 {
+		tail = resp.AppendBulkString(tail, "FREQ")
+		tail = appendBulkInt(tail, int64(rec.Freq))
+	}
+	if x.opts.Conflict == ConflictReplace {
+		tail = resp.AppendBulkString(tail, "REPLACE")
+	}
+	if big {
+		b.tail = tail
+	} else {
+		b.buf = tail
+	}
+	koff := len(b.keys)
+	b.keys = append(b.keys, rec.Key...)
+	b.ents = append(b.ents, entry{kind: kRestore, n: 1, koff: koff, klen: len(rec.Key), rename: -1, rewritten: act == ActionRewriteFooter})
+	if big {
+		// The value is rec.Value, valid until the next record: wait until
+		// it is on the wire.
+		b.written = make(chan struct{})
+		w := x.next
+		x.next = (x.next + 1) % len(x.workers)
+		x.cur = nil
+		if err := x.send(ctx, w, b); err != nil {
+			return err
+		}
+		select {
+		case <-b.written:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func appendBulkInt(buf []byte, n int64) []byte {
+	var tmp [20]byte
+	return resp.AppendBulk(buf, strconv.AppendInt(tmp[:0], n, 10))
+}
+
+func (x *executor) getBatch(ctx context.Context, db int) (*batch, error) {
+	select {
+	case b := <-x.free:
+		b.reset(db)
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (x *executor) send(ctx context.Context, w int, b *batch) error {
+	select {
+	case x.workers[w].in <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush sends the current batch to the next connection.
+func (x *executor) flush(ctx context.Context) error {
+	b := x.cur
+	if b == nil {
+		return nil
+	}
+	x.cur = nil
+	if len(b.ents) == 0 {
+		x.free <- b
+		return nil
+	}
+	w := x.next
+	x.next = (x.next + 1) % len(x.workers)
+	return x.send(ctx, w, b)
+}
+
+func (x *executor) writeLoop(ctx context.Context, w *worker) error {
+	defer close(w.inflight)
+	c := w.c
+	for b := range w.in {
+		if ctx.Err() != nil {
+			if b.written != nil {
+				close(b.written)
+			}
+			continue // drain so the producer never blocks
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(x.opts.Timeout))
+		var err error
+		if b.db != c.db {
+			_, err = c.bw.Write(resp.AppendCommandString(nil, "SELECT", strconv.Itoa(b.db)))
+			c.db, b.selected = b.db, true
+		}
+		if err == nil {
+			_, err = c.bw.Write(b.buf)
+		}
+		if err == nil && b.big != nil {
+			if _, err = c.bw.Write(b.big); err == nil {
+				_, err = c.bw.Write(b.tail)
+			}
+		}
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		if b.written != nil {
+			b.big = nil
+			close(b.written)
+		}
+		if err != nil {
+			return &TargetError{Addr: c.addr, Msg: "connection lost while sending", Err: err}
+		}
+		select {
+		case w.inflight <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (x *executor) readLoop(ctx context.Context, w *worker) error {
+	c := w.c
+	var convErr error
+	var convBusy, renamed bool
+	var okN, rewrittenN int64 // counted per batch, then added under the lock
+	commit := func() {
+		if okN > 0 {
+			x.res.mu.Lock()
+			x.res.KeysRestored += okN
+			x.res.KeysRewritten += rewrittenN
+			x.res.mu.Unlock()
+			okN, rewrittenN = 0, 0
+		}
+	}
+	defer commit()
+	for b := range w.inflight {
+		_ = c.nc.SetReadDeadline(time.Now().Add(x.opts.Timeout))
+		if b.selected {
+			if _, err := c.rd.ReadValue(); err != nil {
+				return &TargetError{Addr: c.addr, Msg: fmt.Sprintf("SELECT %d", b.db), Err: err}
+			}
+		}
+		for i := range b.ents {
+			e := &b.ents[i]
+			if e.kind == kConvert && e.first {
+				convErr, convBusy, renamed = nil, false, false
+			}
+			if e.kind == kRestore && c.readOK() {
+				okN++
+				if e.rewritten {
+					rewrittenN++
+				}
+				continue
+			}
+			for j := range e.n {
+				v, err := c.rd.ReadValue()
+				var re resp.Error
+				if errors.As(err, &re) {
+					if f := fatalReply(c.addr, re); f != nil {
+						return f
+					}
+				} else if err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					return &TargetError{Addr: c.addr, Msg: "connection lost while reading replies", Err: err}
+				}
+				switch e.kind {
+				case kRestore:
+					switch {
+					case err == nil:
+						x.res.add(&x.res.KeysRestored, 1)
+						if e.rewritten {
+							x.res.add(&x.res.KeysRewritten, 1)
+						}
+					case re.Code() == "BUSYKEY" && x.opts.Conflict == ConflictSkip:
+						x.res.add(&x.res.KeysSkipped, 1)
+					case re.Code() == "BUSYKEY":
+						x.res.fail(b.db, b.key(e), "key exists on the target (written while the restore ran?)")
+					default:
+						x.res.fail(b.db, b.key(e), string(re))
+					}
+				case kConvert:
+					if err != nil && convErr == nil && j != e.rename {
+						convErr = err
+					}
+					if j == e.rename {
+						switch {
+						case err != nil:
+							if convErr == nil {
+								convErr = err
+							}
+						case v.Kind == resp.KindInteger && v.Int == 0:
+							convBusy = true
+						default:
+							renamed = true
+						}
+					}
+				}
+			}
+			if e.kind == kConvert && e.last {
+				switch {
+				case convErr != nil:
+					reason := "converted to commands: " + convErr.Error()
+					if renamed {
+						// A partial value reached the real key: remove it.
+						if err := x.remove(b.db, b.key(e)); err != nil {
+							return err
+						}
+						reason += " (the partly built key was deleted)"
+					}
+					x.res.fail(b.db, b.key(e), reason)
+				case convBusy && x.opts.Conflict == ConflictSkip:
+					x.res.add(&x.res.KeysSkipped, 1)
+				case convBusy:
+					x.res.fail(b.db, b.key(e), "key exists on the target (written while the restore ran?)")
+				default:
+					x.res.add(&x.res.KeysRestored, 1)
+					x.res.add(&x.res.KeysConverted, 1)
+				}
+			}
+		}
+		commit()
+		select {
+		case x.free <- b:
+		default:
+		}
+	}
+	return nil
+}

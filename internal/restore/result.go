@@ -1,0 +1,171 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"redback/internal/rdb"
+)
+
+// Defaults of Options.
+const (
+	DefaultParallel   = 1 // measured fastest into a single-threaded server on 2 cores (docs/performance.md)
+	DefaultBatchBytes = 1 << 20
+	DefaultBatchKeys  = 5000
+	DefaultMaxListed  = 100
+	DefaultTimeout    = 2 * time.Minute
+)
+
+// Options tune a restore. The zero value restores everything with
+// ConflictFail and the defaults above.
+type Options struct {
+	Filter     Filter
+	Conflict   Conflict
+	Parallel   int           // connections to the target
+	BatchBytes int           // bytes of commands sent per batch; a larger value goes alone
+	BatchKeys  int           // keys per batch
+	MaxListed  int           // failures listed in Result.Failures (all are counted)
+	Timeout    time.Duration // per connection setup and per batch round trip
+	// MaxValueBytes caps one serialized value (rdb.Options.MaxValueBytes).
+	MaxValueBytes int64
+	// Force lets ToFile replace an existing file.
+	Force bool
+	// Now is the clock deciding which keys already expired (time.Now if nil).
+	Now func() time.Time
+	// Progress, when set, receives increments of source bytes read and
+	// keys handled. It is called from one goroutine.
+	Progress func(bytes, keys int64)
+}
+
+func (o *Options) withDefaults() Options {
+	c := *o
+	if c.Parallel <= 0 {
+		c.Parallel = DefaultParallel
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = DefaultBatchBytes
+	}
+	if c.BatchKeys <= 0 {
+		c.BatchKeys = DefaultBatchKeys
+	}
+	if c.MaxListed <= 0 {
+		c.MaxListed = DefaultMaxListed
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Source is an RDB stream restore can open, once or (to find its dbs) twice.
+type Source struct {
+	Name string // file path or snapshot id, for messages
+	Open func(ctx context.Context) (io.ReadCloser, error)
+	Size int64 // raw RDB bytes when known, else -1
+	DBs  []int // dbs holding keys when known (a snapshot's census), else nil
+}
+
+// Failure is one key (or function library, DB -1) that was not restored.
+type Failure struct {
+	DB     int    `json:"db"`
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// Result counts what a restore did. KeysConverted is the part of
+// KeysRestored that took the fallback path (plain commands).
+type Result struct {
+	KeysRestored     int64         `json:"keys_restored"`
+	KeysSkipped      int64         `json:"keys_skipped"`
+	KeysExpired      int64         `json:"keys_expired"`
+	KeysFiltered     int64         `json:"keys_filtered"`
+	KeysConverted    int64         `json:"keys_converted"`
+	KeysRewritten    int64         `json:"keys_footer_rewritten"`
+	KeysFailed       int64         `json:"keys_failed"`
+	Failures         []Failure     `json:"failures"`
+	FunctionsLoaded  int64         `json:"functions_loaded"`
+	FunctionsSkipped int64         `json:"functions_skipped"`
+	Bytes            int64         `json:"bytes"`
+	Duration         time.Duration `json:"-"`
+	Notes            []string      `json:"notes,omitempty"`
+
+	mu        sync.Mutex
+	maxListed int
+}
+
+func (r *Result) fail(db int, key []byte, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.KeysFailed++
+	if len(r.Failures) < r.maxListed {
+		r.Failures = append(r.Failures, Failure{DB: db, Key: string(key), Reason: reason})
+	}
+}
+
+func (r *Result) add(p *int64, n int64) {
+	r.mu.Lock()
+	*p += n
+	r.mu.Unlock()
+}
+
+func (r *Result) note(format string, args ...any) {
+	r.mu.Lock()
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+// SourceError means the source data is damaged (a *rdb.FormatError or a
+// pack integrity error inside); Written keys had already been written to the
+// target when it was found.
+type SourceError struct {
+	Source  string
+	Written int64
+	Err     error
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("source %s is damaged: %v (%d keys had already been written to the target)", e.Source, e.Err, e.Written)
+}
+func (e *SourceError) Unwrap() error            { return e.Err }
+func (e *SourceError) VerificationFailed() bool { return true }
+
+// ScanDBs reads a whole RDB stream and returns the dbs that hold keys.
+func ScanDBs(r io.Reader, maxValue int64) ([]int, error) {
+	rd, err := rdb.NewReader(r, rdb.Options{MaxValueBytes: maxValue})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[int]bool{}
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if rec.Kind == rdb.RecordKey {
+			seen[rec.DB] = true
+		}
+	}
+	dbs := make([]int, 0, len(seen))
+	for d := range seen {
+		dbs = append(dbs, d)
+	}
+	sort.Ints(dbs)
+	return dbs, nil
+}
+
+// verificationFailed reports whether err says the data is bad.
+func verificationFailed(err error) bool {
+	var v interface{ VerificationFailed() bool }
+	return errors.As(err, &v) && v.VerificationFailed()
+}

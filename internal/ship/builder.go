@@ -1,0 +1,206 @@
+package ship
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"redback/internal/catalog"
+	"redback/internal/replica"
+	"redback/internal/resp"
+)
+
+// rawSegment is a cut segment waiting to be sealed and stored.
+type rawSegment struct {
+	gen       string
+	start     int64
+	end       int64
+	dbAtStart int
+	dbAtEnd   int
+	buf       []byte
+	index     []catalog.Checkpoint
+	firstMs   int64
+	lastMs    int64
+	commands  int64
+	received  time.Time // when its first byte was received (lag)
+}
+
+// builder turns the command stream into segments following the rules of
+// catalog.Segment. It is not safe for concurrent use; the Shipper guards it.
+type builder struct {
+	gen string
+	// end is the offset after the last complete unit appended; db is the
+	// database there.
+	end int64
+	db  int
+
+	seg     *rawSegment // nil until the first item after a cut
+	inMulti bool
+	multiMs int64
+	saved   builderState // state before the open MULTI
+	needCP  bool
+	tsSec   int64
+	cpMs    int64
+	// free is a recycled buffer (keeps the heap flat under load).
+	free []byte
+}
+
+// builderState is what a rollback of an unfinished MULTI restores.
+type builderState struct {
+	bufLen, indexLen int
+	commands         int64
+	lastMs           int64
+	needCP           bool
+	tsSec, cpMs      int64
+	hadSeg           bool
+}
+
+// reset starts building generation gen at offset off in database db,
+// dropping anything unfinished.
+func (b *builder) reset(gen string, off int64, db int) {
+	b.gen, b.end, b.db = gen, off, db
+	b.seg, b.inMulti = nil, false
+}
+
+// isControl reports whether the command is control traffic that is counted
+// in offsets but not written to the AOF.
+func isControl(args [][]byte) bool {
+	n := args[0]
+	return eqFold(n, "PING") || eqFold(n, "REPLCONF")
+}
+
+func eqFold(b []byte, s string) bool { return len(b) == len(s) && strings.EqualFold(string(b), s) }
+
+// pending reports the raw bytes held by the segment being built.
+func (b *builder) pending() int64 {
+	if b.seg == nil {
+		return 0
+	}
+	return int64(len(b.seg.buf))
+}
+
+// add appends one command received at now. It reports whether a complete
+// unit ended with it (a place where a segment may be cut).
+func (b *builder) add(cmd replica.Command, now time.Time) (unitEnd bool) {
+	ms := now.UnixMilli()
+	if b.inMulti {
+		ms = b.multiMs // a transaction is one unit with one time
+	}
+	if b.seg == nil {
+		b.open(cmd.Offset, ms, now)
+	}
+	s := b.seg
+	prevLast := s.lastMs
+	s.lastMs = ms
+	if isControl(cmd.Args) {
+		b.needCP = true
+		if !b.inMulti {
+			b.end, b.db = cmd.End(), cmd.DB
+			return true
+		}
+		return false
+	}
+	isMulti := eqFold(cmd.Args[0], "MULTI")
+	if isMulti && !b.inMulti {
+		b.saved = builderState{bufLen: len(s.buf), indexLen: len(s.index), commands: s.commands, lastMs: prevLast,
+			needCP: b.needCP, tsSec: b.tsSec, cpMs: b.cpMs, hadSeg: true}
+		b.inMulti, b.multiMs = true, ms
+	}
+	if sec := ms / 1000; sec != b.tsSec {
+		s.buf = append(s.buf, "#TS:"...)
+		s.buf = strconv.AppendInt(s.buf, sec, 10)
+		s.buf = append(s.buf, '\r', '\n')
+		b.tsSec = sec
+		b.needCP = true
+	}
+	if ms != b.cpMs {
+		b.needCP = true
+	}
+	if b.needCP {
+		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), cmd.Offset, ms})
+		b.cpMs, b.needCP = ms, false
+	}
+	before := len(s.buf)
+	s.buf = resp.AppendCommand(s.buf, cmd.Args...)
+	if int64(len(s.buf)-before) != cmd.Len {
+		// Not byte-identical to what the primary sent: the next command
+		// needs its own checkpoint.
+		b.needCP = true
+	}
+	s.commands++
+	switch {
+	case eqFold(cmd.Args[0], "EXEC"), eqFold(cmd.Args[0], "DISCARD"):
+		b.inMulti = false
+		b.end, b.db = cmd.End(), cmd.DB
+		return true
+	case !b.inMulti:
+		b.end, b.db = cmd.End(), cmd.DB
+		return true
+	}
+	return false
+}
+
+// open starts a segment at offset start.
+func (b *builder) open(start int64, ms int64, now time.Time) {
+	buf := b.free[:0]
+	b.free = nil
+	buf = resp.AppendCommandString(buf, "SELECT", strconv.Itoa(b.db))
+	sec := ms / 1000
+	buf = append(buf, "#TS:"...)
+	buf = strconv.AppendInt(buf, sec, 10)
+	buf = append(buf, '\r', '\n')
+	b.seg = &rawSegment{
+		gen: b.gen, start: start, dbAtStart: b.db, buf: buf,
+		index:    []catalog.Checkpoint{{int64(len(buf)), start, ms}},
+		firstMs:  ms,
+		received: now,
+	}
+	b.tsSec, b.cpMs, b.needCP = sec, ms, false
+}
+
+// rollback drops an unfinished MULTI (the connection broke inside it), so
+// the segment ends at the last complete unit again.
+func (b *builder) rollback() {
+	if !b.inMulti || b.seg == nil {
+		b.inMulti = false
+		return
+	}
+	st := b.saved
+	s := b.seg
+	s.buf = s.buf[:st.bufLen]
+	s.index = s.index[:st.indexLen]
+	s.commands, s.lastMs = st.commands, st.lastMs
+	b.needCP, b.tsSec, b.cpMs = st.needCP, st.tsSec, st.cpMs
+	b.inMulti = false
+}
+
+// age is how long the segment being built has held data.
+func (b *builder) age(now time.Time) time.Duration {
+	if b.seg == nil {
+		return 0
+	}
+	return now.Sub(b.seg.received)
+}
+
+// cut closes the segment being built and returns it, or nil when there is
+// nothing to cut or a transaction is open.
+func (b *builder) cut() *rawSegment {
+	if b.seg == nil || b.inMulti {
+		return nil
+	}
+	s := b.seg
+	b.seg = nil
+	s.end, s.dbAtEnd = b.end, b.db
+	if s.end == s.start {
+		// Only an empty item could have opened it; nothing to store.
+		b.free = s.buf
+		return nil
+	}
+	// A trailing checkpoint when the last bytes do not follow the last
+	// checkpoint (skipped control traffic, a re-encoded command).
+	last := s.index[len(s.index)-1]
+	if last.Offset()+int64(len(s.buf))-last.AOFPos() != s.end {
+		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), s.end, s.lastMs})
+	}
+	return s
+}

@@ -1,0 +1,151 @@
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"redback/internal/aof"
+	"redback/internal/catalog"
+	"redback/internal/pack"
+)
+
+// resume finds where a previous shipper of this source stopped: the newest
+// generation of the source that has not ended, and the end of its stored
+// segments. Older open generations of the source are ended. It returns nil
+// when the next sync must be a full one.
+func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
+	gens, err := catalog.ListGenerations(ctx, s.Backend)
+	if err != nil {
+		return nil, err
+	}
+	addr := s.Source.Redacted()
+	var open []*catalog.Generation
+	for _, g := range gens {
+		if !g.Ended && g.Source.Address == addr && (g.Mode == "" || g.Mode == "replication") {
+			open = append(open, g)
+		}
+	}
+	if len(open) == 0 {
+		return nil, nil
+	}
+	for i, g := range open {
+		end, db, dbKnown, err := s.storedEnd(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		if i < len(open)-1 {
+			if err := s.endNow(ctx, g, end, "superseded by a newer generation"); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !dbKnown {
+			// Without the database at the end we cannot continue the
+			// stream correctly; start afresh instead of guessing.
+			if err := s.endNow(ctx, g, end, "restart: the database at the resume point is unknown"); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}
+		s.mu.Lock()
+		s.b.reset(g.ID, end, db)
+		s.mu.Unlock()
+		s.setStat(func(x *Stats) {
+			x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, end, end
+		})
+		s.Log.Info("resuming generation", "gen", g.ID, "offset", end)
+		return g, nil
+	}
+	return nil, nil
+}
+
+// endNow writes gen's manifest as ended.
+func (s *Shipper) endNow(ctx context.Context, g *catalog.Generation, off int64, reason string) error {
+	e := *g
+	e.Ended, e.EndOffset, e.EndReason = true, off, reason
+	e.EndTime = timeNow().UTC()
+	s.Log.Warn("ending generation", "gen", g.ID, "offset", off, "reason", reason)
+	return catalog.PutJSON(ctx, s.Backend, catalog.GenerationKey(g.ID), &e)
+}
+
+// storedEnd is the end of gen's contiguous stored log and the database in
+// effect there.
+func (s *Shipper) storedEnd(ctx context.Context, g *catalog.Generation) (end int64, db int, known bool, err error) {
+	segs, err := catalog.ListSegments(ctx, s.Backend, g.ID)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	end = g.StartOffset
+	var last *catalog.Segment
+	for _, sg := range segs {
+		if sg.Start != end {
+			break // a gap: only the prefix before it is usable
+		}
+		end, last = sg.End, sg
+	}
+	if last == nil {
+		return end, 0, true, nil // after a full sync the primary sends SELECT first
+	}
+	var m segmentManifest
+	m.DBAtEnd = -1
+	if err := catalog.GetJSON(ctx, s.Backend, catalog.SegmentKey(g.ID, last.Start, last.End), &m); err != nil {
+		return 0, 0, false, err
+	}
+	if m.DBAtEnd >= 0 {
+		return end, m.DBAtEnd, true, nil
+	}
+	db, err = s.scanDB(ctx, last)
+	if errors.Is(err, errNoIdentity) {
+		return end, 0, false, nil
+	}
+	return end, db, err == nil, err
+}
+
+var errNoIdentity = errors.New("segment is encrypted and no identity is configured")
+
+// scanDB reads a segment and returns the database at its end.
+func (s *Shipper) scanDB(ctx context.Context, sg *catalog.Segment) (int, error) {
+	if sg.Object.Encryption != "" && len(s.Identities) == 0 {
+		return 0, errNoIdentity
+	}
+	rc, err := s.Backend.Get(ctx, sg.Object.Key, 0, -1)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", sg.Object.Key, err)
+	}
+	defer rc.Close()
+	pr, err := pack.NewReader(rc, pack.Expect{Key: sg.Object.Key, Size: sg.Object.StoredBytes, SHA256: sg.Object.SHA256,
+		Encrypted: sg.Object.Encryption != ""}, s.Identities)
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Close()
+	return lastDB(pr, sg.DBAtStart)
+}
+
+// lastDB follows SELECT through an AOF as the replication stream does.
+func lastDB(r io.Reader, db int) (int, error) {
+	ar := aof.NewReader(r, aof.ReaderOptions{})
+	pre := db
+	for {
+		rec, err := ar.Next()
+		if err == io.EOF {
+			return db, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if rec.Kind != aof.RecordCommand || len(rec.Args) == 0 {
+			continue
+		}
+		switch {
+		case eqFold(rec.Args[0], "SELECT") && len(rec.Args) == 2:
+			fmt.Sscan(string(rec.Args[1]), &db)
+		case eqFold(rec.Args[0], "MULTI"):
+			pre = db
+		case eqFold(rec.Args[0], "DISCARD"):
+			db = pre
+		}
+	}
+}

@@ -1,0 +1,537 @@
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"filippo.io/age"
+
+	"redback/internal/catalog"
+	"redback/internal/pack"
+	"redback/internal/redisurl"
+	"redback/internal/replica"
+	"redback/internal/snapshot"
+	"redback/internal/storage"
+)
+
+// Defaults for Shipper fields left at zero.
+const (
+	DefaultInterval     = time.Second
+	DefaultSpoolSize    = 64 << 20
+	DefaultSegmentSize  = 8 << 20
+	DefaultFlushTimeout = 60 * time.Second
+)
+
+// Ack modes: what the shipper reports to the primary with REPLCONF ACK.
+const (
+	AckProcessed = "processed" // the offset received and processed
+	AckDurable   = "durable"   // the offset stored in the repository
+)
+
+// ErrSpoolFull is the reason a connection is dropped when storage does not
+// keep up and the spool reached its size.
+var ErrSpoolFull = errors.New("spool full: storage is not keeping up")
+
+// errReplIDChanged drops a connection whose +CONTINUE named a new replid.
+var errReplIDChanged = errors.New("the source's replication id changed")
+
+// Shipper ships one source's replication stream into a repository as log
+// segments. Set the exported fields, then call Run; Stats may be called
+// concurrently with Run. A Shipper runs one Run at a time.
+type Shipper struct {
+	// Source is the primary (or a replica) to replicate from.
+	Source *redisurl.URL
+	// Backend is the repository.
+	Backend storage.Backend
+	// Pack chooses compression and encryption of stored objects.
+	Pack pack.Options
+	// Identities, when set, let a restarted shipper read its last
+	// encrypted segment (only needed for manifests without db_at_end).
+	Identities []age.Identity
+	// Interval is the longest time data waits before its segment is cut.
+	Interval time.Duration
+	// Ack is AckProcessed (default) or AckDurable.
+	Ack string
+	// SpoolSize bounds the bytes received but not yet stored.
+	SpoolSize int64
+	// SegmentSize cuts a segment once it holds this many raw bytes.
+	SegmentSize int64
+	// FlushTimeout bounds the upload of what is spooled after ctx ends.
+	FlushTimeout time.Duration
+	// Log receives events; nil discards.
+	Log *slog.Logger
+
+	mu      sync.Mutex // guards b, conn, sessGen
+	b       builder
+	conn    *replica.Conn
+	sessGen string
+
+	st struct {
+		sync.Mutex
+		Stats
+	}
+	reconnects, generations, uploaded atomic.Int64
+	up                                *uploader
+}
+
+// Stats is a snapshot of a shipper's state, for metrics.
+type Stats struct {
+	Connected  bool
+	Generation string
+	// DurableOffset is the end of what is stored in the repository.
+	DurableOffset int64
+	// PrimaryOffset is the end of what was received from the stream.
+	PrimaryOffset int64
+	// LagBytes is PrimaryOffset - DurableOffset.
+	LagBytes int64
+	// LagSeconds is the age of the oldest command not yet durable.
+	LagSeconds float64
+	// SegmentsUploaded, Reconnects and Generations count since Run began.
+	SegmentsUploaded int64
+	Reconnects       int64
+	Generations      int64
+	// SpoolBytes are received but not yet stored.
+	SpoolBytes int64
+	// LastError is the last connection or storage problem ("" when fine).
+	LastError string
+}
+
+// Stats returns the current state.
+func (s *Shipper) Stats() Stats {
+	s.st.Lock()
+	st := s.st.Stats
+	s.st.Unlock()
+	st.Reconnects = s.reconnects.Load()
+	st.Generations = s.generations.Load()
+	st.SegmentsUploaded = s.uploaded.Load()
+	s.mu.Lock()
+	up := s.up
+	pend := s.b.pending()
+	var building time.Time
+	if s.b.seg != nil {
+		building = s.b.seg.received
+	}
+	s.mu.Unlock()
+	if up != nil {
+		st.SpoolBytes = up.spool.Load() + pend
+		if t, ok := up.oldest(); ok {
+			building = t
+		}
+	}
+	if st.PrimaryOffset > st.DurableOffset {
+		st.LagBytes = st.PrimaryOffset - st.DurableOffset
+	}
+	if !building.IsZero() {
+		st.LagSeconds = time.Since(building).Seconds()
+	}
+	return st
+}
+
+func (s *Shipper) setStat(f func(*Stats)) {
+	s.st.Lock()
+	f(&s.st.Stats)
+	s.st.Unlock()
+}
+
+func (s *Shipper) defaults() error {
+	if s.Source == nil || s.Backend == nil {
+		return errors.New("ship: Source and Backend are required")
+	}
+	if s.Interval <= 0 {
+		s.Interval = DefaultInterval
+	}
+	if s.SpoolSize <= 0 {
+		s.SpoolSize = DefaultSpoolSize
+	}
+	if s.SegmentSize <= 0 {
+		s.SegmentSize = DefaultSegmentSize
+	}
+	if s.SegmentSize > s.SpoolSize/2 {
+		s.SegmentSize = max(s.SpoolSize/2, 1)
+	}
+	if s.FlushTimeout <= 0 {
+		s.FlushTimeout = DefaultFlushTimeout
+	}
+	switch s.Ack {
+	case "":
+		s.Ack = AckProcessed
+	case AckProcessed, AckDurable:
+	default:
+		return fmt.Errorf("ship: ack mode %q: want %s or %s", s.Ack, AckProcessed, AckDurable)
+	}
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	if s.Pack.Concurrency == 0 {
+		s.Pack.Concurrency = 1
+	}
+	return nil
+}
+
+// Run ships until ctx ends, then cuts the segment being built, stores
+// everything spooled (bounded by FlushTimeout) and returns nil. It returns
+// an error for problems that retrying cannot fix (replication refused,
+// authentication) or when the final flush failed.
+func (s *Shipper) Run(ctx context.Context) error {
+	if err := s.defaults(); err != nil {
+		return err
+	}
+	workers := min(max(s.Backend.Properties().Connections, 1), 4)
+	up := newUploader(s.Backend, s.Pack, workers, s.Log)
+	up.maxFree = int(2 * s.SegmentSize)
+	up.onUploaded = func() { s.uploaded.Add(1) }
+	up.onDurable = s.durable
+	up.onError = func(err error) {
+		s.setStat(func(st *Stats) {
+			if err == nil {
+				st.LastError = ""
+			} else {
+				st.LastError = "storage: " + err.Error()
+			}
+		})
+	}
+	s.mu.Lock()
+	s.up = up
+	s.b = builder{}
+	s.mu.Unlock()
+	s.reconnects.Store(0)
+	s.generations.Store(0)
+	s.uploaded.Store(0)
+
+	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer upCancel()
+	upDone := make(chan error, 1)
+	go func() { upDone <- up.run(upCtx) }()
+
+	cutCtx, cutStop := context.WithCancel(ctx)
+	cutDone := make(chan struct{})
+	go func() { defer close(cutDone); s.cutter(cutCtx) }()
+
+	err := s.loop(ctx)
+
+	cutStop()
+	<-cutDone
+	s.mu.Lock()
+	s.b.rollback()
+	if seg := s.b.cut(); seg != nil {
+		up.enqueue(&job{seg: seg})
+	}
+	s.mu.Unlock()
+	up.close()
+	timer := time.NewTimer(s.FlushTimeout)
+	defer timer.Stop()
+	var flushErr error
+	select {
+	case flushErr = <-upDone:
+	case <-timer.C:
+		upCancel()
+		flushErr = <-upDone
+		flushErr = fmt.Errorf("flush the spool within %s: %w", s.FlushTimeout, flushErr)
+	}
+	if flushErr != nil {
+		flushErr = fmt.Errorf("ship: not everything received was stored (the next start resumes from the durable offset %d): %w",
+			s.Stats().DurableOffset, flushErr)
+	}
+	s.setStat(func(st *Stats) { st.Connected = false })
+	return errors.Join(err, flushErr)
+}
+
+// durable is the uploader's callback: gen is stored up to off.
+func (s *Shipper) durable(gen string, off int64) {
+	s.setStat(func(st *Stats) {
+		st.Generation, st.DurableOffset = gen, off
+	})
+	if s.Ack != AckDurable {
+		return
+	}
+	s.mu.Lock()
+	if s.conn != nil && s.sessGen == gen {
+		s.conn.SetAckOffset(off)
+	}
+	s.mu.Unlock()
+}
+
+// cutter cuts the segment being built once it is Interval old.
+func (s *Shipper) cutter(ctx context.Context) {
+	tick := min(max(s.Interval/10, 10*time.Millisecond), 250*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			if s.b.age(now) >= s.Interval {
+				if seg := s.b.cut(); seg != nil {
+					s.up.enqueue(&job{seg: seg})
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// state is what the connection loop knows about the current generation.
+type state struct {
+	gen *catalog.Generation // nil: the next sync is a full one
+	// why the last connection ended (for a generation's end reason)
+	lastErr error
+}
+
+// loop connects, syncs and streams until ctx ends, reconnecting with a
+// capped back-off.
+func (s *Shipper) loop(ctx context.Context) error {
+	var st state
+	if err := s.retryStorage(ctx, "read the repository", func() error {
+		var err error
+		st.gen, err = s.resume(ctx)
+		return err
+	}); err != nil {
+		return nil // ctx ended
+	}
+	backoff := 100 * time.Millisecond
+	var lastLog time.Time
+	for ctx.Err() == nil {
+		if errors.Is(st.lastErr, ErrSpoolFull) {
+			if !s.waitDrained(ctx) {
+				break
+			}
+		}
+		streamed, err := s.session(ctx, &st)
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, replica.ErrReplicationRefused) || errors.Is(err, replica.ErrAuth) {
+			return fmt.Errorf("ship from %s: %w", s.Source.Redacted(), err)
+		}
+		st.lastErr = err
+		s.reconnects.Add(1)
+		s.setStat(func(x *Stats) { x.Connected = false; x.LastError = err.Error() })
+		if streamed {
+			backoff = 100 * time.Millisecond
+		}
+		switch {
+		case errors.Is(err, ErrSpoolFull):
+			s.Log.Error("spool full: storage is not keeping up; disconnected from the source until the spool is stored",
+				"spool_bytes", s.SpoolSize, "offset", s.processed())
+		case errors.Is(err, errReplIDChanged):
+			s.Log.Warn("the source's replication history changed; starting a new generation")
+			continue
+		case time.Since(lastLog) >= 10*time.Second || streamed:
+			s.Log.Warn("replication link lost; reconnecting", "err", err, "backoff", backoff.String())
+			lastLog = time.Now()
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	return nil
+}
+
+func (s *Shipper) processed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.end
+}
+
+// waitDrained waits until the spool is empty; false when ctx ended.
+func (s *Shipper) waitDrained(ctx context.Context) bool {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s.up.spool.Load() == 0 {
+			s.up.mu.Lock()
+			n := len(s.up.pending)
+			s.up.mu.Unlock()
+			if n == 0 {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// retryStorage runs f until it succeeds or ctx ends.
+func (s *Shipper) retryStorage(ctx context.Context, what string, f func() error) error {
+	backoff := 100 * time.Millisecond
+	var lastLog time.Time
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.setStat(func(x *Stats) { x.LastError = what + ": " + err.Error() })
+		if time.Since(lastLog) >= 10*time.Second {
+			s.Log.Error("repository access failed; retrying", "op", what, "err", err)
+			lastLog = time.Now()
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// endGeneration queues the end of gen at off (after its queued segments).
+func (s *Shipper) endGeneration(g *catalog.Generation, off int64, reason string) {
+	s.Log.Warn("ending generation", "gen", g.ID, "offset", off, "reason", reason)
+	s.up.enqueue(&job{endGen: g, endOffset: off, endReason: reason})
+}
+
+// session runs one connection. streamed reports whether commands arrived.
+func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err error) {
+	conn, err := replica.Dial(ctx, s.Source, replica.Config{Logger: s.Log})
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		s.mu.Lock()
+		s.conn, s.sessGen = nil, ""
+		s.mu.Unlock()
+		conn.Close()
+	}()
+	var pos replica.Position
+	if st.gen != nil {
+		pos = replica.Position{ReplID: st.gen.ReplID, Offset: s.processed()}
+	}
+	res, err := conn.Sync(ctx, pos)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case res.Full:
+		if st.gen != nil {
+			reason := "full resync"
+			if st.lastErr != nil {
+				reason += " after: " + st.lastErr.Error()
+			}
+			s.endGeneration(st.gen, s.processed(), reason)
+			st.gen = nil
+		}
+		g, err := s.startGeneration(ctx, conn, res)
+		if err != nil {
+			return false, err
+		}
+		st.gen = g
+	case res.NewReplID != "":
+		s.endGeneration(st.gen, s.processed(), "replid changed to "+res.NewReplID)
+		st.gen = nil
+		return false, errReplIDChanged
+	default:
+		s.mu.Lock()
+		conn.SetDB(s.b.db)
+		s.mu.Unlock()
+		s.Log.Info("resumed the log", "gen", st.gen.ID, "offset", pos.Offset)
+	}
+	gen := st.gen.ID
+	s.mu.Lock()
+	s.conn, s.sessGen = conn, gen
+	s.mu.Unlock()
+	if s.Ack == AckDurable {
+		conn.SetAckOffset(s.Stats().DurableOffset)
+		if d := s.Stats(); d.Generation != gen {
+			conn.SetAckOffset(st.gen.StartOffset)
+		}
+	}
+	s.setStat(func(x *Stats) { x.Connected = true; x.LastError = "" })
+	for {
+		cmd, err := conn.Next(ctx)
+		if err != nil {
+			s.mu.Lock()
+			s.b.rollback()
+			if seg := s.b.cut(); seg != nil {
+				s.up.enqueue(&job{seg: seg})
+			}
+			s.mu.Unlock()
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("the source closed the replication link: %w", err)
+			}
+			return streamed, err
+		}
+		streamed = true
+		now := time.Now()
+		s.mu.Lock()
+		if s.up.spool.Load()+s.b.pending()+cmd.Len > s.SpoolSize {
+			s.b.rollback()
+			if seg := s.b.cut(); seg != nil {
+				s.up.enqueue(&job{seg: seg})
+			}
+			s.mu.Unlock()
+			return streamed, ErrSpoolFull
+		}
+		unitEnd := s.b.add(cmd, now)
+		if unitEnd && s.b.pending() >= s.SegmentSize {
+			if seg := s.b.cut(); seg != nil {
+				s.up.enqueue(&job{seg: seg})
+			}
+		}
+		s.mu.Unlock()
+		s.setStat(func(x *Stats) { x.PrimaryOffset = cmd.End() })
+	}
+}
+
+// startGeneration stores the full sync's RDB as the base snapshot of a new
+// generation and writes the generation manifest.
+func (s *Shipper) startGeneration(ctx context.Context, conn *replica.Conn, res *replica.SyncResult) (*catalog.Generation, error) {
+	now := time.Now()
+	id := catalog.NewGenerationID(now, res.Position.ReplID)
+	if s.Ack == AckDurable {
+		conn.SetAckOffset(res.Position.Offset)
+	}
+	s.Log.Info("full sync: storing the base snapshot of a new generation", "gen", id, "offset", res.Position.Offset)
+	snap, err := snapshot.Store(ctx, res.RDB, snapshot.Options{
+		Backend:    s.Backend,
+		Pack:       s.Pack,
+		Method:     "ship",
+		Source:     catalog.Source{Address: s.Source.Redacted(), ReplID: res.Position.ReplID, Offset: res.Position.Offset},
+		Log:        s.Log,
+		Generation: id,
+		ID:         catalog.NewSnapshotID(now),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store the base snapshot of generation %s: %w", id, err)
+	}
+	g := &catalog.Generation{
+		Format:       catalog.FormatVersion,
+		ID:           id,
+		ReplID:       res.Position.ReplID,
+		StartOffset:  res.Position.Offset,
+		BaseSnapshot: snap.ID,
+		Created:      now.UTC(),
+		Source:       snap.Source,
+		Mode:         "replication",
+	}
+	if err := catalog.PutJSON(ctx, s.Backend, catalog.GenerationKey(id), g); err != nil {
+		return nil, fmt.Errorf("start generation %s: %w", id, err)
+	}
+	s.mu.Lock()
+	s.b.reset(id, g.StartOffset, 0)
+	s.mu.Unlock()
+	s.generations.Add(1)
+	s.up.enqueue(&job{startGen: id, startOff: g.StartOffset})
+	s.setStat(func(x *Stats) { x.PrimaryOffset = g.StartOffset })
+	s.Log.Info("generation started", "gen", id, "offset", g.StartOffset, "key", catalog.SnapshotManifestKey(snap.ID))
+	return g, nil
+}
