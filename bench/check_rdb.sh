@@ -4,12 +4,11 @@
 # each (default 3), median wall time, throughput, peak RSS (/usr/bin/time %M).
 # Targets: check >= 2x redis-check-rdb throughput with RSS <= 32 MB;
 # digest <= 1.5x redis-check-rdb time. Exits 3 when a target is missed.
-# Usage: bench/check_rdb.sh [RDB]   (default: the dataset, built if missing)
+# Usage: [RUNS=n] [RB=redback-binary] bench/check_rdb.sh [RDB]
+#        (default: the dataset, built if missing; the checkout, built afresh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
-RB=${RB:-$PWD/bin/redback}
-[ -x "$RB" ] || go build -o bin/redback ./cmd/redback
 if [ ! -x /usr/bin/time ]; then
   echo "check_rdb: /usr/bin/time is missing (apt-get install time)" >&2
   exit 1
@@ -22,6 +21,12 @@ fi
 size=$(stat -c %s "$rdb")
 tmp=$(mktemp -d /tmp/redback-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+# RB names a redback binary to measure; by default the checkout is built
+# afresh (a stale bin/redback would measure old code).
+if [ -z "${RB:-}" ]; then
+  RB=$tmp/redback
+  go build -o "$RB" ./cmd/redback
+fi
 
 # measure NAME CMD...: RUNS runs; sets med_s (median seconds) and max_kb
 # (largest peak RSS over the runs). Fails when the command fails.

@@ -11,10 +11,12 @@
 # Every target's DEBUG DIGEST is checked against the source's.
 # Targets: (c) <= 2.5x (a), (c) key rate >= (b), (c) RSS <= 64 MB,
 # (d) <= 1.3x (a). Exits 3 when a target is missed.
-# Usage: bench/restore.sh [RDB]   PARALLEL=4 (redback --parallel)
+# Each is run RUNS times (default 3): median wall time, largest peak RSS.
+# Usage: bench/restore.sh [RDB]   PARALLEL=1 (redback --parallel) RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PARALLEL=${PARALLEL:-1}
+RUNS=${RUNS:-3}
 RB=${RB:-$PWD/bin/redback}
 go build -o "$RB" ./cmd/redback
 go build -o bin/restoregen ./bench/restoregen
@@ -63,34 +65,41 @@ digest() { redis-cli -p "$1" debug digest; }
 echo "file: $rdb ($size bytes)"
 echo "machine: $(nproc) cores, $(uname -sr), $(redis-server --version | awk '{print $3}'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# (a) cold load
-mkdir -p "$tmp/a"; cp "$rdb" "$tmp/a/dump.rdb"
-t0=$(now); start "$tmp/a"; t1=$(now)
-a_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
-want=$(digest "$port"); keys=$(redis-cli -p "$port" info keyspace | awk -F'[=,]' '/^db/{n+=$2} END{print n+0}')
-stop "$port"
-
-# (b) redis-cli --pipe of RESTORE commands
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 bin/restoregen "$rdb" >"$tmp/restore.resp"
-mkdir -p "$tmp/b"; start "$tmp/b"
-t0=$(now); redis-cli -p "$port" --pipe <"$tmp/restore.resp" >"$tmp/pipe.out"; t1=$(now)
-b_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
-b_dig=$(digest "$port"); stop "$port"; rm -f "$tmp/restore.resp"
+A=(); B=(); C=(); D=(); D1=(); D2=(); c_kb=0; d_kb=0
+for run in $(seq 1 "$RUNS"); do
+  # (a) cold load
+  rm -rf "$tmp/a"; mkdir -p "$tmp/a"; cp "$rdb" "$tmp/a/dump.rdb"
+  t0=$(now); start "$tmp/a"; t1=$(now)
+  A+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')")
+  want=$(digest "$port"); keys=$(redis-cli -p "$port" info keyspace | awk -F'[=,]' '/^db/{n+=$2} END{print n+0}')
+  stop "$port"; rm -rf "$tmp/a"
 
-# (c) redback restore --to-redis
-mkdir -p "$tmp/c"; start "$tmp/c"
-/usr/bin/time -f '%e %M' -o "$tmp/c.time" "$RB" restore --from-rdb "$rdb" --to-redis "redis://127.0.0.1:$port" --parallel "$PARALLEL" --json >"$tmp/c.json"
-read -r c_s c_kb <"$tmp/c.time"
-c_dig=$(digest "$port"); stop "$port"
+  # (b) redis-cli --pipe of RESTORE commands
+  rm -rf "$tmp/b"; mkdir -p "$tmp/b"; start "$tmp/b"
+  t0=$(now); redis-cli -p "$port" --pipe <"$tmp/restore.resp" >"$tmp/pipe.out"; t1=$(now)
+  B+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')")
+  b_dig=$(digest "$port"); stop "$port"
 
-# (d) redback restore --to-dir + start
-mkdir -p "$tmp/d"
-/usr/bin/time -f '%e %M' -o "$tmp/d.time" "$RB" restore --from-rdb "$rdb" --to-dir "$tmp/d" --json >"$tmp/d.json"
-read -r d1_s d_kb <"$tmp/d.time"
-t0=$(now); start "$tmp/d"; t1=$(now)
-d2_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
-d_s=$(awk -v a="$d1_s" -v b="$d2_s" 'BEGIN{printf "%.2f", a+b}')
-d_dig=$(digest "$port"); stop "$port"
+  # (c) redback restore --to-redis
+  rm -rf "$tmp/c"; mkdir -p "$tmp/c"; start "$tmp/c"
+  /usr/bin/time -f '%e %M' -o "$tmp/c.time" "$RB" restore --from-rdb "$rdb" --to-redis "redis://127.0.0.1:$port" --parallel "$PARALLEL" --json >"$tmp/c.json"
+  read -r s kb <"$tmp/c.time"; C+=("$s"); [ "$kb" -gt "$c_kb" ] && c_kb=$kb
+  c_dig=$(digest "$port"); stop "$port"
+
+  # (d) redback restore --to-dir + start
+  rm -rf "$tmp/d"; mkdir -p "$tmp/d"
+  /usr/bin/time -f '%e %M' -o "$tmp/d.time" "$RB" restore --from-rdb "$rdb" --to-dir "$tmp/d" --json >"$tmp/d.json"
+  read -r s1 kb <"$tmp/d.time"; [ "$kb" -gt "$d_kb" ] && d_kb=$kb
+  t0=$(now); start "$tmp/d"; t1=$(now)
+  s2=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+  D1+=("$s1"); D2+=("$s2"); D+=("$(awk -v a="$s1" -v b="$s2" 'BEGIN{printf "%.2f", a+b}')")
+  d_dig=$(digest "$port"); stop "$port"; rm -rf "$tmp/d"
+  echo "run $run: a ${A[-1]} s, b ${B[-1]} s, c ${C[-1]} s, d ${D[-1]} s" >&2
+done
+rm -f "$tmp/restore.resp"
+a_s=$(med "${A[@]}"); b_s=$(med "${B[@]}"); c_s=$(med "${C[@]}"); d_s=$(med "${D[@]}"); d1_s=$(med "${D1[@]}"); d2_s=$(med "${D2[@]}")
 
 row() { # name seconds [kb]
   awk -v n="$1" -v s="$2" -v kb="${3:-}" -v k="$keys" -v b="$size" \
@@ -102,7 +111,7 @@ row "(a) redis-server cold load" "$a_s"
 row "(b) redis-cli --pipe RESTORE" "$b_s"
 row "(c) redback restore --to-redis (-p $PARALLEL)" "$c_s" "$c_kb"
 row "(d) redback restore --to-dir + start" "$d_s" "$d_kb"
-echo "    (d) = restore $d1_s s + server load $d2_s s"
+echo "    (d) = restore $d1_s s + server load $d2_s s (medians); $RUNS runs each, median wall time"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 fail=0

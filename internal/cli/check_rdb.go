@@ -262,10 +262,11 @@ func functionName(code []byte) string {
 	return "?"
 }
 
-// scanRDB opens path and calls fn for every record, streaming. It returns
-// the reader (for its version and checksum status; nil when the header was
-// not readable) and the first error: a *rdb.FormatError for damage.
-func scanRDB(ctx context.Context, e *env, path string, quiet bool, fn func(*rdb.Record) error) (*rdb.Reader, int64, error) {
+// scanRDB opens path and calls fn for every record, streaming, reading
+// with opts. It returns the reader (for its version and checksum status;
+// nil when the header was not readable) and the first error: a
+// *rdb.FormatError for damage.
+func scanRDB(ctx context.Context, e *env, path string, quiet bool, opts rdb.Options, fn func(*rdb.Record) error) (*rdb.Reader, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err
@@ -286,7 +287,7 @@ func scanRDB(ctx context.Context, e *env, path string, quiet bool, fn func(*rdb.
 		defer bar.Done()
 	}
 	// No bufio: the Reader buffers (and grows its buffer) itself.
-	rd, err := rdb.NewReader(src, rdb.Options{})
+	rd, err := rdb.NewReader(src, opts)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -324,7 +325,7 @@ func runCheckRDB(ctx context.Context, e *env, o checkRDBOptions, path string) er
 	rep := newCheckReport(path)
 	// Reader.Next already walks every value (packed blobs, LZF, stream
 	// listpacks) and returns a *rdb.FormatError naming the key on damage.
-	rd, n, err := scanRDB(ctx, e, path, o.JSON, func(rec *rdb.Record) error {
+	rd, n, err := scanRDB(ctx, e, path, o.JSON, rdb.Options{}, func(rec *rdb.Record) error {
 		rep.add(rec, nowMS)
 		return nil
 	})

@@ -95,10 +95,14 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 		rd *rdb.Reader
 		n  int64
 	)
+	// Every key's value is decoded for the digest (Digest.Add and
+	// KeyDigest run rdb.Decode, which checks it completely), so the reader
+	// need not walk the values a first time.
+	ropts := rdb.Options{SkipValueCheck: true}
 	if workers := digestWorkers(); !o.PerKey && workers > 1 {
 		err = digestParallel(ctx, d, opts, workers, func(ctx context.Context, fn func(*rdb.Record) error) error {
 			var err error
-			rd, n, err = scanRDB(ctx, e, path, o.JSON, func(rec *rdb.Record) error {
+			rd, n, err = scanRDB(ctx, e, path, o.JSON, ropts, func(rec *rdb.Record) error {
 				if rec.Kind != rdb.RecordKey {
 					return nil
 				}
@@ -110,7 +114,7 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 			return err
 		})
 	} else {
-		rd, n, err = scanRDB(ctx, e, path, o.JSON, func(rec *rdb.Record) error {
+		rd, n, err = scanRDB(ctx, e, path, o.JSON, ropts, func(rec *rdb.Record) error {
 			if rec.Kind != rdb.RecordKey {
 				return nil
 			}

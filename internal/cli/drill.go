@@ -144,6 +144,11 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 		RTOObjective: o.rtoObjective,
 		SampleKeys:   sampleKeysOpt(o.sampleKeys),
 		ScratchDir:   o.scratchDir,
+		OnPhase: func(phase string) {
+			if show {
+				fmt.Fprintf(e.Err, "drill: %s...\n", phase)
+			}
+		},
 		NewBar: func(phase string, total int64) *progress.Bar {
 			return progress.New(e.Err, phase, total, show)
 		},

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"redback/internal/catalog"
+	"redback/internal/pitr"
 )
 
 type listOpts struct {
@@ -37,7 +38,9 @@ func newListCmd(e *env) *cobra.Command {
 type listOutput struct {
 	Repo      string              `json:"repo"`
 	Snapshots []*catalog.Snapshot `json:"snapshots"`
-	Problems  []string            `json:"problems"`
+	// Generations are the log generations with their point-in-time windows.
+	Generations []pitr.Window `json:"generations"`
+	Problems    []string      `json:"problems"`
 }
 
 func runList(ctx context.Context, e *env, o *listOpts) error {
@@ -53,6 +56,15 @@ func runList(ctx context.Context, e *env, o *listOpts) error {
 	out := listOutput{Repo: repo.Location(), Snapshots: snaps, Problems: []string{}}
 	for _, b := range bad {
 		out.Problems = append(out.Problems, b.Error())
+	}
+	ws, err := pitr.Windows(ctx, repo)
+	if err != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("log generations: %v", err))
+		bad = append(bad, err)
+	}
+	out.Generations = ws
+	if out.Generations == nil {
+		out.Generations = []pitr.Window{}
 	}
 	if o.json {
 		enc := json.NewEncoder(e.Out)
@@ -71,6 +83,8 @@ func runList(ctx context.Context, e *env, o *listOpts) error {
 		if len(snaps) == 0 {
 			fmt.Fprintln(e.Out, "(no snapshots)")
 		}
+		fmt.Fprintln(e.Out)
+		printWindows(e.Out, ws)
 		for _, p := range out.Problems {
 			fmt.Fprintf(e.Err, "problem: %s\n", p)
 		}

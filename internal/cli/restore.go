@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ type restoreOptions struct {
 	JSON     bool
 
 	redis redisFlags
+	pitr  pitrFlags // point in time (restore_pitr.go)
 }
 
 // AddFlags registers the flags on cmd.
@@ -59,6 +61,7 @@ func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.Force, "force", false, "replace an existing dump.rdb (--to-dir) or file (--to-rdb)")
 	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text (no progress line)")
 	o.redis.addFlags(f)
+	o.pitr.addFlags(f)
 }
 
 func newRestoreCmd(e *env) *cobra.Command {
@@ -179,6 +182,9 @@ func (o *restoreOptions) validate() (restore.Options, error) {
 }
 
 func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
+	if o.pitr.requested() {
+		return runPITR(ctx, e, o)
+	}
 	ro, err := o.validate()
 	if err != nil {
 		return err
@@ -190,6 +196,10 @@ func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
 		u, err := o.redis.parse(e, "to-redis", rurl)
 		if err != nil {
 			return err
+		}
+		if u.DB != 0 {
+			return usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 --map-db 0:"+strconv.Itoa(u.DB),
+				"--to-redis names db %d: keys go to their source db; use --map-db FROM:%d to move them", u.DB, u.DB)
 		}
 		target = u.Redacted()
 		return o.run(ctx, e, ro, target, func(ctx context.Context, src restore.Source, ro restore.Options) (*restore.Result, error) {
@@ -263,8 +273,14 @@ func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, ta
 	if n := res.KeysFailed - int64(len(res.Failures)); n > 0 {
 		fmt.Fprintf(e.Err, "failed: ... and %d more keys\n", n)
 	}
+	if res.KeysRewritten > 0 {
+		fmt.Fprintf(e.Err, "note: %d keys came from a newer RDB version: restored with the DUMP footer relabelled to the target's version (their types are known to it)\n", res.KeysRewritten)
+	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(e.Err, "note: %s\n", n)
+	}
+	if rerr != nil && res.Bytes == 0 && res.KeysRestored == 0 {
+		return rerr // stopped before reading the source: no summary
 	}
 	what := src.Name
 	fmt.Fprintf(e.Out, "restored %s to %s: %d keys restored, %d skipped (conflict), %d expired, %d filtered, %d converted (fallback), %d failed; %d functions; %s in %.1fs (%.0f keys/s)\n",
@@ -300,7 +316,7 @@ func (o *restoreOptions) source(ctx context.Context, e *env) (restore.Source, st
 	} else {
 		snap, err = catalog.Latest(ctx, repo)
 		if errors.Is(err, catalog.ErrNoSnapshot) {
-			err = fmt.Errorf("%w: no verified snapshot to restore; see `redback list --repo %s`", err, repo.Location())
+			err = fmt.Errorf("nothing to restore: %w (none verified); see `redback list --repo %s`", err, repo.Location())
 		}
 	}
 	if err != nil {

@@ -26,6 +26,7 @@ func TestRestore_Usage(t *testing.T) {
 		{"bad map-db", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--map-db", "0-3"}, "FROM:TO"},
 		{"bad conflict", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--conflict", "merge"}, "unknown conflict mode"},
 		{"conflict with file", []string{"restore", "--from-rdb", rdbPath, "--to-dir", "/tmp", "--conflict", "replace"}, "--force"},
+		{"db in url", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1/3"}, "--map-db"},
 		{"bad url", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "http://x"}, "--to-redis"},
 	}
 	for _, tt := range tests {

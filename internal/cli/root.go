@@ -99,6 +99,9 @@ func verbs(e *env) []*cobra.Command {
 		newKeepCmd(e),
 		newLifecycleCmd(e),
 		newAgentCmd(e),
+		newShipCmd(e),
+		newLogCmd(e),
+		newMigrateCmd(e),
 	}
 }
 

@@ -54,7 +54,7 @@ Methods:
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
 	f.StringVar(&o.method, "method", "sync", "sync (replication protocol) or bgsave (BGSAVE + local file)")
 	f.StringArrayVar(&o.encryptTo, "encrypt-to", nil, "age recipient (age1...) or recipients file; repeatable")
-	f.StringVar(&o.level, "compression", "default", "zstd level: fastest, default, better, best")
+	f.StringVar(&o.level, "compression", "fastest", "zstd level: fastest, default, better, best")
 	f.BoolVar(&o.json, "json", false, "print the manifest as JSON")
 	o.redis.addFlags(f)
 	return c

@@ -92,7 +92,7 @@ func New(opts Options) *Digest {
 			mixD(&e, m)
 			d.scratch = AppendScore(d.scratch[:0], score, d.opts.ScoreFormat)
 			mixD(&e, d.scratch)
-			xorD(d.cur, e[:])
+			xorS(d.cur, &e)
 			return nil
 		},
 		HashField: func(f, v []byte, expireAt int64) error {
@@ -103,7 +103,7 @@ func New(opts Options) *Digest {
 					e[i] ^= hexpireHash[i] // xorD(e, "!!hexpire!!")
 				}
 			}
-			xorD(d.cur, e[:])
+			xorS(d.cur, &e)
 			return nil
 		},
 		StreamEntry: func(ms, seq uint64, fields [][]byte) error {
@@ -182,7 +182,7 @@ func (d *Digest) Add(rec *rdb.Record) error {
 		}
 		d.lastDB, d.lastAcc = rec.DB, acc
 	}
-	xorD(acc, t[:])
+	xorS(acc, &t)
 	d.keys++
 	return nil
 }
@@ -289,7 +289,16 @@ func keyError(rec *rdb.Record, err error) error {
 
 // xorD is d ⊕= SHA1(p).
 func xorD(d *sum, p []byte) {
-	h := sha1.Sum(p)
+	h := sha1Sum(p)
+	for i := range d {
+		d[i] ^= h[i]
+	}
+}
+
+// xorS is xorD with a 20-byte input: d ⊕= SHA1(s).
+func xorS(d, s *sum) {
+	var h, zero sum
+	sha1Xor(&h, s, &zero)
 	for i := range d {
 		d[i] ^= h[i]
 	}
@@ -297,16 +306,13 @@ func xorD(d *sum, p []byte) {
 
 // mixD is d = SHA1(d ⊕ SHA1(p)).
 func mixD(d *sum, p []byte) {
-	xorD(d, p)
-	*d = sha1.Sum(d[:])
+	h := sha1Sum(p)
+	sha1Xor(d, d, &h)
 }
 
 // mixH is mixD with the inner SHA1 already computed: d = SHA1(d ⊕ h).
 func mixH(d, h *sum) {
-	for i := range d {
-		d[i] ^= h[i]
-	}
-	*d = sha1.Sum(d[:])
+	sha1Xor(d, d, h)
 }
 
 // AppendScore appends the text a server of format f mixes into the digest

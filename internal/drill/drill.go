@@ -65,13 +65,13 @@ type Options struct {
 	ScratchDir string
 	// NewBar, when set, makes a progress bar for a phase (total bytes, or -1).
 	NewBar func(phase string, total int64) *progress.Bar
+	// OnPhase, when set, is called as each phase starts.
+	OnPhase func(phase string)
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 	// Holder names this drill in the pin it writes; "" makes one.
 	Holder string
 
-	// restoreToDir is restore.ToDir; tests replace it.
-	restoreToDir func(ctx context.Context, src restore.Source, dir string, o restore.Options) (*restore.Result, error)
 	// onServer, when set, is called with the scratch server's pid once it runs (tests).
 	onServer func(pid int)
 }
@@ -226,23 +226,35 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if pin, perr := catalog.PutPin(ctx, opts.Backend, snap.ID, "drill", holder, 24*time.Hour); perr != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("could not pin the snapshot against retention (read-only repository?): %v", perr))
 	} else {
-		defer func() { _ = catalog.RemovePin(context.WithoutCancel(ctx), opts.Backend, pin.ID) }()
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_ = catalog.RemovePin(rctx, opts.Backend, pin.ID) // an expired pin is ignored by retention anyway
+		}()
+	}
+
+	phase := func(name string) {
+		if opts.OnPhase != nil {
+			opts.OnPhase(name)
+		}
 	}
 
 	// Phase 1: fetch the stored object.
+	phase(PhaseFetch)
 	t0 := now()
 	objPath := filepath.Join(tmp, "object")
 	ferr := fetch(ctx, opts, snap, objPath)
 	rep.Phases[PhaseFetch] = now().Sub(t0).Seconds()
 	if ferr != nil {
 		if errors.Is(ferr, storage.ErrNotExist) {
-			rep.check(CheckRestore, false, "data object %s is missing: %v", snap.Object.Key, ferr)
+			rep.check(CheckRestore, false, "data object %s is missing from the repository (the manifest of snapshot %s refers to it)", snap.Object.Key, snap.ID)
 			return rep, nil
 		}
 		return rep, ferr
 	}
 
 	// Phase 2: decrypt, decompress, verify, write dump.rdb.
+	phase(PhaseRestore)
 	t0 = now()
 	dataDir := filepath.Join(tmp, "data")
 	if err := os.Mkdir(dataDir, 0o700); err != nil {
@@ -267,6 +279,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		snap.Object.Key, sealing(snap), humanBytes(res.Bytes))
 
 	// Phase 3: start the scratch server and wait until it serves.
+	phase(PhaseLoad)
 	t0 = now()
 	maxDB := 0
 	for _, d := range snap.Census.DBs {
@@ -280,7 +293,22 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if opts.onServer != nil {
 		opts.onServer(srv.pid())
 	}
-	werr := srv.waitServing(ctx)
+	var (
+		loadBar *progress.Bar // nil-safe
+		loaded  func(int64)
+	)
+	if opts.NewBar != nil {
+		loadBar = opts.NewBar(PhaseLoad, snap.Object.RawBytes)
+		var last int64
+		loaded = func(n int64) {
+			if n > last {
+				loadBar.Add(n-last, 0)
+				last = n
+			}
+		}
+	}
+	werr := srv.waitServing(ctx, loaded)
+	loadBar.Done()
 	rep.Phases[PhaseLoad] = now().Sub(t0).Seconds()
 	if werr != nil {
 		var le *LoadError
@@ -297,6 +325,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	// Phase 4: prove it. The sample is read from the restored file while
 	// the server computes DEBUG DIGEST (it blocks the server anyway, on one
 	// core; the sampler parses on another).
+	phase(PhaseChecks)
 	t0 = now()
 	sf := digest.Score70
 	if v, _ := restore.RDBVersionFor(ver); v >= 11 {
@@ -435,7 +464,8 @@ func restoreDir(ctx context.Context, opts Options, snap *catalog.Snapshot, objPa
 				f.Close()
 				return nil, err
 			}
-			return readCloser{Reader: ur, close: func() error { ur.Close(); return f.Close() }}, nil
+			ra := newReadAhead(ur) // unseal on one core, parse and write on another
+			return readCloser{Reader: ra, close: func() error { ra.Close(); ur.Close(); return f.Close() }}, nil
 		},
 	}
 	ro := restore.Options{Now: opts.Now}
@@ -444,11 +474,7 @@ func restoreDir(ctx context.Context, opts Options, snap *catalog.Snapshot, objPa
 		defer bar.Done()
 		ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
 	}
-	to := opts.restoreToDir
-	if to == nil {
-		to = restore.ToDir
-	}
-	return to(ctx, src, dir, ro)
+	return restore.ToDir(ctx, src, dir, ro)
 }
 
 // checkKeys compares the key count per db with the census.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/redistest"
@@ -298,5 +300,32 @@ func TestSelect(t *testing.T) {
 	got, err = Select(t.Context(), b, snaps[0].ID, time.Time{})
 	if err != nil || got.ID != snaps[0].ID {
 		t.Fatalf("by id: %v %v", got, err)
+	}
+}
+
+func TestRun_Encrypted(t *testing.T) {
+	data, _ := dumpRDB(t)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := pack.ParseRecipients([]string{id.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := snapshot.Store(t.Context(), bytes.NewReader(data), snapshot.Options{Backend: b, Pack: pack.Options{Recipients: rs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err, _ := run(t, t.Context(), Options{Backend: b, Snapshot: snap}); err == nil || !strings.Contains(err.Error(), "--identity") {
+		t.Fatalf("no identity: %v", err)
+	}
+	rep, err, _ := run(t, t.Context(), Options{Backend: b, Snapshot: snap, Identities: []age.Identity{id}})
+	if err != nil || !rep.OK || !strings.Contains(rep.Checks[0].Detail, "decrypted") {
+		t.Fatalf("%v %+v", err, rep)
 	}
 }

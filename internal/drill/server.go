@@ -170,7 +170,8 @@ func (s *scratch) client(db int) *redis.Client {
 
 // waitServing polls until the server answers PING and reports loading:0,
 // until it exits (its log tail is the error), or until ctx ends.
-func (s *scratch) waitServing(ctx context.Context) error {
+// progress, when set, receives the bytes loaded so far.
+func (s *scratch) waitServing(ctx context.Context, progress func(loaded int64)) error {
 	c := s.client(0)
 	defer c.Close()
 	delay := 5 * time.Millisecond
@@ -184,7 +185,7 @@ func (s *scratch) waitServing(ctx context.Context) error {
 			return &LoadError{Detail: s.logTail(8)}
 		case <-t.C:
 		}
-		if ok, err := s.serving(ctx, c); ok {
+		if ok, err := s.serving(ctx, c, progress); ok {
 			return nil
 		} else if err != nil && ctx.Err() != nil {
 			return ctx.Err()
@@ -194,17 +195,32 @@ func (s *scratch) waitServing(ctx context.Context) error {
 	}
 }
 
-func (s *scratch) serving(ctx context.Context, c *redis.Client) (bool, error) {
+func (s *scratch) serving(ctx context.Context, c *redis.Client, progress func(int64)) (bool, error) {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
-		return false, err
-	}
 	info, err := c.Info(pctx, "persistence").Result()
 	if err != nil {
 		return false, err
 	}
-	return strings.Contains(info, "loading:0"), nil
+	loading := true
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "loading:"); ok {
+			loading = v != "0"
+		}
+		if v, ok := strings.CutPrefix(line, "loading_loaded_bytes:"); ok && progress != nil {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				progress(n)
+			}
+		}
+	}
+	if loading {
+		return false, nil
+	}
+	if err := c.Ping(pctx).Err(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // LoadError means the scratch server did not load the restored file.

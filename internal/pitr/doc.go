@@ -18,6 +18,17 @@
 // the offset before it (its first byte is offset+1), which is also the
 // offset of the state restored "just before" it.
 //
+// The shipper never cuts a segment inside a transaction. Segments written
+// otherwise are handled when a transaction spans at most two segments, or
+// when its EXEC is seen before the target.
+//
+// ToRedis loads the base with the restore package and then replays the log
+// over one connection, pipelined, writing the stored bytes as they are.
+// With restore.ConflictFail (the default) it refuses a target holding any
+// key in any db, because the log may write to dbs the base does not hold.
+// ToDir writes a multi-part AOF directory for redis-server --appendonly yes;
+// ToRDB loads that directory into a scratch redis-server and saves an RDB.
+//
 // Log streams the stored commands for `redback log`; Windows describes what
 // each generation can restore for `redback list`.
 package pitr

@@ -111,6 +111,9 @@ type Command struct {
 	Name          string    `json:"name"` // upper-cased
 	Args          [][]byte  `json:"-"`    // all arguments, the name included
 	InTransaction bool      `json:"in_transaction"`
+	// Text is the command for display (arguments cut), set on the
+	// commands a Plan reports (Match, Skipped); Log leaves it empty.
+	Text string `json:"command,omitempty"`
 }
 
 func (c *Command) String() string {
@@ -162,7 +165,8 @@ type Window struct {
 	Generation string `json:"generation"`
 	ReplID     string `json:"replid"`
 	Base       string `json:"base_snapshot"`
-	// From is the oldest restorable point: the base snapshot.
+	// From is the oldest restorable point: the base snapshot (the start
+	// of its transfer; the primary forked before it).
 	From       time.Time `json:"from"`
 	FromOffset int64     `json:"from_offset"`
 	// To is the newest durable point reachable without a gap: the last
@@ -252,7 +256,10 @@ func (gi *genInfo) fromMs() int64 {
 	if gi.base == nil {
 		return 0
 	}
-	ms := gi.base.EndTime.UnixMilli()
+	// The base holds the data as of the primary's fork, which happened
+	// before the snapshot's transfer began (StartTime); every later write
+	// is in the log with a later receive time.
+	ms := gi.base.StartTime.UnixMilli()
 	if len(gi.chain) > 0 && gi.chain[0].seg.FirstMs < ms {
 		ms = gi.chain[0].seg.FirstMs
 	}
@@ -422,10 +429,15 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 	switch t.Kind {
 	case KindTime:
 		tms := t.Time.UnixMilli()
+		n := 0
 		for _, c := range gens {
 			if c.base != nil && c.fromMs() <= tms && tms <= c.toMs() {
 				gi = c // the newest wins: its base is nearest
+				n++
 			}
+		}
+		if n > 1 {
+			p.Notes = append(p.Notes, fmt.Sprintf("%d generations cover %s: using the newest, %s (name another with --generation)", n, fmtTime(t.Time), gi.g.ID))
 		}
 		if gi == nil {
 			for _, c := range gens {
@@ -511,7 +523,13 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 			}
 		}
 		if gi == nil {
-			return nil, &CoverageError{Target: t.String(), Reason: "no such command in the stored log", Windows: windows()}
+			reason := "no such command in the restorable log"
+			for _, c := range gens {
+				if c.gap != nil {
+					reason += fmt.Sprintf("; generation %s is missing the log between offsets %d and %d, and nothing after it can be restored", c.g.ID, c.gap.From, c.gap.To)
+				}
+			}
+			return nil, &CoverageError{Target: t.String(), Reason: reason, Windows: windows()}
 		}
 	}
 	if err != nil {
@@ -574,6 +592,7 @@ func (r *record) command(gen string, inTx bool) *Command {
 	for i, a := range r.Args {
 		c.Args[i] = append([]byte(nil), a...)
 	}
+	c.Text = Display(c.Args, 64, 8)
 	return c
 }
 

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"redback/internal/aof"
 	"redback/internal/redisurl"
@@ -39,6 +40,8 @@ type Result struct {
 	Errors      int64         `json:"errors"`
 	FirstErrors []string      `json:"first_errors,omitempty"`
 	Duration    time.Duration `json:"-"`
+	// Replay is the part of Duration spent replaying the log.
+	Replay time.Duration `json:"-"`
 }
 
 // replay streams the planned records to emit: every record of the planned
@@ -86,6 +89,11 @@ func (p *Plan) ToRedis(ctx context.Context, u *redisurl.URL, ro restore.Options)
 	if err := checkBaseOptions(ro); err != nil {
 		return res, err
 	}
+	if ro.Conflict == restore.ConflictFail {
+		if err := checkEmpty(ctx, u); err != nil {
+			return res, err
+		}
+	}
 	br, err := restore.ToRedis(ctx, restore.SnapshotSource(p.b, p.Base, p.ids), u, ro)
 	res.Base = br
 	if err != nil {
@@ -94,7 +102,40 @@ func (p *Plan) ToRedis(ctx context.Context, u *redisurl.URL, ro restore.Options)
 	if br != nil && br.KeysFailed > 0 {
 		return res, fmt.Errorf("restore base snapshot %s: %d keys were not restored; the log was not replayed", p.Base.ID, br.KeysFailed)
 	}
-	return res, p.replayRedis(ctx, u, res)
+	rstart := time.Now()
+	err = p.replayRedis(ctx, u, res)
+	res.Replay = time.Since(rstart)
+	return res, err
+}
+
+// ErrTargetNotEmpty is wrapped when ToRedis with restore.ConflictFail
+// finds keys on the target.
+var ErrTargetNotEmpty = errors.New("the target server is not empty")
+
+// checkEmpty refuses a target holding keys in any db: the replay writes to
+// whatever dbs the log names, not only those of the base snapshot.
+func checkEmpty(ctx context.Context, u *redisurl.URL) error {
+	c := redis.NewClient(u.GoRedisOptions())
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	info, err := c.Info(cctx, "keyspace").Result()
+	if err != nil {
+		return fmt.Errorf("check that %s is empty: %w", u.Redacted(), err)
+	}
+	var dbs []string
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "db") {
+			name, rest, _ := strings.Cut(line, ":")
+			keys, _, _ := strings.Cut(strings.TrimPrefix(rest, "keys="), ",")
+			dbs = append(dbs, name+" "+keys+" keys")
+		}
+	}
+	if len(dbs) > 0 {
+		return fmt.Errorf("%s: %w (%s): a point-in-time restore replays commands into every db the log names; restore into an empty server, or pass --conflict replace to overwrite", u.Redacted(), ErrTargetNotEmpty, strings.Join(dbs, ", "))
+	}
+	return nil
 }
 
 // replyMeta says which command a reply answers.
@@ -130,7 +171,11 @@ func (p *Plan) replayRedis(ctx context.Context, u *redisurl.URL, res *Result) er
 			return fmt.Errorf("replay to %s: authenticate: %w", u.Redacted(), err)
 		}
 	}
-	pending := make(chan replyMeta, 1<<14)
+	// Replies are matched to commands in order; the writer hands the
+	// reader batches of command descriptions (bounded: the writer waits
+	// when the reader is 64 batches behind).
+	const batchLen = 512
+	pending := make(chan []replyMeta, 64)
 	readerDone := make(chan struct{})
 	var readErr error
 	addErr := func(m replyMeta, msg string) {
@@ -141,45 +186,70 @@ func (p *Plan) replayRedis(ctx context.Context, u *redisurl.URL, res *Result) er
 	}
 	go func() {
 		defer close(readerDone)
-		for m := range pending {
-			v, err := rd.ReadValue()
-			var re resp.Error
-			switch {
-			case errors.As(err, &re):
-				addErr(m, re.Error())
-			case err != nil:
-				readErr = err
-				nc.Close()
-				for range pending {
-				}
-				return
-			case m.name == "EXEC" && v.Kind == resp.KindArray:
-				for _, e := range v.Array {
-					if e.Kind == resp.KindError {
-						addErr(m, "inside the transaction: "+e.Text())
+		for batch := range pending {
+			for _, m := range batch {
+				v, err := rd.ReadValue()
+				var re resp.Error
+				switch {
+				case errors.As(err, &re):
+					addErr(m, re.Error())
+				case err != nil:
+					readErr = err
+					nc.Close()
+					for range pending {
+					}
+					return
+				case m.name == "EXEC" && v.Kind == resp.KindArray:
+					for _, e := range v.Array {
+						if e.Kind == resp.KindError {
+							addErr(m, "inside the transaction: "+e.Text())
+						}
 					}
 				}
 			}
 		}
 	}()
-	var buf []byte
+	batch := make([]replyMeta, 0, batchLen)
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		select {
+		case pending <- batch:
+		default:
+			// The reader is behind: before waiting for it, send what is
+			// buffered, or it could wait for replies to commands still
+			// in our buffer.
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			select {
+			case pending <- batch:
+			case <-readerDone:
+				return errors.New("connection lost")
+			}
+		}
+		batch = make([]replyMeta, 0, batchLen)
+		return nil
+	}
 	werr := p.replay(ctx, func(r *record) error {
 		if r.Annotation {
 			return nil
 		}
-		buf = resp.AppendCommand(buf[:0], r.Args...)
-		if _, err := bw.Write(buf); err != nil {
+		if _, err := bw.Write(r.Raw); err != nil {
 			return err
 		}
 		res.Commands++
-		res.Bytes += int64(len(buf))
-		select {
-		case pending <- replyMeta{offset: r.Offset, name: r.Name}:
-		case <-readerDone:
-			return errors.New("connection lost")
+		res.Bytes += int64(len(r.Raw))
+		batch = append(batch, replyMeta{offset: r.Offset, name: r.Name})
+		if len(batch) == batchLen {
+			return send()
 		}
 		return nil
 	})
+	if werr == nil {
+		werr = send()
+	}
 	if werr == nil {
 		werr = bw.Flush()
 	}
@@ -195,11 +265,7 @@ func (p *Plan) replayRedis(ctx context.Context, u *redisurl.URL, res *Result) er
 		return fmt.Errorf("replay to %s: read replies: %w", u.Redacted(), readErr)
 	}
 	if werr != nil {
-		var ne net.Error
-		if errors.As(werr, &ne) {
-			return fmt.Errorf("replay to %s: %w", u.Redacted(), werr)
-		}
-		return werr
+		return fmt.Errorf("replay to %s stopped after %d commands (the target holds a partial restore; restore again into an empty server): %w", u.Redacted(), res.Commands, werr)
 	}
 	if res.Errors > 0 {
 		return fmt.Errorf("replay: %d commands failed on the target (first: %s)", res.Errors, res.FirstErrors[0])
@@ -209,8 +275,10 @@ func (p *Plan) replayRedis(ctx context.Context, u *redisurl.URL, res *Result) er
 
 // ToDir writes a multi-part AOF directory DIR/appendonlydir (base RDB,
 // the replayed log as one incr file, manifest) that
-// `redis-server --appendonly yes --dir DIR` loads by itself. An existing
-// appendonlydir is refused unless ro.Force.
+// `redis-server --appendonly yes --dir DIR` loads by itself. The manifest
+// is written last; on failure the files written are removed. An existing
+// manifest is refused unless ro.Force (then it is removed first, so a
+// failure never leaves old and new files mixed).
 func (p *Plan) ToDir(ctx context.Context, dir string, ro restore.Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{}
@@ -219,29 +287,45 @@ func (p *Plan) ToDir(ctx context.Context, dir string, ro restore.Options) (*Resu
 		return res, err
 	}
 	ad := filepath.Join(dir, AOFDirName)
-	if _, err := os.Stat(filepath.Join(ad, ManifestName)); err == nil && !ro.Force {
-		return res, fmt.Errorf("%s: %w (use --force to replace it)", filepath.Join(ad, ManifestName), restore.ErrExists)
+	mpath := filepath.Join(ad, ManifestName)
+	if _, err := os.Stat(mpath); err == nil {
+		if !ro.Force {
+			return res, fmt.Errorf("%s: %w (use --force to replace it)", mpath, restore.ErrExists)
+		}
+		// The old manifest goes first: until the new one is written the
+		// dir holds no loadable set, never a mix of old and new files.
+		if err := os.Remove(mpath); err != nil {
+			return res, err
+		}
+		if err := syncDir(ad); err != nil {
+			return res, err
+		}
 	}
 	if err := os.MkdirAll(ad, 0o755); err != nil {
 		return res, err
 	}
-	br, err := restore.ToFile(ctx, restore.SnapshotSource(p.b, p.Base, p.ids), filepath.Join(ad, BaseFileName), ro)
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(filepath.Join(ad, BaseFileName))
+			os.Remove(filepath.Join(ad, IncrFileName))
+		}
+	}()
+	bro := ro
+	bro.Force = true // a base left by an earlier run without its manifest
+	br, err := restore.ToFile(ctx, restore.SnapshotSource(p.b, p.Base, p.ids), filepath.Join(ad, BaseFileName), bro)
 	res.Base = br
 	if err != nil {
 		return res, fmt.Errorf("write base snapshot %s: %w", p.Base.ID, err)
 	}
 	err = writeAtomic(ad, IncrFileName, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 256<<10)
-		var buf []byte
 		err := p.replay(ctx, func(r *record) error {
-			if r.Annotation {
-				buf = append(append(append(buf[:0], '#'), r.Raw...), '\r', '\n')
-			} else {
-				buf = resp.AppendCommand(buf[:0], r.Args...)
+			if !r.Annotation {
 				res.Commands++
 			}
-			res.Bytes += int64(len(buf))
-			_, err := bw.Write(buf)
+			res.Bytes += int64(len(r.Raw))
+			_, err := bw.Write(r.Raw)
 			return err
 		})
 		if err != nil {
@@ -260,6 +344,7 @@ func (p *Plan) ToDir(ctx context.Context, dir string, ro restore.Options) (*Resu
 		_, err := m.WriteTo(w)
 		return err
 	})
+	ok = err == nil
 	return res, err
 }
 

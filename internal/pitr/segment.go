@@ -11,7 +11,6 @@ import (
 
 	"filippo.io/age"
 
-	"redback/internal/aof"
 	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/storage"
@@ -37,9 +36,9 @@ func (e *SegmentError) VerificationFailed() bool { return true }
 // valid until the callback returns.
 type record struct {
 	Annotation bool
-	Raw        []byte // annotation line without '#' and CRLF
-	Args       [][]byte
-	Name       string // upper-cased command name
+	Raw        []byte   // the record's bytes as stored (an annotation: '#', text, CRLF)
+	Args       [][]byte // command arguments (slices of Raw)
+	Name       string   // upper-cased command name
 	AOFPos     int64
 	Size       int64
 	// Offset is the replication offset before the command; Synthetic
@@ -81,7 +80,8 @@ func scanSegment(ctx context.Context, b storage.Backend, ids []age.Identity, seg
 		return fmt.Errorf("open segment %s: %w", key, err)
 	}
 	defer pr.Close()
-	ar := aof.NewReader(bufio.NewReaderSize(pr, 256<<10), aof.ReaderOptions{File: key})
+	sr := &segReader{br: bufio.NewReaderSize(pr, 256<<10)}
+	names := map[string]string{}
 	var (
 		ci      int
 		started bool
@@ -100,48 +100,55 @@ func scanSegment(ctx context.Context, b storage.Backend, ids []age.Identity, seg
 				return err
 			}
 		}
-		r, err := ar.Next()
+		pos := sr.off
+		isAnn, err := sr.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("read segment %s: %w", key, err)
+			var ie *pack.IntegrityError
+			if errors.As(err, &ie) {
+				return fmt.Errorf("read segment %s: %w", key, err)
+			}
+			return bad(pos, "%w", err)
 		}
-		rec = record{AOFPos: r.Offset, Size: r.Size, DB: db, Ms: ms}
-		if r.Kind == aof.RecordAnnotation {
-			rec.Annotation, rec.Raw, rec.Offset = true, r.Annotation, next
+		rec = record{AOFPos: pos, Size: int64(len(sr.raw)), DB: db, Ms: ms, Raw: sr.raw}
+		if isAnn {
+			rec.Annotation, rec.Offset = true, next
 			if err := fn(&rec); err != nil {
 				return err
 			}
 			continue
 		}
-		for ci < len(seg.Index) && seg.Index[ci].AOFPos() < r.Offset {
+		if ci < len(seg.Index) && seg.Index[ci].AOFPos() < pos {
 			return bad(seg.Index[ci].AOFPos(), "index checkpoint does not fall on a command start")
 		}
-		if ci < len(seg.Index) && seg.Index[ci].AOFPos() == r.Offset {
+		// Several checkpoints may share a position (skipped control
+		// traffic right at the start): the last one describes the command.
+		for ci < len(seg.Index) && seg.Index[ci].AOFPos() == pos {
 			cp := seg.Index[ci]
 			ci++
 			if cp.Offset() < next {
-				return bad(r.Offset, "index offset %d goes back (expected at least %d)", cp.Offset(), next)
+				return bad(pos, "index offset %d goes back (expected at least %d)", cp.Offset(), next)
 			}
 			next, ms, started = cp.Offset(), cp.UnixMs(), true
 			rec.Ms = ms
 		}
-		rec.Args = r.Args
-		rec.Name = strings.ToUpper(string(r.Args[0]))
+		rec.Args = sr.args
+		rec.Name = upperName(names, sr.args[0])
 		if started {
 			rec.Offset = next
-			next += r.Size
+			next += rec.Size
 			if next > seg.End {
-				return bad(r.Offset, "command ends at offset %d, past the segment end %d", next, seg.End)
+				return bad(pos, "command ends at offset %d, past the segment end %d", next, seg.End)
 			}
 		} else {
 			rec.Offset, rec.Synthetic = next, true
 		}
-		if rec.Name == "SELECT" && len(r.Args) == 2 {
-			d, err := strconv.Atoi(string(r.Args[1]))
+		if rec.Name == "SELECT" && len(sr.args) == 2 {
+			d, err := strconv.Atoi(string(sr.args[1]))
 			if err != nil || d < 0 {
-				return bad(r.Offset, "SELECT %q", r.Args[1])
+				return bad(pos, "SELECT %q", sr.args[1])
 			}
 			db = d
 			rec.DB = d
@@ -150,8 +157,43 @@ func scanSegment(ctx context.Context, b storage.Backend, ids []age.Identity, seg
 			return err
 		}
 	}
-	if ci < len(seg.Index) {
-		return bad(seg.Index[ci].AOFPos(), "index checkpoint past the last command")
+	// Trailing checkpoints sit at the end of the AOF and carry the offset
+	// after skipped control traffic (at most seg.End).
+	for ; ci < len(seg.Index); ci++ {
+		cp := seg.Index[ci]
+		if cp.AOFPos() != sr.off {
+			return bad(cp.AOFPos(), "index checkpoint does not fall on a command start")
+		}
+		if cp.Offset() < next || cp.Offset() > seg.End {
+			return bad(cp.AOFPos(), "trailing index offset %d outside %d..%d", cp.Offset(), next, seg.End)
+		}
+		next = cp.Offset()
+	}
+	if next != seg.End {
+		return bad(sr.off, "the log ends at offset %d but the manifest says %d", next, seg.End)
 	}
 	return nil
+}
+
+// upperName returns the upper-cased command name, interned in names so that
+// a scan does not allocate one string per command.
+func upperName(names map[string]string, b []byte) string {
+	var tmp [32]byte
+	if len(b) > len(tmp) {
+		return strings.ToUpper(string(b))
+	}
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		tmp[i] = c
+	}
+	if s, ok := names[string(tmp[:len(b)])]; ok {
+		return s
+	}
+	s := string(tmp[:len(b)])
+	if len(names) < 4096 {
+		names[s] = s
+	}
+	return s
 }

@@ -1,6 +1,9 @@
 package rdb
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // crcPoly is the reflected form of the CRC-64 "Jones" polynomial
 // 0xad93d23594c935a9 that Redis uses.
@@ -38,6 +41,44 @@ func makeCRCTable() *[16][256]uint64 {
 // []byte("123456789")) is 0xe9c6d914c4b8d9ca, and CRC64(CRC64(0, a), b)
 // equals CRC64(0, a+b).
 func CRC64(prev uint64, p []byte) uint64 {
+	if haveCLMUL && len(p) >= crcFoldMin {
+		// Fold all whole 16-byte blocks with carry-less multiplication
+		// into 16 bytes with the same CRC, then finish with the tables.
+		n := len(p) &^ 15
+		var x [16]byte
+		crcFold(prev, &p[0], n, &crcFoldK, &x)
+		prev = crcTables(0, x[:])
+		p = p[n:]
+	}
+	return crcTables(prev, p)
+}
+
+// crcFoldMin is the length from which folding pays for its fixed cost.
+const crcFoldMin = 64
+
+// crcFoldK are the folding constants for crcFold, in the reflected bit
+// order of the CRC (bit i is the coefficient of x^(63-i)): folding a block
+// L·x^64 + H forward by 128 bits multiplies L by x^192 and H by x^128,
+// modulo the polynomial; PCLMULQDQ on reflected operands yields the
+// product times x, hence the exponents 191 and 127.
+var crcFoldK = [2]uint64{crcXPowMod(191), crcXPowMod(127)}
+
+// crcXPowMod returns x^k modulo the CRC polynomial, bit-reflected.
+func crcXPowMod(k int) uint64 {
+	const poly = 0xad93d23594c935a9 // x^64 + this, normal bit order
+	r := uint64(1)
+	for range k {
+		carry := r >> 63
+		r <<= 1
+		if carry != 0 {
+			r ^= poly
+		}
+	}
+	return bits.Reverse64(r)
+}
+
+// crcTables is CRC64 with slicing-by-16 tables only.
+func crcTables(prev uint64, p []byte) uint64 {
 	t := crcTable
 	c := prev
 	for len(p) >= 16 {

@@ -12,19 +12,30 @@ func TestCRC64(t *testing.T) {
 	}
 	tab := crc64.MakeTable(crcPoly)
 	rnd := rand.New(rand.NewPCG(1, 2))
-	for i := range 200 {
-		p := make([]byte, rnd.IntN(300))
+	for i := range 2000 {
+		p := make([]byte, rnd.IntN(300+i))
 		for j := range p {
 			p[j] = byte(rnd.Uint32())
 		}
 		want := ^crc64.Update(^uint64(0), tab, p)
+		if got := crcTables(0, p); got != want {
+			t.Fatalf("case %d: crcTables = %x, want %x", i, got, want)
+		}
 		if got := CRC64(0, p); got != want {
 			t.Fatalf("case %d: CRC64 = %x, want %x", i, got, want)
 		}
-		k := len(p) / 3
+		k := rnd.IntN(len(p) + 1)
 		if got := CRC64(CRC64(0, p[:k]), p[k:]); got != want {
 			t.Fatalf("case %d: incremental CRC64 = %x, want %x", i, got, want)
 		}
+	}
+}
+
+func BenchmarkCRC64Tables(b *testing.B) {
+	p := make([]byte, 1<<20)
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		crcTables(0, p)
 	}
 }
 

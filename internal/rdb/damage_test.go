@@ -15,20 +15,47 @@ import (
 
 // readErr reads a whole file and returns the first error (nil at a clean
 // EOF). It bounds the number of records.
-func readErr(data []byte) error {
-	r, err := NewReader(bytes.NewReader(data), Options{MaxValueBytes: 1 << 20})
+func readErr(data []byte) error { return readErrMode(data, false) }
+
+// readErrMode is readErr, or with skip set, reads with
+// Options.SkipValueCheck and runs Decode on every key's value, as the
+// digest does; damage Decode finds is then a FormatError at the record,
+// naming the key.
+func readErrMode(data []byte, skip bool) error {
+	r, err := NewReader(bytes.NewReader(data), Options{MaxValueBytes: 1 << 20, SkipValueCheck: skip})
 	if err != nil {
 		return err
 	}
 	for range 1 << 20 {
-		if _, err := r.Next(); err != nil {
+		rec, err := r.Next()
+		if err != nil {
 			if err == io.EOF {
 				return nil
 			}
 			return err
 		}
+		if skip && rec.Kind == RecordKey {
+			if err := Decode(rec.Type, rec.Value, nil); err != nil {
+				return &FormatError{Offset: rec.Offset, Key: bytes.Clone(rec.Key), Type: rec.Type, Err: err}
+			}
+		}
 	}
 	return errors.New("too many records")
+}
+
+// bothModes runs readErrMode in both modes; they must agree on whether the
+// data is damaged. It returns the error of the full check.
+func bothModes(t *testing.T, what string, data []byte) error {
+	t.Helper()
+	full, skip := readErrMode(data, false), readErrMode(data, true)
+	var fe *FormatError
+	if (full == nil) != (skip == nil) || skip != nil && !errors.As(skip, &fe) {
+		t.Fatalf("%s: full check %v, but with SkipValueCheck and Decode %v", what, full, skip)
+	}
+	if errors.Is(full, ErrTruncated) != errors.Is(skip, ErrTruncated) {
+		t.Errorf("%s: full check %v, but with SkipValueCheck and Decode %v", what, full, skip)
+	}
+	return full
 }
 
 func realDump(t *testing.T) []byte {
@@ -72,14 +99,14 @@ func TestReader_Damage(t *testing.T) {
 			for _, bit := range []byte{0x01, 0x80} {
 				d := bytes.Clone(data)
 				d[off] ^= bit
-				checkFE("bit flip at "+itoa(off), readErr(d))
+				checkFE("bit flip at "+itoa(off), bothModes(t, name+" bit flip at "+itoa(off), d))
 			}
 			if data[off] != 0x82 {
 				d := bytes.Clone(data)
 				d[off] = 0x82 // never a valid length byte
-				checkFE("0x82 at "+itoa(off), readErr(d))
+				checkFE("0x82 at "+itoa(off), bothModes(t, name+" 0x82 at "+itoa(off), d))
 			}
-			err := readErr(data[:off])
+			err := bothModes(t, name+" truncated at "+itoa(off), data[:off])
 			fe := checkFE("truncated at "+itoa(off), err)
 			if off >= 9 && !errors.Is(err, ErrTruncated) {
 				t.Errorf("%s truncated at %d: %v does not wrap ErrTruncated", name, off, fe)
@@ -87,7 +114,7 @@ func TestReader_Damage(t *testing.T) {
 		}
 		d := bytes.Clone(data)
 		d[len(d)-1] ^= 0x10
-		err := readErr(d)
+		err := bothModes(t, name+" bad CRC", d)
 		if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "stored") {
 			t.Errorf("%s: bad CRC gave %v, want ErrChecksum naming stored and computed", name, err)
 		}
@@ -151,7 +178,10 @@ func TestReader_CorruptBlobs(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			err := readErr(buf.Bytes())
+			err := bothModes(t, tc.name, buf.Bytes())
+			if skipErr := readErrMode(buf.Bytes(), true); skipErr != nil && !strings.Contains(skipErr.Error(), tc.want) {
+				t.Errorf("with SkipValueCheck and Decode: error %q does not mention %q", skipErr, tc.want)
+			}
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("undamaged value: %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"sync"
 )
 
 // decoder walks one serialized value held in memory. Its scratch buffers
@@ -36,8 +37,37 @@ type decoder struct {
 // *FormatError with Offset relative to raw; an error returned by a Visitor
 // callback stops the walk and is returned as is.
 func Decode(t Type, raw []byte, v *Visitor) error {
-	var d decoder
-	return toFormatError(d.decode(t, raw, v), 0, nil, t)
+	d := decoders.Get().(*decoder)
+	err := d.decode(t, raw, v)
+	d.release()
+	decoders.Put(d)
+	return toFormatError(err, 0, nil, t)
+}
+
+// decoders keeps the decoders (and their scratch buffers) of Decode calls,
+// which callers such as the digest make for every value.
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// maxPooledScratch bounds a scratch buffer a pooled decoder keeps.
+const maxPooledScratch = 1 << 20
+
+// release drops the reference to the value just walked and any scratch
+// buffer grown beyond maxPooledScratch. (Stream scratch may still point
+// into the last stream value; sync.Pool drops idle decoders at GC.)
+func (d *decoder) release() {
+	d.b, d.p = nil, 0
+	for i := range d.sbuf {
+		if cap(d.sbuf[i]) > maxPooledScratch {
+			d.sbuf[i] = nil
+		}
+	}
+	if cap(d.ents) > maxPooledScratch/40 || cap(d.fields) > maxPooledScratch/24 || cap(d.arena) > maxPooledScratch ||
+		cap(d.offs) > maxPooledScratch/8 || cap(d.order) > maxPooledScratch/8 || len(d.pel) > maxPooledScratch/32 {
+		d.ents, d.fields, d.arena, d.offs, d.order, d.pel = nil, nil, nil, nil, nil, nil
+	}
+	if cap(d.dups.h) > maxPooledScratch/8 {
+		d.dups.h = nil
+	}
 }
 
 // toFormatError turns a posError into a FormatError at base+offset; other
@@ -398,8 +428,8 @@ func (d *decoder) zsetPlain(t Type, cb func([]byte, float64) error) error {
 				if err != nil {
 					return err
 				}
-				score, err = strconv.ParseFloat(string(txt), 64)
-				if err != nil {
+				var ok bool
+				if score, ok = parseFloat(txt); !ok {
 					return errAt(off, "zset score (%d bytes of text) is not a number", len(txt))
 				}
 			}
@@ -555,10 +585,10 @@ func (d *decoder) walkPacked(b []byte, listpack bool, mode packMode, v *Visitor)
 		var ok bool
 		off := lp.p
 		if listpack {
-			tup[k], ok, err = lp.next()
+			ok, err = lp.into(&tup[k])
 		} else {
 			off = zl.p
-			tup[k], ok, err = zl.next()
+			ok, err = zl.into(&tup[k])
 		}
 		if err != nil {
 			return 0, err
@@ -583,15 +613,19 @@ func (d *decoder) walkPacked(b []byte, listpack bool, mode packMode, v *Visitor)
 				err = v.SetMember(m)
 			}
 		case packZSet:
+			m := tup[0].text(d.num[0][:0])
+			d.dups.add(m)
+			if v.ZSetMember == nil {
+				if !tup[1].isInt && !validFloat(tup[1].s) {
+					return 0, errAt(off, "zset score (a %d-byte string) is not a number", len(tup[1].s))
+				}
+				break
+			}
 			score, ok := tup[1].float()
 			if !ok {
 				return 0, errAt(off, "zset score (a %d-byte string) is not a number", len(tup[1].s))
 			}
-			m := tup[0].text(d.num[0][:0])
-			d.dups.add(m)
-			if v.ZSetMember != nil {
-				err = v.ZSetMember(m, score)
-			}
+			err = v.ZSetMember(m, score)
 		case packHash, packHashEx:
 			var exp int64
 			if mode == packHashEx {

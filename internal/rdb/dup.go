@@ -7,32 +7,99 @@ import (
 )
 
 // dupSet finds duplicate members (set members, zset members, hash fields)
-// within one value: it keeps a 64-bit hash per member, sorts them at the
-// end, and confirms an equal pair by walking the value again and comparing
-// the bytes. Memory is 8 bytes per member, reused from value to value.
+// within one value: it keeps a 64-bit hash per member and, on a repeated
+// hash, confirms the pair by walking the value again and comparing the
+// bytes. Up to maxDupTable members the hashes go into a small open-addressing
+// table (16 bytes per member at most, cleared per value), so a repeat shows
+// at once; a larger value switches to a slice of hashes (8 bytes per member)
+// that is sorted at the end. Memory is reused from value to value.
 type dupSet struct {
 	on   bool
 	seed maphash.Seed
-	h    []uint64
+	n    int      // members added to the current value
+	tab  []uint64 // table of hashes (0 = empty), len a power of two >= 2n
+	size int      // part of tab in use for the current value
+	h    []uint64 // hashes, once the value outgrew the table
+	cand uint64   // a hash seen twice
+	dup  bool     // cand is set
 }
 
+const (
+	minDupTable = 64
+	maxDupTable = 4096 // members kept in the table before switching to h
+)
+
 func (s *dupSet) reset(on bool) {
-	if on && s.h == nil {
+	if s.tab == nil {
 		s.seed = maphash.MakeSeed()
+		s.tab = make([]uint64, minDupTable)
 	}
-	s.on, s.h = on, s.h[:0]
+	if s.n > 0 {
+		clear(s.tab[:s.size])
+	}
+	s.on, s.n, s.size, s.h, s.dup = on, 0, minDupTable, s.h[:0], false
 }
 
 func (s *dupSet) add(b []byte) {
-	if s.on {
-		s.h = append(s.h, maphash.Bytes(s.seed, b))
+	if !s.on || s.dup {
+		return
 	}
+	h := maphash.Bytes(s.seed, b)
+	s.n++
+	if s.n > maxDupTable {
+		if s.n == maxDupTable+1 {
+			for _, x := range s.tab[:s.size] {
+				if x != 0 {
+					s.h = append(s.h, x)
+				}
+			}
+		}
+		s.h = append(s.h, h|1)
+		return
+	}
+	if 2*s.n > s.size {
+		s.grow()
+	}
+	s.insert(h | 1) // never 0; the low bit only adds candidates, which are confirmed
+}
+
+// insert puts h into the table, noting a repeat.
+func (s *dupSet) insert(h uint64) {
+	mask := uint64(s.size - 1)
+	for i := h >> 7 & mask; ; i = (i + 1) & mask {
+		switch s.tab[i] {
+		case 0:
+			s.tab[i] = h
+			return
+		case h:
+			s.cand, s.dup = h, true
+			return
+		}
+	}
+}
+
+// grow doubles the table in use and rehashes its entries.
+func (s *dupSet) grow() {
+	old := s.size
+	s.h = append(s.h[:0], s.tab[:old]...)
+	if len(s.tab) < 2*old {
+		s.tab = make([]uint64, 2*old)
+	} else {
+		clear(s.tab[:old])
+	}
+	s.size = 2 * old
+	for _, x := range s.h {
+		if x != 0 {
+			s.insert(x)
+		}
+	}
+	s.h = s.h[:0]
 }
 
 // candidate returns a hash seen more than once.
 func (s *dupSet) candidate() (uint64, bool) {
-	if len(s.h) < 2 {
-		return 0, false
+	if s.dup || len(s.h) < 2 {
+		return s.cand, s.dup
 	}
 	slices.Sort(s.h)
 	for i := 1; i < len(s.h); i++ {
@@ -54,7 +121,7 @@ func (d *decoder) checkDuplicates(t Type, raw []byte) error {
 	var seen [][]byte
 	var found []byte
 	check := func(m []byte) error {
-		if maphash.Bytes(seed, m) != h {
+		if maphash.Bytes(seed, m)|1 != h {
 			return nil
 		}
 		for _, p := range seen {

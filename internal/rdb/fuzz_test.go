@@ -39,6 +39,11 @@ func FuzzRDBReader(f *testing.F) {
 		if len(data) > fuzzMaxInput {
 			return
 		}
+		// Reading with SkipValueCheck and decoding every value finds
+		// damage exactly when the full check does.
+		if full, skip := readErrMode(data, false), readErrMode(data, true); (full == nil) != (skip == nil) {
+			t.Fatalf("full check %v, with SkipValueCheck and Decode %v", full, skip)
+		}
 		r, err := NewReader(bytes.NewReader(data), Options{MaxValueBytes: 4 << 20})
 		if err != nil {
 			return

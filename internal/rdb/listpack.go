@@ -32,11 +32,7 @@ func (e *lpEntry) float() (float64, bool) {
 	if e.isInt {
 		return float64(e.v), true
 	}
-	f, err := strconv.ParseFloat(string(e.s), 64)
-	if err != nil {
-		return 0, false
-	}
-	return f, true
+	return parseFloat(e.s)
 }
 
 // lpIter walks a listpack blob, checking every entry as it goes.
@@ -80,44 +76,52 @@ func lpBacklenSize(l int) int {
 // next returns the next entry; ok is false after the terminator (with the
 // count checked).
 func (l *lpIter) next() (e lpEntry, ok bool, err error) {
+	ok, err = l.into(&e)
+	return e, ok, err
+}
+
+// into is next storing the entry in *e, which saves copying entries in the
+// loops over packed values.
+func (l *lpIter) into(e *lpEntry) (ok bool, err error) {
 	b, p := l.b, l.p
 	if p >= len(b) {
-		return e, false, errAt(p, "listpack: entry %d runs past the end", l.n)
+		return false, errAt(p, "listpack: entry %d runs past the end", l.n)
 	}
 	c := b[p]
 	if c == lpEnd {
 		if p != len(b)-1 {
-			return e, false, errAt(p, "listpack: terminator at offset %d but %d bytes follow", p, len(b)-1-p)
+			return false, errAt(p, "listpack: terminator at offset %d but %d bytes follow", p, len(b)-1-p)
 		}
 		if l.count != lpUnknownCount && l.count != l.n {
-			return e, false, errAt(4, "listpack: header says %d entries, found %d", l.count, l.n)
+			return false, errAt(4, "listpack: header says %d entries, found %d", l.count, l.n)
 		}
-		return e, false, nil
+		return false, nil
 	}
 	avail := len(b) - 1 - p // bytes before the terminator
 	// Fast paths: 7-bit integers and short strings with a 1-byte backlen.
 	if c < 0x80 {
 		if avail < 2 || b[p+1] != 1 {
-			return e, false, errAt(p, "listpack: entry %d: bad backlen", l.n)
+			return false, errAt(p, "listpack: entry %d: bad backlen", l.n)
 		}
 		l.p = p + 2
 		l.n++
 		e.isInt, e.v = true, int64(c)
-		return e, true, nil
+		return true, nil
 	}
 	if c&0xC0 == 0x80 {
 		size := 1 + int(c&0x3f)
 		if size+1 > avail {
-			return e, false, errAt(p, "listpack: entry %d: %d bytes beyond the %d bytes left", l.n, size+1, avail)
+			return false, errAt(p, "listpack: entry %d: %d bytes beyond the %d bytes left", l.n, size+1, avail)
 		}
 		if b[p+size] != byte(size) {
-			return e, false, errAt(p+size, "listpack: entry %d: bad backlen", l.n)
+			return false, errAt(p+size, "listpack: entry %d: bad backlen", l.n)
 		}
-		e.s = b[p+1 : p+size]
+		e.s, e.isInt = b[p+1:p+size], false
 		l.p = p + size + 1
 		l.n++
-		return e, true, nil
+		return true, nil
 	}
+	*e = lpEntry{}
 	var size int // encoding+data
 	switch {
 	case c&0x80 == 0:
@@ -139,7 +143,7 @@ func (l *lpIter) next() (e lpEntry, ok bool, err error) {
 		}
 	case c&0xF0 == 0xE0:
 		if avail < 2 {
-			return e, false, errAt(p, "listpack: entry %d: truncated 12-bit string header", l.n)
+			return false, errAt(p, "listpack: entry %d: truncated 12-bit string header", l.n)
 		}
 		n := int(c&0x0f)<<8 | int(b[p+1])
 		size = 2 + n
@@ -148,11 +152,11 @@ func (l *lpIter) next() (e lpEntry, ok bool, err error) {
 		}
 	case c == 0xF0:
 		if avail < 5 {
-			return e, false, errAt(p, "listpack: entry %d: truncated 32-bit string header", l.n)
+			return false, errAt(p, "listpack: entry %d: truncated 32-bit string header", l.n)
 		}
 		n := uint64(binary.LittleEndian.Uint32(b[p+1:]))
 		if n > uint64(avail) {
-			return e, false, errAt(p, "listpack: entry %d: string length %d beyond the %d bytes left", l.n, n, avail)
+			return false, errAt(p, "listpack: entry %d: string length %d beyond the %d bytes left", l.n, n, avail)
 		}
 		size = 5 + int(n)
 		if size <= avail {
@@ -180,11 +184,11 @@ func (l *lpIter) next() (e lpEntry, ok bool, err error) {
 			e.isInt, e.v = true, int64(binary.LittleEndian.Uint64(b[p+1:]))
 		}
 	default:
-		return e, false, errAt(p, "listpack: entry %d: invalid encoding byte 0x%02x", l.n, c)
+		return false, errAt(p, "listpack: entry %d: invalid encoding byte 0x%02x", l.n, c)
 	}
 	bl := lpBacklenSize(size)
 	if size+bl > avail {
-		return e, false, errAt(p, "listpack: entry %d: %d bytes beyond the %d bytes left", l.n, size+bl, avail)
+		return false, errAt(p, "listpack: entry %d: %d bytes beyond the %d bytes left", l.n, size+bl, avail)
 	}
 	// Check the backlen: most significant 7-bit group first, every byte but
 	// the first has bit 7 set.
@@ -195,11 +199,11 @@ func (l *lpIter) next() (e lpEntry, ok bool, err error) {
 			want |= 0x80
 		}
 		if b[q] != want {
-			return e, false, errAt(q, "listpack: entry %d: bad backlen", l.n)
+			return false, errAt(q, "listpack: entry %d: bad backlen", l.n)
 		}
 		q++
 	}
 	l.p = q
 	l.n++
-	return e, true, nil
+	return true, nil
 }

@@ -1,23 +1,31 @@
 package rdb
 
+import "encoding/binary"
+
 // lzfMaxRatio bounds how much LZF can expand: a 3-byte back reference
 // yields at most 264 bytes, so no valid stream expands more than 88 times.
 const lzfMaxRatio = 88
 
+// lzfSlack is how far past the declared length the decoder may scribble:
+// literal runs and back references are copied 8 bytes at a time, up to
+// 32 bytes for a literal run and 7 bytes beyond a back reference.
+const lzfSlack = 32
+
 // lzfDecompress appends the decompression of in to dst, which must come
 // out exactly ulen bytes long. Back references are checked against the
-// output produced so far.
+// output produced so far. Bytes of dst's capacity beyond the result may
+// be overwritten.
 func lzfDecompress(dst, in []byte, ulen int) ([]byte, error) {
 	if ulen < 0 || ulen > len(in)*lzfMaxRatio+lzfMaxRatio {
 		return dst, errAt(0, "lzf: uncompressed length %d implausible for %d compressed bytes", ulen, len(in))
 	}
 	base := len(dst)
-	if cap(dst)-base < ulen {
-		nd := make([]byte, base, base+ulen)
+	if cap(dst)-base < ulen+lzfSlack {
+		nd := make([]byte, base, base+ulen+lzfSlack)
 		copy(nd, dst)
 		dst = nd
 	}
-	out := dst[base : base+ulen]
+	out := dst[base : base+ulen+lzfSlack]
 	op, ip := 0, 0
 	for ip < len(in) {
 		c := int(in[ip])
@@ -30,7 +38,19 @@ func lzfDecompress(dst, in []byte, ulen int) ([]byte, error) {
 			if op+n > ulen {
 				return dst, errAt(ip-1, "lzf: output longer than the declared %d bytes", ulen)
 			}
-			copy(out[op:], in[ip:ip+n])
+			if ip+32 <= len(in) {
+				// Copy 16 or 32 bytes; what lands past n is overwritten
+				// next, or is slack.
+				s, o := in[ip:ip+32], out[op:op+32]
+				binary.LittleEndian.PutUint64(o, binary.LittleEndian.Uint64(s))
+				binary.LittleEndian.PutUint64(o[8:], binary.LittleEndian.Uint64(s[8:]))
+				if n > 16 {
+					binary.LittleEndian.PutUint64(o[16:], binary.LittleEndian.Uint64(s[16:]))
+					binary.LittleEndian.PutUint64(o[24:], binary.LittleEndian.Uint64(s[24:]))
+				}
+			} else {
+				copy(out[op:op+n], in[ip:ip+n])
+			}
 			op += n
 			ip += n
 			continue
@@ -55,8 +75,12 @@ func lzfDecompress(dst, in []byte, ulen int) ([]byte, error) {
 		if op+n > ulen {
 			return dst, errAt(ip-2, "lzf: output longer than the declared %d bytes", ulen)
 		}
-		if ref+n <= op {
-			copy(out[op:op+n], out[ref:ref+n])
+		if op-ref >= 8 {
+			// Every 8-byte word read was written before (the distance is
+			// at least 8), even where source and destination overlap.
+			for i := 0; i < n; i += 8 {
+				binary.LittleEndian.PutUint64(out[op+i:], binary.LittleEndian.Uint64(out[ref+i:]))
+			}
 			op += n
 		} else {
 			for range n {

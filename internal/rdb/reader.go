@@ -41,12 +41,17 @@ const (
 // of every value and the CRC-64 trailer. Memory is bounded by its 1 MiB
 // buffer plus the largest single key+value (itself capped by
 // Options.MaxValueBytes). A Reader is not safe for concurrent use.
+//
+// The bytes of the item being read stay in the read buffer from mark on
+// (fill keeps them when it moves the buffer, and grows it when an item
+// does not fit), so a Record's Value is a slice of the buffer, not a copy.
 type Reader struct {
 	src    io.Reader
 	srcErr error
 	buf    []byte
 	pos    int
 	end    int
+	mark   int   // buf[mark:pos] are the captured bytes of the current item
 	base   int64 // file offset of buf[0]
 	crc    uint64
 	crcPos int // buf[crcPos:pos] is not yet in crc
@@ -54,8 +59,8 @@ type Reader struct {
 	version int
 	valkey  bool
 	max     uint64
+	skip    bool // Options.SkipValueCheck
 
-	out []byte // bytes of the current item after its opcode or type byte
 	key []byte
 	aux [2][]byte
 	fn  []byte
@@ -81,7 +86,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 	if max <= 0 {
 		max = DefaultMaxValueBytes
 	}
-	rd := &Reader{src: r, buf: make([]byte, minReadBufSize), max: uint64(max), expire: -1, idle: -1, freq: -1}
+	rd := &Reader{src: r, buf: make([]byte, minReadBufSize), max: uint64(max), skip: opts.SkipValueCheck, expire: -1, idle: -1, freq: -1}
 	if err := rd.fill(9); err != nil {
 		return nil, toFormatError(err, 0, nil, 0)
 	}
@@ -131,15 +136,20 @@ func (r *Reader) fill(n int) error {
 			}
 			return fmt.Errorf("read rdb at offset %d: %w", r.base+int64(r.end), r.srcErr)
 		}
-		if r.pos > 0 {
+		if s := r.mark; s > 0 {
+			// Drop the bytes before the current item (their CRC first).
 			r.crc = CRC64(r.crc, r.buf[r.crcPos:r.pos])
-			copy(r.buf, r.buf[r.pos:r.end])
-			r.base += int64(r.pos)
-			r.end -= r.pos
-			r.pos, r.crcPos = 0, 0
+			copy(r.buf, r.buf[s:r.end])
+			r.base += int64(s)
+			r.end -= s
+			r.pos -= s
+			r.mark = 0
+			r.crcPos = r.pos
 		}
-		if len(r.buf) < readBufSize && r.fullReads >= 2 {
-			nb := make([]byte, 2*len(r.buf))
+		if r.end == len(r.buf) || len(r.buf)-r.pos < n || len(r.buf) < readBufSize && r.fullReads >= 2 {
+			// Full of the current item, too small for n, or reads keep
+			// filling it: double it.
+			nb := make([]byte, max(2*len(r.buf), r.pos+n))
 			copy(nb, r.buf[:r.end])
 			r.buf, r.fullReads = nb, 0
 		}
@@ -185,14 +195,21 @@ func (r *Reader) fixed(n int) ([]byte, error) {
 	}
 	b := r.buf[r.pos : r.pos+n]
 	r.pos += n
-	r.out = append(r.out, b...)
 	return b, nil
 }
 
-// copyN captures n bytes, growing the capture buffer only as bytes arrive.
+// captured returns the bytes captured for the current item so far; valid
+// until the next read.
+func (r *Reader) captured() []byte { return r.buf[r.mark:r.pos] }
+
+// copyN captures n bytes, growing the buffer only as bytes arrive.
 func (r *Reader) copyN(n uint64) error {
-	if n > r.max-min(uint64(len(r.out)), r.max) {
+	if n > r.max-min(uint64(r.pos-r.mark), r.max) {
 		return errAt(int(r.Offset()), "string of %d bytes exceeds MaxValueBytes %d", n, r.max)
+	}
+	if n <= uint64(r.end-r.pos) {
+		r.pos += int(n)
+		return nil
 	}
 	want, have := n, uint64(0)
 	for n > 0 {
@@ -206,7 +223,6 @@ func (r *Reader) copyN(n uint64) error {
 			}
 		}
 		k := min(n, uint64(r.end-r.pos))
-		r.out = append(r.out, r.buf[r.pos:r.pos+int(k)]...)
 		r.pos += int(k)
 		n -= k
 		have += k
@@ -384,6 +400,9 @@ func (r *Reader) sRepeat(what string, one func() error) error {
 		if err := one(); err != nil {
 			return err
 		}
+		if uint64(r.pos-r.mark) > r.max {
+			return errAt(int(r.Offset()), "value exceeds MaxValueBytes %d", r.max)
+		}
 	}
 	return nil
 }
@@ -471,9 +490,9 @@ func (r *Reader) sStream(t Type) error {
 	})
 }
 
-// decodeStr decodes the string at the start of r.out[from:] into dst.
+// decodeStrs decodes the strings at the start of the captured bytes into dsts.
 func (r *Reader) decodeStrs(dsts ...*[]byte) error {
-	r.dec.b, r.dec.p = r.out, 0
+	r.dec.b, r.dec.p = r.captured(), 0
 	for _, dst := range dsts {
 		s, _, _, _, err := r.dec.str()
 		if err != nil {
@@ -504,11 +523,12 @@ func (r *Reader) next() (*Record, error) {
 	prefix := int64(-1) // offset of the first EXPIRETIME/IDLE/FREQ before a key
 	for {
 		off := r.Offset()
+		r.mark = r.pos
 		op, err := r.rawByte()
 		if err != nil {
 			return nil, toFormatError(err, 0, nil, 0)
 		}
-		r.out = r.out[:0]
+		r.mark = r.pos
 		rec := &r.rec
 		*rec = Record{Offset: off, DB: r.db}
 		switch op {
@@ -637,11 +657,11 @@ func (r *Reader) functionPreGA(off int64) error {
 			return err
 		}
 	}
-	codeStart := len(r.out)
+	codeStart := r.pos - r.mark
 	if err := r.sStr(); err != nil {
 		return err
 	}
-	r.dec.b, r.dec.p = r.out, codeStart
+	r.dec.b, r.dec.p = r.captured(), codeStart
 	s, _, _, _, err := r.dec.str()
 	if err != nil {
 		return toFormatError(err, off+1, nil, 0)
@@ -659,14 +679,16 @@ func (r *Reader) keyRecord(rec *Record, t Type) error {
 	if err := r.decodeStrs(&r.key); err != nil {
 		return toFormatError(err, start, nil, 0)
 	}
-	valStart := len(r.out)
+	valStart := r.pos - r.mark
 	valOff := r.Offset()
 	if err := r.sValue(t); err != nil {
 		return err
 	}
-	val := r.out[valStart:]
-	if err := r.dec.decode(t, val, nil); err != nil {
-		return toFormatError(err, valOff, r.key, t)
+	val := r.captured()[valStart:]
+	if !r.skip {
+		if err := r.dec.decode(t, val, nil); err != nil {
+			return toFormatError(err, valOff, r.key, t)
+		}
 	}
 	rec.Kind = RecordKey
 	rec.Key, rec.Type, rec.Value = r.key, t, val

@@ -143,6 +143,15 @@ type Options struct {
 	// MaxValueBytes caps the raw size of one value (and of one string
 	// inside it); a larger one is a FormatError. 0 means DefaultMaxValueBytes.
 	MaxValueBytes int64
+
+	// SkipValueCheck makes Next walk only the outline of each key's value
+	// (the lengths that say where it ends) and skip the deep check of its
+	// contents: packed encodings, LZF data, duplicate members. It is for a
+	// caller that runs Decode on the Value of every RecordKey anyway, since
+	// Decode checks exactly what Next then skipped; damage inside a value is
+	// then reported by Decode (its FormatError offsets are relative to the
+	// value), everything else still by Next.
+	SkipValueCheck bool
 }
 
 // DefaultMaxValueBytes is the default cap on one serialized value.

@@ -41,25 +41,32 @@ func newZLIter(b []byte) (zlIter, error) {
 // next returns the next entry; ok is false after the end byte (with the
 // count and tail offset checked).
 func (z *zlIter) next() (e lpEntry, ok bool, err error) {
+	ok, err = z.into(&e)
+	return e, ok, err
+}
+
+// into is next storing the entry in *e.
+func (z *zlIter) into(e *lpEntry) (ok bool, err error) {
+	*e = lpEntry{}
 	b, p := z.b, z.p
 	if p >= len(b) {
-		return e, false, errAt(p, "ziplist: entry %d runs past the end", z.n)
+		return false, errAt(p, "ziplist: entry %d runs past the end", z.n)
 	}
 	if b[p] == zlEnd {
 		if p != len(b)-1 {
-			return e, false, errAt(p, "ziplist: end byte at offset %d but %d bytes follow", p, len(b)-1-p)
+			return false, errAt(p, "ziplist: end byte at offset %d but %d bytes follow", p, len(b)-1-p)
 		}
 		if z.count != zlUnknownCount && z.count != z.n {
-			return e, false, errAt(8, "ziplist: zllen %d but found %d entries", z.count, z.n)
+			return false, errAt(8, "ziplist: zllen %d but found %d entries", z.count, z.n)
 		}
 		wantTail := zlHeaderSize
 		if z.prevOff >= 0 {
 			wantTail = z.prevOff
 		}
 		if z.tail != wantTail {
-			return e, false, errAt(4, "ziplist: zltail %d but last entry at %d", z.tail, wantTail)
+			return false, errAt(4, "ziplist: zltail %d but last entry at %d", z.tail, wantTail)
 		}
-		return e, false, nil
+		return false, nil
 	}
 	avail := len(b) - 1 - p
 	start := p
@@ -69,16 +76,16 @@ func (z *zlIter) next() (e lpEntry, ok bool, err error) {
 		prev, hdr = int(b[p]), 1
 	} else {
 		if b[p] == 255 || avail < 5 {
-			return e, false, errAt(p, "ziplist: entry %d: bad prevlen", z.n)
+			return false, errAt(p, "ziplist: entry %d: bad prevlen", z.n)
 		}
 		prev, hdr = int(binary.LittleEndian.Uint32(b[p+1:])), 5
 	}
 	if prev != z.prevLen {
-		return e, false, errAt(p, "ziplist: entry %d: prevlen %d but previous entry is %d bytes", z.n, prev, z.prevLen)
+		return false, errAt(p, "ziplist: entry %d: prevlen %d but previous entry is %d bytes", z.n, prev, z.prevLen)
 	}
 	q := p + hdr
 	if q >= len(b)-1 {
-		return e, false, errAt(q, "ziplist: entry %d: missing encoding", z.n)
+		return false, errAt(q, "ziplist: entry %d: missing encoding", z.n)
 	}
 	c := b[q]
 	left := len(b) - 1 - q // bytes from the encoding to the end byte
@@ -92,7 +99,7 @@ func (z *zlIter) next() (e lpEntry, ok bool, err error) {
 		}
 	case 1:
 		if left < 2 {
-			return e, false, errAt(q, "ziplist: entry %d: truncated 14-bit string header", z.n)
+			return false, errAt(q, "ziplist: entry %d: truncated 14-bit string header", z.n)
 		}
 		n := int(c&0x3f)<<8 | int(b[q+1])
 		size = 2 + n
@@ -101,11 +108,11 @@ func (z *zlIter) next() (e lpEntry, ok bool, err error) {
 		}
 	case 2:
 		if left < 5 {
-			return e, false, errAt(q, "ziplist: entry %d: truncated 32-bit string header", z.n)
+			return false, errAt(q, "ziplist: entry %d: truncated 32-bit string header", z.n)
 		}
 		n := uint64(binary.BigEndian.Uint32(b[q+1:]))
 		if n > uint64(left) {
-			return e, false, errAt(q, "ziplist: entry %d: string length %d beyond the %d bytes left", z.n, n, left)
+			return false, errAt(q, "ziplist: entry %d: string length %d beyond the %d bytes left", z.n, n, left)
 		}
 		size = 5 + int(n)
 		if size <= left {
@@ -145,16 +152,16 @@ func (z *zlIter) next() (e lpEntry, ok bool, err error) {
 				size = 1
 				e.v = int64(c&0x0f) - 1
 			} else {
-				return e, false, errAt(q, "ziplist: entry %d: invalid encoding byte 0x%02x", z.n, c)
+				return false, errAt(q, "ziplist: entry %d: invalid encoding byte 0x%02x", z.n, c)
 			}
 		}
 	}
 	if size > left {
-		return e, false, errAt(q, "ziplist: entry %d: %d bytes beyond the %d bytes left", z.n, size, left)
+		return false, errAt(q, "ziplist: entry %d: %d bytes beyond the %d bytes left", z.n, size, left)
 	}
 	z.p = q + size
 	z.prevLen = z.p - start
 	z.prevOff = start
 	z.n++
-	return e, true, nil
+	return true, nil
 }

@@ -32,7 +32,7 @@ func dial(ctx context.Context, u *redisurl.URL, timeout time.Duration) (*conn, e
 	defer cancel()
 	nc, err := u.Dial(dctx)
 	if err != nil {
-		return nil, &TargetError{Addr: u.Redacted(), Msg: "unreachable", Err: stripURL(err, u)}
+		return nil, &TargetError{Addr: u.Redacted(), Msg: "unreachable", Err: err}
 	}
 	br := bufio.NewReaderSize(nc, 64<<10)
 	c := &conn{nc: nc, bw: bufio.NewWriterSize(nc, 64<<10), br: br, rd: resp.NewReader(br, resp.Options{}), addr: u.Redacted()}
@@ -64,10 +64,6 @@ func dial(ctx context.Context, u *redisurl.URL, timeout time.Duration) (*conn, e
 	_ = nc.SetDeadline(time.Time{})
 	return c, nil
 }
-
-// stripURL removes nothing sensitive (redisurl errors name the redacted
-// URL already) but keeps the place to do it.
-func stripURL(err error, _ *redisurl.URL) error { return err }
 
 func (c *conn) close() {
 	if c.stop != nil {

@@ -165,8 +165,10 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 	return cv.sendBatch()
 }
 
-// failedEntry marks a key whose conversion already failed locally: only
-// its cleanup command is sent.
+// endEntry closes the commands of the current part of a converted key in
+// the batch: last with rename >= 0 for the final part, last with rename < 0
+// for a key whose conversion failed locally (only its cleanup was sent; the
+// failure is already counted).
 func (cv *converter) endEntry(last bool, rename int) {
 	b := cv.b
 	koff := len(b.keys)

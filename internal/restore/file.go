@@ -97,6 +97,9 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 		}
 		return res, fmt.Errorf("restore %s to %s: %w", src.Name, path, err)
 	}
+	if err := matchOwner(tmp, path, dir); err != nil {
+		return res, err
+	}
 	if err := tmp.Sync(); err != nil {
 		return res, fmt.Errorf("sync %s: %w", tmp.Name(), err)
 	}

@@ -108,7 +108,7 @@ func (f *Filter) TargetDB(db int) int {
 	return db
 }
 
-// injective reports the first two source dbs that map to one target db.
+// collision reports the first two kept source dbs that map to one target db.
 func (f *Filter) collision(srcDBs []int) (a, b, to int, found bool) {
 	seen := map[int]int{}
 	for _, d := range srcDBs {
@@ -233,7 +233,10 @@ func (e *ConflictError) Error() string {
 	for _, d := range dbs {
 		parts = append(parts, fmt.Sprintf("db %d has %d keys", d, e.DBs[d]))
 	}
-	msg := fmt.Sprintf("target %s is not empty (%s)", e.Target, strings.Join(parts, ", "))
+	msg := fmt.Sprintf("target %s is not empty", e.Target)
+	if len(parts) > 0 {
+		msg += " (" + strings.Join(parts, ", ") + ")"
+	}
 	if e.Note != "" {
 		msg += "; " + e.Note
 	}

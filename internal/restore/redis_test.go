@@ -365,6 +365,23 @@ func TestToRedis_Fallback(t *testing.T) {
 	if n := dst.Client().Keys(ctx, "redback:*").Val(); len(n) != 0 {
 		t.Errorf("temporary keys left: %v", n)
 	}
+	// Again: converted keys are skipped (RENAMENX) or replaced (RENAME) too.
+	dst.Client().SAdd(ctx, "setlp", "extra")
+	res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{Conflict: ConflictSkip})
+	if err != nil || res.KeysSkipped != 4 || res.KeysRestored != 0 {
+		t.Errorf("skip: %v %+v", err, res)
+	}
+	if n := dst.Client().SCard(ctx, "setlp").Val(); n != 5 {
+		t.Errorf("skip changed setlp: %d members", n)
+	}
+	res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{Conflict: ConflictReplace})
+	if err != nil || res.KeysRestored != 4 || res.KeysConverted != 2 {
+		t.Errorf("replace: %v %+v", err, res)
+	}
+	compareServers(t, ctx, ref, dst)
+	if n := dst.Client().Keys(ctx, "redback:*").Val(); len(n) != 0 {
+		t.Errorf("temporary keys left: %v", n)
+	}
 }
 
 // TestToRedis_StreamConversion converts a stream with groups and a PEL by
@@ -524,6 +541,12 @@ func TestToRedis_TargetErrors(t *testing.T) {
 	_, err := ToRedis(ctx, FileSource(path), targetURL(t, replica), Options{Conflict: ConflictReplace})
 	if err == nil || !strings.Contains(err.Error(), "replica") {
 		t.Errorf("replica target: %v", err)
+	}
+
+	cluster := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"))
+	_, err = ToRedis(ctx, FileSource(path), targetURL(t, cluster), Options{})
+	if !errors.Is(err, ErrCluster) || !strings.Contains(err.Error(), "not supported yet") {
+		t.Errorf("cluster target: %v", err)
 	}
 
 	// A port nobody listens on.

@@ -41,8 +41,12 @@ type builder struct {
 	needCP  bool
 	tsSec   int64
 	cpMs    int64
-	// free is a recycled buffer (keeps the heap flat under load).
-	free []byte
+	// free is a recycled buffer (keeps the heap flat under load); recycled
+	// supplies buffers the uploader is done with; bufSize is the capacity
+	// of a new buffer.
+	free     []byte
+	recycled chan []byte
+	bufSize  int
 }
 
 // builderState is what a rollback of an unfinished MULTI restores.
@@ -58,6 +62,9 @@ type builderState struct {
 // reset starts building generation gen at offset off in database db,
 // dropping anything unfinished.
 func (b *builder) reset(gen string, off int64, db int) {
+	if b.seg != nil && b.free == nil {
+		b.free = b.seg.buf
+	}
 	b.gen, b.end, b.db = gen, off, db
 	b.seg, b.inMulti = nil, false
 }
@@ -144,6 +151,13 @@ func (b *builder) add(cmd replica.Command, now time.Time) (unitEnd bool) {
 func (b *builder) open(start int64, ms int64, now time.Time) {
 	buf := b.free[:0]
 	b.free = nil
+	if buf == nil {
+		select {
+		case buf = <-b.recycled:
+		default:
+			buf = make([]byte, 0, b.bufSize)
+		}
+	}
 	buf = resp.AppendCommandString(buf, "SELECT", strconv.Itoa(b.db))
 	sec := ms / 1000
 	buf = append(buf, "#TS:"...)
@@ -195,6 +209,13 @@ func (b *builder) cut() *rawSegment {
 		// Only an empty item could have opened it; nothing to store.
 		b.free = s.buf
 		return nil
+	}
+	if cap(s.buf) > 2*len(s.buf)+64<<10 {
+		// Keep the big buffer for the next segment; queue a right-sized
+		// copy, so the spool's accounting (lengths) is its memory.
+		small := make([]byte, len(s.buf))
+		copy(small, s.buf)
+		b.free, s.buf = s.buf, small
 	}
 	// A trailing checkpoint when the last bytes do not follow the last
 	// checkpoint (skipped control traffic, a re-encoded command).

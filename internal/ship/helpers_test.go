@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,10 +28,40 @@ import (
 	"redback/internal/redisurl"
 	"redback/internal/resp"
 	"redback/internal/storage"
+	"redback/internal/storage/file"
 	"redback/internal/storage/mem"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if src := os.Getenv("REDBACK_SHIP_CHILD_SOURCE"); src != "" {
+		os.Exit(shipChild(src, os.Getenv("REDBACK_SHIP_CHILD_REPO")))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// shipChild runs a Shipper in a child process (the test binary re-executed)
+// until it is killed or interrupted.
+func shipChild(source, repo string) int {
+	u, err := redisurl.Parse(source, redisurl.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	b, err := file.New(repo)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	s := &Shipper{Source: u, Backend: b, Interval: 50 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
 
 // testLog logs to the test output when -v.
 func testLog(t *testing.T) *slog.Logger {
@@ -47,7 +78,7 @@ func startSource(t *testing.T, extra ...string) *redistest.Server {
 
 func newShipper(t *testing.T, src *redistest.Server, b storage.Backend) *Shipper {
 	t.Helper()
-	u, err := redisurl.Parse(src.URL())
+	u, err := redisurl.Parse(src.URL(), redisurl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
 		s.setStat(func(x *Stats) {
 			x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, end, end
 		})
+		s.base.Store(&g.BaseSnapshot)
 		s.Log.Info("resuming generation", "gen", g.ID, "offset", end)
 		return g, nil
 	}

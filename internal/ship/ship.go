@@ -24,7 +24,7 @@ import (
 const (
 	DefaultInterval     = time.Second
 	DefaultSpoolSize    = 64 << 20
-	DefaultSegmentSize  = 8 << 20
+	DefaultSegmentSize  = 4 << 20
 	DefaultFlushTimeout = 60 * time.Second
 )
 
@@ -78,6 +78,16 @@ type Shipper struct {
 	}
 	reconnects, generations, uploaded atomic.Int64
 	up                                *uploader
+	base                              atomic.Pointer[string] // base snapshot of the current generation
+}
+
+// Pinned reports whether snapshot id must be kept because the generation
+// being shipped starts from it (for catalog.Policy.Pinned).
+func (s *Shipper) Pinned(id string) (bool, string) {
+	if b := s.base.Load(); b != nil && *b == id {
+		return true, "base snapshot of the generation being shipped"
+	}
+	return false, ""
 }
 
 // Stats is a snapshot of a shipper's state, for metrics.
@@ -182,9 +192,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 	if err := s.defaults(); err != nil {
 		return err
 	}
-	workers := min(max(s.Backend.Properties().Connections, 1), 4)
+	workers := min(max(s.Backend.Properties().Connections, 1), 2)
 	up := newUploader(s.Backend, s.Pack, workers, s.Log)
 	up.maxFree = int(2 * s.SegmentSize)
+	up.minFree = int(s.SegmentSize)
 	up.onUploaded = func() { s.uploaded.Add(1) }
 	up.onDurable = s.durable
 	up.onError = func(err error) {
@@ -198,7 +209,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.up = up
-	s.b = builder{}
+	s.b = builder{recycled: up.free, bufSize: int(s.SegmentSize) + 64<<10}
 	s.mu.Unlock()
 	s.reconnects.Store(0)
 	s.generations.Store(0)
@@ -530,6 +541,7 @@ func (s *Shipper) startGeneration(ctx context.Context, conn *replica.Conn, res *
 	s.b.reset(id, g.StartOffset, 0)
 	s.mu.Unlock()
 	s.generations.Add(1)
+	s.base.Store(&snap.ID)
 	s.up.enqueue(&job{startGen: id, startOff: g.StartOffset})
 	s.setStat(func(x *Stats) { x.PrimaryOffset = g.StartOffset })
 	s.Log.Info("generation started", "gen", id, "offset", g.StartOffset, "key", catalog.SnapshotManifestKey(snap.ID))

@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 
 	"redback/internal/catalog"
 	"redback/internal/pack"
@@ -58,6 +62,7 @@ type uploader struct {
 	onError func(error)
 	free    chan []byte // recycled segment buffers for the builder
 	maxFree int
+	minFree int
 
 	mu      sync.Mutex
 	queue   []*job
@@ -73,7 +78,7 @@ func newUploader(b storage.Backend, po pack.Options, workers int, log *slog.Logg
 	done := make(chan struct{})
 	close(done)
 	return &uploader{backend: b, pack: po, workers: max(workers, 1), log: log, last: done,
-		wake: make(chan struct{}, 1), free: make(chan []byte, 2)}
+		wake: make(chan struct{}, 1), free: make(chan []byte, 1)}
 }
 
 func (u *uploader) enqueue(j *job) {
@@ -153,6 +158,8 @@ func (u *uploader) run(ctx context.Context) error {
 
 func (u *uploader) worker(ctx context.Context) error {
 	var out bytes.Buffer
+	var sl sealer
+	defer sl.close()
 	for {
 		j, finished := u.take()
 		if j == nil {
@@ -180,18 +187,18 @@ func (u *uploader) worker(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		if err := u.do(ctx, j, &out); err != nil {
+		if err := u.do(ctx, j, &sl, &out); err != nil {
 			return err
 		}
 	}
 }
 
 // do performs one job; it only fails when ctx ends.
-func (u *uploader) do(ctx context.Context, j *job, out *bytes.Buffer) error {
+func (u *uploader) do(ctx context.Context, j *job, sl *sealer, out *bytes.Buffer) error {
 	var m *segmentManifest
 	if j.seg != nil {
 		var err error
-		m, err = u.storeData(ctx, j.seg, out)
+		m, err = u.storeData(ctx, j.seg, sl, out)
 		if err != nil {
 			return err
 		}
@@ -247,7 +254,7 @@ func (u *uploader) do(ctx context.Context, j *job, out *bytes.Buffer) error {
 }
 
 func (u *uploader) recycle(buf []byte) {
-	if cap(buf) == 0 || cap(buf) > u.maxFree {
+	if cap(buf) < u.minFree || cap(buf) > u.maxFree {
 		return
 	}
 	select {
@@ -258,18 +265,12 @@ func (u *uploader) recycle(buf []byte) {
 
 // storeData seals the segment and stores its data object (retrying until
 // it works or ctx ends), and returns its manifest.
-func (u *uploader) storeData(ctx context.Context, s *rawSegment, out *bytes.Buffer) (*segmentManifest, error) {
+func (u *uploader) storeData(ctx context.Context, s *rawSegment, sl *sealer, out *bytes.Buffer) (*segmentManifest, error) {
 	encrypted := u.pack.Recipients != nil
 	key := catalog.SegmentDataKey(s.gen, s.start, s.end, encrypted)
 	out.Reset()
-	pw, err := pack.NewWriter(out, u.pack)
+	cnt, err := sl.seal(out, s.buf, u.pack)
 	if err != nil {
-		return nil, fmt.Errorf("seal %s: %w", key, err)
-	}
-	if _, err := pw.Write(s.buf); err != nil {
-		return nil, fmt.Errorf("seal %s: %w", key, err)
-	}
-	if err := pw.Close(); err != nil {
 		return nil, fmt.Errorf("seal %s: %w", key, err)
 	}
 	data := out.Bytes()
@@ -290,9 +291,9 @@ func (u *uploader) storeData(ctx context.Context, s *rawSegment, out *bytes.Buff
 		DBAtStart:  s.dbAtStart,
 		Object: catalog.Object{
 			Key:         key,
-			RawBytes:    pw.Raw,
-			StoredBytes: pw.Stored.N,
-			SHA256:      pw.Stored.Sum(),
+			RawBytes:    int64(len(s.buf)),
+			StoredBytes: cnt.N,
+			SHA256:      cnt.Sum(),
 			Compression: pack.CompressionZstd,
 		},
 		Index: s.index,
@@ -340,5 +341,58 @@ func (u *uploader) retry(ctx context.Context, what string, f func() error) error
 		case <-t.C:
 		}
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// sealer produces the stored form pack.NewReader reads (zstd, then age
+// when encrypting) with one reused zstd encoder, so that sealing several
+// segments a second does not allocate a new encoder (and its window) each
+// time. Segments are small, so a 1 MiB window costs little ratio.
+type sealer struct {
+	enc *zstd.Encoder
+}
+
+func (sl *sealer) seal(dst io.Writer, raw []byte, po pack.Options) (*pack.Counter, error) {
+	if sl.enc == nil {
+		level := po.Level
+		if level == 0 {
+			level = zstd.SpeedDefault
+		}
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+			zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			return nil, fmt.Errorf("start compression: %w", err)
+		}
+		sl.enc = enc
+	}
+	cnt := pack.NewCounter(dst)
+	var next io.Writer = cnt
+	var aw io.WriteCloser
+	if po.Recipients != nil {
+		var err error
+		aw, err = age.Encrypt(cnt, po.Recipients.List...)
+		if err != nil {
+			return nil, fmt.Errorf("start encryption: %w", err)
+		}
+		next = aw
+	}
+	sl.enc.Reset(next)
+	if _, err := sl.enc.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := sl.enc.Close(); err != nil {
+		return nil, fmt.Errorf("finish compression: %w", err)
+	}
+	if aw != nil {
+		if err := aw.Close(); err != nil {
+			return nil, fmt.Errorf("finish encryption: %w", err)
+		}
+	}
+	return cnt, nil
+}
+
+func (sl *sealer) close() {
+	if sl.enc != nil {
+		_ = sl.enc.Close()
 	}
 }

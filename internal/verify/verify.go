@@ -330,6 +330,32 @@ func checkSnapshots(ctx context.Context, b storage.Backend, opts *Options, ids [
 	return ctx.Err()
 }
 
+// sanity checks a manifest's internal consistency.
+func sanity(snap *catalog.Snapshot, key string) []Finding {
+	var fs []Finding
+	bad := func(sev Severity, format string, args ...any) {
+		fs = append(fs, Finding{Snapshot: snap.ID, Object: key, Severity: sev, Code: CodeManifest, Message: fmt.Sprintf(format, args...)})
+	}
+	if want := catalog.SnapshotDataKey(snap.ID, snap.Object.Encryption != ""); snap.Object.Key != want {
+		bad(Warning, "data object key %s is not the standard %s", snap.Object.Key, want)
+	}
+	if snap.EndTime.Before(snap.StartTime) {
+		bad(Error, "end time %s is before start time %s", snap.EndTime.Format(time.RFC3339), snap.StartTime.Format(time.RFC3339))
+	}
+	var keys, expires int64
+	for _, d := range snap.Census.DBs {
+		keys += d.Keys
+		expires += d.Expires
+	}
+	if keys != snap.Census.Keys || expires != snap.Census.Expires {
+		bad(Error, "census totals (%d keys, %d with a TTL) differ from the sum over its dbs (%d, %d)", snap.Census.Keys, snap.Census.Expires, keys, expires)
+	}
+	if d := snap.Digest; d != "" && (len(d) != 40 || strings.Trim(d, "0123456789abcdef") != "") {
+		bad(Error, "digest %q is not 40 hex digits", d)
+	}
+	return fs
+}
+
 // checkOne reads the manifest of id and checks its data.
 func checkOne(ctx context.Context, b storage.Backend, id string, opts *Options) (*Item, error) {
 	key := catalog.SnapshotManifestKey(id)
@@ -358,6 +384,7 @@ func checkOne(ctx context.Context, b storage.Backend, id string, opts *Options) 
 		it.Findings = append(it.Findings, Finding{Snapshot: id, Object: key, Severity: Error, Code: CodeManifest,
 			Message: fmt.Sprintf("manifest names snapshot %q, its key says %q", snap.ID, id)})
 	}
+	it.Findings = append(it.Findings, sanity(snap, key)...)
 	if !snap.Verified {
 		it.Findings = append(it.Findings, Finding{Snapshot: id, Object: key, Severity: Warning, Code: CodeUnverified,
 			Message: "manifest says the snapshot was not verified when it was taken"})

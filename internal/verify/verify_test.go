@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 
@@ -248,5 +247,25 @@ func TestRun_Canceled(t *testing.T) {
 	if _, err := Run(ctx, b, Options{}); err == nil {
 		t.Fatal("canceled run returned no error")
 	}
-	_ = time.Now
+}
+
+// segmentChecker stands for the log shipping checks that plug in later.
+type segmentChecker struct{}
+
+func (segmentChecker) Check(ctx context.Context, b storage.Backend, opts *Options, report func(Item)) error {
+	report(Item{Kind: "segment", ID: "0000000000000000-0000000000000010", Object: "gen/x/seg/0000000000000000-0000000000000010.aof.zst",
+		Findings: []Finding{{Object: "gen/x/seg/0000000000000000-0000000000000010.aof.zst", Severity: Error, Code: CodeSHA256, Message: "sha256 differs"}}})
+	return nil
+}
+
+func TestRun_Checkers(t *testing.T) {
+	b := mem.New()
+	var kinds []string
+	sum, err := Run(t.Context(), b, Options{Checkers: []Checker{segmentChecker{}}, OnItem: func(it Item) { kinds = append(kinds, it.Kind) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Checked != 1 || !sum.Damaged() || fmt.Sprint(kinds) != "[segment]" {
+		t.Fatalf("%+v %v", sum, kinds)
+	}
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmarks `redback snapshot --method sync` into a file repository against
+# `redis-cli --rdb` into a file, side by side in one run, from the same
+# scratch redis-server (repl-diskless-sync-delay 0) loaded with the shared
+# dataset (bench/dataset.sh). RUNS runs each (default 3): median wall time,
+# peak RSS (/usr/bin/time %M), MB/s of RDB, and redback's compression ratio.
+# Targets: redback <= 1.05x the time of redis-cli --rdb, RSS <= 64 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+RB=${RB:-$PWD/bin/redback}
+[ -x "$RB" ] || go build -o bin/redback ./cmd/redback
+[ -x /usr/bin/time ] || { echo "snapshot bench: apt-get install time" >&2; exit 1; }
+bash bench/dataset.sh >&2
+work=$(mktemp -d /tmp/redback-bench-snap.XXXXXX)
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+cp bench/out/dataset/dump.rdb "$work/dump.rdb"
+redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no \
+  --repl-diskless-sync-delay 0 --daemonize yes --logfile "$work/redis.log"
+for _ in $(seq 1 300); do
+  [ "$(redis-cli -p "$port" info persistence 2>/dev/null | tr -d '\r' | awk -F: '/^loading:/{print $2}')" = 0 ] && break
+  sleep 0.1
+done
+rm -f "$work/dump.rdb"
+keys=$(redis-cli -p "$port" dbsize)
+
+median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+# run NAME CMD...: RUNS runs, sets med (s) and rss (KB, max)
+run() {
+  local name=$1; shift; local ts=() r=0 i s kb
+  for i in $(seq 1 "$RUNS"); do
+    rm -rf "$work/out"; mkdir -p "$work/out"
+    /usr/bin/time -f '%e %M' -o "$work/t" "$@" >"$work/$name.log" 2>&1 || { cat "$work/$name.log"; exit 1; }
+    read -r s kb <"$work/t"; ts+=("$s"); [ "$kb" -gt "$r" ] && r=$kb
+  done
+  med=$(printf '%s\n' "${ts[@]}" | median); rss=$r
+}
+echo "dataset: $keys keys; $RUNS runs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+run cli redis-cli -p "$port" --rdb "$work/out/dump.rdb"; cli_s=$med; cli_kb=$rss
+rawsize=$(stat -c %s "$work/out/dump.rdb")
+run redback "$RB" snapshot --source "redis://127.0.0.1:$port" --repo "file://$work/out/repo" --compression default --json
+rb_s=$med; rb_kb=$rss
+stored=$(python3 -c 'import json,sys;m=json.load(open(sys.argv[1]));print(m["object"]["stored_bytes"])' "$work/redback.log" 2>/dev/null || echo 0)
+run redbackfast "$RB" snapshot --source "redis://127.0.0.1:$port" --repo "file://$work/out/repo" --json
+rf_s=$med; rf_kb=$rss
+fstored=$(python3 -c 'import json,sys;m=json.load(open(sys.argv[1]));print(m["object"]["stored_bytes"])' "$work/redbackfast.log" 2>/dev/null || echo 0)
+awk -v c="$cli_s" -v ck="$cli_kb" -v r="$rb_s" -v rk="$rb_kb" -v f="$rf_s" -v fk="$rf_kb" -v raw="$rawsize" -v st="$stored" -v fst="$fstored" 'BEGIN{
+  printf "%-40s %6.2f s %7.1f MB/s %6.1f MB RSS\n", "redis-cli --rdb", c, raw/c/1e6, ck/1024
+  printf "%-40s %6.2f s %7.1f MB/s %6.1f MB RSS  time ratio %.2fx (target <= 1.05)  compression %.2fx\n", "redback snapshot (default: fastest)", f, raw/f/1e6, fk/1024, f/c, (fst>0? raw/fst : 0)
+  printf "%-40s %6.2f s %7.1f MB/s %6.1f MB RSS  time ratio %.2fx  compression %.2fx\n", "redback snapshot --compression default", r, raw/r/1e6, rk/1024, r/c, (st>0? raw/st : 0)
+}'

@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"redback/internal/migrate"
+	"redback/internal/progress"
+	"redback/internal/restore"
+)
+
+// migrateOptions are the flags of `redback migrate`.
+type migrateOptions struct {
+	From, To string
+	Conflict string
+	Match    []string
+	DBs      []int
+	MapDB    []string
+	Parallel int
+	JSON     bool
+
+	redis redisFlags
+}
+
+const migrateTry = "redback migrate --from redis://127.0.0.1:6380 --to redis://127.0.0.1:6379 --conflict skip"
+
+// AddFlags registers the flags on cmd.
+func (o *migrateOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.From, "from", "", "server to copy keys from: redis://[user:pass@]host:port, rediss://..., unix:///path")
+	f.StringVar(&o.To, "to", "", "server to copy keys into")
+	f.StringVar(&o.Conflict, "conflict", "fail", "keys that already exist on the target: fail (refuse non-empty target dbs before writing), replace, skip")
+	f.StringArrayVar(&o.Match, "match", nil, "copy only keys matching this Redis glob (repeatable)")
+	f.IntSliceVar(&o.DBs, "db", nil, "copy only this source db (repeatable)")
+	f.StringArrayVar(&o.MapDB, "map-db", nil, "copy source db FROM into target db TO, as FROM:TO (repeatable)")
+	f.IntVar(&o.Parallel, "parallel", migrate.DefaultParallel, "connections to each server")
+	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text (no progress line)")
+	o.redis.addFlags(f)
+}
+
+func newMigrateCmd(e *env) *cobra.Command {
+	var o migrateOptions
+	c := &cobra.Command{
+		Use:   "migrate --from URL --to URL",
+		Short: "Copy keys between two live servers (side instance -> production)",
+		Long: `Copies keys from one live server into another: the "restore instance ->
+production" step of a recovery, without a per-key shell loop.
+
+The source is read with SCAN and pipelined MULTI/DUMP/PEXPIRETIME/EXEC
+batches over --parallel connections (value and expire time of a key are
+read at the same instant); the target receives pipelined RESTORE ... ABSTTL
+batches over --parallel connections, through the same code as
+'redback restore --to-redis': expire times are kept to the millisecond,
+keys whose TTL passed are skipped, payloads of a newer source are relabelled
+or rebuilt with plain commands, function libraries are loaded first, and
+cluster targets and replicas are refused.
+
+--conflict fail (the default) refuses, before writing anything, a target db
+that will receive keys and is not empty; replace overwrites; skip keeps the
+target's keys (use it to copy a side instance back into production after
+the application wrote again: the newer writes win).
+
+Keys deleted or expired on the source while the copy runs are counted as
+vanished, not failed. The copy is not a point-in-time snapshot of a source
+that is being written: stop writes to it (or use a side instance) for that.
+
+Exit 0 on success, 1 when the copy failed or some keys were not copied
+(each reason is listed), 2 on usage errors.`,
+		Example: `  redback migrate --from redis://127.0.0.1:6380 --to redis://127.0.0.1:6379 --conflict skip
+  redback migrate --from redis://127.0.0.1:6380 --to redis://10.0.0.5:6379 --match 'user:*' --db 0 --conflict replace --json`,
+		Args: exactArgs(0, migrateTry),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runMigrate(cmd.Context(), e, &o)
+		},
+	}
+	o.AddFlags(c)
+	return c
+}
+
+// migrateJSON is the --json output.
+type migrateJSON struct {
+	Source           string            `json:"source"`
+	Target           string            `json:"target"`
+	SourceDBs        []int             `json:"source_dbs"`
+	KeysScanned      int64             `json:"keys_scanned"`
+	KeysRestored     int64             `json:"keys_restored"`
+	KeysSkipped      int64             `json:"keys_skipped"`
+	KeysExpired      int64             `json:"keys_expired"`
+	KeysFiltered     int64             `json:"keys_filtered"`
+	KeysVanished     int64             `json:"keys_vanished"`
+	KeysConverted    int64             `json:"keys_converted"`
+	KeysRewritten    int64             `json:"keys_footer_rewritten"`
+	KeysFailed       int64             `json:"keys_failed"`
+	Failures         []restore.Failure `json:"failures"`
+	FunctionsLoaded  int64             `json:"functions_loaded"`
+	FunctionsSkipped int64             `json:"functions_skipped"`
+	Bytes            int64             `json:"bytes"`
+	DurationSeconds  float64           `json:"duration_seconds"`
+	KeysPerSecond    float64           `json:"keys_per_second"`
+	Notes            []string          `json:"notes"`
+	Error            string            `json:"error,omitempty"`
+}
+
+func (o *migrateOptions) validate() (migrate.Options, error) {
+	var mo migrate.Options
+	if o.From == "" || o.To == "" {
+		return mo, usagef(migrateTry, "give both --from URL and --to URL")
+	}
+	c, err := restore.ParseConflict(o.Conflict)
+	if err != nil {
+		return mo, usagef(migrateTry, "%v", err)
+	}
+	if o.Parallel < 1 || o.Parallel > 256 {
+		return mo, usagef("redback migrate ... --parallel 4", "--parallel must be between 1 and 256, got %d", o.Parallel)
+	}
+	mo.Conflict, mo.Parallel = c, o.Parallel
+	mo.Filter.Match = o.Match
+	for _, d := range o.DBs {
+		if d < 0 {
+			return mo, usagef("redback migrate ... --db 0 --db 2", "--db must be >= 0, got %d", d)
+		}
+	}
+	mo.Filter.DBs = o.DBs
+	for _, m := range o.MapDB {
+		from, to, err := restore.ParseMapDB(m)
+		if err != nil {
+			return mo, usagef("redback migrate ... --map-db 0:3", "%v", err)
+		}
+		if mo.Filter.MapDB == nil {
+			mo.Filter.MapDB = map[int]int{}
+		}
+		if prev, dup := mo.Filter.MapDB[from]; dup && prev != to {
+			return mo, usagef("redback migrate ... --map-db 0:3", "--map-db maps db %d twice (to %d and to %d)", from, prev, to)
+		}
+		mo.Filter.MapDB[from] = to
+	}
+	return mo, nil
+}
+
+func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
+	mo, err := o.validate()
+	if err != nil {
+		return err
+	}
+	from, err := o.redis.parse(e, "from", o.From)
+	if err != nil {
+		return err
+	}
+	to, err := o.redis.parse(e, "to", o.To)
+	if err != nil {
+		return err
+	}
+	if from.DB != 0 {
+		return usagef(migrateTry+" --db "+fmt.Sprint(from.DB), "--from names db %d: select source dbs with --db %d", from.DB, from.DB)
+	}
+	if to.DB != 0 {
+		return usagef(migrateTry+" --map-db 0:"+fmt.Sprint(to.DB), "--to names db %d: keys go to their source db; use --map-db FROM:%d to move them", to.DB, to.DB)
+	}
+	bar := progress.New(e.Err, "migrate", -1, !o.JSON && progress.IsTerminal(e.Err))
+	mo.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
+	start := time.Now()
+	res, merr := migrate.Run(ctx, from, to, mo)
+	bar.Done()
+	dur := time.Since(start).Seconds()
+	rr := res.Restore
+	if rr == nil {
+		rr = &restore.Result{}
+	}
+	j := migrateJSON{
+		Source: res.Source, Target: res.Target, SourceDBs: res.SourceDBs, KeysScanned: res.KeysScanned,
+		KeysRestored: rr.KeysRestored, KeysSkipped: rr.KeysSkipped, KeysExpired: rr.KeysExpired,
+		KeysFiltered: rr.KeysFiltered, KeysVanished: res.KeysVanished, KeysConverted: rr.KeysConverted,
+		KeysRewritten: rr.KeysRewritten, KeysFailed: rr.KeysFailed, Failures: rr.Failures,
+		FunctionsLoaded: rr.FunctionsLoaded, FunctionsSkipped: rr.FunctionsSkipped, Bytes: rr.Bytes,
+		DurationSeconds: dur, Notes: rr.Notes,
+	}
+	if j.SourceDBs == nil {
+		j.SourceDBs = []int{}
+	}
+	if j.Failures == nil {
+		j.Failures = []restore.Failure{}
+	}
+	if j.Notes == nil {
+		j.Notes = []string{}
+	}
+	if dur > 0 {
+		j.KeysPerSecond = float64(rr.KeysRestored) / dur
+	}
+	if merr == nil && rr.KeysFailed > 0 {
+		merr = fmt.Errorf("%d of %d keys were not copied (see the reasons above)", rr.KeysFailed, rr.KeysFailed+rr.KeysRestored+rr.KeysSkipped)
+	}
+	if o.JSON {
+		if merr != nil {
+			j.Error = merr.Error()
+		}
+		enc := json.NewEncoder(e.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+		if merr != nil {
+			return &silentError{code: ExitCode(merr)}
+		}
+		return nil
+	}
+	for _, f := range rr.Failures {
+		fmt.Fprintf(e.Err, "failed: db %d key %q: %s\n", f.DB, f.Key, f.Reason)
+	}
+	if n := rr.KeysFailed - int64(len(rr.Failures)); n > 0 {
+		fmt.Fprintf(e.Err, "failed: ... and %d more keys\n", n)
+	}
+	for _, n := range rr.Notes {
+		fmt.Fprintf(e.Err, "note: %s\n", n)
+	}
+	if merr != nil && res.KeysScanned == 0 && rr.KeysRestored == 0 {
+		return merr
+	}
+	fmt.Fprintf(e.Out, "migrated %s to %s: %d keys copied, %d skipped (conflict), %d expired, %d vanished, %d converted (fallback), %d failed; %d functions; %s in %.1fs (%.0f keys/s)\n",
+		res.Source, res.Target, rr.KeysRestored, rr.KeysSkipped, rr.KeysExpired, res.KeysVanished, rr.KeysConverted, rr.KeysFailed,
+		rr.FunctionsLoaded, humanBytes(rr.Bytes), dur, j.KeysPerSecond)
+	return merr
+}

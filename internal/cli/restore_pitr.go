@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"redback/internal/pack"
+	"redback/internal/pitr"
+)
+
+// pitrFlags are the point-in-time flags of `redback restore`.
+type pitrFlags struct {
+	At            string
+	BeforeCommand string
+	After         string
+	Key           string
+	ToOffset      string
+	Generation    string
+	Skip          []string
+}
+
+func (p *pitrFlags) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&p.At, "at", "", "point in time: the state after the last command received at or before `TIME`: "+timeFormatsHelp)
+	fs.StringVar(&p.BeforeCommand, "before-command", "", "point in time: the state just before the first command `NAME` (FLUSHALL, FLUSHDB, DEL, UNLINK, SWAPDB, ...; see 'redback log')")
+	fs.StringVar(&p.After, "after", "", "with --before-command: only commands received at or after `TIME`")
+	fs.StringVar(&p.Key, "key", "", "with --before-command: only commands with a key argument matching this Redis glob `PATTERN`")
+	fs.StringVar(&p.ToOffset, "to-offset", "", "point in time: the state at replication offset `N` (the last command boundary at or before it)")
+	fs.StringVar(&p.Generation, "generation", "", "with a point in time: search only this log generation `ID`")
+	fs.StringArrayVar(&p.Skip, "skip-command-at", nil, "surgical undo: replay everything except the command at `OFFSET` (see 'redback log'; repeatable); later commands are replayed as they were")
+}
+
+// requested reports whether any point-in-time flag was given.
+func (p *pitrFlags) requested() bool {
+	return p.At != "" || p.BeforeCommand != "" || p.ToOffset != "" || len(p.Skip) > 0 || p.After != "" || p.Key != "" || p.Generation != ""
+}
+
+// target builds the pitr target from the flags.
+func (p *pitrFlags) target() (pitr.Target, error) {
+	try := "redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis redis://127.0.0.1:6379"
+	n := 0
+	for _, s := range []string{p.At, p.BeforeCommand, p.ToOffset} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return pitr.Target{}, usagef(try, "give exactly one point in time: --at TIME, --before-command NAME or --to-offset N (got %d)", n)
+	}
+	if (p.After != "" || p.Key != "") && p.BeforeCommand == "" {
+		return pitr.Target{}, usagef("redback restore --repo URL --before-command DEL --key 'user:*' --after 2026-11-25T14:00:00Z --to-redis URL", "--after and --key go with --before-command")
+	}
+	var t pitr.Target
+	switch {
+	case p.At != "":
+		at, err := parseTime("at", p.At)
+		if err != nil {
+			return t, err
+		}
+		t = pitr.AtTime(at)
+	case p.BeforeCommand != "":
+		m := pitr.CommandMatch{Name: strings.TrimSpace(p.BeforeCommand), KeyPattern: p.Key}
+		if strings.ContainsAny(m.Name, " \t") {
+			return t, usagef("redback restore --repo URL --before-command FLUSHALL --to-redis URL", "--before-command takes a command name, got %q", p.BeforeCommand)
+		}
+		if p.After != "" {
+			a, err := parseTime("after", p.After)
+			if err != nil {
+				return t, err
+			}
+			m.After = a
+		}
+		t = pitr.BeforeCommand(m)
+	default:
+		off, err := strconv.ParseInt(p.ToOffset, 10, 64)
+		if err != nil || off < 0 {
+			return t, usagef("redback restore --repo URL --to-offset 123456 --to-redis URL", "--to-offset %q is not an offset (a non-negative integer)", p.ToOffset)
+		}
+		t = pitr.AtOffset(off)
+	}
+	t.Generation = p.Generation
+	for _, v := range p.Skip {
+		off, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || off < 0 {
+			return t, usagef("redback restore --repo URL --at TIME --skip-command-at 123456 --to-redis URL", "--skip-command-at %q is not an offset (see the offsets with 'redback log --repo URL')", v)
+		}
+		t.Skip = append(t.Skip, off)
+	}
+	return t, nil
+}
+
+// pitrJSON is the --json output of a point-in-time restore.
+type pitrJSON struct {
+	Generation      string         `json:"generation"`
+	BaseSnapshot    string         `json:"base_snapshot"`
+	Target          string         `json:"target"`
+	Offset          int64          `json:"offset"`
+	Time            time.Time      `json:"time"`
+	Match           *pitr.Command  `json:"match,omitempty"`
+	Skipped         []pitr.Command `json:"skipped"`
+	Notes           []string       `json:"notes"`
+	Destination     string         `json:"destination"`
+	Result          *pitr.Result   `json:"result"`
+	DurationSeconds float64        `json:"duration_seconds"`
+	Error           string         `json:"error,omitempty"`
+}
+
+// runPITR is `redback restore` with a point in time: the base snapshot of
+// the generation covering it, then the log replayed up to it.
+func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
+	tg, err := o.pitr.target()
+	if err != nil {
+		return err
+	}
+	if o.FromRDB != "" || o.Snapshot != "" || o.Latest {
+		return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "a point-in-time restore picks its base snapshot itself: drop --from-rdb, --snapshot and --latest")
+	}
+	if len(o.Match) > 0 || len(o.DBs) > 0 || len(o.MapDB) > 0 {
+		return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "--match, --db and --map-db cannot be combined with a point in time (the log is replayed whole)")
+	}
+	ro, err := o.validate()
+	if err != nil {
+		return err
+	}
+	var dest string
+	var run func(context.Context, *pitr.Plan) (*pitr.Result, error)
+	switch {
+	case o.ToRedis != "":
+		u, err := o.redis.parse(e, "to-redis", o.ToRedis)
+		if err != nil {
+			return err
+		}
+		if u.DB != 0 {
+			return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis redis://127.0.0.1:6379", "--to-redis names db %d: a point-in-time restore writes every db where the source had it; drop the /%d", u.DB, u.DB)
+		}
+		dest = u.Redacted()
+		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRedis(ctx, u, ro) }
+	case o.ToDir != "":
+		dest = "dir " + o.ToDir
+		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToDir(ctx, o.ToDir, ro) }
+	default:
+		dest = "file " + o.ToRDB
+		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRDB(ctx, o.ToRDB, "", ro) }
+	}
+	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
+	if err != nil {
+		return err
+	}
+	repo, err := openRepo(ctx, e, o.Repo)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	start := time.Now()
+	p, err := pitr.NewPlan(ctx, repo, tg, pitr.Options{Identities: ids})
+	if err != nil {
+		return err
+	}
+	if p.Base.Object.Encryption != "" && len(ids) == 0 {
+		return fmt.Errorf("base snapshot %s is encrypted (recipients %s): give --identity FILE or set $REDBACK_IDENTITY_FILE", p.Base.ID, strings.Join(p.Base.Object.Recipients, ", "))
+	}
+	for _, s := range p.Skipped {
+		fmt.Fprintf(e.Err, "warning: leaving out %s; the commands after it are replayed as they were and may have depended on it\n", s.String())
+	}
+	if !o.JSON {
+		if p.Match != nil {
+			fmt.Fprintf(e.Out, "restoring to just before: %s at %s (offset %d, generation %s)\n", pitr.Display(p.Match.Args, 64, 8), fmtWindowTime(p.Match.Time), p.Match.Offset, p.Generation.ID)
+		} else {
+			fmt.Fprintf(e.Out, "restoring to %s: offset %d, last command received %s (generation %s)\n", tg.String(), p.Offset, fmtWindowTime(p.Time), p.Generation.ID)
+		}
+		fmt.Fprintf(e.Out, "base snapshot %s, then %d log segments\n", p.Base.ID, len(p.Segments))
+		for _, n := range p.Notes {
+			fmt.Fprintf(e.Err, "note: %s\n", n)
+		}
+		if o.ToDir != "" {
+			fmt.Fprintf(e.Err, "note: %s/%s is a multi-part AOF: start the server with --appendonly yes --dir %s\n", o.ToDir, pitr.AOFDirName, o.ToDir)
+		}
+	}
+	res, rerr := run(ctx, p)
+	if res == nil {
+		res = &pitr.Result{}
+	}
+	dur := time.Since(start).Seconds()
+	if o.JSON {
+		j := pitrJSON{Generation: p.Generation.ID, BaseSnapshot: p.Base.ID, Target: tg.String(), Offset: p.Offset, Time: p.Time,
+			Match: p.Match, Skipped: p.Skipped, Notes: p.Notes, Destination: dest, Result: res, DurationSeconds: dur}
+		if j.Skipped == nil {
+			j.Skipped = []pitr.Command{}
+		}
+		if j.Notes == nil {
+			j.Notes = []string{}
+		}
+		if rerr != nil {
+			j.Error = rerr.Error()
+		}
+		enc := json.NewEncoder(e.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+		if rerr != nil {
+			return &silentError{code: ExitCode(rerr)}
+		}
+		return nil
+	}
+	for _, fe := range res.FirstErrors {
+		fmt.Fprintf(e.Err, "replay error: %s\n", fe)
+	}
+	if rerr != nil {
+		return rerr
+	}
+	var keys int64
+	if res.Base != nil {
+		keys = res.Base.KeysRestored
+	}
+	fmt.Fprintf(e.Out, "restored generation %s to %s: base %d keys, %d commands replayed (%s) in %.1fs\n",
+		p.Generation.ID, dest, keys, res.Commands, humanBytes(res.Bytes), dur)
+	return nil
+}

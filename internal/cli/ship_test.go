@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"redback/internal/catalog"
+	"redback/internal/redistest"
+	"redback/internal/storage/file"
+)
+
+func TestShip_Usage(t *testing.T) {
+	for _, args := range [][]string{
+		{"ship", "--source", "redis://127.0.0.1:1", "--repo", "x", "--aof-dir", "/tmp"},
+		{"ship", "--source", "redis://127.0.0.1:1", "--repo", "x", "--ack", "sometimes"},
+		{"ship", "--source", "redis://127.0.0.1:1", "--repo", "x", "--spool-size", "lots"},
+		{"ship", "--repo", "x"},
+	} {
+		if code, _, errs := runCLI(t, args...); code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", args, code, ExitUsage, errs)
+		}
+	}
+	for in, want := range map[string]int64{"64MiB": 64 << 20, "1g": 1 << 30, "512k": 512 << 10, "2000000": 2000000, "1.5MB": 1500000} {
+		if got, err := parseSpoolSize(in); err != nil || got != want {
+			t.Errorf("parseSpoolSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+func TestShip_RunUntilCancelled(t *testing.T) {
+	src := redistest.Start(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"ship", "--source", src.URL(), "--repo", dir, "--interval", "100ms", "--ack", "durable", "--json"},
+			Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	}()
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gens, _ := catalog.ListGenerations(context.Background(), b)
+		if len(gens) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("no generation; stderr:\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := src.Client().Set(context.Background(), "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := src.Client().Do(context.Background(), "WAIT", 1, 10000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT = %d, %v", n, err)
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	var st struct {
+		DurableOffset, PrimaryOffset int64
+		Generation                   string
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.DurableOffset == 0 || st.DurableOffset != st.PrimaryOffset || st.Generation == "" {
+		t.Fatalf("output %q: %+v, %v", out.String(), st, err)
+	}
+}

@@ -1,0 +1,101 @@
+package ship
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"redback/internal/catalog"
+	"redback/internal/replica"
+	"redback/internal/resp"
+)
+
+func cmdAt(off int64, db int, args ...string) replica.Command {
+	a := make([][]byte, len(args))
+	for i, s := range args {
+		a[i] = []byte(s)
+	}
+	return replica.Command{Args: a, Offset: off, Len: resp.CommandLen(a...), DB: db}
+}
+
+func TestBuilder_IndexRules(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_500)
+	b := &builder{bufSize: 1024}
+	b.reset("g", 100, 0)
+	feed := func(c replica.Command, at time.Time) int64 {
+		b.add(c, at)
+		return c.End()
+	}
+	off := int64(100)
+	off = feed(cmdAt(off, 0, "SELECT", "0"), t0)
+	setAt := off
+	off = feed(cmdAt(off, 0, "SET", "a", "1"), t0)
+	pingAt := off
+	off = feed(cmdAt(off, 0, "PING"), t0)
+	afterPing := off
+	off = feed(cmdAt(off, 0, "SET", "b", "2"), t0)
+	// a re-encoded command: the primary sent 3 more bytes than the canonical form
+	odd := cmdAt(off, 0, "SET", "c", "3")
+	odd.Len += 3
+	off = feed(odd, t0)
+	afterOdd := off
+	off = feed(cmdAt(off, 0, "SET", "d", "4"), t0.Add(time.Second)) // new second: #TS + checkpoint
+	// an unfinished MULTI is rolled back
+	feed(cmdAt(off, 0, "MULTI"), t0.Add(time.Second))
+	b.rollback()
+	off = feed(cmdAt(off, 0, "REPLCONF", "GETACK", "*"), t0.Add(time.Second))
+	seg := b.cut()
+	if seg == nil || seg.start != 100 || seg.end != off || seg.commands != 5 {
+		t.Fatalf("segment %+v", seg)
+	}
+	_ = pingAt
+	text := string(seg.buf)
+	if !strings.HasPrefix(text, "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n#TS:1700000000\r\n") || strings.Count(text, "#TS:") != 2 ||
+		strings.Contains(text, "PING") || strings.Contains(text, "REPLCONF") || strings.Contains(text, "MULTI") {
+		t.Fatalf("AOF %q", text)
+	}
+	pre := int64(len("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n#TS:1700000000\r\n"))
+	pos := func(s string) int64 { return int64(bytes.Index(seg.buf, []byte(s))) }
+	ms := t0.UnixMilli()
+	want := []catalog.Checkpoint{
+		{pre, 100, ms},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\nb"), afterPing, ms},
+		{pos("#TS:1700000001") + int64(len("#TS:1700000001\r\n")), afterOdd, ms + 1000},
+		{int64(len(seg.buf)), off, ms + 1000},
+	}
+	if d := cmp.Diff(want, seg.index); d != "" {
+		t.Errorf("index (-want +got):\n%s", d)
+	}
+	if setAt != 100+int64(len("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n")) {
+		t.Fatal(setAt)
+	}
+}
+
+func TestBuilder_NoCutInsideMulti(t *testing.T) {
+	now := time.Now()
+	b := &builder{bufSize: 1024}
+	b.reset("g", 0, 2)
+	off := int64(0)
+	for _, c := range [][]string{{"MULTI"}, {"SET", "a", "1"}} {
+		cmd := cmdAt(off, 2, c...)
+		b.add(cmd, now)
+		off = cmd.End()
+	}
+	if b.cut() != nil {
+		t.Fatal("cut inside MULTI")
+	}
+	cmd := cmdAt(off, 2, "EXEC")
+	if !b.add(cmd, now) {
+		t.Fatal("EXEC does not end a unit")
+	}
+	seg := b.cut()
+	if seg == nil || seg.end != cmd.End() || seg.dbAtStart != 2 || seg.dbAtEnd != 2 {
+		t.Fatalf("segment %+v", seg)
+	}
+	if db, err := lastDB(bytes.NewReader(seg.buf), 2); err != nil || db != 2 {
+		t.Fatal(db, err)
+	}
+}

@@ -1,0 +1,304 @@
+package ship
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"redback/internal/catalog"
+	"redback/internal/redistest"
+	"redback/internal/storage/file"
+	"redback/internal/storage/mem"
+)
+
+func TestShipper_ReplayMatchesDigest(t *testing.T) {
+	src := startSource(t)
+	redistest.Populate(t, src, 200)
+	b := mem.New()
+	s := newShipper(t, src, b)
+	r := run(t, s)
+	load(t, src, 1, 3000)
+	caughtUp(t, src, s)
+	r.stop(t)
+	st := s.Stats()
+	if st.DurableOffset != st.PrimaryOffset || st.Generations != 1 || st.SegmentsUploaded == 0 {
+		t.Errorf("stats after stop: %+v", st)
+	}
+	gens := checkRepo(t, b, src.Digest(context.Background()))
+	if len(gens) != 1 || gens[0].Ended {
+		t.Fatalf("want one open generation, got %+v", gens)
+	}
+	w, err := Windows(context.Background(), b)
+	if err != nil || len(w) != 1 || w[0].ToOffset != st.DurableOffset || len(w[0].Gaps) != 0 {
+		t.Errorf("Windows = %+v, %v", w, err)
+	}
+}
+
+func TestShipper_ConnectionKilled(t *testing.T) {
+	src := startSource(t)
+	b := mem.New()
+	s := newShipper(t, src, b)
+	r := run(t, s)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		load(t, src, 2, 6000)
+	}()
+	for i := 0; i < 5; i++ {
+		waitFor(t, 30*time.Second, "connected", func() bool { return s.Stats().Connected })
+		time.Sleep(150 * time.Millisecond)
+		if err := src.Client().Do(context.Background(), "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	waitFor(t, 30*time.Second, "reconnect", func() bool { return s.Stats().Connected })
+	caughtUp(t, src, s)
+	r.stop(t)
+	if st := s.Stats(); st.Reconnects < 1 || st.Generations != 1 {
+		t.Errorf("stats: %+v", st)
+	}
+	gens := checkRepo(t, b, src.Digest(context.Background()))
+	if len(gens) != 1 {
+		t.Fatalf("want one generation (every reconnect continued), got %d", len(gens))
+	}
+}
+
+func TestShipper_Restarts(t *testing.T) {
+	src := startSource(t)
+	b := mem.New()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	done := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		for i := uint64(0); ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			load(t, src, 10+i, 200)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(3, 3))
+	var s *Shipper
+	for i := 0; i < 8; i++ {
+		s = newShipper(t, src, b)
+		r := run(t, s)
+		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
+		r.stop(t)
+	}
+	close(done)
+	wg.Wait()
+	s = newShipper(t, src, b)
+	r := run(t, s)
+	caughtUp(t, src, s)
+	r.stop(t)
+	gens := checkRepo(t, b, src.Digest(context.Background()))
+	if len(gens) != 1 {
+		t.Fatalf("want one generation across restarts, got %d", len(gens))
+	}
+}
+
+func TestShipper_PrimaryRestartStartsNewGeneration(t *testing.T) {
+	src := startSource(t)
+	b := mem.New()
+	s := newShipper(t, src, b)
+	r := run(t, s)
+	load(t, src, 4, 500)
+	caughtUp(t, src, s)
+	before := src.Digest(context.Background())
+	waitFor(t, 30*time.Second, "durable", func() bool { st := s.Stats(); return st.DurableOffset == st.PrimaryOffset })
+	src.Restart() // no persistence: empty, new replid
+	waitFor(t, 30*time.Second, "a second generation", func() bool { return s.Stats().Generations >= 2 })
+	load(t, src, 5, 500)
+	caughtUp(t, src, s)
+	r.stop(t)
+	gens := checkRepo(t, b, src.Digest(context.Background()))
+	if len(gens) != 2 || !gens[0].Ended || gens[1].Ended {
+		t.Fatalf("want an ended and an open generation, got %+v", gens)
+	}
+	if !strings.Contains(gens[0].EndReason, "full resync") {
+		t.Errorf("end reason %q", gens[0].EndReason)
+	}
+	if got := replay(t, b, gens[0]); got != before {
+		t.Errorf("old generation replays to %s, source had %s before the restart", got, before)
+	}
+}
+
+func TestShipper_StorageOutage(t *testing.T) {
+	// With a large backlog the link resumes (+CONTINUE) after the spool
+	// drained: one generation, no gap. With the smallest backlog the primary
+	// answers with a full resync: the old generation ends at its durable
+	// offset and a new one starts.
+	for _, tc := range []struct {
+		name    string
+		backlog string
+		gens    int
+	}{{"continue", "64mb", 1}, {"full resync", "16kb", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := redistest.Start(t, "--repl-backlog-size", tc.backlog)
+			b := &flakyBackend{Backend: mem.New()}
+			s := newShipper(t, src, b)
+			s.SpoolSize = 512 << 10
+			r := run(t, s)
+			load(t, src, 6, 300)
+			caughtUp(t, src, s)
+			b.setFailing(true)
+			load(t, src, 7, 1500) // more than the spool holds
+			waitFor(t, 30*time.Second, "the spool to fill", func() bool { return !s.Stats().Connected })
+			load(t, src, 8, 300) // while disconnected
+			b.setFailing(false)
+			waitFor(t, 60*time.Second, "connected", func() bool { return s.Stats().Connected })
+			load(t, src, 9, 300)
+			caughtUp(t, src, s)
+			r.stop(t)
+			if st := s.Stats(); st.Reconnects == 0 {
+				t.Errorf("expected the spool to fill and the link to drop: %+v", st)
+			}
+			gens := checkRepo(t, b, src.Digest(context.Background()))
+			if len(gens) != tc.gens {
+				t.Fatalf("%d generations, want %d", len(gens), tc.gens)
+			}
+			for _, g := range gens[:len(gens)-1] {
+				if !g.Ended || !strings.Contains(g.EndReason, "spool full") {
+					t.Errorf("generation %s was replaced but not ended with the reason: %+v", g.ID, g)
+				}
+			}
+		})
+	}
+}
+
+func TestShipper_AckDurable(t *testing.T) {
+	for _, mode := range []string{AckDurable, AckProcessed} {
+		t.Run(mode, func(t *testing.T) {
+			src := startSource(t)
+			b := &flakyBackend{Backend: mem.New()}
+			s := newShipper(t, src, b)
+			s.Ack = mode
+			r := run(t, s)
+			defer r.stop(t)
+			ctx := context.Background()
+			c := src.Client()
+			waitFor(t, 30*time.Second, "connected", func() bool { return s.Stats().Connected })
+			gate := make(chan struct{})
+			b.mu.Lock()
+			b.gate = gate
+			b.mu.Unlock()
+			if err := c.Set(ctx, "durable", "1", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			afterSet := replOffset(t, src)
+			n, err := c.Do(ctx, "WAIT", 1, 1500).Int()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode == AckDurable && n != 0 {
+				t.Fatalf("WAIT 1 returned %d while the segment could not be stored", n)
+			}
+			if mode == AckProcessed && n != 1 {
+				t.Fatalf("WAIT 1 returned %d with --ack processed", n)
+			}
+			close(gate)
+			n, err = c.Do(ctx, "WAIT", 1, 5000).Int()
+			if err != nil || n != 1 {
+				t.Fatalf("WAIT 1 after storage works = %d, %v", n, err)
+			}
+			if mode == AckProcessed {
+				return
+			}
+			gens, err := catalog.ListGenerations(ctx, b)
+			if err != nil || len(gens) != 1 {
+				t.Fatal(gens, err)
+			}
+			segs, err := catalog.ListSegments(ctx, b, gens[0].ID)
+			if err != nil || len(segs) == 0 {
+				t.Fatal(segs, err)
+			}
+			if end := segs[len(segs)-1].End; end < afterSet {
+				t.Errorf("WAIT succeeded but the stored log ends at %d, the write ends at %d", end, afterSet)
+			}
+		})
+	}
+}
+
+// TestShipper_KillDashNine kills a shipping process with SIGKILL mid-load,
+// several times, and checks that the log continues without a gap.
+func TestShipper_KillDashNine(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := startSource(t)
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	done := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		for i := uint64(0); ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			load(t, src, 100+i, 200)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := 0; i < 5; i++ {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "REDBACK_SHIP_CHILD_SOURCE="+src.URL(), "REDBACK_SHIP_CHILD_REPO="+dir)
+		var logs strings.Builder
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if testing.Verbose() {
+			t.Logf("child %d:\n%s", i, logs.String())
+		}
+	}
+	close(done)
+	wg.Wait()
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newShipper(t, src, b)
+	r := run(t, s)
+	caughtUp(t, src, s)
+	r.stop(t)
+	gens := checkRepo(t, b, src.Digest(context.Background()))
+	if len(gens) != 1 {
+		t.Fatalf("want one generation across kill -9, got %d", len(gens))
+	}
+}
+
+func TestShipper_Pinned(t *testing.T) {
+	src := startSource(t)
+	b := mem.New()
+	s := newShipper(t, src, b)
+	r := run(t, s)
+	waitFor(t, 30*time.Second, "connected", func() bool { return s.Stats().Connected })
+	r.stop(t)
+	gens, err := catalog.ListGenerations(context.Background(), b)
+	if err != nil || len(gens) != 1 {
+		t.Fatal(gens, err)
+	}
+	if ok, why := s.Pinned(gens[0].BaseSnapshot); !ok || why == "" {
+		t.Errorf("base snapshot not pinned")
+	}
+	if ok, _ := s.Pinned("other"); ok {
+		t.Errorf("other snapshot pinned")
+	}
+}
