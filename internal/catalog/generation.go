@@ -60,6 +60,7 @@ type Segment struct {
 	LastMs     int64        `json:"last_ms"`  // receive time of the last command
 	Commands   int64        `json:"commands"` // replayable commands (MULTI/EXEC count as commands)
 	DBAtStart  int          `json:"db_at_start"`
+	DBAtEnd    int          `json:"db_at_end"` // the db in effect after the last command (where a resumed stream continues)
 	Object     Object       `json:"object"`
 	Index      []Checkpoint `json:"index"`
 }

@@ -19,6 +19,7 @@ import (
 	"redback/internal/drill"
 	"redback/internal/pack"
 	"redback/internal/redisurl"
+	"redback/internal/ship"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
 )
@@ -122,9 +123,9 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 		Drill: func(ctx context.Context, src config.Source, repo storage.Backend) (*agent.DrillResult, error) {
 			return agentDrill(ctx, e, src, repo)
 		},
-		// TODO(ship): NewShipper plugs in here when log shipping lands;
-		// until then /healthz reports shipping as unavailable for sources
-		// with ship.enabled.
+		NewShipper: func(src config.Source, repo storage.Backend) (agent.Shipper, error) {
+			return agentShipperFor(e, o, log, src, repo)
+		},
 	})
 	if err != nil {
 		return err
@@ -139,15 +140,9 @@ func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
-	var rs *pack.Recipients
-	specs := append([]string(nil), src.Encryption.Recipients...)
-	if src.Encryption.RecipientsFile != "" {
-		specs = append(specs, src.Encryption.RecipientsFile)
-	}
-	if len(specs) > 0 {
-		if rs, err = pack.ParseRecipients(specs); err != nil {
-			return nil, fmt.Errorf("encryption recipients: %w", err)
-		}
+	rs, err := sourceRecipients(src)
+	if err != nil {
+		return nil, err
 	}
 	se := *e
 	se.log = log.With("source", src.Name)
@@ -211,4 +206,67 @@ func printConfigSummary(e *env, cfg *config.Config) {
 			s.Name, config.Redact(s.Source), config.Redact(s.Repo), s.Snapshot.Method, when, ship,
 			keep(r.Hourly), keep(r.Daily), keep(r.Weekly), keep(r.Monthly), r.Within, r.PITR, drill, enc)
 	}
+}
+
+// sourceRecipients parses a source's encryption recipients (nil: none).
+func sourceRecipients(src config.Source) (*pack.Recipients, error) {
+	specs := append([]string(nil), src.Encryption.Recipients...)
+	if src.Encryption.RecipientsFile != "" {
+		specs = append(specs, src.Encryption.RecipientsFile)
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	rs, err := pack.ParseRecipients(specs)
+	if err != nil {
+		return nil, fmt.Errorf("encryption recipients: %w", err)
+	}
+	return rs, nil
+}
+
+// agentShipper adapts a ship.Shipper to the agent's view of a shipper.
+type agentShipper struct{ *ship.Shipper }
+
+// Status implements agent.Shipper.
+func (a agentShipper) Status() agent.ShipStatus {
+	st := a.Stats()
+	return agent.ShipStatus{
+		Connected:     st.Connected,
+		LagSeconds:    st.LagSeconds,
+		LagBytes:      st.LagBytes,
+		DurableOffset: st.DurableOffset,
+		Reconnects:    st.Reconnects,
+		SpoolBytes:    st.SpoolBytes,
+		Generation:    st.Generation,
+		LastError:     st.LastError,
+	}
+}
+
+// agentShipperFor builds the shipper of src, as `redback ship` does.
+func agentShipperFor(e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend) (agent.Shipper, error) {
+	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: o.redis.tls, Getenv: e.getenv})
+	if err != nil {
+		return nil, err
+	}
+	rs, err := sourceRecipients(src)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pack.LoadIdentities("", e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	ack := ship.AckProcessed
+	if src.Ship.Ack == "durable" {
+		ack = ship.AckDurable
+	}
+	return agentShipper{&ship.Shipper{
+		Source:     u,
+		Backend:    repo,
+		Pack:       pack.Options{Recipients: rs},
+		Identities: ids,
+		Interval:   src.Ship.Interval.D(),
+		Ack:        ack,
+		Log:        log.With("source", src.Name),
+	}}, nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,4 +109,109 @@ func tookSnapshot(metrics []byte) bool {
 	m := string(metrics)
 	return strings.Contains(m, `redback_snapshots_total{source="cache-a"}`) && !strings.Contains(m, `redback_snapshots_total{source="cache-a"} 0`) &&
 		strings.Contains(m, `redback_drill_last_result{source="cache-a"} 1`)
+}
+
+// TestAgent_ShipsAndRestoresToNow runs the agent with shipping on against a
+// real redis-server, writes while it runs, waits until the durable offset
+// covers every write, stops it, and restores the newest point (--at now)
+// into an empty server: DEBUG DIGEST must equal the source's.
+func TestAgent_ShipsAndRestoresToNow(t *testing.T) {
+	src := redistest.Start(t)
+	redistest.Populate(t, src, 50)
+	dir := t.TempDir()
+	repo := "file://" + filepath.Join(dir, "repo")
+	port := redistest.FreePort(t)
+	cfgPath := filepath.Join(dir, "redback.yaml")
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
+grace_period: 10s
+sources:
+  - name: cache-a
+    source: %s
+    repo: %s
+    snapshot: {method: sync, every: 1h}
+    ship: {enabled: true, interval: 200ms}
+    drill: {schedule: "0 3 1 * *", rto_objective: 1m}
+`, port, src.URL(), repo)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"agent", "--config", cfgPath}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb})
+	}()
+	c := src.Client()
+	waitMetric := func(what string, ok func(string) bool) {
+		t.Helper()
+		for i := 0; i < 300; i++ {
+			select {
+			case code := <-done:
+				t.Fatalf("agent exited early with %d: %s", code, errb.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+			if ok(string(metricsText(t, port))) {
+				return
+			}
+		}
+		t.Fatalf("%s: not reached in 30 s; stderr:\n%s", what, errb.String())
+	}
+	waitMetric("shipper connected", func(m string) bool { return strings.Contains(m, `redback_ship_connected{source="cache-a"} 1`) })
+	for i := 0; i < 500; i++ {
+		if err := c.Do(t.Context(), "HSET", fmt.Sprintf("after:%d", i%37), "f", i).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Do(t.Context(), "DEL", "after:3").Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := src.Digest(t.Context())
+	info, err := c.Info(t.Context(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var master int64
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "master_repl_offset:"); ok {
+			fmt.Sscan(v, &master)
+		}
+	}
+	waitMetric("durable offset reaches the primary's", func(m string) bool {
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(l, `redback_ship_durable_offset{source="cache-a"} `); ok {
+				var off float64
+				fmt.Sscan(v, &off)
+				return int64(off) >= master
+			}
+		}
+		return false
+	})
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+	// The newest durable point, as `redback list` reports it.
+	code, out, errs := runCLI(t, "list", "--repo", repo, "--json")
+	var l listOutput
+	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil || len(l.Generations) != 1 {
+		t.Fatalf("list: exit %d %v\n%s%s", code, err, out, errs)
+	}
+	w := l.Generations[0]
+	if w.ToOffset < master || len(w.Gaps) != 0 {
+		t.Fatalf("window %+v does not reach the primary's offset %d", w, master)
+	}
+	dst := redistest.Start(t)
+	at := w.To.Format(time.RFC3339Nano)
+	if code, out, errs := runCLI(t, "restore", "--repo", repo, "--at", at, "--to-redis", dst.URL()); code != 0 {
+		t.Fatalf("restore --at: exit %d\n%s%s", code, out, errs)
+	}
+	if got := dst.Digest(t.Context()); got != want {
+		t.Fatalf("digest after restore to now %s, source %s", got, want)
+	}
 }

@@ -33,7 +33,7 @@ func newShipCmd(e *env) *cobra.Command {
 repository as log segments, continuously, for point-in-time restore.
 
 The first start takes a full sync: its RDB becomes the verified base snapshot
-of a new generation. Segments are cut at least every --interval (and at 8 MiB)
+of a new generation. Segments are cut at least every --interval (and at 4 MiB)
 and stored data object first, manifest last, in offset order. A dropped link
 resumes with PSYNC from where it stopped; a full resync ends the generation
 and starts a new one (never a silent gap). A restarted ship resumes the open

@@ -108,6 +108,7 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 		Identities:    idents,
 		Parallel:      o.parallel,
 		Progress:      func(n int64) { bar.Add(n, 0) },
+		Checkers:      []verify.Checker{verify.Segments{}},
 		OnItem: func(it verify.Item) {
 			bar.Add(0, it.Keys)
 			st := verifyItemState{Kind: it.Kind, ID: it.ID, Object: it.Object, OK: it.OK(), Keys: it.Keys,

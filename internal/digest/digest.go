@@ -75,6 +75,7 @@ type Digest struct {
 	cur     *sum
 	scratch []byte
 	visitor rdb.Visitor
+	pend    pending
 }
 
 // New returns an empty Digest.
@@ -86,24 +87,39 @@ func New(opts Options) *Digest {
 			mixD(d.cur, v)
 			return nil
 		},
-		SetMember: func(m []byte) error { xorD(d.cur, m); return nil },
+		SetMember: func(m []byte) error {
+			if !haveSHANI || len(m) > maxOneBlock {
+				xorD(d.cur, m)
+				return nil
+			}
+			d.pairSetMember(m)
+			return nil
+		},
 		ZSetMember: func(m []byte, score float64) error {
-			var e sum
-			mixD(&e, m)
 			d.scratch = AppendScore(d.scratch[:0], score, d.opts.ScoreFormat)
-			mixD(&e, d.scratch)
-			xorS(d.cur, &e)
+			if !haveSHANI || len(m) > maxOneBlock || len(d.scratch) > maxOneBlock {
+				var e sum
+				mixD(&e, m)
+				mixD(&e, d.scratch)
+				xorS(d.cur, &e)
+				return nil
+			}
+			d.pairZSetMember(m, d.scratch)
 			return nil
 		},
 		HashField: func(f, v []byte, expireAt int64) error {
 			e := d.fieldTerm(f)
-			mixD(&e, v)
-			if expireAt != 0 {
-				for i := range e {
-					e[i] ^= hexpireHash[i] // xorD(e, "!!hexpire!!")
+			if !haveSHANI || len(v) > maxOneBlock {
+				mixD(&e, v)
+				if expireAt != 0 {
+					for i := range e {
+						e[i] ^= hexpireHash[i] // xorD(e, "!!hexpire!!")
+					}
 				}
+				xorS(d.cur, &e)
+				return nil
 			}
-			xorS(d.cur, &e)
+			d.pairHashField(&e, v, expireAt != 0)
 			return nil
 		},
 		StreamEntry: func(ms, seq uint64, fields [][]byte) error {
@@ -261,6 +277,7 @@ func (d *Digest) object(t *sum, rec *rdb.Record) error {
 		v = &rdb.Visitor{}
 	}
 	err := rdb.Decode(rec.Type, rec.Value, v)
+	d.flush()
 	d.cur = nil
 	if err != nil {
 		return keyError(rec, err)

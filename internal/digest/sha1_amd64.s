@@ -33,15 +33,18 @@ TEXT ·cpuHasSHANI(SB), NOSPLIT, $0-1
 no:
 	RET
 
-// func sha1Block(out *sum, blk *[64]byte)
+// func sha1Blocks(out *sum, p *byte, n int)
 //
-// out = SHA-1 of the message whose padded form is the one block blk.
-TEXT ·sha1Block(SB), NOSPLIT, $0-16
+// out = SHA-1 of the message whose padded form is the n >= 1 blocks at p.
+TEXT ·sha1Blocks(SB), NOSPLIT, $0-24
 	MOVQ out+0(FP), DI
-	MOVQ blk+8(FP), SI
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), DX
 	MOVOU shuffle_mask<>+0(SB), X7
 	MOVOU init_abcd<>+0(SB), X0
 	MOVOU init_e<>+0(SB), X5
+
+loop:
 	MOVO  X5, X8
 	MOVO  X0, X9
 
@@ -204,6 +207,9 @@ TEXT ·sha1Block(SB), NOSPLIT, $0-16
 	// Add the saved E and ABCD
 	SHA1NEXTE X8, X5
 	PADDD     X9, X0
+	ADDQ      $64, SI
+	DECQ      DX
+	JNZ       loop
 
 	// Store the state big-endian
 	PSHUFB X7, X0
@@ -401,6 +407,715 @@ TEXT ·sha1Xor20(SB), NOSPLIT, $0-24
 	PEXTRD $0x03, X5, AX
 	BSWAPL AX
 	MOVL   AX, 16(DI)
+	RET
+
+// func sha1Blocks2(outA, outB *sum, pA, pB *byte)
+//
+// sha1Blocks(outA, pA, 1) and sha1Blocks(outB, pB, 1), interleaved: the
+// rounds of one block form a chain of dependent instructions, and two
+// independent chains keep the SHA unit busier than one.
+TEXT ·sha1Blocks2(SB), NOSPLIT, $0-32
+	MOVQ outA+0(FP), DI
+	MOVQ outB+8(FP), R8
+	MOVQ pA+16(FP), SI
+	MOVQ pB+24(FP), DX
+	MOVOU shuffle_mask<>+0(SB), X7
+	MOVOU init_abcd<>+0(SB), X0
+	MOVOU init_e<>+0(SB), X5
+	MOVO  X0, X8
+	MOVO  X5, X13
+
+	// Lane A rounds 0-3
+	MOVOU     (SI), X1
+	PSHUFB    X7, X1
+	PADDD     X1, X5
+	MOVO      X0, X6
+	SHA1RNDS4 $0x00, X5, X0
+
+	// Lane B rounds 0-3
+	MOVOU     (DX), X9
+	PSHUFB    X7, X9
+	PADDD     X9, X13
+	MOVO      X8, X14
+	SHA1RNDS4 $0x00, X13, X8
+
+	// Lane A rounds 4-7
+	MOVOU     16(SI), X2
+	PSHUFB    X7, X2
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1RNDS4 $0x00, X6, X0
+	SHA1MSG1  X2, X1
+
+	// Lane B rounds 4-7
+	MOVOU     16(DX), X10
+	PSHUFB    X7, X10
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1RNDS4 $0x00, X14, X8
+	SHA1MSG1  X10, X9
+
+	// Lane A rounds 8-11
+	MOVOU     32(SI), X3
+	PSHUFB    X7, X3
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1RNDS4 $0x00, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 8-11
+	MOVOU     32(DX), X11
+	PSHUFB    X7, X11
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1RNDS4 $0x00, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 12-15
+	MOVOU     48(SI), X4
+	PSHUFB    X7, X4
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x00, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 12-15
+	MOVOU     48(DX), X12
+	PSHUFB    X7, X12
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x00, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 16-19
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x00, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 16-19
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x00, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 20-23
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x01, X6, X0
+	SHA1MSG1  X2, X1
+	PXOR      X2, X4
+
+	// Lane B rounds 20-23
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x01, X14, X8
+	SHA1MSG1  X10, X9
+	PXOR      X10, X12
+
+	// Lane A rounds 24-27
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x01, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 24-27
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x01, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 28-31
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x01, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 28-31
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x01, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 32-35
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x01, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 32-35
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x01, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 36-39
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x01, X6, X0
+	SHA1MSG1  X2, X1
+	PXOR      X2, X4
+
+	// Lane B rounds 36-39
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x01, X14, X8
+	SHA1MSG1  X10, X9
+	PXOR      X10, X12
+
+	// Lane A rounds 40-43
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x02, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 40-43
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x02, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 44-47
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x02, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 44-47
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x02, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 48-51
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x02, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 48-51
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x02, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 52-55
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x02, X6, X0
+	SHA1MSG1  X2, X1
+	PXOR      X2, X4
+
+	// Lane B rounds 52-55
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x02, X14, X8
+	SHA1MSG1  X10, X9
+	PXOR      X10, X12
+
+	// Lane A rounds 56-59
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x02, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 56-59
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x02, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 60-63
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x03, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 60-63
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x03, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 64-67
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x03, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 64-67
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x03, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 68-71
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x03, X6, X0
+	PXOR      X2, X4
+
+	// Lane B rounds 68-71
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x03, X14, X8
+	PXOR      X10, X12
+
+	// Lane A rounds 72-75
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x03, X5, X0
+
+	// Lane B rounds 72-75
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x03, X13, X8
+
+	// Lane A rounds 76-79
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1RNDS4 $0x03, X6, X0
+
+	// Lane B rounds 76-79
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1RNDS4 $0x03, X14, X8
+
+	// Add the initial E and ABCD
+	MOVOU     init_e<>+0(SB), X15
+	SHA1NEXTE X15, X5
+	SHA1NEXTE X15, X13
+	MOVOU     init_abcd<>+0(SB), X15
+	PADDD     X15, X0
+	PADDD     X15, X8
+
+	// Store the states big-endian
+	PSHUFB X7, X0
+	MOVOU  X0, (DI)
+	PEXTRD $0x03, X5, AX
+	BSWAPL AX
+	MOVL   AX, 16(DI)
+	PSHUFB X7, X8
+	MOVOU  X8, (R8)
+	PEXTRD $0x03, X13, AX
+	BSWAPL AX
+	MOVL   AX, 16(R8)
+	RET
+
+// func sha1Xor20x2(outA, aA, bA, outB, aB, bB *sum)
+//
+// sha1Xor20(outA, aA, bA) and sha1Xor20(outB, aB, bB), interleaved.
+TEXT ·sha1Xor20x2(SB), NOSPLIT, $0-48
+	MOVQ outA+0(FP), DI
+	MOVQ outB+24(FP), R8
+	MOVOU shuffle_mask<>+0(SB), X7
+	MOVOU init_abcd<>+0(SB), X0
+	MOVOU init_e<>+0(SB), X5
+	MOVO  X0, X8
+	MOVO  X5, X13
+
+	MOVQ   aA+8(FP), SI
+	MOVQ   bA+16(FP), DX
+	MOVOU  (SI), X1
+	MOVOU  (DX), X2
+	PXOR   X2, X1
+	PSHUFB X7, X1
+	MOVL   16(SI), AX
+	XORL   16(DX), AX
+	MOVL   AX, X2
+	MOVL   $0x80, CX
+	PINSRD $0x01, CX, X2
+	PSHUFB X7, X2
+	PXOR   X3, X3
+	MOVL   $160, CX
+	MOVL   CX, X4
+	MOVQ   aB+32(FP), SI
+	MOVQ   bB+40(FP), DX
+	MOVOU  (SI), X9
+	MOVOU  (DX), X10
+	PXOR   X10, X9
+	PSHUFB X7, X9
+	MOVL   16(SI), AX
+	XORL   16(DX), AX
+	MOVL   AX, X10
+	MOVL   $0x80, CX
+	PINSRD $0x01, CX, X10
+	PSHUFB X7, X10
+	PXOR   X11, X11
+	MOVL   $160, CX
+	MOVL   CX, X12
+
+	// Lane A rounds 0-3
+	PADDD     X1, X5
+	MOVO      X0, X6
+	SHA1RNDS4 $0x00, X5, X0
+
+	// Lane B rounds 0-3
+	PADDD     X9, X13
+	MOVO      X8, X14
+	SHA1RNDS4 $0x00, X13, X8
+
+	// Lane A rounds 4-7
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1RNDS4 $0x00, X6, X0
+	SHA1MSG1  X2, X1
+
+	// Lane B rounds 4-7
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1RNDS4 $0x00, X14, X8
+	SHA1MSG1  X10, X9
+
+	// Lane A rounds 8-11
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1RNDS4 $0x00, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 8-11
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1RNDS4 $0x00, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 12-15
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x00, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 12-15
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x00, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 16-19
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x00, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 16-19
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x00, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 20-23
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x01, X6, X0
+	SHA1MSG1  X2, X1
+	PXOR      X2, X4
+
+	// Lane B rounds 20-23
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x01, X14, X8
+	SHA1MSG1  X10, X9
+	PXOR      X10, X12
+
+	// Lane A rounds 24-27
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x01, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 24-27
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x01, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 28-31
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x01, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 28-31
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x01, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 32-35
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x01, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 32-35
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x01, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 36-39
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x01, X6, X0
+	SHA1MSG1  X2, X1
+	PXOR      X2, X4
+
+	// Lane B rounds 36-39
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x01, X14, X8
+	SHA1MSG1  X10, X9
+	PXOR      X10, X12
+
+	// Lane A rounds 40-43
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x02, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 40-43
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x02, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 44-47
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x02, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 44-47
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x02, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 48-51
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x02, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 48-51
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x02, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 52-55
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x02, X6, X0
+	SHA1MSG1  X2, X1
+	PXOR      X2, X4
+
+	// Lane B rounds 52-55
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x02, X14, X8
+	SHA1MSG1  X10, X9
+	PXOR      X10, X12
+
+	// Lane A rounds 56-59
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x02, X5, X0
+	SHA1MSG1  X3, X2
+	PXOR      X3, X1
+
+	// Lane B rounds 56-59
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x02, X13, X8
+	SHA1MSG1  X11, X10
+	PXOR      X11, X9
+
+	// Lane A rounds 60-63
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1MSG2  X4, X1
+	SHA1RNDS4 $0x03, X6, X0
+	SHA1MSG1  X4, X3
+	PXOR      X4, X2
+
+	// Lane B rounds 60-63
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1MSG2  X12, X9
+	SHA1RNDS4 $0x03, X14, X8
+	SHA1MSG1  X12, X11
+	PXOR      X12, X10
+
+	// Lane A rounds 64-67
+	SHA1NEXTE X1, X5
+	MOVO      X0, X6
+	SHA1MSG2  X1, X2
+	SHA1RNDS4 $0x03, X5, X0
+	SHA1MSG1  X1, X4
+	PXOR      X1, X3
+
+	// Lane B rounds 64-67
+	SHA1NEXTE X9, X13
+	MOVO      X8, X14
+	SHA1MSG2  X9, X10
+	SHA1RNDS4 $0x03, X13, X8
+	SHA1MSG1  X9, X12
+	PXOR      X9, X11
+
+	// Lane A rounds 68-71
+	SHA1NEXTE X2, X6
+	MOVO      X0, X5
+	SHA1MSG2  X2, X3
+	SHA1RNDS4 $0x03, X6, X0
+	PXOR      X2, X4
+
+	// Lane B rounds 68-71
+	SHA1NEXTE X10, X14
+	MOVO      X8, X13
+	SHA1MSG2  X10, X11
+	SHA1RNDS4 $0x03, X14, X8
+	PXOR      X10, X12
+
+	// Lane A rounds 72-75
+	SHA1NEXTE X3, X5
+	MOVO      X0, X6
+	SHA1MSG2  X3, X4
+	SHA1RNDS4 $0x03, X5, X0
+
+	// Lane B rounds 72-75
+	SHA1NEXTE X11, X13
+	MOVO      X8, X14
+	SHA1MSG2  X11, X12
+	SHA1RNDS4 $0x03, X13, X8
+
+	// Lane A rounds 76-79
+	SHA1NEXTE X4, X6
+	MOVO      X0, X5
+	SHA1RNDS4 $0x03, X6, X0
+
+	// Lane B rounds 76-79
+	SHA1NEXTE X12, X14
+	MOVO      X8, X13
+	SHA1RNDS4 $0x03, X14, X8
+
+	// Add the initial E and ABCD
+	MOVOU     init_e<>+0(SB), X15
+	SHA1NEXTE X15, X5
+	SHA1NEXTE X15, X13
+	MOVOU     init_abcd<>+0(SB), X15
+	PADDD     X15, X0
+	PADDD     X15, X8
+
+	// Store the states big-endian
+	PSHUFB X7, X0
+	MOVOU  X0, (DI)
+	PEXTRD $0x03, X5, AX
+	BSWAPL AX
+	MOVL   AX, 16(DI)
+	PSHUFB X7, X8
+	MOVOU  X8, (R8)
+	PEXTRD $0x03, X13, AX
+	BSWAPL AX
+	MOVL   AX, 16(R8)
 	RET
 
 DATA shuffle_mask<>+0(SB)/8, $0x08090a0b0c0d0e0f

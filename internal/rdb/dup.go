@@ -2,7 +2,9 @@ package rdb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"slices"
 )
 
@@ -16,6 +18,8 @@ import (
 type dupSet struct {
 	on   bool
 	seed maphash.Seed
+	k0   uint64 // random keys of the inline hash of short members
+	k1   uint64
 	n    int      // members added to the current value
 	tab  []uint64 // table of hashes (0 = empty), len a power of two >= 2n
 	size int      // part of tab in use for the current value
@@ -32,6 +36,8 @@ const (
 func (s *dupSet) reset(on bool) {
 	if s.tab == nil {
 		s.seed = maphash.MakeSeed()
+		s.k0 = maphash.Bytes(s.seed, []byte("k0")) | 1
+		s.k1 = maphash.Bytes(s.seed, []byte("k1"))
 		s.tab = make([]uint64, minDupTable)
 	}
 	if s.n > 0 {
@@ -44,7 +50,7 @@ func (s *dupSet) add(b []byte) {
 	if !s.on || s.dup {
 		return
 	}
-	h := maphash.Bytes(s.seed, b)
+	h := s.hash(b)
 	s.n++
 	if s.n > maxDupTable {
 		if s.n == maxDupTable+1 {
@@ -61,6 +67,26 @@ func (s *dupSet) add(b []byte) {
 		s.grow()
 	}
 	s.insert(h | 1) // never 0; the low bit only adds candidates, which are confirmed
+}
+
+// hash returns a seeded 64-bit hash of b: inline for members of up to
+// 16 bytes (the words of b, keyed with random k0 and k1, folded by a
+// 64x64->128-bit multiply, as wyhash does), maphash for longer ones.
+func (s *dupSet) hash(b []byte) uint64 {
+	var x, y uint64
+	switch n := len(b); {
+	case n > 16:
+		return maphash.Bytes(s.seed, b)
+	case n >= 8:
+		x, y = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		x, y = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	case n > 0:
+		x = uint64(b[0])<<16 | uint64(b[n/2])<<8 | uint64(b[n-1])
+	}
+	hi, lo := bits.Mul64(x^s.k0, y^s.k1^uint64(len(b)))
+	hi, lo = bits.Mul64(hi^lo^s.k1, s.k0)
+	return hi ^ lo
 }
 
 // insert puts h into the table, noting a repeat.
@@ -117,11 +143,10 @@ func (d *decoder) checkDuplicates(t Type, raw []byte) error {
 	if !ok {
 		return nil
 	}
-	seed := d.dups.seed
 	var seen [][]byte
 	var found []byte
 	check := func(m []byte) error {
-		if maphash.Bytes(seed, m)|1 != h {
+		if d.dups.hash(m)|1 != h {
 			return nil
 		}
 		for _, p := range seen {

@@ -63,17 +63,17 @@ func validFloat(b []byte) bool {
 		i = 1
 	}
 	digits, dot := 0, false
-	for ; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c >= '0' && c <= '9':
+	for _, c := range b[i:] {
+		if c-'0' < 10 {
 			digits++
-		case c == '.' && !dot:
-			dot = true
-		default:
-			_, ok := parseFloatSlow(b)
-			return ok
+			continue
 		}
+		if c == '.' && !dot {
+			dot = true
+			continue
+		}
+		_, ok := parseFloatSlow(b)
+		return ok
 	}
 	if digits == 0 || digits > 300 {
 		_, ok := parseFloatSlow(b)

@@ -370,3 +370,8 @@ func need(t *testing.T, verb, flag string) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func runCmd(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}

@@ -39,6 +39,7 @@ type builder struct {
 	multiMs int64
 	saved   builderState // state before the open MULTI
 	needCP  bool
+	maxMs   int64 // latest receive time seen
 	tsSec   int64
 	cpMs    int64
 	// free is a recycled buffer (keeps the heap flat under load); recycled
@@ -89,7 +90,10 @@ func (b *builder) pending() int64 {
 // add appends one command received at now. It reports whether a complete
 // unit ended with it (a place where a segment may be cut).
 func (b *builder) add(cmd replica.Command, now time.Time) (unitEnd bool) {
-	ms := now.UnixMilli()
+	// Receive times never go backwards (a wall clock step would otherwise
+	// break time ordering for point-in-time restore).
+	ms := max(now.UnixMilli(), b.maxMs)
+	b.maxMs = ms
 	if b.inMulti {
 		ms = b.multiMs // a transaction is one unit with one time
 	}

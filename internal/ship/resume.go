@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"redback/internal/aof"
 	"redback/internal/catalog"
@@ -66,7 +67,7 @@ func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
 func (s *Shipper) endNow(ctx context.Context, g *catalog.Generation, off int64, reason string) error {
 	e := *g
 	e.Ended, e.EndOffset, e.EndReason = true, off, reason
-	e.EndTime = timeNow().UTC()
+	e.EndTime = time.Now().UTC()
 	s.Log.Warn("ending generation", "gen", g.ID, "offset", off, "reason", reason)
 	return catalog.PutJSON(ctx, s.Backend, catalog.GenerationKey(g.ID), &e)
 }
@@ -89,7 +90,7 @@ func (s *Shipper) storedEnd(ctx context.Context, g *catalog.Generation) (end int
 	if last == nil {
 		return end, 0, true, nil // after a full sync the primary sends SELECT first
 	}
-	var m segmentManifest
+	var m catalog.Segment
 	m.DBAtEnd = -1
 	if err := catalog.GetJSON(ctx, s.Backend, catalog.SegmentKey(g.ID, last.Start, last.End), &m); err != nil {
 		return 0, 0, false, err

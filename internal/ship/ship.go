@@ -42,8 +42,9 @@ var ErrSpoolFull = errors.New("spool full: storage is not keeping up")
 var errReplIDChanged = errors.New("the source's replication id changed")
 
 // Shipper ships one source's replication stream into a repository as log
-// segments. Set the exported fields, then call Run; Stats may be called
-// concurrently with Run. A Shipper runs one Run at a time.
+// segments. Set the exported fields, then call Run; Stats and Pinned may be
+// called concurrently with Run. A Shipper runs one Run at a time; after Run
+// returns it may be called again (it resumes from the repository).
 type Shipper struct {
 	// Source is the primary (or a replica) to replicate from.
 	Source *redisurl.URL
@@ -102,7 +103,8 @@ type Stats struct {
 	LagBytes int64
 	// LagSeconds is the age of the oldest command not yet durable.
 	LagSeconds float64
-	// SegmentsUploaded, Reconnects and Generations count since Run began.
+	// SegmentsUploaded, Reconnects and Generations count over the
+	// Shipper's life (across Runs), so they only grow.
 	SegmentsUploaded int64
 	Reconnects       int64
 	Generations      int64
@@ -211,9 +213,6 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.up = up
 	s.b = builder{recycled: up.free, bufSize: int(s.SegmentSize) + 64<<10}
 	s.mu.Unlock()
-	s.reconnects.Store(0)
-	s.generations.Store(0)
-	s.uploaded.Store(0)
 
 	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer upCancel()
@@ -423,6 +422,12 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		s.mu.Unlock()
 		conn.Close()
 	}()
+	if s.Ack == AckDurable {
+		// Until the durable offset of this stream is known, ACK nothing: a
+		// primary only ever raises a replica's ACKed offset, so an early
+		// high value would satisfy WAIT for writes not yet stored.
+		conn.SetAckOffset(0)
+	}
 	var pos replica.Position
 	if st.gen != nil {
 		pos = replica.Position{ReplID: st.gen.ReplID, Offset: s.processed()}
@@ -461,8 +466,10 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 	s.conn, s.sessGen = conn, gen
 	s.mu.Unlock()
 	if s.Ack == AckDurable {
-		conn.SetAckOffset(s.Stats().DurableOffset)
-		if d := s.Stats(); d.Generation != gen {
+		d := s.Stats()
+		if d.Generation == gen {
+			conn.SetAckOffset(d.DurableOffset)
+		} else {
 			conn.SetAckOffset(st.gen.StartOffset)
 		}
 	}
@@ -484,7 +491,9 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		streamed = true
 		now := time.Now()
 		s.mu.Lock()
-		if s.up.spool.Load()+s.b.pending()+cmd.Len > s.SpoolSize {
+		// Full only while something waits for storage: a single command or
+		// transaction larger than the spool must still get through.
+		if queued := s.up.spool.Load(); queued > 0 && queued+s.b.pending()+cmd.Len > s.SpoolSize {
 			s.b.rollback()
 			if seg := s.b.cut(); seg != nil {
 				s.up.enqueue(&job{seg: seg})

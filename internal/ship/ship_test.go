@@ -1,16 +1,23 @@
 package ship
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"redback/internal/catalog"
+	"redback/internal/pack"
+	"redback/internal/pitr"
 	"redback/internal/redistest"
 	"redback/internal/storage/file"
 	"redback/internal/storage/mem"
@@ -33,7 +40,7 @@ func TestShipper_ReplayMatchesDigest(t *testing.T) {
 	if len(gens) != 1 || gens[0].Ended {
 		t.Fatalf("want one open generation, got %+v", gens)
 	}
-	w, err := Windows(context.Background(), b)
+	w, err := pitr.Windows(context.Background(), b)
 	if err != nil || len(w) != 1 || w[0].ToOffset != st.DurableOffset || len(w[0].Gaps) != 0 {
 		t.Errorf("Windows = %+v, %v", w, err)
 	}
@@ -90,7 +97,9 @@ func TestShipper_Restarts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	var s *Shipper
 	for i := 0; i < 8; i++ {
-		s = newShipper(t, src, b)
+		if i%2 == 0 { // odd rounds run the same Shipper again, as the agent does
+			s = newShipper(t, src, b)
+		}
 		r := run(t, s)
 		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
 		r.stop(t)
@@ -300,5 +309,88 @@ func TestShipper_Pinned(t *testing.T) {
 	}
 	if ok, _ := s.Pinned("other"); ok {
 		t.Errorf("other snapshot pinned")
+	}
+}
+
+// TestShipper_Failover ships from a replica that is then promoted: the
+// partial resync answers +CONTINUE with a new replid, which ends the
+// generation and starts a new one from a full sync.
+func TestShipper_Failover(t *testing.T) {
+	p := startSource(t)
+	r := startSource(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port))
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "replica link", func() bool {
+		txt, _ := r.Client().Info(ctx, "replication").Result()
+		return strings.Contains(txt, "master_link_status:up")
+	})
+	b := mem.New()
+	s := newShipper(t, r, b)
+	run := run(t, s)
+	load(t, p, 20, 300)
+	caughtUp(t, r, s)
+	waitFor(t, 30*time.Second, "durable", func() bool { st := s.Stats(); return st.DurableOffset == st.PrimaryOffset })
+	if err := r.Client().Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a second generation", func() bool { return s.Stats().Generations >= 2 })
+	load(t, r, 21, 300)
+	caughtUp(t, r, s)
+	run.stop(t)
+	gens := checkRepo(t, b, r.Digest(ctx))
+	if len(gens) != 2 || !gens[0].Ended {
+		t.Fatalf("want 2 generations, the first ended: %+v", gens)
+	}
+	t.Logf("first generation ended: %q", gens[0].EndReason)
+}
+
+func TestShipper_Encrypted(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := pack.ParseRecipients([]string{id.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := startSource(t)
+	b := mem.New()
+	for i := 0; i < 2; i++ { // the second run resumes without reading encrypted data
+		s := newShipper(t, src, b)
+		s.Pack.Recipients = rs
+		r := run(t, s)
+		load(t, src, uint64(30+i), 200)
+		caughtUp(t, src, s)
+		r.stop(t)
+	}
+	ctx := context.Background()
+	gens, err := catalog.ListGenerations(ctx, b)
+	if err != nil || len(gens) != 1 {
+		t.Fatalf("generations %v, %v", gens, err)
+	}
+	segs, err := catalog.ListSegments(ctx, b, gens[0].ID)
+	if err != nil || len(segs) == 0 {
+		t.Fatal(segs, err)
+	}
+	for _, sg := range segs {
+		if sg.Object.Encryption != pack.EncryptionAge || !strings.HasSuffix(sg.Object.Key, ".age") || len(sg.Object.Recipients) != 1 {
+			t.Fatalf("segment object %+v", sg.Object)
+		}
+		rc, err := b.Get(ctx, sg.Object.Key, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, err := pack.NewReader(rc, pack.Expect{Key: sg.Object.Key, Size: sg.Object.StoredBytes, SHA256: sg.Object.SHA256, Encrypted: true}, []age.Identity{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(pr)
+		pr.Close()
+		rc.Close()
+		if err != nil || int64(len(data)) != sg.Object.RawBytes || !bytes.HasPrefix(data, []byte("*2\r\n$6\r\nSELECT\r\n")) {
+			t.Fatalf("%s: %d bytes, %v", sg.Object.Key, len(data), err)
+		}
+	}
+	if gaps := catalog.Contiguity(gens[0], segs); len(gaps) != 0 {
+		t.Fatalf("gaps %v", gaps)
 	}
 }

@@ -19,15 +19,6 @@ import (
 	"redback/internal/storage"
 )
 
-// segmentManifest is catalog.Segment plus the database in effect at End,
-// which a restarted shipper needs to resume with PSYNC (the primary only
-// re-sends SELECT when the database changes). Readers of catalog.Segment
-// ignore the extra field.
-type segmentManifest struct {
-	catalog.Segment
-	DBAtEnd int `json:"db_at_end"`
-}
-
 // job is one step of the upload queue. Jobs complete strictly in queue
 // order (the data objects of several segments upload concurrently, but
 // their manifests are written in order), so what is visible in the
@@ -195,7 +186,7 @@ func (u *uploader) worker(ctx context.Context) error {
 
 // do performs one job; it only fails when ctx ends.
 func (u *uploader) do(ctx context.Context, j *job, sl *sealer, out *bytes.Buffer) error {
-	var m *segmentManifest
+	var m *catalog.Segment
 	if j.seg != nil {
 		var err error
 		m, err = u.storeData(ctx, j.seg, sl, out)
@@ -265,7 +256,7 @@ func (u *uploader) recycle(buf []byte) {
 
 // storeData seals the segment and stores its data object (retrying until
 // it works or ctx ends), and returns its manifest.
-func (u *uploader) storeData(ctx context.Context, s *rawSegment, sl *sealer, out *bytes.Buffer) (*segmentManifest, error) {
+func (u *uploader) storeData(ctx context.Context, s *rawSegment, sl *sealer, out *bytes.Buffer) (*catalog.Segment, error) {
 	encrypted := u.pack.Recipients != nil
 	key := catalog.SegmentDataKey(s.gen, s.start, s.end, encrypted)
 	out.Reset()
@@ -280,7 +271,7 @@ func (u *uploader) storeData(ctx context.Context, s *rawSegment, sl *sealer, out
 	}); err != nil {
 		return nil, err
 	}
-	m := &segmentManifest{Segment: catalog.Segment{
+	m := &catalog.Segment{
 		Format:     catalog.FormatVersion,
 		Generation: s.gen,
 		Start:      s.start,
@@ -296,8 +287,9 @@ func (u *uploader) storeData(ctx context.Context, s *rawSegment, sl *sealer, out
 			SHA256:      cnt.Sum(),
 			Compression: pack.CompressionZstd,
 		},
-		Index: s.index,
-	}, DBAtEnd: s.dbAtEnd}
+		Index:   s.index,
+		DBAtEnd: s.dbAtEnd,
+	}
 	if encrypted {
 		m.Object.Encryption = pack.EncryptionAge
 		m.Object.Recipients = u.pack.Recipients.Fingerprints
