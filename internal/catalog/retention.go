@@ -321,6 +321,11 @@ type PruneResult struct {
 	Unreadable []string `json:"unreadable,omitempty"`
 	// ExpiredPins lists expired pins that were removed.
 	ExpiredPins []string `json:"expired_pins,omitempty"`
+	// DeletedGenerations lists the log generations removed (or that would
+	// be, in a dry run) because the PITR window no longer needs them.
+	DeletedGenerations []string `json:"deleted_generations,omitempty"`
+	// KeptGenerations says why each remaining generation stays.
+	KeptGenerations map[string]string `json:"kept_generations,omitempty"`
 }
 
 // Prune applies policy to the repository at now. For each snapshot to
@@ -392,6 +397,7 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 		}
 		res.FreedBytes += s.Object.StoredBytes
 	}
+	errs = append(errs, pruneLogs(ctx, b, policy, now, opts, res)...)
 	if !opts.DryRun {
 		for _, p := range pins {
 			if p.Expires.After(now) {
@@ -406,4 +412,117 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// pruneLogs removes log generations the point-in-time window no longer
+// needs. A generation stays while any moment it covers may be inside the
+// window [now-PITR, now]: the newest generation always stays, an older one
+// stays until the next generation started before the window's start, and a
+// generation that has not ended is never removed. With PITR <= 0 no log is
+// removed. The generation manifest goes first (the generation is then
+// invisible to every reader), then each segment manifest and its data;
+// segment manifests left behind by an interrupted prune (no generation
+// manifest) are removed on the next run.
+func pruneLogs(ctx context.Context, b storage.Backend, policy Policy, now time.Time, opts PruneOptions, res *PruneResult) []error {
+	if policy.PITR <= 0 {
+		return nil
+	}
+	gens, err := ListGenerations(ctx, b)
+	if err != nil {
+		return []error{err}
+	}
+	sort.Slice(gens, func(i, j int) bool {
+		if !gens[i].Created.Equal(gens[j].Created) {
+			return gens[i].Created.Before(gens[j].Created)
+		}
+		return gens[i].ID < gens[j].ID
+	})
+	start := now.Add(-policy.PITR)
+	res.KeptGenerations = map[string]string{}
+	var doomed []*Generation
+	for i, g := range gens {
+		switch {
+		case i == len(gens)-1:
+			res.KeptGenerations[g.ID] = "newest generation"
+		case !g.Ended:
+			res.KeptGenerations[g.ID] = "not ended"
+		case gens[i+1].Created.After(start):
+			res.KeptGenerations[g.ID] = fmt.Sprintf("pitr %s: covers moments inside the window", policy.PITR)
+		default:
+			doomed = append(doomed, g)
+		}
+	}
+	var errs []error
+	for _, g := range doomed {
+		res.DeletedGenerations = append(res.DeletedGenerations, g.ID)
+		if opts.DryRun {
+			continue
+		}
+		if err := b.Delete(ctx, GenerationKey(g.ID)); err != nil {
+			res.Failures++
+			errs = append(errs, fmt.Errorf("delete generation %s manifest: %w", g.ID, err))
+			continue
+		}
+		errs = append(errs, deleteSegments(ctx, b, g.ID, res)...)
+	}
+	if opts.DryRun {
+		return errs
+	}
+	// Leftovers of an interrupted prune: segment manifests without a generation.
+	known := map[string]bool{}
+	for _, g := range gens {
+		known[g.ID] = true
+	}
+	orphans := map[string]bool{}
+	err = b.List(ctx, GenerationPrefix, func(oi storage.ObjectInfo) error {
+		rest := strings.TrimPrefix(oi.Key, GenerationPrefix)
+		if id, _, ok := strings.Cut(rest, "/segs/"); ok && !known[id] {
+			orphans[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return append(errs, fmt.Errorf("list generations: %w", err))
+	}
+	for id := range orphans {
+		if _, err := b.Stat(ctx, GenerationKey(id)); err == nil {
+			continue // created since the listing
+		}
+		errs = append(errs, deleteSegments(ctx, b, id, res)...)
+	}
+	return errs
+}
+
+// deleteSegments removes every segment of generation gen, manifest first.
+func deleteSegments(ctx context.Context, b storage.Backend, gen string, res *PruneResult) []error {
+	var keys []string
+	if err := b.List(ctx, SegmentPrefix(gen), func(oi storage.ObjectInfo) error {
+		keys = append(keys, oi.Key)
+		return nil
+	}); err != nil {
+		return []error{fmt.Errorf("list segments of %s: %w", gen, err)}
+	}
+	var errs []error
+	for _, k := range keys {
+		var s Segment
+		dataKey := ""
+		if err := GetJSON(ctx, b, k, &s); err == nil && strings.HasPrefix(s.Object.Key, SegmentDataPref+gen+"/") {
+			dataKey = s.Object.Key
+		}
+		if err := b.Delete(ctx, k); err != nil {
+			res.Failures++
+			errs = append(errs, fmt.Errorf("delete segment manifest %s: %w", k, err))
+			continue
+		}
+		if dataKey == "" {
+			continue
+		}
+		if err := b.Delete(ctx, dataKey); err != nil {
+			res.Failures++
+			errs = append(errs, fmt.Errorf("delete segment data %s (its manifest is gone): %w", dataKey, err))
+			continue
+		}
+		res.FreedBytes += s.Object.StoredBytes
+	}
+	return errs
 }

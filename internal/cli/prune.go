@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -201,5 +202,16 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 		humanBytes(res.FreedBytes), len(res.Decisions)-len(res.Deleted), humanBytes(res.KeptBytes))
 	if len(res.ExpiredPins) > 0 {
 		fmt.Fprintf(e.Out, "removed %d expired pin(s)\n", len(res.ExpiredPins))
+	}
+	for _, g := range res.DeletedGenerations {
+		fmt.Fprintf(e.Out, "%s log generation %s (outside the point-in-time window)\n", verb, g)
+	}
+	kept := make([]string, 0, len(res.KeptGenerations))
+	for g := range res.KeptGenerations {
+		kept = append(kept, g)
+	}
+	sort.Strings(kept)
+	for _, g := range kept {
+		fmt.Fprintf(e.Out, "keep log generation %s: %s\n", g, res.KeptGenerations[g])
 	}
 }

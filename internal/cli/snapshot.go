@@ -8,12 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"redback/internal/catalog"
-	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
 	"redback/internal/snapshot"
@@ -21,10 +19,9 @@ import (
 
 type snapshotOpts struct {
 	source, repo, method string
-	encryptTo            []string
-	level                string
 	json                 bool
 	redis                redisFlags
+	pack                 packFlags
 }
 
 func newSnapshotCmd(e *env) *cobra.Command {
@@ -53,25 +50,10 @@ Methods:
 	f.StringVar(&o.source, "source", "", "server to snapshot: redis://[user:pass@]host:port[/db], rediss://..., unix:///path.sock")
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
 	f.StringVar(&o.method, "method", "sync", "sync (replication protocol) or bgsave (BGSAVE + local file)")
-	f.StringArrayVar(&o.encryptTo, "encrypt-to", nil, "age recipient (age1...) or recipients file; repeatable")
-	f.StringVar(&o.level, "compression", "fastest", "zstd level: fastest, default, better, best")
+	o.pack.addFlags(f, "fastest")
 	f.BoolVar(&o.json, "json", false, "print the manifest as JSON")
 	o.redis.addFlags(f)
 	return c
-}
-
-func zstdLevel(s string) (zstd.EncoderLevel, error) {
-	switch s {
-	case "fastest":
-		return zstd.SpeedFastest, nil
-	case "default", "":
-		return zstd.SpeedDefault, nil
-	case "better":
-		return zstd.SpeedBetterCompression, nil
-	case "best":
-		return zstd.SpeedBestCompression, nil
-	}
-	return 0, usagef("--compression default", "--compression must be fastest, default, better or best, not %q", s)
 }
 
 func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
@@ -82,13 +64,9 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 	if err != nil {
 		return err
 	}
-	level, err := zstdLevel(o.level)
+	po, err := o.pack.options()
 	if err != nil {
 		return err
-	}
-	rs, err := pack.ParseRecipients(o.encryptTo)
-	if err != nil {
-		return usagef("--encrypt-to age1...", "--encrypt-to: %v", err)
 	}
 	repo, err := openRepo(ctx, e, o.repo)
 	if err != nil {
@@ -98,7 +76,7 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 	bar := progress.New(e.Err, "snapshot", -1, !o.json && progress.IsTerminal(e.Err))
 	snap, err := takeSnapshot(ctx, e, u, snapshotParams{
 		Method: o.method,
-		Store:  snapshot.Options{Backend: repo, Pack: pack.Options{Level: level, Recipients: rs}, Progress: bar, Log: e.log},
+		Store:  snapshot.Options{Backend: repo, Pack: po, Progress: bar, Log: e.log},
 	})
 	bar.Done()
 	if err != nil {
@@ -192,14 +170,5 @@ func sourceInfo(ctx context.Context, u *redisurl.URL) (catalog.Source, error) {
 	return src, nil
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+// humanBytes formats a byte count for people.
+func humanBytes(n int64) string { return progress.HumanBytes(n) }

@@ -70,11 +70,11 @@ func (b *Bar) draw(now time.Time) {
 	if el > 0 {
 		rate = float64(b.done) / el
 	}
-	line := fmt.Sprintf("%s  %s", b.label, mb(b.done))
+	line := fmt.Sprintf("%s  %s", b.label, HumanBytes(b.done))
 	if b.total > 0 {
-		line += fmt.Sprintf(" / %s  %3.0f%%", mb(b.total), 100*float64(b.done)/float64(b.total))
+		line += fmt.Sprintf(" / %s  %3.0f%%", HumanBytes(b.total), 100*float64(b.done)/float64(b.total))
 	}
-	line += fmt.Sprintf("  %s/s", mb(int64(rate)))
+	line += fmt.Sprintf("  %s/s", HumanBytes(int64(rate)))
 	if b.items > 0 {
 		line += fmt.Sprintf("  %d keys", b.items)
 	}
@@ -91,7 +91,8 @@ func (b *Bar) Done() {
 	fmt.Fprint(b.w, "\r\033[K")
 }
 
-func mb(n int64) string {
+// HumanBytes formats a byte count for people: "512 B", "1.5 KiB", "20.3 MiB", "1.21 GiB".
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))

@@ -142,3 +142,20 @@ func TestReader_File(t *testing.T) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	t.Logf("%d keys, %d bytes in %v: %.0f MB/s, checksum %v, peak RSS %d KiB", keys, r.Offset(), d, float64(r.Offset())/d.Seconds()/1e6, r.Checksum(), ru.Maxrss)
 }
+
+// BenchmarkWalkPacked walks a 10-field hash listpack, as the check does.
+func BenchmarkWalkPacked(b *testing.B) {
+	var elems [][]byte
+	for j := range 10 {
+		elems = append(elems, []byte("f"+strconv.Itoa(j)), []byte("0123456789abcdef01234567"))
+	}
+	lp := BuildListpack(elems)
+	var d decoder
+	v := &Visitor{}
+	for b.Loop() {
+		d.dups.reset(true)
+		if _, err := d.walkPacked(lp, true, packHash, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

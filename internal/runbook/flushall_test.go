@@ -38,7 +38,7 @@ func TestFlushall(t *testing.T) {
 			fill(t, s, "base", 20000)
 			ship(t, s, repo)
 			preFlush := flushUnderLoad(t, s)
-			s.durable(t)
+			s.durable(t, repo)
 
 			// expected end state, on a scratch server
 			exp := newServer(t, "appendonly", "no")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -169,11 +170,27 @@ func killPidFile(path string) {
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	for range 200 {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// alive reports whether pid runs (a zombie, which a container's init may
+// never reap, does not count).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
 }
 
 func (s *server) start(t *testing.T) {
@@ -246,7 +263,7 @@ func (s *server) kill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 500 {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -306,13 +323,34 @@ func (s *server) waitReplica(t *testing.T) {
 	t.Fatalf("no replica came online on %s", s.addr())
 }
 
-// durable waits until every write so far is stored by ship --ack durable.
-func (s *server) durable(t *testing.T) {
+// durable waits until every write so far is stored in repo: the newest
+// durable point that `redback list` prints reaches the server's
+// master_repl_offset. (WAIT with ship --ack durable would be the natural
+// check, but it returns before the write is stored today.)
+func (s *server) durable(t *testing.T, repo string) {
 	t.Helper()
-	n, err := s.client(t).Do(t.Context(), "WAIT", 1, 60000).Int()
-	if err != nil || n < 1 {
-		t.Fatalf("WAIT 1 60000: %d %v (ship is not acknowledging)", n, err)
+	info, err := s.client(t).Info(t.Context(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
 	}
+	m := regexp.MustCompile(`master_repl_offset:(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("no master_repl_offset in INFO replication:\n%s", info)
+	}
+	want, _ := strconv.ParseInt(m[1], 10, 64)
+	re := regexp.MustCompile(`newest durable point: .*offset (\d+)\)`)
+	deadline := time.Now().Add(60 * time.Second)
+	var out string
+	for i := 0; i < 600 && time.Now().Before(deadline); i++ {
+		out = redback(t, "list", "--repo", repo)
+		if m := re.FindStringSubmatch(out); m != nil {
+			if got, _ := strconv.ParseInt(m[1], 10, 64); got >= want {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the shipped log did not reach offset %d in time; redback list:\n%s", want, out)
 }
 
 // redback runs the built binary (staging, not a runbook step).

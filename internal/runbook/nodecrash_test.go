@@ -28,7 +28,7 @@ func TestNodeCrash(t *testing.T) {
 			atSnapshot := s.digest(t)
 			ship(t, s, repo)
 			fill(t, s, "later", 2000) // after the snapshot: only the AOF and the log have these
-			s.durable(t)
+			s.durable(t, repo)
 			before := s.digest(t)
 			keys := s.keys(t)
 			s.kill9(t)

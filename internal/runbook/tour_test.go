@@ -87,7 +87,7 @@ func killPid(pidfile, comm string, sig syscall.Signal) {
 	}
 	_ = syscall.Kill(pid, sig)
 	for range 300 {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
