@@ -96,3 +96,46 @@ func TestSnapshot_BadInput(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSnapshot_TLS takes a snapshot over rediss:// from a server that speaks
+// only TLS, by both methods, trusting its CA with --tls-ca.
+func TestSnapshot_TLS(t *testing.T) {
+	src, ca := redistest.StartTLS(t)
+	keys := redistest.Populate(t, src, 30)
+	want := src.Digest(t.Context())
+	repo := t.TempDir()
+	url := "rediss://" + src.Addr()
+	for _, method := range []string{"sync", "bgsave"} {
+		code, out, errs := runCLI(t, "snapshot", "--source", url, "--tls-ca", ca, "--repo", repo, "--method", method, "--json")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", method, code, errs)
+		}
+		var snap catalog.Snapshot
+		if err := json.Unmarshal([]byte(out), &snap); err != nil || snap.Digest != want || snap.Census.Keys != int64(keys) {
+			t.Fatalf("%s: %v digest %s keys %d, want %s %d", method, err, snap.Digest, snap.Census.Keys, want, keys)
+		}
+	}
+	// Without the CA the server's certificate is not trusted: a clear failure.
+	code, _, errs := runCLI(t, "snapshot", "--source", url, "--repo", repo)
+	if code != ExitFailure || !strings.Contains(errs, "certificate") {
+		t.Fatalf("untrusted certificate: exit %d\n%s", code, errs)
+	}
+}
+
+// TestSnapshot_UnixSocket takes a snapshot over unix:///path.sock.
+func TestSnapshot_UnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	src := redistest.Start(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	keys := redistest.Populate(t, src, 20)
+	want := src.Digest(t.Context())
+	for _, method := range []string{"sync", "bgsave"} {
+		code, out, errs := runCLI(t, "snapshot", "--source", "unix://"+sock, "--repo", t.TempDir(), "--method", method, "--json")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", method, code, errs)
+		}
+		var snap catalog.Snapshot
+		if err := json.Unmarshal([]byte(out), &snap); err != nil || snap.Digest != want || snap.Census.Keys != int64(keys) {
+			t.Fatalf("%s: %v digest %s, want %s", method, err, snap.Digest, want)
+		}
+	}
+}

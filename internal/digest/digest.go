@@ -75,7 +75,6 @@ type Digest struct {
 	cur     *sum
 	scratch []byte
 	visitor rdb.Visitor
-	pend    pending
 }
 
 // New returns an empty Digest.
@@ -88,38 +87,26 @@ func New(opts Options) *Digest {
 			return nil
 		},
 		SetMember: func(m []byte) error {
-			if !haveSHANI || len(m) > maxOneBlock {
-				xorD(d.cur, m)
-				return nil
-			}
-			d.pairSetMember(m)
+			xorD(d.cur, m)
 			return nil
 		},
 		ZSetMember: func(m []byte, score float64) error {
 			d.scratch = AppendScore(d.scratch[:0], score, d.opts.ScoreFormat)
-			if !haveSHANI || len(m) > maxOneBlock || len(d.scratch) > maxOneBlock {
-				var e sum
-				mixD(&e, m)
-				mixD(&e, d.scratch)
-				xorS(d.cur, &e)
-				return nil
-			}
-			d.pairZSetMember(m, d.scratch)
+			var e sum
+			mixD(&e, m)
+			mixD(&e, d.scratch)
+			xorS(d.cur, &e)
 			return nil
 		},
 		HashField: func(f, v []byte, expireAt int64) error {
 			e := d.fieldTerm(f)
-			if !haveSHANI || len(v) > maxOneBlock {
-				mixD(&e, v)
-				if expireAt != 0 {
-					for i := range e {
-						e[i] ^= hexpireHash[i] // xorD(e, "!!hexpire!!")
-					}
+			mixD(&e, v)
+			if expireAt != 0 {
+				for i := range e {
+					e[i] ^= hexpireHash[i] // xorD(e, "!!hexpire!!")
 				}
-				xorS(d.cur, &e)
-				return nil
 			}
-			d.pairHashField(&e, v, expireAt != 0)
+			xorS(d.cur, &e)
 			return nil
 		},
 		StreamEntry: func(ms, seq uint64, fields [][]byte) error {
@@ -277,7 +264,6 @@ func (d *Digest) object(t *sum, rec *rdb.Record) error {
 		v = &rdb.Visitor{}
 	}
 	err := rdb.Decode(rec.Type, rec.Value, v)
-	d.flush()
 	d.cur = nil
 	if err != nil {
 		return keyError(rec, err)

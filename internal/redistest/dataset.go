@@ -36,7 +36,7 @@ func Populate(t testing.TB, s *Server, n int) int {
 	do("FUNCTION", "LOAD", "REPLACE", "#!lua name=redbacklib\nredis.register_function('rb_echo', function(keys, args) return args[1] end)")
 	far := time.Now().Add(240 * time.Hour).UnixMilli()
 	for _, db := range []int{0, 1, 3} {
-		dc := redis.NewClient(&redis.Options{Addr: s.Addr(), DB: db, DisableIdentity: true})
+		dc := redis.NewClient(&redis.Options{Addr: s.Addr(), DB: db, DisableIdentity: true, TLSConfig: s.tls})
 		p := dc.Pipeline()
 		pre := fmt.Sprintf("db%d:", db)
 		for i := 0; i < n; i++ {

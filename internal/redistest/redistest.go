@@ -9,6 +9,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -29,6 +30,8 @@ type Server struct {
 	Port int
 	Dir  string // its working dir (dump.rdb, appendonlydir live here)
 	args []string
+
+	tls *tls.Config // set by StartTLS: the server speaks only TLS
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -101,8 +104,11 @@ func (s *Server) start(extra []string) *Server {
 	t.Helper()
 	bin := Binary(t)
 	s.Port = FreePort(t)
-	s.args = append([]string{
-		"--port", strconv.Itoa(s.Port),
+	ports := []string{"--port", strconv.Itoa(s.Port)}
+	if s.tls != nil {
+		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}
+	}
+	s.args = append(ports, []string{
 		"--bind", "127.0.0.1",
 		"--dir", s.Dir,
 		"--save", "",
@@ -111,7 +117,8 @@ func (s *Server) start(extra []string) *Server {
 		"--repl-diskless-sync-delay", "0",
 		"--logfile", filepath.Join(s.Dir, "redis.log"),
 		"--daemonize", "no",
-	}, extra...)
+	}...)
+	s.args = append(s.args, extra...)
 	if err := s.spawn(bin); err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +145,15 @@ func (s *Server) spawn(bin string) error {
 		default:
 		}
 		c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+		if err == nil && s.tls != nil {
+			tc := tls.Client(c, s.tls)
+			_ = tc.SetDeadline(time.Now().Add(2 * time.Second))
+			if err = tc.Handshake(); err != nil {
+				c.Close()
+			} else {
+				c = tc
+			}
+		}
 		if err == nil {
 			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 			_, _ = c.Write([]byte("PING\r\n"))
@@ -166,7 +182,7 @@ func (s *Server) Client() *redis.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil {
-		s.client = redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, ReadTimeout: 30 * time.Second})
+		s.client = redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, ReadTimeout: 30 * time.Second, TLSConfig: s.tls})
 	}
 	return s.client
 }
