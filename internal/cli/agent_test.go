@@ -166,6 +166,18 @@ sources:
 	if err := c.Do(t.Context(), "DEL", "after:3").Err(); err != nil {
 		t.Fatal(err)
 	}
+	// A key whose TTL ends after it was last written: a restore must not
+	// bring it back without its TTL (replaying APPEND on an expired key would).
+	if err := c.Do(t.Context(), "SET", "short", "v", "PX", "300").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(t.Context(), "APPEND", "short", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if n, err := c.Exists(t.Context(), "short").Result(); err != nil || n != 0 {
+		t.Fatalf("short-lived key still there: %d %v", n, err)
+	}
 	want := src.Digest(t.Context())
 	info, err := c.Info(t.Context(), "replication").Result()
 	if err != nil {

@@ -380,7 +380,7 @@ func printCheckReport(w io.Writer, r *checkReport) {
 			}
 			if a.Key == "used-mem" {
 				if b, err := strconv.ParseInt(v, 10, 64); err == nil {
-					v += " (" + byteSize(b) + ")"
+					v += " (" + progress.HumanBytes(b) + ")"
 				}
 			}
 			p("  %-16s %s\n", a.Key, strconv.Quote(v)[1:len(strconv.Quote(v))-1])
@@ -458,16 +458,4 @@ func countList(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s %d", n, m[n])
 	}
 	return strings.Join(parts, ", ")
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

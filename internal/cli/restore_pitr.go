@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +140,14 @@ func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
 			return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis redis://127.0.0.1:6379", "--to-redis names db %d: a point-in-time restore writes every db where the source had it; drop the /%d", u.DB, u.DB)
 		}
 		dest = u.Redacted()
-		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRedis(ctx, u, ro) }
+		if _, lerr := exec.LookPath("redis-server"); lerr == nil {
+			// Rebuild the point in a scratch server, then RESTORE it: exact
+			// even for keys whose TTL ended since (see pitr.Plan.ToRedisExact).
+			run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRedisExact(ctx, u, ro, "") }
+		} else {
+			fmt.Fprintln(e.Err, "warning: no redis-server on PATH to rebuild the point in a scratch server: replaying the log straight into the target; keys whose TTL ended since the point may come back without their TTL")
+			run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRedis(ctx, u, ro) }
+		}
 	case o.ToDir != "":
 		dest = "dir " + o.ToDir
 		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToDir(ctx, o.ToDir, ro) }

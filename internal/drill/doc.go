@@ -23,5 +23,19 @@
 // in its own process group (and, on Linux, dies with redback); Run kills
 // the group, waits for the process and removes the temp dir in every case.
 //
+// Options.At drills a point in time (runPoint). When a log generation
+// covers it, the point is restored twice: Plan.ToDir writes a multi-part
+// AOF dir that a first scratch server (a replica of 127.0.0.1:1 too: it
+// keeps expired keys while and after loading an AOF, tested on 7.0) loads
+// with --appendonly yes, which ends the RTO; then Plan.ToRedis, redback's
+// own replay, fills a second scratch server (a primary with active expiry
+// off). No digest is recorded for an arbitrary point, so the proof is that
+// both paths agree: key count per db, DEBUG DIGEST, a sample of keys and
+// the function libraries. A replay into a live primary drops keys whose
+// TTL ended between the point and the drill; when DEBUG DIGEST differs,
+// both servers SAVE and the two files are compared without the keys whose
+// TTL ended before the checks began. A time no generation covers falls back
+// to the newest verified snapshot at or before it, with a note.
+//
 // The Report is JSON-ready and renders as Markdown (Report.Markdown).
 package drill

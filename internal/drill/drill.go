@@ -31,6 +31,7 @@ const (
 	PhaseFetch   = "fetch"   // download the stored object
 	PhaseRestore = "restore" // decrypt, decompress, verify and write DIR/dump.rdb
 	PhaseLoad    = "load"    // scratch server start until it serves (loading:0, PING)
+	PhaseReplay  = "replay"  // point in time only: the second path, Plan.ToRedis into a second scratch server
 	PhaseChecks  = "checks"  // keys, digest, sample, functions
 )
 
@@ -42,6 +43,7 @@ const (
 	CheckDigest    = "digest"
 	CheckSample    = "sample"
 	CheckFunctions = "functions"
+	CheckReplay    = "replay"
 	CheckRTO       = "rto"
 )
 
@@ -49,6 +51,11 @@ const (
 type Options struct {
 	Backend  storage.Backend
 	Snapshot *catalog.Snapshot // what to restore (see Select)
+	// At, when set and Snapshot is nil, drills the point in time At: the
+	// state a log generation restores to At (see RunAt's contract in Run),
+	// or, when no generation covers At, the newest verified snapshot that
+	// ended at or before At.
+	At time.Time
 	// RedisServer is the redis-server binary; "" looks it up on PATH.
 	RedisServer string
 	Identities  []age.Identity
@@ -85,16 +92,24 @@ type Check struct {
 
 // Report is the outcome of a drill. OK is true only when every check passed.
 type Report struct {
-	OK                  bool               `json:"ok"`
-	Snapshot            string             `json:"snapshot"`
-	SnapshotTime        time.Time          `json:"snapshot_time"`
-	Repo                string             `json:"repo"`
-	Object              string             `json:"object"`
-	StoredBytes         int64              `json:"stored_bytes"`
-	RawBytes            int64              `json:"raw_bytes"`
-	RedisServer         string             `json:"redis_server"`
-	RedisVersion        string             `json:"redis_version"`
-	Started             time.Time          `json:"started"`
+	OK           bool      `json:"ok"`
+	Snapshot     string    `json:"snapshot"`
+	SnapshotTime time.Time `json:"snapshot_time"`
+	Repo         string    `json:"repo"`
+	Object       string    `json:"object"`
+	StoredBytes  int64     `json:"stored_bytes"`
+	RawBytes     int64     `json:"raw_bytes"`
+	RedisServer  string    `json:"redis_server"`
+	RedisVersion string    `json:"redis_version"`
+	Started      time.Time `json:"started"`
+	// Point is what was restored: a point in time of a log generation
+	// ("pitr") or a snapshot ("snapshot").
+	Point *Point `json:"point,omitempty"`
+	// AOFDigest and ReplayDigest are, for a point in time, DEBUG DIGEST of
+	// the server that loaded the restored AOF dir and of the server the
+	// log was replayed into; DigestMatch says they are equal.
+	AOFDigest           string             `json:"aof_digest,omitempty"`
+	ReplayDigest        string             `json:"replay_digest,omitempty"`
 	Keys                int64              `json:"keys"`
 	ExpectedKeys        int64              `json:"expected_keys"`
 	KeysAlreadyExpired  int64              `json:"keys_already_expired"`
@@ -114,6 +129,22 @@ type Report struct {
 	Phases              map[string]float64 `json:"phases"`
 	Checks              []Check            `json:"checks"`
 	Notes               []string           `json:"notes,omitempty"`
+}
+
+// Point kinds.
+const (
+	PointPITR     = "pitr"
+	PointSnapshot = "snapshot"
+)
+
+// Point is the state a drill restored.
+type Point struct {
+	Kind       string    `json:"kind"` // PointPITR or PointSnapshot
+	Generation string    `json:"generation,omitempty"`
+	Offset     int64     `json:"offset"` // replication offset of the state
+	Time       time.Time `json:"time"`   // last command replayed (pitr), snapshot end (snapshot)
+	// Requested is the --at time asked for, when one was.
+	Requested time.Time `json:"requested,omitzero"`
 }
 
 func (r *Report) check(name string, ok bool, format string, args ...any) {
@@ -169,17 +200,29 @@ func Select(ctx context.Context, b storage.Backend, id string, at time.Time) (*c
 // false). The error is non-nil when the drill could not run at all (no
 // redis-server, the repository is unreadable, ctx ended); the report so far
 // is still returned.
+//
+// With opts.At set and no opts.Snapshot, Run drills a point in time; see
+// runPoint.
 func Run(ctx context.Context, opts Options) (rep *Report, err error) {
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	start := now()
-	snap := opts.Snapshot
-	if snap == nil || opts.Backend == nil {
+	start := opts.Now()
+	if opts.Backend == nil || opts.Snapshot == nil && opts.At.IsZero() {
 		return nil, errors.New("drill: no snapshot or repository given")
 	}
-	rep = &Report{
+	if opts.Snapshot == nil {
+		return runPoint(ctx, opts, start)
+	}
+	return runSnapshot(ctx, opts, start, nil)
+}
+
+// runSnapshot drills opts.Snapshot; notes start the report's notes.
+func runSnapshot(ctx context.Context, opts Options, start time.Time, notes []string) (rep *Report, err error) {
+	now := opts.Now
+	snap := opts.Snapshot
+	rep = &Report{Notes: notes,
+		Point:    &Point{Kind: PointSnapshot, Generation: snap.Generation, Offset: snap.Source.Offset, Time: snap.EndTime, Requested: opts.At},
 		Snapshot: snap.ID, SnapshotTime: snap.EndTime, Repo: opts.Backend.Location(), Object: snap.Object.Key,
 		StoredBytes: snap.Object.StoredBytes, RawBytes: snap.Object.RawBytes, Started: start.UTC(),
 		ExpectedKeys: snap.Census.Keys, ExpectedDigest: snap.Digest, Phases: map[string]float64{},

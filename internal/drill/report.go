@@ -8,7 +8,7 @@ import (
 )
 
 // phaseOrder lists the phases in the order they run.
-var phaseOrder = []string{PhaseFetch, PhaseRestore, PhaseLoad, PhaseChecks}
+var phaseOrder = []string{PhaseFetch, PhaseRestore, PhaseLoad, PhaseReplay, PhaseChecks}
 
 // Markdown writes the report for people: what was restored, each check with
 // ✓ or ✗, phase timings, RTO and RPO against the objective.
@@ -21,13 +21,29 @@ func (r *Report) Markdown(w io.Writer) error {
 	fmt.Fprintf(&b, "# Recovery drill %s\n\n", verdict)
 	fmt.Fprintf(&b, "- **Started:** %s\n", r.Started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- **Repository:** `%s`\n", r.Repo)
-	fmt.Fprintf(&b, "- **Snapshot:** `%s`, taken %s\n", r.Snapshot, r.SnapshotTime.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "- **Object:** `%s`, %s stored, %s RDB\n", r.Object, humanBytes(r.StoredBytes), humanBytes(r.RawBytes))
+	pitr := r.Point != nil && r.Point.Kind == PointPITR
+	if r.Point != nil && !r.Point.Requested.IsZero() {
+		fmt.Fprintf(&b, "- **Asked for:** the state at %s\n", r.Point.Requested.UTC().Format(time.RFC3339Nano))
+	}
+	if pitr {
+		fmt.Fprintf(&b, "- **Point in time:** generation `%s`, offset %d, last command received %s\n", r.Point.Generation, r.Point.Offset, fmtTime(r.Point.Time))
+		fmt.Fprintf(&b, "- **Base snapshot:** `%s`, taken %s; base and log %s stored, %s raw\n", r.Snapshot, r.SnapshotTime.UTC().Format(time.RFC3339), humanBytes(r.StoredBytes), humanBytes(r.RawBytes))
+	} else {
+		fmt.Fprintf(&b, "- **Snapshot:** `%s`, taken %s\n", r.Snapshot, r.SnapshotTime.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "- **Object:** `%s`, %s stored, %s RDB\n", r.Object, humanBytes(r.StoredBytes), humanBytes(r.RawBytes))
+	}
 	if r.RedisVersion != "" {
 		fmt.Fprintf(&b, "- **Scratch server:** redis %s (`%s`)\n", r.RedisVersion, r.RedisServer)
 	}
-	fmt.Fprintf(&b, "- **Keys:** %d restored, %d expected", r.Keys, r.ExpectedKeys)
-	if r.KeysAlreadyExpired > 0 {
+	if pitr {
+		fmt.Fprintf(&b, "- **Keys:** %d after loading the AOF dir, %d after the replay\n", r.Keys, r.ExpectedKeys)
+		if r.AOFDigest != "" {
+			fmt.Fprintf(&b, "- **DEBUG DIGEST:** `%s` (AOF dir loaded by redis-server), `%s` (log replayed by redback)", r.AOFDigest, r.ReplayDigest)
+		}
+	} else {
+		fmt.Fprintf(&b, "- **Keys:** %d restored, %d expected", r.Keys, r.ExpectedKeys)
+	}
+	if r.KeysAlreadyExpired > 0 && !pitr {
 		fmt.Fprintf(&b, " (%d had already expired; kept for the digest proof)", r.KeysAlreadyExpired)
 	}
 	b.WriteString("\n\n## Checks\n\n")
@@ -53,7 +69,11 @@ func (r *Report) Markdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | %.3f |\n", p, s)
 		}
 	}
-	fmt.Fprintf(&b, "| **RTO** (fetch + restore + load: serving) | **%.3f** |\n", r.RTOSeconds)
+	if pitr {
+		fmt.Fprintf(&b, "| **RTO** (restore + load: serving) | **%.3f** |\n", r.RTOSeconds)
+	} else {
+		fmt.Fprintf(&b, "| **RTO** (fetch + restore + load: serving) | **%.3f** |\n", r.RTOSeconds)
+	}
 	fmt.Fprintf(&b, "| total (checks included) | %.3f |\n", r.TotalSeconds)
 	b.WriteString("\n## Objectives\n\n")
 	if r.RTOObjectiveSeconds > 0 {
@@ -65,7 +85,11 @@ func (r *Report) Markdown(w io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "- **RTO:** %s (no objective given)\n", dur(r.RTOSeconds))
 	}
-	fmt.Fprintf(&b, "- **RPO:** %s (age of the drilled snapshot when the drill started)\n", dur(r.RPOSeconds))
+	if pitr {
+		fmt.Fprintf(&b, "- **RPO:** %s (time from the drilled point to the start of the drill; asked for now or later, that point is the newest durable one)\n", dur(r.RPOSeconds))
+	} else {
+		fmt.Fprintf(&b, "- **RPO:** %s (age of the drilled snapshot when the drill started)\n", dur(r.RPOSeconds))
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes\n\n")
 		for _, n := range r.Notes {

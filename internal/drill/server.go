@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"redback/internal/pitr"
 )
 
 // scratch is a redis-server the drill started and owns: a child in its own
@@ -59,6 +61,25 @@ func freePort() (int, error) {
 // loaded data is exactly the snapshot's, and DEBUG DIGEST is comparable with
 // the manifest. It never connects anywhere else. The caller must call stop.
 func startScratch(bin, dir string, databases int) (*scratch, error) {
+	return startScratchWith(bin, dir, scratchConfig{databases: databases})
+}
+
+// scratchConfig says how a scratch server loads and runs.
+type scratchConfig struct {
+	databases int
+	// aof loads the multi-part AOF DIR/appendonlydir (--appendonly yes)
+	// instead of DIR/dump.rdb. A replica keeps expired keys while loading
+	// an AOF too (redis 7.0: nothing expires while loading, and a replica
+	// never expires keys afterwards).
+	aof bool
+	// primary runs a writable primary (the target of a replay) instead of
+	// a replica of 127.0.0.1:1.
+	primary bool
+}
+
+// startScratchWith starts bin in dir as cfg says; see startScratch.
+func startScratchWith(bin, dir string, cfg scratchConfig) (*scratch, error) {
+	databases := cfg.databases
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		port, err := freePort()
@@ -73,13 +94,19 @@ func startScratch(bin, dir string, databases int) (*scratch, error) {
 			"--dir", dir,
 			"--dbfilename", "dump.rdb",
 			"--save", "",
-			"--appendonly", "no",
 			"--enable-debug-command", "yes",
-			"--replicaof", "127.0.0.1", "1",
-			"--replica-read-only", "yes",
 			"--daemonize", "no",
 			"--logfile", s.log,
 			"--databases", strconv.Itoa(max(16, databases)),
+		}
+		if cfg.aof {
+			args = append(args, "--appendonly", "yes", "--appenddirname", pitr.AOFDirName,
+				"--appendfilename", "appendonly.aof", "--aof-load-truncated", "no")
+		} else {
+			args = append(args, "--appendonly", "no")
+		}
+		if !cfg.primary {
+			args = append(args, "--replicaof", "127.0.0.1", "1", "--replica-read-only", "yes")
 		}
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = dir

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redback/internal/redisurl"
 	"redback/internal/restore"
 )
 
@@ -182,4 +183,48 @@ func (s *scratchServer) logTail() string {
 		lines = lines[len(lines)-6:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// ToRedisExact restores the point into the server at u without replaying
+// the log on it: the point is first rebuilt in a scratch redis-server (bin,
+// or redis-server from PATH when empty) that loads the AOF directory as a
+// replica of an unreachable address, so nothing expires while the log is
+// applied, and saved as an RDB; that RDB is then restored with the restore
+// package (RESTORE ... ABSTTL, conflict modes, keys already expired now are
+// skipped and counted).
+//
+// Replaying the log straight into a live primary (ToRedis) is wrong for
+// keys whose TTL ended between a command and the replay: the primary
+// deletes such a key when a later command touches it (APPEND, HSET, ...)
+// and the command then creates a new key without its TTL, or a PEXPIREAT
+// that refreshed it finds nothing. ToRedisExact has no such gap.
+func (p *Plan) ToRedisExact(ctx context.Context, u *redisurl.URL, ro restore.Options, bin string) (*Result, error) {
+	start := time.Now()
+	if err := checkBaseOptions(ro); err != nil {
+		return &Result{}, err
+	}
+	if ro.Conflict == restore.ConflictFail {
+		if err := checkEmpty(ctx, u); err != nil {
+			return &Result{}, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "redback-pitr-")
+	if err != nil {
+		return &Result{}, fmt.Errorf("scratch dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "point.rdb")
+	res, err := p.ToRDB(ctx, path, bin, restore.Options{})
+	if err != nil {
+		return res, err
+	}
+	rstart := time.Now()
+	br, err := restore.ToRedis(ctx, restore.FileSource(path), u, ro)
+	res.Base = br
+	res.Replay = time.Since(rstart)
+	res.Duration = time.Since(start)
+	if err != nil {
+		return res, fmt.Errorf("restore the rebuilt point: %w", err)
+	}
+	return res, nil
 }
