@@ -33,6 +33,11 @@ type Generation struct {
 	EndTime      time.Time `json:"end_time,omitzero"`
 	// Source of the commands: "replication" (ship --source) or "aof" (ship --aof-dir).
 	Mode string `json:"mode,omitempty"`
+	// TimeSource says where the segments' times come from in mode "aof":
+	// "aof" (the file's #TS annotations, second resolution) or "upload"
+	// (when redback read the command: aof-timestamp-enabled was off).
+	// Empty: replication receive times, or not known yet.
+	TimeSource string `json:"time_source,omitempty"`
 }
 
 // Segment is the manifest of one log segment: the commands of the

@@ -13,21 +13,22 @@ import (
 
 	"redback/internal/pack"
 	"redback/internal/progress"
+	"redback/internal/redisurl"
 	"redback/internal/ship"
 )
 
 type shipOpts struct {
-	source, repo, ack, spool, level, aofDir string
-	interval                                time.Duration
-	encryptTo                               []string
-	json                                    bool
-	redis                                   redisFlags
+	source, repo, ack, spool, aofDir, pinDir string
+	interval                                 time.Duration
+	json                                     bool
+	redis                                    redisFlags
+	pack                                     packFlags
 }
 
 func newShipCmd(e *env) *cobra.Command {
 	o := &shipOpts{}
 	c := &cobra.Command{
-		Use:   "ship --source URL --repo URL",
+		Use:   "ship (--source URL | --aof-dir DIR) --repo URL",
 		Short: "Ship a Redis server's replication stream into a repository continuously",
 		Long: `Connect to a Redis server as a replica and store its command stream in the
 repository as log segments, continuously, for point-in-time restore.
@@ -46,9 +47,20 @@ error, and reconnects once the spool is stored.
 --ack durable reports the durable offset to the primary, so "WAIT 1 <ms>"
 returns only once a write is in the repository.
 
+Where replication is not allowed, --aof-dir DIR tails the server's multi-part
+AOF directory (Redis 7, appendonly yes, aof-use-rdb-preamble yes) instead: each
+AOF base file becomes the base snapshot of a generation and its incr files the
+log, with times from the #TS annotations (set aof-timestamp-enabled yes;
+without them the times are when redback read the commands, and a warning says
+so). An AOF rewrite ends the generation and starts a new one. The files are
+hard-linked into --spool-dir (default: .redback-aof-pin next to DIR; it must be
+on the same filesystem) while they are read, so the rewrite's cleanup cannot
+remove them early. The log is only as current as the AOF on disk (appendfsync).
+
 Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 		Example: `  redback ship --source redis://127.0.0.1:6379 --repo file:///var/lib/redback/cache-a
-  redback ship --source redis://10.0.0.5:6379 --repo 's3://bucket/redis?region=eu-west-1' --ack durable --encrypt-to age1...`,
+  redback ship --source redis://10.0.0.5:6379 --repo 's3://bucket/redis?region=eu-west-1' --ack durable --encrypt-to age1...
+  redback ship --aof-dir /var/lib/redis/appendonlydir --repo file:///var/lib/redback/cache-a`,
 		Args: exactArgs(0, "redback ship --source redis://127.0.0.1:6379 --repo file:///backups/redis"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runShip(cmd.Context(), e, o)
@@ -60,9 +72,9 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f.DurationVar(&o.interval, "interval", ship.DefaultInterval, "longest time received data waits before it is uploaded")
 	f.StringVar(&o.ack, "ack", ship.AckProcessed, "offset reported to the primary: processed or durable (stored)")
 	f.StringVar(&o.spool, "spool-size", "64MiB", "memory for data received but not yet stored (e.g. 64MiB, 1GiB)")
-	f.StringArrayVar(&o.encryptTo, "encrypt-to", nil, "age recipient (age1...) or recipients file; repeatable")
-	f.StringVar(&o.level, "compression", "default", "zstd level: fastest, default, better, best")
-	f.StringVar(&o.aofDir, "aof-dir", "", "tail a multi-part AOF directory instead of replicating (not implemented yet)")
+	o.pack.addFlags(f, "default")
+	f.StringVar(&o.aofDir, "aof-dir", "", "tail this multi-part AOF directory (appendonlydir) instead of replicating")
+	f.StringVar(&o.pinDir, "spool-dir", "", "with --aof-dir: where AOF files are hard-linked while shipped (same filesystem; default DIR/../"+ship.DefaultPinDirName+")")
 	f.BoolVar(&o.json, "json", false, "print the final state as JSON on exit")
 	o.redis.addFlags(f)
 	return c
@@ -90,9 +102,17 @@ func parseSpoolSize(s string) (int64, error) {
 }
 
 func runShip(ctx context.Context, e *env, o *shipOpts) error {
-	if o.aofDir != "" {
-		return usagef("redback ship --source redis://127.0.0.1:6379 --repo ...",
-			"--aof-dir is not implemented yet; ship from the replication stream with --source")
+	if o.aofDir != "" && o.source != "" {
+		return usagef("redback ship --aof-dir /var/lib/redis/appendonlydir --repo file:///backups/redis",
+			"--aof-dir and --source are mutually exclusive: tail the AOF directory or replicate, not both")
+	}
+	if o.aofDir != "" && o.ack == ship.AckDurable {
+		return usagef("redback ship --aof-dir /var/lib/redis/appendonlydir --repo file:///backups/redis",
+			"--ack durable needs a replication link; it does not apply to --aof-dir")
+	}
+	if o.pinDir != "" && o.aofDir == "" {
+		return usagef("redback ship --aof-dir /var/lib/redis/appendonlydir --spool-dir /var/lib/redis/.redback-pin --repo ...",
+			"--spool-dir only applies to --aof-dir")
 	}
 	if o.ack != ship.AckProcessed && o.ack != ship.AckDurable {
 		return usagef("--ack durable", "--ack must be processed or durable, not %q", o.ack)
@@ -104,17 +124,15 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 	if err != nil || spool < 1<<20 {
 		return usagef("--spool-size 64MiB", "--spool-size must be a size of at least 1MiB, not %q", o.spool)
 	}
-	u, err := o.redis.parse(e, "source", o.source)
+	var u *redisurl.URL
+	if o.aofDir == "" {
+		if u, err = o.redis.parse(e, "source", o.source); err != nil {
+			return err
+		}
+	}
+	po, err := o.pack.options()
 	if err != nil {
 		return err
-	}
-	level, err := zstdLevel(o.level)
-	if err != nil {
-		return err
-	}
-	rs, err := pack.ParseRecipients(o.encryptTo)
-	if err != nil {
-		return usagef("--encrypt-to age1...", "--encrypt-to: %v", err)
 	}
 	ids, err := pack.LoadIdentities("", e.getenv)
 	if err != nil {
@@ -127,15 +145,21 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 	defer repo.Close()
 	s := &ship.Shipper{
 		Source:     u,
+		AOFDir:     o.aofDir,
+		PinDir:     o.pinDir,
 		Backend:    repo,
-		Pack:       pack.Options{Level: level, Recipients: rs},
+		Pack:       po,
 		Identities: ids,
 		Interval:   o.interval,
 		Ack:        o.ack,
 		SpoolSize:  spool,
 		Log:        e.log,
 	}
-	e.log.Info("shipping", "source", u.Redacted(), "repo", repo.Location(), "ack", o.ack, "interval", o.interval.String())
+	if u != nil {
+		e.log.Info("shipping", "source", u.Redacted(), "repo", repo.Location(), "ack", o.ack, "interval", o.interval.String())
+	} else {
+		e.log.Info("shipping", "aof_dir", o.aofDir, "repo", repo.Location(), "interval", o.interval.String())
+	}
 
 	var wg sync.WaitGroup
 	statusCtx, stopStatus := context.WithCancel(ctx)

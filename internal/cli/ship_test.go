@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ func TestShip_Usage(t *testing.T) {
 		{"ship", "--source", "redis://127.0.0.1:1", "--repo", "x", "--ack", "sometimes"},
 		{"ship", "--source", "redis://127.0.0.1:1", "--repo", "x", "--spool-size", "lots"},
 		{"ship", "--repo", "x"},
+		{"ship", "--aof-dir", "/tmp", "--repo", "x", "--ack", "durable"},
+		{"ship", "--source", "redis://127.0.0.1:1", "--repo", "x", "--spool-dir", "/tmp"},
 	} {
 		if code, _, errs := runCLI(t, args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s", args, code, ExitUsage, errs)
@@ -73,6 +76,52 @@ func TestShip_RunUntilCancelled(t *testing.T) {
 		Generation                   string
 	}
 	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.DurableOffset == 0 || st.DurableOffset != st.PrimaryOffset || st.Generation == "" {
+		t.Fatalf("output %q: %+v, %v", out.String(), st, err)
+	}
+}
+
+func TestShip_AOFDir(t *testing.T) {
+	src := redistest.Start(t, "--appendonly", "yes", "--aof-timestamp-enabled", "yes")
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"ship", "--aof-dir", filepath.Join(src.Dir, "appendonlydir"), "--repo", dir, "--interval", "100ms", "--json"},
+			Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	}()
+	if err := src.Client().Set(context.Background(), "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gens, _ := catalog.ListGenerations(context.Background(), b)
+		if len(gens) == 1 && gens[0].Mode == "aof" {
+			segs, _ := catalog.ListSegments(context.Background(), b, gens[0].ID)
+			if len(segs) > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("no aof generation with a segment; stderr:\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	var st struct {
+		DurableOffset int64
+		Generation    string
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.DurableOffset == 0 || st.Generation == "" {
 		t.Fatalf("output %q: %+v, %v", out.String(), st, err)
 	}
 }

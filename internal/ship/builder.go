@@ -33,6 +33,10 @@ type builder struct {
 	// database there.
 	end int64
 	db  int
+	// next is the offset after the last item added (inside an open MULTI
+	// it runs ahead of end). A command that does not start there follows
+	// bytes the builder never saw (AOF annotations) and gets a checkpoint.
+	next int64
 
 	seg     *rawSegment // nil until the first item after a cut
 	inMulti bool
@@ -57,6 +61,7 @@ type builderState struct {
 	lastMs           int64
 	needCP           bool
 	tsSec, cpMs      int64
+	maxMs            int64
 	hadSeg           bool
 }
 
@@ -66,7 +71,7 @@ func (b *builder) reset(gen string, off int64, db int) {
 	if b.seg != nil && b.free == nil {
 		b.free = b.seg.buf
 	}
-	b.gen, b.end, b.db = gen, off, db
+	b.gen, b.end, b.db, b.next = gen, off, db, off
 	b.seg, b.inMulti = nil, false
 }
 
@@ -90,15 +95,26 @@ func (b *builder) pending() int64 {
 // add appends one command received at now. It reports whether a complete
 // unit ended with it (a place where a segment may be cut).
 func (b *builder) add(cmd replica.Command, now time.Time) (unitEnd bool) {
+	return b.addAt(cmd, now, now.UnixMilli())
+}
+
+// addAt is add with the command's time (unix ms) given apart from now, the
+// moment it was read (for lag and the cutter): tailing an AOF, the time
+// comes from the file's #TS annotations.
+func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitEnd bool) {
 	// Receive times never go backwards (a wall clock step would otherwise
 	// break time ordering for point-in-time restore).
-	ms := max(now.UnixMilli(), b.maxMs)
+	ms := max(unixMs, b.maxMs)
 	b.maxMs = ms
 	if b.inMulti {
 		ms = b.multiMs // a transaction is one unit with one time
 	}
+	jump := cmd.Offset != b.next
+	b.next = cmd.End()
 	if b.seg == nil {
 		b.open(cmd.Offset, ms, now)
+	} else if jump {
+		b.needCP = true
 	}
 	s := b.seg
 	prevLast := s.lastMs
@@ -114,7 +130,7 @@ func (b *builder) add(cmd replica.Command, now time.Time) (unitEnd bool) {
 	isMulti := eqFold(cmd.Args[0], "MULTI")
 	if isMulti && !b.inMulti {
 		b.saved = builderState{bufLen: len(s.buf), indexLen: len(s.index), commands: s.commands, lastMs: prevLast,
-			needCP: b.needCP, tsSec: b.tsSec, cpMs: b.cpMs, hadSeg: true}
+			needCP: b.needCP, tsSec: b.tsSec, cpMs: b.cpMs, maxMs: ms, hadSeg: true}
 		b.inMulti, b.multiMs = true, ms
 	}
 	if sec := ms / 1000; sec != b.tsSec {
@@ -151,8 +167,30 @@ func (b *builder) add(cmd replica.Command, now time.Time) (unitEnd bool) {
 	return false
 }
 
-// open starts a segment at offset start.
-func (b *builder) open(start int64, ms int64, now time.Time) {
+// skip accounts for stream bytes [off, end) that are not stored (the #TS
+// annotations of a tailed AOF) at time unixMs: like control traffic they
+// count in offsets, and the next command gets a checkpoint.
+func (b *builder) skip(off, end int64, now time.Time, unixMs int64) {
+	ms := max(unixMs, b.maxMs)
+	b.maxMs = ms
+	if b.inMulti {
+		ms = b.multiMs
+	}
+	b.next = end
+	if b.seg == nil {
+		b.open(off, ms, now)
+	}
+	b.seg.lastMs = ms
+	b.needCP = true
+	if !b.inMulti {
+		b.end = end
+	}
+}
+
+// open starts a segment at offset b.end whose first command has offset
+// first (later than b.end when bytes the builder never saw precede it).
+func (b *builder) open(first int64, ms int64, now time.Time) {
+	start := b.end
 	buf := b.free[:0]
 	b.free = nil
 	if buf == nil {
@@ -169,7 +207,7 @@ func (b *builder) open(start int64, ms int64, now time.Time) {
 	buf = append(buf, '\r', '\n')
 	b.seg = &rawSegment{
 		gen: b.gen, start: start, dbAtStart: b.db, buf: buf,
-		index:    []catalog.Checkpoint{{int64(len(buf)), start, ms}},
+		index:    []catalog.Checkpoint{{int64(len(buf)), first, ms}},
 		firstMs:  ms,
 		received: now,
 	}
@@ -189,7 +227,9 @@ func (b *builder) rollback() {
 	s.index = s.index[:st.indexLen]
 	s.commands, s.lastMs = st.commands, st.lastMs
 	b.needCP, b.tsSec, b.cpMs = st.needCP, st.tsSec, st.cpMs
+	b.maxMs = st.maxMs
 	b.inMulti = false
+	b.next = b.end
 }
 
 // age is how long the segment being built has held data.

@@ -39,4 +39,10 @@
 //
 // With Ack == AckDurable the REPLCONF ACK offset is the durable offset, so
 // WAIT on the primary counts a write only once it is in the repository.
+//
+// With AOFDir instead of Source the Shipper tails a Redis 7 multi-part AOF
+// directory (aofdir.go): each AOF base is the base snapshot of a generation
+// (mode "aof"), its incr files are the log, offsets are positions in their
+// concatenation, times come from the #TS annotations, and a rewrite starts a
+// new generation. The same builder, cutter and uploader store the segments.
 package ship

@@ -67,6 +67,11 @@ type Shipper struct {
 	FlushTimeout time.Duration
 	// Log receives events; nil discards.
 	Log *slog.Logger
+	// AOFDir, instead of Source, tails a multi-part AOF directory (see
+	// aofdir.go); PinDir holds the hard links that keep its files (see
+	// DefaultPinDir).
+	AOFDir string
+	PinDir string
 
 	mu      sync.Mutex // guards b, conn, sessGen
 	b       builder
@@ -152,8 +157,8 @@ func (s *Shipper) setStat(f func(*Stats)) {
 }
 
 func (s *Shipper) defaults() error {
-	if s.Source == nil || s.Backend == nil {
-		return errors.New("ship: Source and Backend are required")
+	if (s.Source == nil) == (s.AOFDir == "") || s.Backend == nil {
+		return errors.New("ship: Backend and one of Source or AOFDir are required")
 	}
 	if s.Interval <= 0 {
 		s.Interval = DefaultInterval
@@ -223,7 +228,12 @@ func (s *Shipper) Run(ctx context.Context) error {
 	cutDone := make(chan struct{})
 	go func() { defer close(cutDone); s.cutter(cutCtx) }()
 
-	err := s.loop(ctx)
+	var err error
+	if s.AOFDir != "" {
+		err = s.aofLoop(ctx)
+	} else {
+		err = s.loop(ctx)
+	}
 
 	cutStop()
 	<-cutDone
