@@ -1,0 +1,33 @@
+//go:build !purego
+
+package digest
+
+// useSHA1Block reports whether the CPU has the SHA extensions
+// (CPUID.(EAX=7,ECX=0):EBX bit 29) plus SSSE3 (CPUID.1:ECX bit 9, for
+// PSHUFB) and SSE4.1 (CPUID.1:ECX bit 19, for PEXTRD) that sha1Block uses.
+var useSHA1Block = hasSHANI()
+
+func hasSHANI() bool {
+	maxLeaf, _, _, _ := cpuid(0, 0)
+	if maxLeaf < 7 {
+		return false
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	_, ebx7, _, _ := cpuid(7, 0)
+	const (
+		ssse3 = 1 << 9
+		sse41 = 1 << 19
+		sha   = 1 << 29
+	)
+	return ecx1&ssse3 != 0 && ecx1&sse41 != 0 && ebx7&sha != 0
+}
+
+// cpuid executes CPUID with EAX=leaf, ECX=sub.
+func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
+
+// sha1Block sets *out to the SHA-1 digest whose final (and only) padded
+// block is *blk: one compression from the initial hash value H(0), output
+// as big-endian words. Requires useSHA1Block.
+//
+//go:noescape
+func sha1Block(out *sum, blk *[64]byte)
