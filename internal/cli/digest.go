@@ -99,8 +99,8 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 	// KeyDigest run rdb.Decode, which checks it completely), so the reader
 	// need not walk the values a first time.
 	ropts := rdb.Options{SkipValueCheck: true}
-	if workers := digestWorkers(); !o.PerKey && workers > 1 {
-		err = digestParallel(ctx, d, opts, workers, func(ctx context.Context, fn func(*rdb.Record) error) error {
+	if workers := digest.Workers(); !o.PerKey && workers > 1 {
+		err = digest.Parallel(ctx, d, opts, workers, func(ctx context.Context, fn func(*rdb.Record) error) error {
 			var err error
 			rd, n, err = scanRDB(ctx, e, path, o.JSON, ropts, func(rec *rdb.Record) error {
 				if rec.Kind != rdb.RecordKey {

@@ -118,7 +118,7 @@ func Store(ctx context.Context, src io.Reader, opts Options) (*catalog.Snapshot,
 	if opts.Progress != nil {
 		in = &progress.Reader{R: in, Bar: opts.Progress}
 	}
-	m, err := verify(in, time.Now().UnixMilli(), opts.Progress)
+	m, err := verify(ctx, in, time.Now().UnixMilli(), opts.Progress)
 	if err != nil {
 		if werr := ws.failure(); werr != nil {
 			err = fmt.Errorf("store %s: %w", key, werr)
@@ -190,42 +190,60 @@ type measured struct {
 	replOffset       int64
 }
 
-// verify parses the whole RDB from r, and then requires r to end.
-func verify(r io.Reader, nowMs int64, bar *progress.Bar) (*measured, error) {
-	rr, err := rdb.NewReader(r, rdb.Options{})
+// verify parses the whole RDB from r, and then requires r to end. The
+// digest is computed on digest.Workers() goroutines beside the reader.
+func verify(ctx context.Context, r io.Reader, nowMs int64, bar *progress.Bar) (*measured, error) {
+	// The digest decodes (and so fully checks) every value: Next only
+	// needs to walk each value's outline.
+	rr, err := rdb.NewReader(r, rdb.Options{SkipValueCheck: true})
 	if err != nil {
 		return nil, err
 	}
 	cnt := catalog.NewCounter(nowMs)
 	dg := digest.New(digest.Options{})
 	m := &measured{version: rr.Version()}
-	for {
-		rec, err := rr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		cnt.Add(rec)
-		switch rec.Kind {
-		case rdb.RecordKey:
-			if err := dg.Add(rec); err != nil {
-				return nil, err
+	scan := func(ctx context.Context, fn func(*rdb.Record) error) error {
+		for n := 0; ; n++ {
+			if n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
-			bar.Add(0, 1)
-		case rdb.RecordAux:
-			switch string(rec.AuxKey) {
-			case "ctime":
-				fmt.Sscan(string(rec.AuxValue), &m.ctime)
-			case "repl-id":
-				m.replID = string(rec.AuxValue)
-			case "repl-offset":
-				fmt.Sscan(string(rec.AuxValue), &m.replOffset)
-			case "redis-ver":
-				m.redisVer = string(rec.AuxValue)
+			rec, err := rr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			cnt.Add(rec)
+			switch rec.Kind {
+			case rdb.RecordKey:
+				if err := fn(rec); err != nil {
+					return err
+				}
+				bar.Add(0, 1)
+			case rdb.RecordAux:
+				switch string(rec.AuxKey) {
+				case "ctime":
+					fmt.Sscan(string(rec.AuxValue), &m.ctime)
+				case "repl-id":
+					m.replID = string(rec.AuxValue)
+				case "repl-offset":
+					fmt.Sscan(string(rec.AuxValue), &m.replOffset)
+				case "redis-ver":
+					m.redisVer = string(rec.AuxValue)
+				}
 			}
 		}
+	}
+	if w := digest.Workers(); w > 1 {
+		err = digest.Parallel(ctx, dg, digest.Options{}, w, scan)
+	} else {
+		err = scan(ctx, dg.Add)
+	}
+	if err != nil {
+		return nil, err
 	}
 	m.checksum = rr.Checksum()
 	m.census = cnt.Census()

@@ -1,4 +1,4 @@
-package cli
+package digest
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"redback/internal/digest"
 	"redback/internal/rdb"
 )
 
@@ -36,13 +35,13 @@ func syntheticScan(n int, bad int) func(ctx context.Context, fn func(*rdb.Record
 
 func TestDigestParallel_MatchesSequential(t *testing.T) {
 	const n = 20000 // several batches
-	seq := digest.New(digest.Options{})
+	seq := New(Options{})
 	if err := syntheticScan(n, -1)(t.Context(), seq.Add); err != nil {
 		t.Fatal(err)
 	}
 	for _, workers := range []int{1, 2, 4} {
-		par := digest.New(digest.Options{})
-		if err := digestParallel(t.Context(), par, digest.Options{}, workers, syntheticScan(n, -1)); err != nil {
+		par := New(Options{})
+		if err := Parallel(t.Context(), par, Options{}, workers, syntheticScan(n, -1)); err != nil {
 			t.Fatal(err)
 		}
 		if par.Sum() != seq.Sum() || par.Keys() != n {
@@ -53,8 +52,8 @@ func TestDigestParallel_MatchesSequential(t *testing.T) {
 
 func TestDigestParallel_Damage(t *testing.T) {
 	for _, bad := range []int{0, 9000, 19999} {
-		par := digest.New(digest.Options{})
-		err := digestParallel(t.Context(), par, digest.Options{}, 2, syntheticScan(20000, bad))
+		par := New(Options{})
+		err := Parallel(t.Context(), par, Options{}, 2, syntheticScan(20000, bad))
 		var fe *rdb.FormatError
 		if !errors.As(err, &fe) || fe.Offset != int64(bad) {
 			t.Errorf("bad key %d: err %v", bad, err)
@@ -65,7 +64,7 @@ func TestDigestParallel_Damage(t *testing.T) {
 func TestDigestParallel_Canceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := digestParallel(ctx, digest.New(digest.Options{}), digest.Options{}, 2, syntheticScan(20000, -1))
+	err := Parallel(ctx, New(Options{}), Options{}, 2, syntheticScan(20000, -1))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}

@@ -1,4 +1,4 @@
-package cli
+package digest
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"redback/internal/digest"
 	"redback/internal/rdb"
 )
 
@@ -55,8 +54,9 @@ func (b *recBatch) reset() {
 	b.arena = b.arena[:0]
 }
 
-// digestWorkers is how many goroutines hash; 1 means digest inline.
-func digestWorkers() int {
+// Workers is how many goroutines Parallel should use here (GOMAXPROCS, at
+// most 8); 1 means hashing inline is as good.
+func Workers() int {
 	n := runtime.GOMAXPROCS(0)
 	if n > 8 {
 		n = 8
@@ -64,10 +64,11 @@ func digestWorkers() int {
 	return n
 }
 
-// digestParallel feeds every key record that scan produces to workers and
-// merges their digests into d. scan calls its argument for each key record
+// Parallel feeds every key record that scan produces to workers goroutines
+// and merges their digests into d (key terms combine by XOR, so order does
+// not matter). scan calls its argument for each key record
 // (the record is valid only during the call).
-func digestParallel(ctx context.Context, d *digest.Digest, opts digest.Options, workers int,
+func Parallel(ctx context.Context, d *Digest, opts Options, workers int,
 	scan func(ctx context.Context, fn func(*rdb.Record) error) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *recBatch, workers)
@@ -79,7 +80,7 @@ func digestParallel(ctx context.Context, d *digest.Digest, opts digest.Options, 
 	var firstErr *rdb.FormatError
 	for i := 0; i < workers; i++ {
 		g.Go(func() error {
-			mine := digest.New(opts)
+			mine := New(opts)
 			for b := range work {
 				for j := range b.recs {
 					if err := mine.Add(&b.recs[j]); err != nil {
