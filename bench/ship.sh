@@ -18,6 +18,9 @@ RB=$tmp/redback
 go build -o "$RB" ./cmd/redback
 pids=()
 cleanup() {
+  # start() runs in a command substitution (a subshell), so its pids+= is
+  # lost: stop every server by its pidfile instead.
+  for f in "$tmp"/*/redis.pid; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }

@@ -21,6 +21,7 @@ type migrateOptions struct {
 	DBs      []int
 	MapDB    []string
 	Parallel int
+	Method   string
 	JSON     bool
 
 	redis redisFlags
@@ -38,6 +39,7 @@ func (o *migrateOptions) AddFlags(cmd *cobra.Command) {
 	f.IntSliceVar(&o.DBs, "db", nil, "copy only this source db (repeatable)")
 	f.StringArrayVar(&o.MapDB, "map-db", nil, "copy source db FROM into target db TO, as FROM:TO (repeatable)")
 	f.IntVar(&o.Parallel, "parallel", migrate.DefaultParallel, "connections to each server")
+	f.StringVar(&o.Method, "method", migrate.MethodDump, "how the source is read: dump (SCAN + DUMP/PEXPIRETIME batches; best for a --match subset) or sync (one full sync of its RDB over the replication protocol: a consistent point in time, less CPU on the source; waits its repl-diskless-sync-delay)")
 	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text (no progress line)")
 	o.redis.addFlags(f)
 }
@@ -63,6 +65,14 @@ cluster targets and replicas are refused.
 that will receive keys and is not empty; replace overwrites; skip keeps the
 target's keys (use it to copy a side instance back into production after
 the application wrote again: the newer writes win).
+
+--method sync reads the source's RDB over the replication protocol instead
+(a full sync, as 'redback snapshot' does): one consistent point in time,
+serialized by a forked child, so the source spends about half the CPU; every
+key is streamed and the filters apply on this side, and the source's
+repl-diskless-sync-delay (5 s by default) is waited first. Use it to copy a
+whole side instance; keep dump for a small --match subset of a large server,
+or where replication is refused.
 
 Keys deleted or expired on the source while the copy runs are counted as
 vanished, not failed. The copy is not a point-in-time snapshot of a source
@@ -117,7 +127,10 @@ func (o *migrateOptions) validate() (migrate.Options, error) {
 	if o.Parallel < 1 || o.Parallel > 256 {
 		return mo, usagef("redback migrate ... --parallel 4", "--parallel must be between 1 and 256, got %d", o.Parallel)
 	}
-	mo.Conflict, mo.Parallel = c, o.Parallel
+	if o.Method != migrate.MethodDump && o.Method != migrate.MethodSync {
+		return mo, usagef("redback migrate ... --method sync", "--method must be dump or sync, got %q", o.Method)
+	}
+	mo.Conflict, mo.Parallel, mo.Method = c, o.Parallel, o.Method
 	mo.Filter.Match = o.Match
 	for _, d := range o.DBs {
 		if d < 0 {

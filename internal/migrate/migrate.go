@@ -40,6 +40,8 @@ type Options struct {
 	ScanCount int
 	BatchKeys int
 	Timeout   time.Duration // per connection setup and per round trip
+	// Method reads the source: MethodDump (the default) or MethodSync.
+	Method string
 	// Progress, when set, receives increments of value bytes and keys
 	// handled. It is called from one goroutine.
 	Progress func(bytes, keys int64)
@@ -62,6 +64,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Method == "" {
+		o.Method = MethodDump
 	}
 	return o
 }
@@ -104,6 +109,9 @@ func (b *recBatch) key(i int) []byte {
 func Run(ctx context.Context, from, to *redisurl.URL, o Options) (*Result, error) {
 	opts := o.withDefaults()
 	res := &Result{Source: from.Redacted(), Target: to.Redacted(), Restore: &restore.Result{}}
+	if opts.Method != MethodDump && opts.Method != MethodSync {
+		return res, fmt.Errorf("unknown method %q: want %s or %s", opts.Method, MethodDump, MethodSync)
+	}
 	if from.DB != 0 {
 		return res, fmt.Errorf("source URL %s names db %d: select source dbs with --db %d instead", from.Redacted(), from.DB, from.DB)
 	}
@@ -142,6 +150,10 @@ func Run(ctx context.Context, from, to *redisurl.URL, o Options) (*Result, error
 		}
 	}
 	sort.Ints(res.SourceDBs)
+	if opts.Method == MethodSync {
+		_ = ctl.nc.SetDeadline(time.Time{})
+		return res, runSync(ctx, from, to, opts, res, res.SourceDBs)
+	}
 	var funcs [][]byte
 	if major >= 7 {
 		funcs, err = ctl.functions()

@@ -155,6 +155,30 @@ func TestRun_Everything(t *testing.T) {
 	}
 }
 
+// TestRun_MethodSync copies a populated server through a full sync: same
+// digest, and a subset filter applies on the client.
+func TestRun_MethodSync(t *testing.T) {
+	ctx := t.Context()
+	src := redistest.Start(t)
+	dst := redistest.Start(t)
+	redistest.Populate(t, src, 2000)
+	if _, err := Run(ctx, url(t, src), url(t, dst), Options{Method: MethodSync}); err != nil {
+		t.Fatalf("migrate --method sync: %v", err)
+	}
+	if got, want := digest(t, dst), digest(t, src); got != want {
+		t.Fatalf("target digest %s, source %s", got, want)
+	}
+	dst2 := redistest.Start(t)
+	res, err := Run(ctx, url(t, src), url(t, dst2), Options{Method: MethodSync, Filter: restore.Filter{Match: []string{"db3:*"}, DBs: []int{3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := dbClient(t, dst2, 3).DBSize(ctx).Result()
+	if n == 0 || n != res.Restore.KeysRestored || dst2.Client().DBSize(ctx).Val() != 0 {
+		t.Fatalf("subset: %d keys in db 3, %d restored", n, res.Restore.KeysRestored)
+	}
+}
+
 func TestRun_SameServer(t *testing.T) {
 	s := redistest.Start(t)
 	if _, err := Run(t.Context(), url(t, s), url(t, s), Options{}); err == nil {

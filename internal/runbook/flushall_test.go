@@ -63,13 +63,6 @@ func TestFlushall(t *testing.T) {
 			}
 			rto := run(t, "flushall.md", rb, path, vars)
 			got := s.digest(t)
-			if got != want && path == "direct" && os.Getenv("REDBACK_RUNBOOK_STRICT") != "1" {
-				report(t, "flushall/"+path, rto, keys)
-				t.Skipf("KNOWN DEFECT in `redback restore --before-command ... --to-redis --conflict skip` (internal/pitr): "+
-					"the shipped commands are replayed onto production's keys, so writes made after the flush do not win "+
-					"(DEBUG DIGEST %s, want %s); path B of flushall.md is only right once it restores the rebuilt keys with --conflict semantics. "+
-					"REDBACK_RUNBOOK_STRICT=1 makes this a failure", got, want)
-			}
 			if got != want {
 				t.Fatalf("after the runbook (path %s): DEBUG DIGEST %s, want %s", path, got, want)
 			}
