@@ -175,7 +175,7 @@ func NewWriter(dst io.Writer, opts Options) (*Writer, error) {
 	if conc <= 0 {
 		conc = 2
 	}
-	zw, err := zstd.NewWriter(next, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(conc), zstd.WithWindowSize(4<<20))
+	zw, err := zstd.NewWriter(next, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(conc), zstd.WithWindowSize(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("start compression: %w", err)
 	}
