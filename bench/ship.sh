@@ -6,8 +6,13 @@
 #       offset, sampled every 100 ms from INFO replication), catch-up time
 #       after the load, peak RSS and CPU time (/usr/bin/time), and whether the
 #       stored log ends at the primary's offset.
+#       During the load, bench/shiplag probes write→durable latency on one
+#       connection: SET probe:<i> <ts>; WAIT 1 5000, every 100 ms + U(0,1s)
+#       (WAIT counts that connection's writes; with --ack durable ship ACKs
+#       only stored offsets). p50/p99/max over the probes, and how many
+#       timed out (WAIT returned 0).
 # Load: redis-benchmark -t set -P 16 -d $D -r 1000000 -n $N (defaults 100, 2M).
-# Usage: bench/ship.sh      N=2000000 D=100 INTERVAL=1s
+# Usage: bench/ship.sh      N=2000000 D=100 INTERVAL=1s [KEEP_PROBES=file]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000000}
@@ -16,6 +21,7 @@ INTERVAL=${INTERVAL:-1s}
 tmp=$(mktemp -d /tmp/redback-bench-ship.XXXXXX)
 RB=$tmp/redback
 go build -o "$RB" ./cmd/redback
+go build -o "$tmp/shiplag" ./bench/shiplag
 pids=()
 cleanup() {
   # start() runs in a command substitution (a subshell), so its pids+= is
@@ -56,13 +62,22 @@ shippid=$!
 pids+=("$shippid")
 wait_online "$pb"
 maxlag=0
-( while sleep 0.1; do
-    m=$(info "$pb" master_repl_offset); s=$(slave_off "$pb"); [ -n "$s" ] && echo $((m - s))
+( for _ in $(seq 1 3000); do  # bounded: killed after the load, <= ~5 min anyway
+    sleep 0.1; m=$(info "$pb" master_repl_offset); s=$(slave_off "$pb"); [ -n "$s" ] && echo $((m - s))
   done ) >"$tmp/lag" &
 sampler=$!
+pids+=("$sampler")
+"$tmp/shiplag" -addr "127.0.0.1:$pb" -every 100ms -jitter 1s -max 600 -duration 150s -timeout 5s \
+  -raw "$tmp/probes" >"$tmp/shiplag.out" 2>"$tmp/shiplag.err" &
+prober=$!
+pids+=("$prober")
 t0=$(now)
 rps_b=$(bench "$pb")
 t1=$(now)
+kill -INT "$prober" 2>/dev/null || true; wait "$prober" || true  # finishes its in-flight WAIT (<= 5 s)
+read -r _ probes _ timeouts _ perrs _ p50 _ p99 _ pmax <"$tmp/shiplag.out" || true
+cat "$tmp/shiplag.err" >&2
+if [ -n "${KEEP_PROBES:-}" ]; then cp "$tmp/probes" "$KEEP_PROBES" || true; fi
 target=$(info "$pb" master_repl_offset)
 caught=no
 for _ in $(seq 1 3000); do
@@ -81,8 +96,8 @@ segs=$(find "$tmp/repo/gens" -name '*.json' -path '*segs*' | wc -l)
 stored=$(du -sb "$tmp/repo/data/gens" | cut -f1)
 grep -E 'level=(WARN|ERROR)' "$tmp/ship.log" >&2 || true
 cat <<OUT
-| case | primary SET/s | stream | max durable lag | catch-up after load | RSS | CPU | kept up |
-|---|---|---|---|---|---|---|---|
-| plain replica (--replicaof) | $rps_a | | | | | | |
-| redback ship --ack durable --interval $INTERVAL | $rps_b | $target B in $(python3 -c "print(round($t1-$t0,1))") s = $stream_mb MB/s | $(python3 -c "print(round(${maxlag:-0}/1e6,2))") MB | ${catchup} s ($caught) | $((rss_kb/1024)) MB | ${cpu} s | durable $durable of $target; $segs segments, $((stored/1024/1024)) MiB stored |
+| case | primary SET/s | stream | max durable lag | catch-up after load | RSS | CPU | kept up | write→durable p50 / p99 / max (probes, timeouts, errors) |
+|---|---|---|---|---|---|---|---|---|
+| plain replica (--replicaof) | $rps_a | | | | | | | |
+| redback ship --ack durable --interval $INTERVAL | $rps_b | $target B in $(python3 -c "print(round($t1-$t0,1))") s = $stream_mb MB/s | $(python3 -c "print(round(${maxlag:-0}/1e6,2))") MB | ${catchup} s ($caught) | $((rss_kb/1024)) MB | ${cpu} s | durable $durable of $target; $segs segments, $((stored/1024/1024)) MiB stored | ${p50:-?} / ${p99:-?} / ${pmax:-?} ms (${probes:-0}, ${timeouts:-?} timed out, ${perrs:-?} errors) |
 OUT

@@ -200,6 +200,7 @@ type Conn struct {
 	closed   bool
 	acking   bool
 	stop     chan struct{}
+	ackNow   chan struct{} // AckNow's nudge to the ACK loop (buffered, 1)
 	wg       sync.WaitGroup
 	closeErr error
 }
@@ -228,7 +229,8 @@ func Dial(ctx context.Context, u *redisurl.URL, cfg Config) (*Conn, error) {
 			MaxCommandLen: cfg.MaxCommandBytes,
 			MaxArrayLen:   max(cfg.MaxCommandBytes/6, 1024),
 		}),
-		stop: make(chan struct{}),
+		stop:   make(chan struct{}),
+		ackNow: make(chan struct{}, 1),
 	}
 	empty := ""
 	c.replID.Store(&empty)
@@ -693,7 +695,19 @@ func (c *Conn) ackLoop() {
 		case <-c.stop:
 			return
 		case <-t.C:
+		case <-c.ackNow:
 		}
+	}
+}
+
+// AckNow makes the ACK loop send REPLCONF ACK now instead of at its next
+// tick (for example right after SetAckOffset raised the durable offset, so
+// that WAIT on the primary returns as soon as a write is stored). It never
+// blocks; nudges while one is pending are merged.
+func (c *Conn) AckNow() {
+	select {
+	case c.ackNow <- struct{}{}:
+	default:
 	}
 }
 

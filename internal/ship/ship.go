@@ -273,6 +273,7 @@ func (s *Shipper) durable(gen string, off int64) {
 	s.mu.Lock()
 	if s.conn != nil && s.sessGen == gen {
 		s.conn.SetAckOffset(off)
+		s.conn.AckNow() // WAIT returns as soon as the write is stored
 	}
 	s.mu.Unlock()
 }
