@@ -151,7 +151,7 @@ type Writer struct {
 type Options struct {
 	Level      zstd.EncoderLevel // 0 means zstd.SpeedDefault
 	Recipients *Recipients       // nil: no encryption
-	// Concurrency of the zstd encoder; 0 means 2.
+	// Concurrency of the zstd encoder; 0 means 1 for the fastest level, 2 otherwise.
 	Concurrency int
 }
 
@@ -173,7 +173,12 @@ func NewWriter(dst io.Writer, opts Options) (*Writer, error) {
 	}
 	conc := opts.Concurrency
 	if conc <= 0 {
+		// The fastest level keeps up with a replication stream on one
+		// goroutine; more would only compete with verification for CPU.
 		conc = 2
+		if level == zstd.SpeedFastest {
+			conc = 1
+		}
 	}
 	zw, err := zstd.NewWriter(next, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(conc), zstd.WithWindowSize(1<<20))
 	if err != nil {
