@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -203,32 +202,14 @@ func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
 	if dur > 0 {
 		j.KeysPerSecond = float64(rr.KeysRestored) / dur
 	}
-	if merr == nil && rr.KeysFailed > 0 {
-		merr = fmt.Errorf("%d of %d keys were not copied (see the reasons above)", rr.KeysFailed, rr.KeysFailed+rr.KeysRestored+rr.KeysSkipped)
-	}
+	merr = keysFailed(rr, "copied", merr)
 	if o.JSON {
 		if merr != nil {
 			j.Error = merr.Error()
 		}
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(j); err != nil {
-			return err
-		}
-		if merr != nil {
-			return &silentError{code: ExitCode(merr)}
-		}
-		return nil
+		return writeJSONResult(e, j, merr)
 	}
-	for _, f := range rr.Failures {
-		fmt.Fprintf(e.Err, "failed: db %d key %q: %s\n", f.DB, f.Key, f.Reason)
-	}
-	if n := rr.KeysFailed - int64(len(rr.Failures)); n > 0 {
-		fmt.Fprintf(e.Err, "failed: ... and %d more keys\n", n)
-	}
-	for _, n := range rr.Notes {
-		fmt.Fprintf(e.Err, "note: %s\n", n)
-	}
+	printKeyFailures(e, rr)
 	if merr != nil && res.KeysScanned == 0 && rr.KeysRestored == 0 {
 		return merr
 	}

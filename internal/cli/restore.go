@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -250,35 +249,14 @@ func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, ta
 	if dur > 0 {
 		j.KeysPerSecond = float64(res.KeysRestored) / dur
 	}
-	if rerr == nil && res.KeysFailed > 0 {
-		rerr = fmt.Errorf("%d of %d keys were not restored (see the reasons above)", res.KeysFailed, res.KeysFailed+res.KeysRestored+res.KeysSkipped)
-	}
+	rerr = keysFailed(res, "restored", rerr)
 	if o.JSON {
 		if rerr != nil {
 			j.Error = rerr.Error()
 		}
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(j); err != nil {
-			return err
-		}
-		if rerr != nil {
-			return &silentError{code: ExitCode(rerr)}
-		}
-		return nil
+		return writeJSONResult(e, j, rerr)
 	}
-	for _, f := range res.Failures {
-		fmt.Fprintf(e.Err, "failed: db %d key %q: %s\n", f.DB, f.Key, f.Reason)
-	}
-	if n := res.KeysFailed - int64(len(res.Failures)); n > 0 {
-		fmt.Fprintf(e.Err, "failed: ... and %d more keys\n", n)
-	}
-	if res.KeysRewritten > 0 {
-		fmt.Fprintf(e.Err, "note: %d keys came from a newer RDB version: restored with the DUMP footer relabelled to the target's version (their types are known to it)\n", res.KeysRewritten)
-	}
-	for _, n := range res.Notes {
-		fmt.Fprintf(e.Err, "note: %s\n", n)
-	}
+	printKeyFailures(e, res)
 	if rerr != nil && res.Bytes == 0 && res.KeysRestored == 0 {
 		return rerr // stopped before reading the source: no summary
 	}

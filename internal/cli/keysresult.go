@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"redback/internal/restore"
+)
+
+// keysFailed turns keys the target did not take into an error (verb:
+// "restored", "copied") unless err already says what went wrong.
+func keysFailed(res *restore.Result, verb string, err error) error {
+	if err == nil && res.KeysFailed > 0 {
+		return fmt.Errorf("%d of %d keys were not %s (see the reasons above)", res.KeysFailed, res.KeysFailed+res.KeysRestored+res.KeysSkipped, verb)
+	}
+	return err
+}
+
+// writeJSONResult prints v as indented JSON and returns err as an exit code
+// without printing it again.
+func writeJSONResult(e *env, v any, err error) error {
+	enc := json.NewEncoder(e.Out)
+	enc.SetIndent("", "  ")
+	if jerr := enc.Encode(v); jerr != nil {
+		return jerr
+	}
+	if err != nil {
+		return &silentError{code: ExitCode(err)}
+	}
+	return nil
+}
+
+// printKeyFailures lists the keys that failed (and how many more were not
+// listed) and the result's notes on stderr.
+func printKeyFailures(e *env, res *restore.Result) {
+	for _, f := range res.Failures {
+		fmt.Fprintf(e.Err, "failed: db %d key %q: %s\n", f.DB, f.Key, f.Reason)
+	}
+	if n := res.KeysFailed - int64(len(res.Failures)); n > 0 {
+		fmt.Fprintf(e.Err, "failed: ... and %d more keys\n", n)
+	}
+	if res.KeysRewritten > 0 {
+		fmt.Fprintf(e.Err, "note: %d keys came from a newer RDB version: restored with the DUMP footer relabelled to the target's version (their types are known to it)\n", res.KeysRewritten)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.Err, "note: %s\n", n)
+	}
+}
