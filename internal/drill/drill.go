@@ -318,7 +318,7 @@ func runSnapshot(ctx context.Context, opts Options, start time.Time, notes []str
 		return rep, rerr
 	}
 	rep.KeysAlreadyExpired = res.KeysExpired
-	rep.check(CheckRestore, true, "%s verified (size, sha256, %s, complete RDB parse); %s of RDB written",
+	rep.check(CheckRestore, true, "%s verified (size, sha256, %s, RDB structure and CRC-64); %s of RDB written",
 		snap.Object.Key, sealing(snap), humanBytes(res.Bytes))
 
 	// Phase 3: start the scratch server and wait until it serves.

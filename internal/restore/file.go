@@ -87,9 +87,9 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 	}
 	defer rc.Close()
 	if opts.Filter.IsZero() {
-		err = copyVerified(ctx, rc, tmp, res, opts)
+		err = copyVerified(ctx, rc, tmp, res, opts, src.Verified)
 	} else {
-		err = rewrite(ctx, rc, tmp, res, opts)
+		err = rewrite(ctx, rc, tmp, res, opts, src.Verified)
 	}
 	if err != nil {
 		if verificationFailed(err) {
@@ -137,10 +137,10 @@ func (p *progressFn) add(off int64, force bool) {
 
 // copyVerified copies the RDB bytes to f while parsing them, then cuts the
 // file at the end of the RDB (the reader reads ahead).
-func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options) error {
+func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options, verified bool) error {
 	aw := newAsyncWriter(f)
 	defer aw.Close()
-	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes})
+	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified})
 	if err != nil {
 		return err
 	}
@@ -189,8 +189,8 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 }
 
 // rewrite writes the kept records with an rdb.Writer.
-func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options) error {
-	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes})
+func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options, verified bool) error {
+	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified})
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,13 @@ type Source struct {
 	Open func(ctx context.Context) (io.ReadCloser, error)
 	Size int64 // raw RDB bytes when known, else -1
 	DBs  []int // dbs holding keys when known (a snapshot's census), else nil
+	// Verified: the bytes are those of a snapshot fully verified when it
+	// was taken, and the stored object's size and sha256 are checked as it
+	// is read. ToDir and ToFile then walk only each value's outline (CRC-64
+	// and structure of the file are still checked) and publish the file
+	// only after the sha256 matched; a restore into a live server always
+	// checks every value, since it sends them before the end is reached.
+	Verified bool
 }
 
 // Failure is one key (or function library, DB -1) that was not restored.

@@ -42,7 +42,7 @@ func SnapshotSource(b storage.Backend, s *catalog.Snapshot, ids []age.Identity) 
 		dbs = []int{}
 	}
 	obj := s.Object
-	return Source{Name: "snapshot " + s.ID, Size: obj.RawBytes, DBs: dbs, Open: func(ctx context.Context) (io.ReadCloser, error) {
+	return Source{Name: "snapshot " + s.ID, Size: obj.RawBytes, DBs: dbs, Verified: s.Verified, Open: func(ctx context.Context) (io.ReadCloser, error) {
 		rc, err := b.Get(ctx, obj.Key, 0, -1)
 		if err != nil {
 			return nil, fmt.Errorf("read snapshot %s: %w", s.ID, err)
