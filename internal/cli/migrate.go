@@ -119,37 +119,14 @@ func (o *migrateOptions) validate() (migrate.Options, error) {
 	if o.From == "" || o.To == "" {
 		return mo, usagef(migrateTry, "give both --from URL and --to URL")
 	}
-	c, err := restore.ParseConflict(o.Conflict)
+	c, f, err := keyFlags{Conflict: o.Conflict, Parallel: o.Parallel, Match: o.Match, DBs: o.DBs, MapDB: o.MapDB}.parse("migrate")
 	if err != nil {
-		return mo, usagef(migrateTry, "%v", err)
-	}
-	if o.Parallel < 1 || o.Parallel > 256 {
-		return mo, usagef("redback migrate ... --parallel 4", "--parallel must be between 1 and 256, got %d", o.Parallel)
+		return mo, err
 	}
 	if o.Method != migrate.MethodDump && o.Method != migrate.MethodSync {
 		return mo, usagef("redback migrate ... --method sync", "--method must be dump or sync, got %q", o.Method)
 	}
-	mo.Conflict, mo.Parallel, mo.Method = c, o.Parallel, o.Method
-	mo.Filter.Match = o.Match
-	for _, d := range o.DBs {
-		if d < 0 {
-			return mo, usagef("redback migrate ... --db 0 --db 2", "--db must be >= 0, got %d", d)
-		}
-	}
-	mo.Filter.DBs = o.DBs
-	for _, m := range o.MapDB {
-		from, to, err := restore.ParseMapDB(m)
-		if err != nil {
-			return mo, usagef("redback migrate ... --map-db 0:3", "%v", err)
-		}
-		if mo.Filter.MapDB == nil {
-			mo.Filter.MapDB = map[int]int{}
-		}
-		if prev, dup := mo.Filter.MapDB[from]; dup && prev != to {
-			return mo, usagef("redback migrate ... --map-db 0:3", "--map-db maps db %d twice (to %d and to %d)", from, prev, to)
-		}
-		mo.Filter.MapDB[from] = to
-	}
+	mo.Conflict, mo.Parallel, mo.Method, mo.Filter = c, o.Parallel, o.Method, f
 	return mo, nil
 }
 

@@ -146,34 +146,11 @@ func (o *restoreOptions) validate() (restore.Options, error) {
 	case o.Snapshot != "" && o.Latest:
 		return ro, usagef("redback restore --repo file:///backups/redis --snapshot ID --to-dir /var/lib/redis", "give --latest or --snapshot ID, not both")
 	}
-	c, err := restore.ParseConflict(o.Conflict)
+	c, f, err := keyFlags{Conflict: o.Conflict, Parallel: o.Parallel, Match: o.Match, DBs: o.DBs, MapDB: o.MapDB}.parse("restore")
 	if err != nil {
-		return ro, usagef("redback restore ... --conflict replace", "%v", err)
+		return ro, err
 	}
-	if o.Parallel < 1 || o.Parallel > 256 {
-		return ro, usagef("redback restore ... --parallel 4", "--parallel must be between 1 and 256, got %d", o.Parallel)
-	}
-	ro.Conflict, ro.Parallel, ro.Force = c, o.Parallel, o.Force
-	ro.Filter.Match = o.Match
-	for _, d := range o.DBs {
-		if d < 0 {
-			return ro, usagef("redback restore ... --db 0 --db 2", "--db must be >= 0, got %d", d)
-		}
-	}
-	ro.Filter.DBs = o.DBs
-	for _, m := range o.MapDB {
-		from, to, err := restore.ParseMapDB(m)
-		if err != nil {
-			return ro, usagef("redback restore ... --map-db 0:3", "%v", err)
-		}
-		if ro.Filter.MapDB == nil {
-			ro.Filter.MapDB = map[int]int{}
-		}
-		if prev, dup := ro.Filter.MapDB[from]; dup && prev != to {
-			return ro, usagef("redback restore ... --map-db 0:3", "--map-db maps db %d twice (to %d and to %d)", from, prev, to)
-		}
-		ro.Filter.MapDB[from] = to
-	}
+	ro.Conflict, ro.Parallel, ro.Force, ro.Filter = c, o.Parallel, o.Force, f
 	if o.ToRedis == "" && ro.Conflict != restore.ConflictFail {
 		return ro, usagef("redback restore --from-rdb dump.rdb --to-dir /var/lib/redis --force", "--conflict applies to --to-redis; use --force to replace an existing file")
 	}
