@@ -2,28 +2,15 @@ package cli
 
 import (
 	"io"
-	"os"
 	"testing"
+
+	"redback/internal/redistest"
 )
 
-// Benchmarks over a real RDB named by REDBACK_BENCH_RDB (for example
-// bench/out/dataset/dump.rdb from bench/dataset.sh); skipped when unset.
+// Benchmarks over a real RDB named by REDBACK_BENCH_RDB (redistest.BenchRDB).
 // Profile with: go test -run '^$' -bench CheckRDB -cpuprofile cpu.out ./internal/cli
-func benchRDB(b *testing.B) string {
-	p := os.Getenv("REDBACK_BENCH_RDB")
-	if p == "" {
-		b.Skip("REDBACK_BENCH_RDB is not set")
-	}
-	st, err := os.Stat(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(st.Size())
-	return p
-}
-
 func BenchmarkCheckRDB(b *testing.B) {
-	p := benchRDB(b)
+	p := redistest.BenchRDB(b)
 	for b.Loop() {
 		if code := Run(b.Context(), []string{"check", "rdb", p}, Stdio{Out: io.Discard, Err: io.Discard}); code != 0 {
 			b.Fatalf("exit %d", code)
@@ -32,7 +19,7 @@ func BenchmarkCheckRDB(b *testing.B) {
 }
 
 func BenchmarkDigest(b *testing.B) {
-	p := benchRDB(b)
+	p := redistest.BenchRDB(b)
 	for b.Loop() {
 		if code := Run(b.Context(), []string{"digest", p}, Stdio{Out: io.Discard, Err: io.Discard}); code != 0 {
 			b.Fatalf("exit %d", code)

@@ -2,8 +2,10 @@ package rdb
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,11 +45,41 @@ func readErrMode(data []byte, skip bool) error {
 	return errors.New("too many records")
 }
 
+// readErrFanout reads with Options.SkipValueCheck and checks the values on
+// two Fanout workers (CheckValues), as restore --to-dir does.
+func readErrFanout(data []byte) error {
+	r, err := NewReader(bytes.NewReader(data), Options{MaxValueBytes: 1 << 20, SkipValueCheck: true})
+	if err != nil {
+		return err
+	}
+	f := NewFanout(context.Background(), 2, CheckValues(2))
+	var scanErr error
+	for range 1 << 20 {
+		rec, err := r.Next()
+		if err != nil {
+			if err != io.EOF {
+				scanErr = err
+			}
+			break
+		}
+		if rec.Kind == RecordKey {
+			if scanErr = f.Add(rec); scanErr != nil {
+				break
+			}
+		}
+	}
+	return f.Wait(scanErr)
+}
+
 // bothModes runs readErrMode in both modes; they must agree on whether the
-// data is damaged. It returns the error of the full check.
+// data is damaged. The Fanout check must report exactly what the full check
+// does. It returns the error of the full check.
 func bothModes(t *testing.T, what string, data []byte) error {
 	t.Helper()
 	full, skip := readErrMode(data, false), readErrMode(data, true)
+	if fan := readErrFanout(data); fmt.Sprint(fan) != fmt.Sprint(full) {
+		t.Errorf("%s: full check %v, but with Fanout workers %v", what, full, fan)
+	}
 	var fe *FormatError
 	if (full == nil) != (skip == nil) || skip != nil && !errors.As(skip, &fe) {
 		t.Fatalf("%s: full check %v, but with SkipValueCheck and Decode %v", what, full, skip)

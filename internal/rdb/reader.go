@@ -691,7 +691,7 @@ func (r *Reader) keyRecord(rec *Record, t Type) error {
 		}
 	}
 	rec.Kind = RecordKey
-	rec.Key, rec.Type, rec.Value = r.key, t, val
+	rec.Key, rec.Type, rec.Value, rec.valueOff = r.key, t, val, valOff
 	rec.Expire, rec.Idle, rec.Freq = r.expire, r.idle, r.freq
 	if t == TypeModule2 {
 		r.dec.b, r.dec.p = val, 0

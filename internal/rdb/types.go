@@ -112,6 +112,8 @@ type Record struct {
 	Idle   int64  // RecordKey: LRU idle seconds, or -1 when absent
 	Freq   int    // RecordKey: LFU counter 0–255, or -1 when absent
 	Value  []byte // RecordKey: the serialized value exactly as in the file, without the type byte
+
+	valueOff int64 // RecordKey: file offset of Value[0], for errors found later (CheckValues)
 }
 
 // ChecksumStatus describes the CRC-64 trailer once the EOF opcode was read.

@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +82,20 @@ func Populate(t testing.TB, s *Server, n int) int {
 		must(err)
 	}
 	return keys
+}
+
+// BenchRDB returns the RDB file named by REDBACK_BENCH_RDB (for example
+// bench/out/dataset/dump.rdb from bench/dataset.sh) and sets b's byte count
+// to its size; it skips b when the variable is unset.
+func BenchRDB(b *testing.B) string {
+	p := os.Getenv("REDBACK_BENCH_RDB")
+	if p == "" {
+		b.Skip("REDBACK_BENCH_RDB is not set")
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(st.Size())
+	return p
 }

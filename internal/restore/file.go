@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 
 	"redback/internal/rdb"
@@ -136,14 +137,51 @@ func (p *progressFn) add(off int64, force bool) {
 }
 
 // copyVerified copies the RDB bytes to f while parsing them, then cuts the
-// file at the end of the RDB (the reader reads ahead).
+// file at the end of the RDB (the reader reads ahead). Unless the source is
+// verified, every value is checked, on all cores: the reader walks the
+// outline and Fanout workers check the values beside it.
 func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options, verified bool) error {
 	aw := newAsyncWriter(f)
 	defer aw.Close()
-	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified})
+	var fan *rdb.Fanout
+	if w := runtime.GOMAXPROCS(0); !verified && w > 1 {
+		w = min(w, 4)
+		fan = rdb.NewFanout(ctx, w, rdb.CheckValues(w))
+	}
+	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified || fan != nil})
+	if err != nil {
+		if fan != nil {
+			fan.Wait(nil)
+		}
+		return err
+	}
+	err = countRecords(ctx, rd, fan, res, opts)
+	if fan != nil {
+		err = fan.Wait(err)
+	}
 	if err != nil {
 		return err
 	}
+	if err := aw.Close(); err != nil {
+		return err
+	}
+	res.Bytes = rd.Offset()
+	if aw.n > rd.Offset() {
+		if err := f.Truncate(rd.Offset()); err != nil {
+			return err
+		}
+		if _, err := f.Seek(rd.Offset(), io.SeekStart); err != nil {
+			return err
+		}
+	}
+	// Read to the end so a stored object's size and sha256 are checked.
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// countRecords reads every record, counting keys and functions into res
+// and handing key records to fan when it is not nil.
+func countRecords(ctx context.Context, rd *rdb.Reader, fan *rdb.Fanout, res *Result, opts Options) error {
 	now := opts.Now().UnixMilli()
 	pr := progressFn{fn: opts.Progress}
 	for i := 0; ; i++ {
@@ -163,6 +201,11 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 		if rec.Kind != rdb.RecordKey {
 			continue
 		}
+		if fan != nil {
+			if err := fan.Add(rec); err != nil {
+				return err
+			}
+		}
 		if rec.Expire >= 0 && rec.Expire <= now {
 			res.KeysExpired++
 		} else {
@@ -171,21 +214,7 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 		pr.add(rd.Offset(), false)
 	}
 	pr.add(rd.Offset(), true)
-	if err := aw.Close(); err != nil {
-		return err
-	}
-	res.Bytes = rd.Offset()
-	if aw.n > rd.Offset() {
-		if err := f.Truncate(rd.Offset()); err != nil {
-			return err
-		}
-		if _, err := f.Seek(rd.Offset(), io.SeekStart); err != nil {
-			return err
-		}
-	}
-	// Read to the end so a stored object's size and sha256 are checked.
-	_, err = io.Copy(io.Discard, rc)
-	return err
+	return nil
 }
 
 // rewrite writes the kept records with an rdb.Writer.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -524,10 +525,43 @@ func TestToRedis_DamagedSource(t *testing.T) {
 	if n, _ := dst.Client().DBSize(ctx).Result(); n != se.Written {
 		t.Errorf("target holds %d keys, SourceError says %d written", n, se.Written)
 	}
-	_, err = ToDir(ctx, FileSource(bad), t.TempDir(), Options{})
+	dir := t.TempDir()
+	_, err = ToDir(ctx, FileSource(bad), dir, Options{})
 	if !errors.As(err, &se) {
 		t.Errorf("ToDir: %v, want a SourceError", err)
 	}
+	// The values are checked on Fanout workers: the error must be the one a
+	// plain check reports, and nothing may be left in the dir.
+	if want := checkErr(t, bad); !strings.Contains(err.Error(), want.Error()) {
+		t.Errorf("ToDir: %v, want the check's error %v", err, want)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("ToDir left %d entries in %s after failing", len(ents), dir)
+	}
+}
+
+// checkErr reads the file at path with a full check and returns its error.
+func checkErr(t *testing.T, path string) error {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := rdb.NewReader(f, rdb.Options{})
+	if err != nil {
+		return err
+	}
+	for range 1 << 20 {
+		if _, err := r.Next(); err != nil {
+			if err == io.EOF {
+				t.Fatalf("%s: no damage found", path)
+			}
+			return err
+		}
+	}
+	t.Fatalf("%s: too many records", path)
+	return nil
 }
 
 func TestToRedis_TargetErrors(t *testing.T) {
