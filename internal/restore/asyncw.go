@@ -1,14 +1,10 @@
 package restore
 
-import (
-	"io"
-	"os"
-)
+import "io"
 
 // asyncWriter copies what it is given into a few fixed buffers and writes
 // them to w on its own goroutine, so parsing and file writes overlap.
 // Memory: asyncBufs buffers of asyncBufSize. Close waits for the goroutine.
-// Writing to an *os.File, it starts the file's writeback as it goes.
 type asyncWriter struct {
 	w     io.Writer
 	cur   []byte
@@ -23,9 +19,6 @@ type asyncWriter struct {
 const (
 	asyncBufSize = 1 << 20
 	asyncBufs    = 4
-	// writebackChunk is how much a file written to gets before the kernel
-	// is asked to start writing it back (see startWriteback).
-	writebackChunk = 8 << 20
 )
 
 func newAsyncWriter(w io.Writer) *asyncWriter {
@@ -34,18 +27,11 @@ func newAsyncWriter(w io.Writer) *asyncWriter {
 		a.free <- make([]byte, 0, asyncBufSize)
 	}
 	a.cur = <-a.free
-	f, _ := w.(*os.File)
 	go func() {
 		var err error
-		var off, hinted int64
 		for b := range a.full {
 			if err == nil {
 				_, err = w.Write(b)
-				off += int64(len(b))
-			}
-			if f != nil && off-hinted >= writebackChunk {
-				startWriteback(f, hinted, off-hinted)
-				hinted = off
 			}
 			a.free <- b[:0]
 		}

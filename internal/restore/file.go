@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 
+	"redback/internal/atomicfile"
 	"redback/internal/rdb"
 )
 
@@ -111,9 +112,8 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 		return res, fmt.Errorf("rename into %s: %w", path, err)
 	}
 	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return res, fmt.Errorf("sync %s: %w", dir, err)
 	}
 	res.Duration = opts.Now().Sub(start)
 	return res, nil
@@ -141,7 +141,7 @@ func (p *progressFn) add(off int64, force bool) {
 // verified, every value is checked, on all cores: the reader walks the
 // outline and Fanout workers check the values beside it.
 func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options, verified bool) error {
-	aw := newAsyncWriter(f)
+	aw := newAsyncWriter(&atomicfile.Writer{F: f})
 	defer aw.Close()
 	var fan *rdb.Fanout
 	if w := runtime.GOMAXPROCS(0); !verified && w > 1 {
@@ -223,7 +223,7 @@ func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Op
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
+	bw := bufio.NewWriterSize(&atomicfile.Writer{F: f}, 1<<20)
 	w, err := rdb.NewWriter(bw, rd.Version())
 	if err != nil {
 		return err

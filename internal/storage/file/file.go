@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"redback/internal/atomicfile"
 	"redback/internal/storage"
 )
 
@@ -104,18 +105,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // writeTemp copies r into a new fsynced temporary file in dir and returns
 // its name. On error the file is removed.
 func writeTemp(ctx context.Context, dir string, r io.Reader) (name string, err error) {
@@ -132,7 +121,7 @@ func writeTemp(ctx context.Context, dir string, r io.Reader) (name string, err e
 			_ = os.Remove(f.Name())
 		}
 	}()
-	if _, err = io.Copy(f, ctxReader{ctx, r}); err != nil {
+	if _, err = io.Copy(&atomicfile.Writer{F: f}, ctxReader{ctx, r}); err != nil {
 		return "", err
 	}
 	if err = ctx.Err(); err != nil {
@@ -154,7 +143,7 @@ func publish(key, tmp, p string) (storage.ObjectInfo, error) {
 		_ = os.Remove(tmp)
 		return storage.ObjectInfo{}, err
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
 		return storage.ObjectInfo{}, err
 	}
 	fi, err := os.Stat(p)
@@ -220,7 +209,7 @@ func (b *Backend) putIfAbsent(ctx context.Context, key, p string, data []byte) (
 	if err := os.Remove(tmp); err != nil {
 		return storage.ObjectInfo{}, err
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
 		return storage.ObjectInfo{}, err
 	}
 	fi, err := os.Stat(p)
@@ -431,7 +420,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err != nil && !notExist(err) {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil && !notExist(err) {
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil && !notExist(err) {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package restore
+package atomicfile
 
 import "os"
 
