@@ -21,9 +21,10 @@
 // them while loading) and never expires keys itself, so the loaded dataset
 // is exactly the snapshot and its digest can be compared exactly. It runs
 // in its own process group (and, on Linux, dies with redback); Run kills
-// the group, waits for the process and removes the temp dir in every case.
+// the group, waits for the process and removes the temp dir in every case
+// (package scratch).
 //
-// Options.At drills a point in time (runPoint). When a log generation
+// Options.At drills a point in time (drillRun.point). When a log generation
 // covers it, the point is restored twice: Plan.ToDir writes a multi-part
 // AOF dir that a first scratch server (a replica of 127.0.0.1:1 too: it
 // keeps expired keys while and after loading an AOF, tested on 7.0) loads
@@ -36,6 +37,12 @@
 // both servers SAVE and the two files are compared without the keys whose
 // TTL ended before the checks began. A time no generation covers falls back
 // to the newest verified snapshot at or before it, with a note.
+//
+// Both kinds of drill take the same steps (check.go): set up the binary,
+// the scratch dir and a pin, restore, load (the RTO ends here), then
+// prove the loaded server against a reference, which is the manifest and
+// the restored file for a snapshot (snapshotProof) and the replay server
+// for a point in time (pointProof).
 //
 // The Report is JSON-ready and renders as Markdown (Report.Markdown).
 package drill

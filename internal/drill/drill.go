@@ -8,18 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"filippo.io/age"
-	"github.com/redis/go-redis/v9"
 
 	"redback/internal/catalog"
 	"redback/internal/digest"
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/restore"
+	"redback/internal/scratch"
 	"redback/internal/storage"
 )
 
@@ -202,7 +201,7 @@ func Select(ctx context.Context, b storage.Backend, id string, at time.Time) (*c
 // is still returned.
 //
 // With opts.At set and no opts.Snapshot, Run drills a point in time; see
-// runPoint.
+// drillRun.point.
 func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -211,17 +210,21 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if opts.Backend == nil || opts.Snapshot == nil && opts.At.IsZero() {
 		return nil, errors.New("drill: no snapshot or repository given")
 	}
+	r := &drillRun{ctx: ctx, opts: opts, start: start}
 	if opts.Snapshot == nil {
-		return runPoint(ctx, opts, start)
+		rep, err = r.point()
+	} else {
+		rep, err = r.snapshot(opts.Snapshot, nil)
 	}
-	return runSnapshot(ctx, opts, start, nil)
+	rep.TotalSeconds = opts.Now().Sub(start).Seconds()
+	rep.OK = err == nil && len(rep.Checks) > 0 && len(rep.Failed()) == 0
+	return rep, err
 }
 
-// runSnapshot drills opts.Snapshot; notes start the report's notes.
-func runSnapshot(ctx context.Context, opts Options, start time.Time, notes []string) (rep *Report, err error) {
-	now := opts.Now
-	snap := opts.Snapshot
-	rep = &Report{Notes: notes,
+// snapshot drills snap; notes start the report's notes.
+func (r *drillRun) snapshot(snap *catalog.Snapshot, notes []string) (*Report, error) {
+	opts, start := r.opts, r.start
+	r.rep = &Report{Notes: notes,
 		Point:    &Point{Kind: PointSnapshot, Generation: snap.Generation, Offset: snap.Source.Offset, Time: snap.EndTime, Requested: opts.At},
 		Snapshot: snap.ID, SnapshotTime: snap.EndTime, Repo: opts.Backend.Location(), Object: snap.Object.Key,
 		StoredBytes: snap.Object.StoredBytes, RawBytes: snap.Object.RawBytes, Started: start.UTC(),
@@ -229,65 +232,22 @@ func runSnapshot(ctx context.Context, opts Options, start time.Time, notes []str
 		Functions: []string{}, RTOObjectiveSeconds: opts.RTOObjective.Seconds(),
 		RPOSeconds: max(0, start.Sub(snap.EndTime).Seconds()),
 	}
-	defer func() {
-		rep.TotalSeconds = now().Sub(start).Seconds()
-		rep.OK = err == nil && len(rep.Checks) > 0 && len(rep.Failed()) == 0
-	}()
-
-	bin, err := findServer(opts.RedisServer)
+	rep := r.rep
+	var locked error
+	if snap.Object.Encryption != "" {
+		locked = fmt.Errorf("snapshot %s is encrypted: give --identity FILE (or $REDBACK_IDENTITY_FILE)", snap.ID)
+	}
+	srv, cleanup, err := r.setUp(snap, "snapshot "+snap.ID, locked)
 	if err != nil {
 		return rep, err
 	}
-	rep.RedisServer = bin
-	ver, err := serverVersion(ctx, bin)
-	if err != nil {
-		return rep, err
-	}
-	rep.RedisVersion = ver
-	reads, err := restore.RDBVersionFor(ver)
-	if err != nil {
-		return rep, err
-	}
-	if snap.RDBVersion > reads {
-		return rep, fmt.Errorf("%s is redis %s, which reads RDB version %d and older; snapshot %s is RDB version %d: give --redis-server of a newer redis-server",
-			bin, ver, reads, snap.ID, snap.RDBVersion)
-	}
-	if snap.Object.Encryption != "" && len(opts.Identities) == 0 {
-		return rep, fmt.Errorf("snapshot %s is encrypted: give --identity FILE (or $REDBACK_IDENTITY_FILE)", snap.ID)
-	}
-
-	tmp, err := os.MkdirTemp(opts.ScratchDir, "redback-drill-")
-	if err != nil {
-		return rep, fmt.Errorf("create scratch dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-
-	holder := opts.Holder
-	if holder == "" {
-		holder = catalog.NewHolderID()
-	}
-	if pin, perr := catalog.PutPin(ctx, opts.Backend, snap.ID, "drill", holder, 24*time.Hour); perr != nil {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("could not pin the snapshot against retention (read-only repository?): %v", perr))
-	} else {
-		defer func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			_ = catalog.RemovePin(rctx, opts.Backend, pin.ID) // an expired pin is ignored by retention anyway
-		}()
-	}
-
-	phase := func(name string) {
-		if opts.OnPhase != nil {
-			opts.OnPhase(name)
-		}
-	}
+	defer cleanup()
 
 	// Phase 1: fetch the stored object.
-	phase(PhaseFetch)
-	t0 := now()
-	objPath := filepath.Join(tmp, "object")
-	ferr := fetch(ctx, opts, snap, objPath)
-	rep.Phases[PhaseFetch] = now().Sub(t0).Seconds()
+	done := r.phase(PhaseFetch)
+	objPath := filepath.Join(srv.Dir, "object")
+	ferr := fetch(r.ctx, opts, snap, objPath)
+	done()
 	if ferr != nil {
 		if errors.Is(ferr, storage.ErrNotExist) {
 			rep.check(CheckRestore, false, "data object %s is missing from the repository (the manifest of snapshot %s refers to it)", snap.Object.Key, snap.ID)
@@ -297,136 +257,29 @@ func runSnapshot(ctx context.Context, opts Options, start time.Time, notes []str
 	}
 
 	// Phase 2: decrypt, decompress, verify, write dump.rdb.
-	phase(PhaseRestore)
-	t0 = now()
-	dataDir := filepath.Join(tmp, "data")
-	if err := os.Mkdir(dataDir, 0o700); err != nil {
-		return rep, err
-	}
-	res, rerr := restoreDir(ctx, opts, snap, objPath, dataDir)
-	rep.Phases[PhaseRestore] = now().Sub(t0).Seconds()
+	done = r.phase(PhaseRestore)
+	res, rerr := restoreDir(r.ctx, opts, snap, objPath, srv.Dir)
+	done()
 	_ = os.Remove(objPath) // the dump.rdb is what counts now; free the space
 	if rerr != nil {
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
-		var v interface{ VerificationFailed() bool }
-		if errors.As(rerr, &v) && v.VerificationFailed() {
-			rep.check(CheckRestore, false, "%v", rerr)
-			return rep, nil
-		}
-		return rep, rerr
+		return rep, r.restoreFailed(rerr, rerr.Error())
 	}
 	rep.KeysAlreadyExpired = res.KeysExpired
 	rep.check(CheckRestore, true, "%s verified (size, sha256, %s, RDB structure and CRC-64); %s of RDB written",
 		snap.Object.Key, sealing(snap), humanBytes(res.Bytes))
 
 	// Phase 3: start the scratch server and wait until it serves.
-	phase(PhaseLoad)
-	t0 = now()
 	maxDB := 0
 	for _, d := range snap.Census.DBs {
 		maxDB = max(maxDB, d.DB)
 	}
-	srv, err := startScratch(bin, dataDir, maxDB+1)
-	if err != nil {
+	if ok, err := r.load(srv, scratch.Options{Databases: maxDB + 1}, "the RDB", snap.Object.RawBytes); !ok {
 		return rep, err
-	}
-	defer srv.stop()
-	if opts.onServer != nil {
-		opts.onServer(srv.pid())
-	}
-	var (
-		loadBar *progress.Bar // nil-safe
-		loaded  func(int64)
-	)
-	if opts.NewBar != nil {
-		loadBar = opts.NewBar(PhaseLoad, snap.Object.RawBytes)
-		var last int64
-		loaded = func(n int64) {
-			if n > last {
-				loadBar.Add(n-last, 0)
-				last = n
-			}
-		}
-	}
-	werr := srv.waitServing(ctx, loaded)
-	loadBar.Done()
-	rep.Phases[PhaseLoad] = now().Sub(t0).Seconds()
-	if werr != nil {
-		var le *LoadError
-		if errors.As(werr, &le) {
-			rep.check(CheckLoad, false, "%v", werr)
-			return rep, nil
-		}
-		return rep, fmt.Errorf("wait for the scratch server to load: %w", werr)
-	}
-	rto := now().Sub(start)
-	rep.RTOSeconds = rto.Seconds()
-	rep.check(CheckLoad, true, "redis %s loaded the RDB and serves on %s", ver, srv.addr())
-
-	// Phase 4: prove it. The sample is read from the restored file while
-	// the server computes DEBUG DIGEST (it blocks the server anyway, on one
-	// core; the sampler parses on another).
-	phase(PhaseChecks)
-	t0 = now()
-	sf := digest.Score70
-	if v, _ := restore.RDBVersionFor(ver); v >= 11 {
-		sf = digest.Score72
-	}
-	fullDigest := sf != digest.Score70 && snap.Census.Types["zset"] > 0
-	n := opts.SampleKeys
-	if n == 0 {
-		n = DefaultSampleKeys
-	}
-	sctx, cancelSample := context.WithCancel(ctx)
-	type sampleResult struct {
-		s   *sampled
-		err error
-	}
-	sampleDone := make(chan sampleResult, 1)
-	go func() {
-		s, err := sampleFile(sctx, filepath.Join(dataDir, "dump.rdb"), n, sf, fullDigest)
-		sampleDone <- sampleResult{s, err}
-	}()
-	defer func() { cancelSample(); <-sampleDone }()
-	sampleRes := func() sampleResult {
-		r := <-sampleDone
-		sampleDone <- r
-		return r
 	}
 
-	c := srv.client(0)
-	defer c.Close()
-	if err := checkKeys(ctx, c, snap, rep); err != nil {
-		return rep, err
-	}
-	serverDigest, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
-	if err != nil {
-		return rep, fmt.Errorf("DEBUG DIGEST on the scratch server: %w", err)
-	}
-	sr := sampleRes()
-	if sr.err != nil {
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
-		return rep, fmt.Errorf("read the sample from the restored file: %w", sr.err)
-	}
-	checkDigest(serverDigest, snap, sr.s, sf, rep)
-	if n > 0 {
-		if err := checkSample(ctx, srv, sr.s, now, rep); err != nil {
-			return rep, err
-		}
-	}
-	if err := checkFunctions(ctx, c, snap, rep); err != nil {
-		return rep, err
-	}
-	rep.Phases[PhaseChecks] = now().Sub(t0).Seconds()
-	rep.RTOMet = opts.RTOObjective <= 0 || rto <= opts.RTOObjective
-	if opts.RTOObjective > 0 {
-		rep.check(CheckRTO, rep.RTOMet, "%s from the start to a server serving the verified data; objective %s", rto.Round(time.Millisecond), opts.RTOObjective)
-	}
-	return rep, nil
+	// Phase 4: prove it.
+	p := &snapshotProof{drillRun: r, srv: srv, snap: snap}
+	return rep, r.prove(p, "the verified data")
 }
 
 func sealing(s *catalog.Snapshot) string {
@@ -520,214 +373,114 @@ func restoreDir(ctx context.Context, opts Options, snap *catalog.Snapshot, objPa
 	return restore.ToDir(ctx, src, dir, ro)
 }
 
-// checkKeys compares the key count per db with the census.
-func checkKeys(ctx context.Context, c *redis.Client, snap *catalog.Snapshot, rep *Report) error {
-	info, err := c.Info(ctx, "keyspace").Result()
+// snapshotProof compares the loaded server with the snapshot: the
+// manifest's census and digest, and the restored file for the sample.
+type snapshotProof struct {
+	*drillRun
+	srv  *scratch.Server
+	snap *catalog.Snapshot
+	s    *sampled // read from the restored file by keys
+}
+
+// keys compares the key count per db with the census and DEBUG DIGEST
+// with the manifest's digest. The sample is read from the restored file
+// meanwhile (DEBUG DIGEST blocks the server anyway, on one core; the
+// sampler parses on another).
+func (p *snapshotProof) keys(ctx context.Context, n int) error {
+	rep, snap := p.rep, p.snap
+	sf := digest.Score70
+	if v, _ := restore.RDBVersionFor(p.ver); v >= 11 {
+		sf = digest.Score72
+	}
+	fullDigest := sf != digest.Score70 && snap.Census.Types["zset"] > 0
+	type sampleResult struct {
+		s   *sampled
+		err error
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	sampleDone := make(chan sampleResult, 1)
+	go func() {
+		s, err := sampleFile(sctx, filepath.Join(p.srv.Dir, "dump.rdb"), n, sf, fullDigest)
+		sampleDone <- sampleResult{s, err}
+	}()
+	waited := false
+	defer func() {
+		cancel()
+		if !waited {
+			<-sampleDone
+		}
+	}()
+
+	got, err := keyspace(ctx, p.srv)
 	if err != nil {
-		return fmt.Errorf("INFO keyspace on the scratch server: %w", err)
+		return fmt.Errorf("the scratch server: %w", err)
 	}
-	got := map[int]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		line = strings.TrimSpace(line)
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || !strings.HasPrefix(name, "db") {
-			continue
-		}
-		db, err := strconv.Atoi(name[2:])
-		if err != nil {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "keys="); ok {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				got[db] = n
-				rep.Keys += n
-			}
-		}
-	}
-	var diffs []string
 	want := map[int]int64{}
 	for _, d := range snap.Census.DBs {
 		want[d.DB] = d.Keys
-		if got[d.DB] != d.Keys {
-			diffs = append(diffs, fmt.Sprintf("db %d has %d keys, the snapshot %d", d.DB, got[d.DB], d.Keys))
-		}
 	}
-	for db, n := range got {
-		if _, ok := want[db]; !ok && n > 0 {
-			diffs = append(diffs, fmt.Sprintf("db %d has %d keys, the snapshot none", db, n))
-		}
+	for _, k := range got {
+		rep.Keys += k
 	}
-	slices.Sort(diffs)
+	diffs := keyDiffs(got, want, func(db int) string {
+		if _, ok := want[db]; !ok {
+			return fmt.Sprintf("db %d has %d keys, the snapshot none", db, got[db])
+		}
+		return fmt.Sprintf("db %d has %d keys, the snapshot %d", db, got[db], want[db])
+	})
 	if rep.Keys == snap.Census.Keys && len(diffs) == 0 {
 		rep.check(CheckKeys, true, "%d keys in %d dbs, as in the manifest's census", rep.Keys, len(snap.Census.DBs))
 	} else {
 		rep.check(CheckKeys, false, "%d keys on the server, the manifest says %d; %s", rep.Keys, snap.Census.Keys, strings.Join(diffs, "; "))
 	}
-	return nil
-}
 
-// checkDigest compares DEBUG DIGEST with the manifest's digest (or, for a
-// 7.2+ server holding sorted sets, with the digest recomputed from the
-// backup in that server's score format).
-func checkDigest(d string, snap *catalog.Snapshot, s *sampled, sf digest.ScoreFormat, rep *Report) {
-	rep.Digest = d
-	want, what := snap.Digest, "the manifest's digest"
-	if s.digest != "" {
-		want = s.digest
-		what = "the backup's digest in redis " + sf.String() + " score format (the manifest's is in 7.0 format)"
-		rep.ExpectedDigest = want
+	d, err := debugDigest(ctx, p.srv)
+	if err != nil {
+		return fmt.Errorf("the scratch server: %w", err)
 	}
-	rep.DigestMatch = d == want
+	sr := <-sampleDone
+	waited = true
+	if sr.err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("read the sample from the restored file: %w", sr.err)
+	}
+	p.s = sr.s
+	// A 7.2+ server holding sorted sets digests scores in another format
+	// than the manifest's: compare with the backup's digest in that format.
+	rep.Digest = d
+	wantDigest, what := snap.Digest, "the manifest's digest"
+	if p.s.digest != "" {
+		wantDigest = p.s.digest
+		what = "the backup's digest in redis " + sf.String() + " score format (the manifest's is in 7.0 format)"
+		rep.ExpectedDigest = wantDigest
+	}
+	rep.DigestMatch = d == wantDigest
 	if rep.DigestMatch {
 		rep.check(CheckDigest, true, "DEBUG DIGEST %s equals %s", d, what)
 	} else {
-		rep.check(CheckDigest, false, "DEBUG DIGEST %s, %s is %s: the loaded data differs from the snapshot", d, what, want)
-	}
-}
-
-// maxListedMismatches bounds Report.Mismatches.
-const maxListedMismatches = 20
-
-// checkSample compares the sampled keys one by one: DEBUG DIGEST-VALUE
-// against the backup record's digest, and PEXPIRETIME against its expire.
-func checkSample(ctx context.Context, srv *scratch, s *sampled, now func() time.Time, rep *Report) error {
-	byDB := map[int][]sampleKey{}
-	for _, k := range s.keys {
-		byDB[k.db] = append(byDB[k.db], k)
-	}
-	dbs := make([]int, 0, len(byDB))
-	for db := range byDB {
-		dbs = append(dbs, db)
-	}
-	slices.Sort(dbs)
-	mismatch := func(format string, args ...any) {
-		rep.SampleMismatches++
-		if len(rep.Mismatches) < maxListedMismatches {
-			rep.Mismatches = append(rep.Mismatches, fmt.Sprintf(format, args...))
-		}
-	}
-	noPexpiretime := false
-	for _, db := range dbs {
-		keys := byDB[db]
-		slices.SortFunc(keys, func(a, b sampleKey) int { return strings.Compare(a.key, b.key) })
-		c := srv.client(db)
-		args := []any{"DEBUG", "DIGEST-VALUE"}
-		for _, k := range keys {
-			args = append(args, k.key)
-		}
-		vals, err := c.Do(ctx, args...).StringSlice()
-		if err != nil {
-			c.Close()
-			return fmt.Errorf("DEBUG DIGEST-VALUE on the scratch server: %w", err)
-		}
-		exps := make([]*redis.Cmd, len(keys))
-		pipe := c.Pipeline()
-		for i, k := range keys {
-			exps[i] = pipe.Do(ctx, "PEXPIRETIME", k.key)
-		}
-		_, perr := pipe.Exec(ctx)
-		after := now().UnixMilli()
-		c.Close()
-		if perr != nil && strings.Contains(perr.Error(), "unknown command") {
-			noPexpiretime = true
-		} else if perr != nil && !isRedisError(perr) {
-			return fmt.Errorf("PEXPIRETIME on the scratch server: %w", perr)
-		}
-		for i, k := range keys {
-			rep.SampleChecked++
-			if i >= len(vals) || vals[i] != k.digest {
-				got := "(none)"
-				if i < len(vals) {
-					got = vals[i]
-				}
-				if got == zeroDigest {
-					mismatch("db %d key %s is missing on the server", db, quote(k.key))
-				} else {
-					mismatch("db %d key %s: value digest %s on the server, %s in the backup", db, quote(k.key), got, k.digest)
-				}
-				continue
-			}
-			if noPexpiretime {
-				continue
-			}
-			e, err := exps[i].Int64()
-			if err != nil {
-				mismatch("db %d key %s: PEXPIRETIME: %v", db, quote(k.key), err)
-				continue
-			}
-			switch {
-			case e == k.expire:
-			case e == -2 && k.expire >= 0 && k.expire <= after:
-				// Expired meanwhile: a replica hides it from PEXPIRETIME but
-				// keeps it (its DIGEST-VALUE matched, expire flag included).
-			default:
-				mismatch("db %d key %s: expire time %s on the server, %s in the backup", db, quote(k.key), fmtExpire(e), fmtExpire(k.expire))
-			}
-		}
-	}
-	what := "value digest and expire time"
-	if noPexpiretime {
-		what = "value digest (this redis-server has no PEXPIRETIME; expire times not compared)"
-		rep.Notes = append(rep.Notes, "expire times of the sample were not compared: redis "+rep.RedisVersion+" has no PEXPIRETIME")
-	}
-	if rep.SampleMismatches == 0 {
-		rep.check(CheckSample, true, "%d keys chosen by hash: %s equal to the backup", rep.SampleChecked, what)
-	} else {
-		rep.check(CheckSample, false, "%d of %d keys chosen by hash differ: %s", rep.SampleMismatches, rep.SampleChecked, strings.Join(rep.Mismatches, "; "))
+		rep.check(CheckDigest, false, "DEBUG DIGEST %s, %s is %s: the loaded data differs from the snapshot", d, what, wantDigest)
 	}
 	return nil
 }
 
-const zeroDigest = "0000000000000000000000000000000000000000"
-
-func isRedisError(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re)
+// sample compares the sampled keys one by one with the backup's records:
+// DEBUG DIGEST-VALUE against the record's digest, PEXPIRETIME against its
+// expire time.
+func (p *snapshotProof) sample(ctx context.Context, _ int) error {
+	return p.compareSample(ctx, p.s.keys, serverSide(p.srv, "the scratch server", "on the server"), backupSide(), "equal to the backup")
 }
 
-func fmtExpire(ms int64) string {
-	switch ms {
-	case -1:
-		return "none"
-	case -2:
-		return "(key gone)"
-	}
-	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
-}
-
-// quote prints a key for people, shortened.
-func quote(k string) string {
-	if len(k) > 80 {
-		return strconv.Quote(k[:80]) + "..."
-	}
-	return strconv.Quote(k)
-}
-
-// checkFunctions compares FUNCTION LIST library names with the census.
-func checkFunctions(ctx context.Context, c *redis.Client, snap *catalog.Snapshot, rep *Report) error {
-	want := slices.Clone(snap.Census.Functions)
-	slices.Sort(want)
-	libs, err := c.FunctionList(ctx, redis.FunctionListQuery{}).Result()
+// functions compares FUNCTION LIST library names with the census.
+func (p *snapshotProof) functions(ctx context.Context) error {
+	got, err := functionNames(ctx, p.srv)
 	if err != nil {
-		if strings.Contains(err.Error(), "unknown command") && len(want) == 0 {
-			rep.FunctionsOK = true
-			return nil
-		}
-		return fmt.Errorf("FUNCTION LIST on the scratch server: %w", err)
+		return fmt.Errorf("the scratch server: %w", err)
 	}
-	got := []string{}
-	for _, l := range libs {
-		got = append(got, l.Name)
-	}
-	slices.Sort(got)
-	rep.Functions = got
-	rep.FunctionsOK = slices.Equal(got, want) || len(got) == 0 && len(want) == 0
-	if rep.FunctionsOK {
-		rep.check(CheckFunctions, true, "function libraries [%s] as in the census", strings.Join(got, " "))
-	} else {
-		rep.check(CheckFunctions, false, "function libraries [%s] on the server, the census says [%s]", strings.Join(got, " "), strings.Join(want, " "))
-	}
+	want := slices.Clone(p.snap.Census.Functions)
+	slices.Sort(want)
+	p.checkFunctions(got, want, "as in the census", "function libraries [%s] on the server, the census says [%s]")
 	return nil
 }
 

@@ -8,20 +8,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"redback/internal/catalog"
 	"redback/internal/digest"
 	"redback/internal/pack"
 	"redback/internal/pitr"
+	"redback/internal/progress"
 	"redback/internal/rdb"
 	"redback/internal/redisurl"
 	"redback/internal/restore"
+	"redback/internal/scratch"
 	"redback/internal/storage"
 )
 
@@ -30,7 +28,7 @@ import (
 // base snapshot's census.
 const pointDatabases = 256
 
-// runPoint drills the point in time opts.At.
+// point drills the point in time opts.At.
 //
 // When a log generation covers At (pitr.NewPlan succeeds), the point is
 // restored twice. Phase "restore" writes it as a multi-part AOF dir with
@@ -53,16 +51,12 @@ const pointDatabases = 256
 // log) and a note says why; when there is none either, the error names
 // both. A gap in the log before At, or a damaged or missing object, fails
 // the restore check (exit 3).
-func runPoint(ctx context.Context, opts Options, start time.Time) (rep *Report, err error) {
-	now := opts.Now
-	at := opts.At
-	rep = &Report{Repo: opts.Backend.Location(), Started: start.UTC(), Phases: map[string]float64{},
+func (r *drillRun) point() (*Report, error) {
+	ctx, opts, start, at := r.ctx, r.opts, r.start, r.opts.At
+	r.rep = &Report{Repo: opts.Backend.Location(), Started: start.UTC(), Phases: map[string]float64{},
 		Functions: []string{}, RTOObjectiveSeconds: opts.RTOObjective.Seconds(),
 		Point: &Point{Kind: PointPITR, Requested: at}}
-	defer func() {
-		rep.TotalSeconds = now().Sub(start).Seconds()
-		rep.OK = err == nil && len(rep.Checks) > 0 && len(rep.Failed()) == 0
-	}()
+	rep := r.rep
 
 	windows, err := pitr.Windows(ctx, opts.Backend)
 	if err != nil {
@@ -96,10 +90,9 @@ func runPoint(ctx context.Context, opts Options, start time.Time) (rep *Report, 
 		if serr != nil {
 			return rep, fmt.Errorf("%w; and no snapshot to fall back on: %w", perr, serr)
 		}
-		opts.Snapshot = snap
 		note := fmt.Sprintf("no log generation covers %s, so the newest verified snapshot that ended at or before it was drilled (%s); %v",
 			fmtTime(at), snap.ID, perr)
-		return runSnapshot(ctx, opts, start, []string{note})
+		return r.snapshot(snap, []string{note})
 	case errors.Is(perr, pitr.ErrGap), verificationFailed(perr), errors.Is(perr, storage.ErrNotExist):
 		rep.check(CheckRestore, false, "%s", damage(perr))
 		return rep, nil
@@ -126,64 +119,29 @@ func runPoint(ctx context.Context, opts Options, start time.Time) (rep *Report, 
 		}
 	}
 
-	bin, err := findServer(opts.RedisServer)
+	var locked error
+	if encrypted {
+		locked = fmt.Errorf("the point at %s is encrypted (base snapshot %s or its log): give --identity FILE (or $REDBACK_IDENTITY_FILE)", fmtTime(plan.Time), base.ID)
+	}
+	srv, cleanup, err := r.setUp(base, "base snapshot "+base.ID, locked)
 	if err != nil {
 		return rep, err
 	}
-	rep.RedisServer = bin
-	ver, err := serverVersion(ctx, bin)
-	if err != nil {
-		return rep, err
-	}
-	rep.RedisVersion = ver
-	reads, err := restore.RDBVersionFor(ver)
-	if err != nil {
-		return rep, err
-	}
-	if base.RDBVersion > reads {
-		return rep, fmt.Errorf("%s is redis %s, which reads RDB version %d and older; base snapshot %s is RDB version %d: give --redis-server of a newer redis-server",
-			bin, ver, reads, base.ID, base.RDBVersion)
-	}
-	if encrypted && len(opts.Identities) == 0 {
-		return rep, fmt.Errorf("the point at %s is encrypted (base snapshot %s or its log): give --identity FILE (or $REDBACK_IDENTITY_FILE)", fmtTime(plan.Time), base.ID)
-	}
-
-	tmp, err := os.MkdirTemp(opts.ScratchDir, "redback-drill-")
-	if err != nil {
-		return rep, fmt.Errorf("create scratch dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	defer pinSnapshot(ctx, opts, base.ID, rep)()
-	phase := func(name string) {
-		if opts.OnPhase != nil {
-			opts.OnPhase(name)
-		}
-	}
+	defer cleanup()
 
 	// Phase "restore": the point as a multi-part AOF dir (base + log).
-	phase(PhaseRestore)
-	t0 := now()
-	aofDir := filepath.Join(tmp, "aof")
-	if err := os.Mkdir(aofDir, 0o700); err != nil {
-		return rep, err
-	}
+	done := r.phase(PhaseRestore)
 	ro := restore.Options{Now: opts.Now}
+	var bar *progress.Bar // nil-safe
 	if opts.NewBar != nil {
-		bar := opts.NewBar(PhaseRestore, base.Object.RawBytes)
+		bar = opts.NewBar(PhaseRestore, base.Object.RawBytes)
 		ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
-		defer bar.Done()
 	}
-	res, rerr := plan.ToDir(ctx, aofDir, ro)
-	rep.Phases[PhaseRestore] = now().Sub(t0).Seconds()
+	res, rerr := plan.ToDir(ctx, srv.Dir, ro)
+	bar.Done()
+	done()
 	if rerr != nil {
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
-		if verificationFailed(rerr) || errors.Is(rerr, storage.ErrNotExist) {
-			rep.check(CheckRestore, false, "%s", damage(rerr))
-			return rep, nil
-		}
-		return rep, rerr
+		return rep, r.restoreFailed(rerr, damage(rerr))
 	}
 	if res.Base != nil {
 		rep.KeysAlreadyExpired = res.Base.KeysExpired
@@ -192,36 +150,15 @@ func runPoint(ctx context.Context, opts Options, start time.Time) (rep *Report, 
 		base.ID, len(plan.Segments), plan.Generation.ID, sealing(base), res.Commands, plan.Offset, fmtTime(plan.Time))
 
 	// Phase "load": redis-server loads the AOF dir.
-	phase(PhaseLoad)
-	t0 = now()
-	srv, err := startScratchWith(bin, aofDir, scratchConfig{databases: pointDatabases, aof: true})
-	if err != nil {
+	if ok, err := r.load(srv, scratch.Options{Databases: pointDatabases, AOFDir: pitr.AOFDirName}, "the AOF dir (base RDB and log)", 0); !ok {
 		return rep, err
 	}
-	defer srv.stop()
-	if opts.onServer != nil {
-		opts.onServer(srv.pid())
-	}
-	werr := srv.waitServing(ctx, nil)
-	rep.Phases[PhaseLoad] = now().Sub(t0).Seconds()
-	if werr != nil {
-		var le *LoadError
-		if errors.As(werr, &le) {
-			rep.check(CheckLoad, false, "%v", werr)
-			return rep, nil
-		}
-		return rep, fmt.Errorf("wait for the scratch server to load: %w", werr)
-	}
-	rto := now().Sub(start)
-	rep.RTOSeconds = rto.Seconds()
-	rep.check(CheckLoad, true, "redis %s loaded the AOF dir (base RDB and log) and serves on %s", ver, srv.addr())
 
 	// Phase "replay": the same point through redback's replay.
-	phase(PhaseReplay)
-	t0 = now()
-	srv2, rres, ok, err := replayPoint(ctx, opts, bin, filepath.Join(tmp, "replay"), plan, rep)
-	defer srv2.stop()
-	rep.Phases[PhaseReplay] = now().Sub(t0).Seconds()
+	done = r.phase(PhaseReplay)
+	srv2, rres, ok, err := r.replay(plan)
+	defer srv2.Close()
+	done()
 	if err != nil || !ok {
 		return rep, err
 	}
@@ -230,60 +167,29 @@ func runPoint(ctx context.Context, opts Options, start time.Time) (rep *Report, 
 	// the replay server expires from here on (active expiry is off and no
 	// key is read before the comparison), so a key with a TTL later than
 	// cutoff is on both servers or the paths disagree.
-	cutoff := now().UnixMilli()
-	phase(PhaseChecks)
-	t0 = now()
-	c1, c2 := srv.client(0), srv2.client(0)
-	defer c1.Close()
-	defer c2.Close()
-	dbs, err := comparePoint(ctx, srv, srv2, cutoff, rres, rep)
-	if err != nil {
-		return rep, err
-	}
-	n := opts.SampleKeys
-	if n == 0 {
-		n = DefaultSampleKeys
-	}
-	if n > 0 {
-		if err := comparePointSample(ctx, srv, srv2, dbs, n, now, rep); err != nil {
-			return rep, err
-		}
-	}
-	if err := compareFunctions(ctx, c1, c2, rep); err != nil {
-		return rep, err
-	}
-	rep.Phases[PhaseChecks] = now().Sub(t0).Seconds()
-	rep.RTOMet = opts.RTOObjective <= 0 || rto <= opts.RTOObjective
-	if opts.RTOObjective > 0 {
-		rep.check(CheckRTO, rep.RTOMet, "%s from the start to a server serving the verified point; objective %s", rto.Round(time.Millisecond), opts.RTOObjective)
-	}
-	return rep, nil
+	p := &pointProof{drillRun: r, loaded: srv, replayed: srv2, cutoff: opts.Now().UnixMilli(), rres: rres}
+	return rep, r.prove(p, "the verified point")
 }
 
-// replayPoint starts the second scratch server (a primary, active expiry
-// off) in dir and restores plan into it with Plan.ToRedis. ok is false
-// when a check failed (recorded in rep). The server is returned to be
-// stopped by the caller, even on error (stop is nil-safe).
-func replayPoint(ctx context.Context, opts Options, bin, dir string, plan *pitr.Plan, rep *Report) (*scratch, *pitr.Result, bool, error) {
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, nil, false, err
-	}
-	srv, err := startScratchWith(bin, dir, scratchConfig{databases: pointDatabases, primary: true})
+// replay starts the second scratch server (a primary, active expiry off)
+// and restores plan into it with Plan.ToRedis. ok is false when a check
+// failed (recorded in the report). The server is returned to be closed by
+// the caller, even on error (Close is nil-safe).
+func (r *drillRun) replay(plan *pitr.Plan) (*scratch.Server, *pitr.Result, bool, error) {
+	ctx, rep := r.ctx, r.rep
+	srv, err := r.newServer()
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if opts.onServer != nil {
-		opts.onServer(srv.pid())
-	}
-	if err := srv.waitServing(ctx, nil); err != nil {
+	if err := r.serve(srv, scratch.Options{Databases: pointDatabases, Primary: true}, "replay scratch server", nil); err != nil {
 		var le *LoadError
 		if errors.As(err, &le) {
 			rep.check(CheckReplay, false, "the replay scratch server did not start: %s", le.Detail)
 			return srv, nil, false, nil
 		}
-		return srv, nil, false, fmt.Errorf("wait for the replay scratch server: %w", err)
+		return srv, nil, false, err
 	}
-	c := srv.client(0)
+	c := srv.Client(0)
 	// A primary expires keys by itself; keys whose TTL passes during the
 	// drill must stay for the comparison.
 	err = c.Do(ctx, "DEBUG", "SET-ACTIVE-EXPIRE", "0").Err()
@@ -291,17 +197,17 @@ func replayPoint(ctx context.Context, opts Options, bin, dir string, plan *pitr.
 	if err != nil {
 		return srv, nil, false, fmt.Errorf("DEBUG SET-ACTIVE-EXPIRE on the replay scratch server: %w", err)
 	}
-	u, err := redisurl.Parse("redis://"+srv.addr(), redisurl.Options{})
+	u, err := redisurl.Parse("redis://"+srv.Addr(), redisurl.Options{})
 	if err != nil {
 		return srv, nil, false, err
 	}
-	res, err := plan.ToRedis(ctx, u, restore.Options{Now: opts.Now})
+	res, err := plan.ToRedis(ctx, u, restore.Options{Now: r.opts.Now})
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 			return srv, res, false, ctx.Err()
-		case srv.exited():
-			rep.check(CheckReplay, false, "the replay scratch server exited during the replay: %s", srv.logTail(8))
+		case srv.Exited():
+			rep.check(CheckReplay, false, "the replay scratch server exited during the replay: %s", srv.LogTail(8))
 			return srv, res, false, nil
 		case res != nil && res.Errors > 0, verificationFailed(err), errors.Is(err, storage.ErrNotExist):
 			rep.check(CheckReplay, false, "%v", err)
@@ -310,7 +216,7 @@ func replayPoint(ctx context.Context, opts Options, bin, dir string, plan *pitr.
 		return srv, res, false, fmt.Errorf("replay into the scratch server: %w", err)
 	}
 	rep.check(CheckReplay, true, "base snapshot %s restored and %d commands (%s) replayed into a second scratch server on %s",
-		plan.Base.ID, res.Commands, humanBytes(res.Bytes), srv.addr())
+		plan.Base.ID, res.Commands, humanBytes(res.Bytes), srv.Addr())
 	return srv, res, true, nil
 }
 
@@ -329,25 +235,6 @@ func newestDurable(ws []pitr.Window) *pitr.Window {
 	return best
 }
 
-// pinSnapshot protects snapshot id from retention while the drill runs and
-// returns the function that removes the pin.
-func pinSnapshot(ctx context.Context, opts Options, id string, rep *Report) func() {
-	holder := opts.Holder
-	if holder == "" {
-		holder = catalog.NewHolderID()
-	}
-	pin, err := catalog.PutPin(ctx, opts.Backend, id, "drill", holder, 24*time.Hour)
-	if err != nil {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("could not pin the snapshot against retention (read-only repository?): %v", err))
-		return func() {}
-	}
-	return func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		_ = catalog.RemovePin(rctx, opts.Backend, pin.ID) // an expired pin is ignored by retention anyway
-	}
-}
-
 // damage describes what is wrong with the repository, without the
 // scratch file paths the error went through.
 func damage(err error) string {
@@ -362,40 +249,17 @@ func damage(err error) string {
 	return err.Error()
 }
 
-func verificationFailed(err error) bool {
-	var v interface{ VerificationFailed() bool }
-	return errors.As(err, &v) && v.VerificationFailed()
+// pointProof compares the server that loaded the AOF dir with the one
+// the log was replayed into.
+type pointProof struct {
+	*drillRun
+	loaded, replayed *scratch.Server
+	cutoff           int64        // unix ms: see keys
+	rres             *pitr.Result // of the replay
+	dbs              []int        // holding keys on either server
 }
 
-func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
-
-// keyspace reads the key count per db from INFO keyspace.
-func keyspace(ctx context.Context, c *redis.Client) (map[int]int64, error) {
-	info, err := c.Info(ctx, "keyspace").Result()
-	if err != nil {
-		return nil, err
-	}
-	got := map[int]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "db") {
-			continue
-		}
-		db, err := strconv.Atoi(name[2:])
-		if err != nil {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "keys="); ok {
-				got[db], _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-	}
-	return got, nil
-}
-
-// comparePoint compares the key count per db and DEBUG DIGEST of the two
-// servers and returns the dbs holding keys on either.
+// keys compares the key count per db and DEBUG DIGEST of the two servers.
 //
 // When they differ, both servers SAVE and the two RDB files are compared
 // leaving out the keys whose TTL ended at or before cutoff: the AOF server
@@ -403,63 +267,45 @@ func keyspace(ctx context.Context, c *redis.Client) (map[int]int64, error) {
 // primary drops keys whose TTL passed between the point and the drill.
 // The rest, counted per db and digested as DEBUG DIGEST does, must be
 // equal.
-func comparePoint(ctx context.Context, s1, s2 *scratch, cutoff int64, rres *pitr.Result, rep *Report) ([]int, error) {
-	c1, c2 := s1.client(0), s2.client(0)
-	defer c1.Close()
-	defer c2.Close()
-	k1, err := keyspace(ctx, c1)
+func (p *pointProof) keys(ctx context.Context, _ int) error {
+	rep := p.rep
+	k1, k2, err := onBoth(ctx, p, keyspace)
 	if err != nil {
-		return nil, fmt.Errorf("INFO keyspace on the AOF scratch server: %w", err)
+		return err
 	}
-	k2, err := keyspace(ctx, c2)
-	if err != nil {
-		return nil, fmt.Errorf("INFO keyspace on the replay scratch server: %w", err)
-	}
-	dbs := dbsOf(k1, k2)
+	p.dbs = dbsOf(k1, k2)
 	rep.Keys, rep.ExpectedKeys = 0, 0
-	var diffs []string
-	for _, db := range dbs {
+	for _, db := range p.dbs {
 		rep.Keys += k1[db]
 		rep.ExpectedKeys += k2[db]
-		if k1[db] != k2[db] {
-			diffs = append(diffs, fmt.Sprintf("db %d has %d keys after loading the AOF dir, %d after the replay", db, k1[db], k2[db]))
-		}
 	}
-	d1, err := c1.Do(ctx, "DEBUG", "DIGEST").Text()
+	diffs := keyDiffs(k1, k2, func(db int) string {
+		return fmt.Sprintf("db %d has %d keys after loading the AOF dir, %d after the replay", db, k1[db], k2[db])
+	})
+	d1, d2, err := onBoth(ctx, p, debugDigest)
 	if err != nil {
-		return nil, fmt.Errorf("DEBUG DIGEST on the AOF scratch server: %w", err)
-	}
-	d2, err := c2.Do(ctx, "DEBUG", "DIGEST").Text()
-	if err != nil {
-		return nil, fmt.Errorf("DEBUG DIGEST on the replay scratch server: %w", err)
+		return err
 	}
 	rep.Digest, rep.ExpectedDigest, rep.AOFDigest, rep.ReplayDigest = d1, d2, d1, d2
 	if d1 == d2 && len(diffs) == 0 {
 		rep.DigestMatch = true
-		rep.check(CheckKeys, true, "%d keys in %d dbs on both servers", rep.Keys, len(dbs))
+		rep.check(CheckKeys, true, "%d keys in %d dbs on both servers", rep.Keys, len(p.dbs))
 		rep.check(CheckDigest, true, "DEBUG DIGEST %s of the server that loaded the AOF dir equals that of the server the log was replayed into", d1)
-		return dbs, nil
+		return nil
 	}
 
-	l1, err := saveLive(ctx, s1, c1, cutoff)
+	l1, l2, err := onBoth(ctx, p, func(ctx context.Context, s *scratch.Server) (*live, error) { return saveLive(ctx, s, p.cutoff) })
 	if err != nil {
-		return nil, fmt.Errorf("the AOF scratch server: %w", err)
+		return err
 	}
-	l2, err := saveLive(ctx, s2, c2, cutoff)
-	if err != nil {
-		return nil, fmt.Errorf("the replay scratch server: %w", err)
-	}
-	cut := time.UnixMilli(cutoff)
-	var ldiffs []string
-	for _, db := range dbsOf(l1.keys, l2.keys) {
-		if l1.keys[db] != l2.keys[db] {
-			ldiffs = append(ldiffs, fmt.Sprintf("db %d has %d live keys after loading the AOF dir, %d after the replay", db, l1.keys[db], l2.keys[db]))
-		}
-	}
+	cut := time.UnixMilli(p.cutoff)
+	ldiffs := keyDiffs(l1.keys, l2.keys, func(db int) string {
+		return fmt.Sprintf("db %d has %d live keys after loading the AOF dir, %d after the replay", db, l1.keys[db], l2.keys[db])
+	})
 	expired := fmt.Sprintf("%d keys after loading the AOF dir and %d after the replay had a TTL that ended by %s", l1.expired, l2.expired, fmtTime(cut))
 	if len(ldiffs) == 0 {
 		rep.check(CheckKeys, true, "%d keys in %d dbs on both servers whose TTL had not ended by %s (%s: a replay into a live server drops those)",
-			l1.total(), len(dbs), fmtTime(cut), expired)
+			l1.total(), len(p.dbs), fmtTime(cut), expired)
 	} else {
 		rep.check(CheckKeys, false, "%s; %s", strings.Join(append(diffs, ldiffs...), "; "), expired)
 	}
@@ -469,27 +315,48 @@ func comparePoint(ctx context.Context, s1, s2 *scratch, cutoff int64, rres *pitr
 			d1, d2, l1.digest, expired)
 	} else {
 		why := ""
-		if rres != nil && rres.Base != nil && rres.Base.KeysExpired > 0 {
-			why = fmt.Sprintf("; the replay's base restore dropped %d keys that had expired", rres.Base.KeysExpired)
+		if p.rres != nil && p.rres.Base != nil && p.rres.Base.KeysExpired > 0 {
+			why = fmt.Sprintf("; the replay's base restore dropped %d keys that had expired", p.rres.Base.KeysExpired)
 		}
 		rep.check(CheckDigest, false, "DEBUG DIGEST %s after loading the AOF dir, %s after the replay; without keys whose TTL ended by %s still %s and %s: the two restore paths disagree (%s%s)",
 			d1, d2, fmtTime(cut), l1.digest, l2.digest, expired, why)
 	}
-	return dbs, nil
+	return nil
 }
 
-func dbsOf(a, b map[int]int64) []int {
-	var dbs []int
-	for db := range a {
-		dbs = append(dbs, db)
+// sample compares n keys chosen by hash among those on the AOF server on
+// both servers: DEBUG DIGEST-VALUE and PEXPIRETIME must be equal.
+func (p *pointProof) sample(ctx context.Context, n int) error {
+	keys, err := scanSample(ctx, p.loaded, p.dbs, n)
+	if err != nil {
+		return err
 	}
-	for db := range b {
-		if _, ok := a[db]; !ok {
-			dbs = append(dbs, db)
-		}
+	return p.compareSample(ctx, keys,
+		serverSide(p.loaded, "the AOF scratch server", "after loading the AOF dir"),
+		serverSide(p.replayed, "the replay scratch server", "after the replay"),
+		"equal on both servers")
+}
+
+// functions compares the function libraries of the two servers.
+func (p *pointProof) functions(ctx context.Context) error {
+	f1, f2, err := onBoth(ctx, p, functionNames)
+	if err != nil {
+		return err
 	}
-	slices.Sort(dbs)
-	return dbs
+	p.checkFunctions(f1, f2, "on both servers", "function libraries [%s] after loading the AOF dir, [%s] after the replay")
+	return nil
+}
+
+// onBoth runs f on the server that loaded the AOF dir, then on the one the
+// log was replayed into; an error names the server.
+func onBoth[T any](ctx context.Context, p *pointProof, f func(context.Context, *scratch.Server) (T, error)) (a, b T, err error) {
+	if a, err = f(ctx, p.loaded); err != nil {
+		return a, b, fmt.Errorf("the AOF scratch server: %w", err)
+	}
+	if b, err = f(ctx, p.replayed); err != nil {
+		return a, b, fmt.Errorf("the replay scratch server: %w", err)
+	}
+	return a, b, nil
 }
 
 // live is a server's data without the keys whose TTL ended.
@@ -509,11 +376,14 @@ func (l *live) total() int64 {
 
 // saveLive runs SAVE on s and digests its dump.rdb as DEBUG DIGEST would,
 // leaving out keys whose TTL ended at or before cutoff (unix ms).
-func saveLive(ctx context.Context, s *scratch, c *redis.Client, cutoff int64) (*live, error) {
-	if err := c.Do(ctx, "SAVE").Err(); err != nil {
+func saveLive(ctx context.Context, s *scratch.Server, cutoff int64) (*live, error) {
+	c := s.Client(0)
+	err := c.Do(ctx, "SAVE").Err()
+	c.Close()
+	if err != nil {
 		return nil, fmt.Errorf("SAVE: %w", err)
 	}
-	path := filepath.Join(s.dir, "dump.rdb")
+	path := filepath.Join(s.Dir, "dump.rdb")
 	defer os.Remove(path)
 	f, err := os.Open(path)
 	if err != nil {
@@ -556,11 +426,11 @@ func saveLive(ctx context.Context, s *scratch, c *redis.Client, cutoff int64) (*
 // scanSample picks the n keys with the smallest keyHash among the keys
 // SCAN returns in dbs (a replica's SCAN leaves out keys whose TTL passed;
 // DEBUG DIGEST covers those).
-func scanSample(ctx context.Context, s *scratch, dbs []int, n int) ([]sampleKey, error) {
+func scanSample(ctx context.Context, s *scratch.Server, dbs []int, n int) ([]sampleKey, error) {
 	h := &keyHeap{}
 	in := map[string]bool{}
 	for _, db := range dbs {
-		c := s.client(db)
+		c := s.Client(db)
 		var cursor uint64
 		for {
 			keys, next, err := c.Scan(ctx, cursor, "", 1000).Result()
@@ -592,168 +462,4 @@ func scanSample(ctx context.Context, s *scratch, dbs []int, n int) ([]sampleKey,
 		c.Close()
 	}
 	return *h, nil
-}
-
-// keyState is what one server says about sampled keys of one db.
-type keyState struct {
-	digests       []string
-	expires       []int64 // nil without PEXPIRETIME
-	noPexpiretime bool
-}
-
-func readKeys(ctx context.Context, s *scratch, db int, keys []sampleKey) (*keyState, error) {
-	c := s.client(db)
-	defer c.Close()
-	args := []any{"DEBUG", "DIGEST-VALUE"}
-	for _, k := range keys {
-		args = append(args, k.key)
-	}
-	vals, err := c.Do(ctx, args...).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("DEBUG DIGEST-VALUE: %w", err)
-	}
-	st := &keyState{digests: vals}
-	cmds := make([]*redis.Cmd, len(keys))
-	pipe := c.Pipeline()
-	for i, k := range keys {
-		cmds[i] = pipe.Do(ctx, "PEXPIRETIME", k.key)
-	}
-	_, perr := pipe.Exec(ctx)
-	switch {
-	case perr != nil && strings.Contains(perr.Error(), "unknown command"):
-		st.noPexpiretime = true
-		return st, nil
-	case perr != nil && !isRedisError(perr):
-		return nil, fmt.Errorf("PEXPIRETIME: %w", perr)
-	}
-	st.expires = make([]int64, len(keys))
-	for i := range cmds {
-		e, err := cmds[i].Int64()
-		if err != nil {
-			e = -3 // an error reply: never equal
-		}
-		st.expires[i] = e
-	}
-	return st, nil
-}
-
-// comparePointSample compares a sample of keys chosen by hash on the two
-// servers: DEBUG DIGEST-VALUE and PEXPIRETIME must be equal.
-func comparePointSample(ctx context.Context, s1, s2 *scratch, dbs []int, n int, now func() time.Time, rep *Report) error {
-	keys, err := scanSample(ctx, s1, dbs, n)
-	if err != nil {
-		return err
-	}
-	byDB := map[int][]sampleKey{}
-	for _, k := range keys {
-		byDB[k.db] = append(byDB[k.db], k)
-	}
-	mismatch := func(format string, args ...any) {
-		rep.SampleMismatches++
-		if len(rep.Mismatches) < maxListedMismatches {
-			rep.Mismatches = append(rep.Mismatches, fmt.Sprintf(format, args...))
-		}
-	}
-	noPexpiretime := false
-	for _, db := range dbs {
-		ks := byDB[db]
-		if len(ks) == 0 {
-			continue
-		}
-		slices.SortFunc(ks, func(a, b sampleKey) int { return strings.Compare(a.key, b.key) })
-		a, err := readKeys(ctx, s1, db, ks)
-		if err != nil {
-			return fmt.Errorf("the AOF scratch server: %w", err)
-		}
-		b, err := readKeys(ctx, s2, db, ks)
-		if err != nil {
-			return fmt.Errorf("the replay scratch server: %w", err)
-		}
-		after := now().UnixMilli()
-		noPexpiretime = noPexpiretime || a.noPexpiretime || b.noPexpiretime
-		for i, k := range ks {
-			rep.SampleChecked++
-			da, db2 := nth(a.digests, i), nth(b.digests, i)
-			expiredMeanwhile := a.expires != nil && (a.expires[i] == -2 || a.expires[i] >= 0 && a.expires[i] <= after)
-			switch {
-			case da != db2 && db2 == zeroDigest && expiredMeanwhile:
-				// Its TTL ended during the drill: the replay server (a
-				// primary) drops it when read.
-				continue
-			case da != db2 && db2 == zeroDigest:
-				mismatch("db %d key %s is missing after the replay", db, quote(k.key))
-				continue
-			case da != db2:
-				mismatch("db %d key %s: value digest %s after loading the AOF dir, %s after the replay", db, quote(k.key), da, db2)
-				continue
-			}
-			if a.expires == nil || b.expires == nil {
-				continue
-			}
-			ea, eb := a.expires[i], b.expires[i]
-			switch {
-			case ea == eb:
-			case ea == -2 && eb >= 0 && eb <= after, eb == -2 && ea >= 0 && ea <= after:
-				// Expired during the drill: a replica hides it from
-				// PEXPIRETIME, the other server may not yet.
-			default:
-				mismatch("db %d key %s: expire time %s after loading the AOF dir, %s after the replay", db, quote(k.key), fmtExpire(ea), fmtExpire(eb))
-			}
-		}
-	}
-	what := "value digest and expire time"
-	if noPexpiretime {
-		what = "value digest (this redis-server has no PEXPIRETIME; expire times not compared)"
-		rep.Notes = append(rep.Notes, "expire times of the sample were not compared: redis "+rep.RedisVersion+" has no PEXPIRETIME")
-	}
-	if rep.SampleMismatches == 0 {
-		rep.check(CheckSample, true, "%d keys chosen by hash: %s equal on both servers", rep.SampleChecked, what)
-	} else {
-		rep.check(CheckSample, false, "%d of %d keys chosen by hash differ: %s", rep.SampleMismatches, rep.SampleChecked, strings.Join(rep.Mismatches, "; "))
-	}
-	return nil
-}
-
-func nth(s []string, i int) string {
-	if i < len(s) {
-		return s[i]
-	}
-	return "(none)"
-}
-
-// functionNames lists the function libraries of a server, sorted.
-func functionNames(ctx context.Context, c *redis.Client) ([]string, error) {
-	libs, err := c.FunctionList(ctx, redis.FunctionListQuery{}).Result()
-	if err != nil {
-		if strings.Contains(err.Error(), "unknown command") {
-			return []string{}, nil
-		}
-		return nil, err
-	}
-	got := []string{}
-	for _, l := range libs {
-		got = append(got, l.Name)
-	}
-	slices.Sort(got)
-	return got, nil
-}
-
-// compareFunctions compares the function libraries of the two servers.
-func compareFunctions(ctx context.Context, c1, c2 *redis.Client, rep *Report) error {
-	f1, err := functionNames(ctx, c1)
-	if err != nil {
-		return fmt.Errorf("FUNCTION LIST on the AOF scratch server: %w", err)
-	}
-	f2, err := functionNames(ctx, c2)
-	if err != nil {
-		return fmt.Errorf("FUNCTION LIST on the replay scratch server: %w", err)
-	}
-	rep.Functions = f1
-	rep.FunctionsOK = slices.Equal(f1, f2)
-	if rep.FunctionsOK {
-		rep.check(CheckFunctions, true, "function libraries [%s] on both servers", strings.Join(f1, " "))
-	} else {
-		rep.check(CheckFunctions, false, "function libraries [%s] after loading the AOF dir, [%s] after the replay", strings.Join(f1, " "), strings.Join(f2, " "))
-	}
-	return nil
 }

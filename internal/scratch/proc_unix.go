@@ -1,14 +1,12 @@
 //go:build unix
 
-package drill
+package scratch
 
-import (
-	"syscall"
-)
+import "syscall"
 
-// procAttr puts the scratch server in its own process group so that
-// killGroup reaches anything it forks (BGSAVE children); on Linux the server
-// is also killed if redback itself dies.
+// procAttr puts the server in its own process group so that killGroup
+// reaches anything it forks (BGSAVE children); on Linux the server is also
+// killed if its parent dies.
 func procAttr() *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setpgid: true}
 	setPdeathsig(a)
