@@ -6,25 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"redback/internal/redisurl"
 	"redback/internal/resp"
+	"redback/internal/respconn"
 )
-
-// conn is one raw connection to the source server.
-type conn struct {
-	nc   net.Conn
-	bw   *bufio.Writer
-	br   *bufio.Reader
-	rd   *resp.Reader
-	addr string
-	db   int
-	stop func() bool
-}
 
 // SourceError is a problem with the source server that stops the
 // migration.
@@ -43,69 +31,29 @@ func (e *SourceError) Error() string {
 
 func (e *SourceError) Unwrap() error { return e.Err }
 
+// conn is one raw connection to the source server, with the reply
+// parsing migrate does itself.
+type conn struct{ *respconn.Conn }
+
+// dial connects to the source, authenticates and checks the server
+// answers; its errors are *SourceError. The connection is closed when ctx
+// ends.
 func dial(ctx context.Context, u *redisurl.URL, timeout time.Duration) (*conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	nc, err := u.Dial(dctx)
+	c, err := respconn.Dial(ctx, u, respconn.Options{Timeout: timeout, ReadBuffer: 256 << 10, Error: func(addr, msg string, err error) error {
+		return &SourceError{Addr: addr, Msg: msg, Err: err}
+	}})
 	if err != nil {
-		return nil, &SourceError{Addr: u.Redacted(), Msg: "unreachable", Err: err}
+		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, 256<<10)
-	c := &conn{nc: nc, bw: bufio.NewWriterSize(nc, 64<<10), br: br, rd: resp.NewReader(br, resp.Options{}), addr: u.Redacted()}
-	c.stop = context.AfterFunc(ctx, func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(timeout))
-	if pw := u.Password.Reveal(); pw != "" {
-		args := []string{"AUTH", pw}
-		if u.Username != "" {
-			args = []string{"AUTH", u.Username, pw}
-		}
-		if _, err := c.do(args...); err != nil {
-			c.close()
-			var re resp.Error
-			if errors.As(err, &re) {
-				return nil, &SourceError{Addr: c.addr, Msg: "authentication failed (check the password in the URL, $REDISCLI_AUTH or $REDIS_PASSWORD)", Err: re}
-			}
-			return nil, &SourceError{Addr: c.addr, Msg: "authenticate", Err: err}
-		}
-	}
-	if _, err := c.do("PING"); err != nil {
-		c.close()
-		return nil, &SourceError{Addr: c.addr, Msg: "PING", Err: err}
-	}
-	_ = nc.SetDeadline(time.Time{})
-	return c, nil
-}
-
-func (c *conn) close() {
-	if c.stop != nil {
-		c.stop()
-	}
-	c.nc.Close()
-}
-
-// do sends one command and reads its reply; an error reply is a resp.Error.
-func (c *conn) do(args ...string) (resp.Value, error) {
-	if _, err := c.bw.Write(resp.AppendCommandString(nil, args...)); err != nil {
-		return resp.Value{}, err
-	}
-	if err := c.bw.Flush(); err != nil {
-		return resp.Value{}, err
-	}
-	v, err := c.rd.ReadValue()
-	if err == nil {
-		if e := v.Err(); e != nil {
-			return v, e
-		}
-	}
-	return v, err
+	return &conn{c}, nil
 }
 
 // line reads one reply line without "\r\n" (valid until the next read).
 func (c *conn) line() ([]byte, error) {
-	l, err := c.br.ReadSlice('\n')
+	l, err := c.Raw().ReadSlice('\n')
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, fmt.Errorf("reply line longer than %d bytes", c.br.Size())
+			return nil, fmt.Errorf("reply line longer than %d bytes", c.Raw().Size())
 		}
 		return nil, err
 	}
@@ -157,7 +105,7 @@ func (c *conn) bulkInto(buf []byte, max int64) (out []byte, null bool, err error
 	}
 	start := len(buf)
 	buf = grow(buf, int(n)+2)
-	if _, err := io.ReadFull(c.br, buf[start:start+int(n)+2]); err != nil {
+	if _, err := io.ReadFull(c.Raw(), buf[start:start+int(n)+2]); err != nil {
 		return buf[:start], false, err
 	}
 	if buf[start+int(n)] != '\r' || buf[start+int(n)+1] != '\n' {
@@ -175,39 +123,11 @@ func grow(b []byte, n int) []byte {
 	return nb
 }
 
-// info is what migrate needs from the source's INFO.
-type info struct {
-	version string
-	cluster bool
-	dbs     map[int]int64
-}
-
-func (c *conn) info() (info, error) {
-	in := info{dbs: map[int]int64{}}
-	v, err := c.do("INFO")
+// info reads the source's INFO.
+func (c *conn) info() (respconn.Info, error) {
+	in, err := c.Info()
 	if err != nil {
-		return in, &SourceError{Addr: c.addr, Msg: "INFO", Err: err}
-	}
-	for _, line := range strings.Split(string(v.Str), "\n") {
-		k, val, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
-		switch {
-		case k == "redis_version":
-			in.version = val
-		case k == "cluster_enabled":
-			in.cluster = val == "1"
-		case strings.HasPrefix(k, "db"):
-			db, err := strconv.Atoi(k[2:])
-			if err != nil {
-				continue
-			}
-			keys, _, _ := strings.Cut(val, ",")
-			if n, ok := strings.CutPrefix(keys, "keys="); ok {
-				in.dbs[db], _ = strconv.ParseInt(n, 10, 64)
-			}
-		}
+		return in, &SourceError{Addr: c.Addr(), Msg: "INFO", Err: err}
 	}
 	return in, nil
 }

@@ -130,28 +130,28 @@ func Run(ctx context.Context, from, to *redisurl.URL, o Options) (*Result, error
 	if err != nil {
 		return res, err
 	}
-	defer ctl.close()
-	_ = ctl.nc.SetDeadline(time.Now().Add(opts.Timeout))
+	defer ctl.Close()
+	_ = ctl.SetDeadline(time.Now().Add(opts.Timeout))
 	in, err := ctl.info()
 	if err != nil {
 		return res, err
 	}
-	if in.cluster {
-		return res, &SourceError{Addr: ctl.addr, Msg: "the source runs in cluster mode: SCAN sees only this node's keys; migrate from each node (or restore from a snapshot) instead"}
+	if in.Cluster {
+		return res, &SourceError{Addr: ctl.Addr(), Msg: "the source runs in cluster mode: SCAN sees only this node's keys; migrate from each node (or restore from a snapshot) instead"}
 	}
-	version, err := restore.RDBVersionFor(in.version)
+	version, err := restore.RDBVersionFor(in.Version)
 	if err != nil {
-		return res, &SourceError{Addr: ctl.addr, Msg: "INFO server", Err: err}
+		return res, &SourceError{Addr: ctl.Addr(), Msg: "INFO server", Err: err}
 	}
-	major, _ := strconv.Atoi(strings.SplitN(in.version, ".", 2)[0])
-	for db, n := range in.dbs {
+	major, _ := strconv.Atoi(strings.SplitN(in.Version, ".", 2)[0])
+	for db, n := range in.Keys {
 		if n > 0 && opts.Filter.KeepDB(db) {
 			res.SourceDBs = append(res.SourceDBs, db)
 		}
 	}
 	sort.Ints(res.SourceDBs)
 	if opts.Method == MethodSync {
-		_ = ctl.nc.SetDeadline(time.Time{})
+		_ = ctl.SetDeadline(time.Time{})
 		return res, runSync(ctx, from, to, opts, res, res.SourceDBs)
 	}
 	var funcs [][]byte
@@ -161,12 +161,12 @@ func Run(ctx context.Context, from, to *redisurl.URL, o Options) (*Result, error
 			return res, err
 		}
 	}
-	_ = ctl.nc.SetDeadline(time.Time{})
+	_ = ctl.SetDeadline(time.Time{})
 
 	conns := make([]*conn, 0, opts.Parallel)
 	defer func() {
 		for _, c := range conns {
-			c.close()
+			c.Close()
 		}
 	}()
 	for range opts.Parallel {
@@ -290,8 +290,8 @@ func (p *producer) db(ctx context.Context, db int) error {
 
 func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) error {
 	c := p.ctl
-	if _, err := c.do("SELECT", strconv.Itoa(db)); err != nil {
-		return &SourceError{Addr: c.addr, Msg: fmt.Sprintf("SELECT %d", db), Err: err}
+	if _, err := c.Do("SELECT", strconv.Itoa(db)); err != nil {
+		return &SourceError{Addr: c.Addr(), Msg: fmt.Sprintf("SELECT %d", db), Err: err}
 	}
 	seen := newHashSet()
 	seed := maphash.MakeSeed()
@@ -317,7 +317,7 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 	var cmd []byte
 	for calls := int64(0); ; calls++ {
 		if calls >= MaxScanCalls {
-			return &SourceError{Addr: c.addr, Msg: fmt.Sprintf("SCAN of db %d did not finish after %d calls", db, calls)}
+			return &SourceError{Addr: c.Addr(), Msg: fmt.Sprintf("SCAN of db %d did not finish after %d calls", db, calls)}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -327,12 +327,12 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 			args = append(args, "MATCH", pattern)
 		}
 		cmd = resp.AppendCommandString(cmd[:0], args...)
-		_ = c.nc.SetDeadline(time.Now().Add(p.opts.Timeout))
-		if _, err := c.bw.Write(cmd); err != nil {
-			return &SourceError{Addr: c.addr, Msg: "SCAN", Err: err}
+		_ = c.SetDeadline(time.Now().Add(p.opts.Timeout))
+		if _, err := c.Writer().Write(cmd); err != nil {
+			return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: err}
 		}
-		if err := c.bw.Flush(); err != nil {
-			return &SourceError{Addr: c.addr, Msg: "SCAN", Err: err}
+		if err := c.Writer().Flush(); err != nil {
+			return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: err}
 		}
 		n, err := c.header('*')
 		if err == nil && n != 2 {
@@ -347,7 +347,7 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 			k, err = c.header('*')
 		}
 		if err != nil {
-			return &SourceError{Addr: c.addr, Msg: "SCAN", Err: err}
+			return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: err}
 		}
 		for range k {
 			if b == nil {
@@ -362,7 +362,7 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 			var null bool
 			b.keys, null, err = c.bulkInto(b.keys, 512<<20)
 			if err != nil || null {
-				return &SourceError{Addr: c.addr, Msg: "SCAN", Err: errors.Join(err, errors.New("bad key in reply"))}
+				return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: errors.Join(err, errors.New("bad key in reply"))}
 			}
 			key := b.keys[start:]
 			if len(p.opts.Filter.Match) > 1 && !p.opts.Filter.KeepKey(key) {
@@ -387,7 +387,7 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 			break
 		}
 	}
-	_ = c.nc.SetDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	if err := send(); err != nil {
 		return err
 	}
@@ -406,9 +406,9 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 	}
 	buf := b.vals[:0]
 	selected := false
-	if c.db != b.db {
+	if c.DB != b.db {
 		buf = resp.AppendCommandString(buf, "SELECT", strconv.Itoa(b.db))
-		c.db, selected = b.db, true
+		c.DB, selected = b.db, true
 	}
 	buf = resp.AppendCommandString(buf, "MULTI")
 	for i := range n {
@@ -421,17 +421,17 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 		buf = resp.AppendBulk(buf, k)
 	}
 	buf = resp.AppendCommandString(buf, "EXEC")
-	_ = c.nc.SetDeadline(time.Now().Add(p.opts.Timeout))
+	_ = c.SetDeadline(time.Now().Add(p.opts.Timeout))
 	t0 := p.opts.Now().UnixMilli()
-	if _, err := c.bw.Write(buf); err != nil {
-		return &SourceError{Addr: c.addr, Msg: "connection lost while sending", Err: err}
+	if _, err := c.Writer().Write(buf); err != nil {
+		return &SourceError{Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
 	}
-	if err := c.bw.Flush(); err != nil {
-		return &SourceError{Addr: c.addr, Msg: "connection lost while sending", Err: err}
+	if err := c.Writer().Flush(); err != nil {
+		return &SourceError{Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
 	}
 	fail := func(what string, err error) error {
-		c.db = -1
-		return &SourceError{Addr: c.addr, Msg: what, Err: err}
+		c.DB = -1
+		return &SourceError{Addr: c.Addr(), Msg: what, Err: err}
 	}
 	if selected {
 		if err := c.expectStatus("OK"); err != nil {
@@ -475,7 +475,7 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 		}
 		exps[i] = e
 	}
-	_ = c.nc.SetDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	b.vals = vals
 	b.recs = b.recs[:0]
 	for i := range n {
@@ -487,7 +487,7 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 		}
 		payload := vals[sp.s:sp.e]
 		if len(payload) < 11 {
-			return &SourceError{Addr: c.addr, Msg: fmt.Sprintf("DUMP of db %d key %q returned %d bytes (not a payload)", b.db, b.key(i), len(payload))}
+			return &SourceError{Addr: c.Addr(), Msg: fmt.Sprintf("DUMP of db %d key %q returned %d bytes (not a payload)", b.db, b.key(i), len(payload))}
 		}
 		expire := int64(-1)
 		switch {
@@ -506,13 +506,13 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 
 // functions returns the code of every function library on the source.
 func (c *conn) functions() ([][]byte, error) {
-	v, err := c.do("FUNCTION", "LIST", "WITHCODE")
+	v, err := c.Do("FUNCTION", "LIST", "WITHCODE")
 	if err != nil {
 		var re resp.Error
 		if errors.As(err, &re) {
 			return nil, nil // renamed or forbidden: no libraries to copy
 		}
-		return nil, &SourceError{Addr: c.addr, Msg: "FUNCTION LIST", Err: err}
+		return nil, &SourceError{Addr: c.Addr(), Msg: "FUNCTION LIST", Err: err}
 	}
 	var out [][]byte
 	for _, lib := range v.Array {

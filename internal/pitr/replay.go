@@ -16,6 +16,7 @@ import (
 	"redback/internal/aof"
 	"redback/internal/redisurl"
 	"redback/internal/resp"
+	"redback/internal/respconn"
 	"redback/internal/restore"
 )
 
@@ -145,32 +146,18 @@ type replyMeta struct {
 }
 
 func (p *Plan) replayRedis(ctx context.Context, u *redisurl.URL, res *Result) error {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	nc, err := u.Dial(dctx)
-	cancel()
+	c, err := respconn.Dial(ctx, u, respconn.Options{Timeout: 30 * time.Second, ReadBuffer: 256 << 10, WriteBuffer: 256 << 10,
+		Error: func(addr, msg string, err error) error {
+			if msg == respconn.MsgUnreachable {
+				return fmt.Errorf("connect for replay: %w", err)
+			}
+			return fmt.Errorf("replay to %s: %s: %w", addr, msg, err)
+		}})
 	if err != nil {
-		return fmt.Errorf("connect for replay: %w", err)
+		return err
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	bw := bufio.NewWriterSize(nc, 256<<10)
-	rd := resp.NewReader(bufio.NewReaderSize(nc, 256<<10), resp.Options{})
-	if pw := u.Password.Reveal(); pw != "" {
-		args := []string{"AUTH", pw}
-		if u.Username != "" {
-			args = []string{"AUTH", u.Username, pw}
-		}
-		if _, err := bw.Write(resp.AppendCommandString(nil, args...)); err != nil {
-			return fmt.Errorf("replay to %s: %w", u.Redacted(), err)
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("replay to %s: %w", u.Redacted(), err)
-		}
-		if _, err := rd.ReadValue(); err != nil {
-			return fmt.Errorf("replay to %s: authenticate: %w", u.Redacted(), err)
-		}
-	}
+	defer c.Close()
+	bw, rd := c.Writer(), c.Reader()
 	// Replies are matched to commands in order; the writer hands the
 	// reader batches of command descriptions (bounded: the writer waits
 	// when the reader is 64 batches behind).
@@ -195,7 +182,7 @@ func (p *Plan) replayRedis(ctx context.Context, u *redisurl.URL, res *Result) er
 					addErr(m, re.Error())
 				case err != nil:
 					readErr = err
-					nc.Close()
+					c.Close()
 					for range pending {
 					}
 					return
@@ -255,7 +242,7 @@ func (p *Plan) replayRedis(ctx context.Context, u *redisurl.URL, res *Result) er
 	}
 	close(pending)
 	if werr != nil {
-		nc.Close()
+		c.Close()
 	}
 	<-readerDone
 	if err := ctx.Err(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"redback/internal/rdb"
 	"redback/internal/redisurl"
 	"redback/internal/resp"
+	"redback/internal/respconn"
 )
 
 type entryKind uint8
@@ -61,7 +62,7 @@ func (b *batch) key(e *entry) []byte { return b.keys[e.koff : e.koff+e.klen] }
 
 // worker owns one connection: a writer loop and a reply reader loop.
 type worker struct {
-	c        *conn
+	c        *respconn.Conn
 	in       chan *batch
 	inflight chan *batch
 }
@@ -80,7 +81,7 @@ type executor struct {
 	tmpN    int64
 	nowMs   int64
 	conv    converter
-	ctl     *conn
+	ctl     *respconn.Conn
 	ctlMu   sync.Mutex
 }
 
@@ -89,6 +90,71 @@ type executor struct {
 // anything. Keys that fail are counted and listed in the Result, which is
 // returned together with any error; a damaged source gives a *SourceError.
 func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Result, error) {
+	var rc io.ReadCloser
+	defer func() {
+		if rc != nil {
+			rc.Close()
+		}
+	}()
+	// Opened once the target passed its checks.
+	open := func(ctx context.Context, opts Options, tgt Target) (*feed, error) {
+		var err error
+		if rc, err = src.Open(ctx); err != nil {
+			return nil, err
+		}
+		rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes})
+		if err != nil {
+			return nil, sourceErr(src, 0, err)
+		}
+		plan, err := NewPlan(rd.Version(), src.DBs, tgt, opts.Filter, opts.Conflict)
+		var ce *ConflictError
+		if errors.As(err, &ce) && src.DBs == nil {
+			// Which dbs does the source use? Read it once to find out.
+			dbs, serr := scanSource(ctx, src, opts.MaxValueBytes)
+			if serr != nil {
+				return nil, serr
+			}
+			plan, err = NewPlan(rd.Version(), dbs, tgt, opts.Filter, opts.Conflict)
+		}
+		if err != nil {
+			return nil, err
+		}
+		next := func(context.Context) (*rdb.Record, error) {
+			rec, err := rd.Next()
+			if err == io.EOF {
+				// Read to the end so a stored object's size and sha256 are checked.
+				if _, err := io.Copy(io.Discard, rc); err != nil {
+					return nil, err
+				}
+			}
+			return rec, err
+		}
+		return &feed{plan: plan, next: next, offset: rd.Offset, source: src.Name,
+			interrupted: "restore interrupted", failed: "restore from " + src.Name}, nil
+	}
+	return toTarget(ctx, u, o, open)
+}
+
+// feed is what ToRedis and FromRecords hand the shared path: the plan for
+// the source and its records.
+type feed struct {
+	plan *Plan
+	// next returns the next record, or exactly io.EOF at the end.
+	next func(context.Context) (*rdb.Record, error)
+	// offset counts the source bytes read (progress, Result.Bytes).
+	offset func() int64
+	source string // for a SourceError
+	// The beginnings of the messages of a source error: interrupted when
+	// ctx ended, else failed.
+	interrupted, failed string
+}
+
+// toTarget is the path ToRedis and FromRecords share: it checks u, dials
+// and probes the target (a cluster or replica is refused there, before
+// anything is written), has open make the feed and its plan for what the
+// target reported, then writes the records over opts.Parallel pipelined
+// connections.
+func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context.Context, Options, Target) (*feed, error)) (*Result, error) {
 	opts := o.withDefaults()
 	start := opts.Now()
 	res := &Result{maxListed: opts.MaxListed}
@@ -99,34 +165,16 @@ func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Resu
 	if err != nil {
 		return res, err
 	}
-	defer ctl.close()
+	defer ctl.Close()
 	tgt, err := probe(ctl)
 	if err != nil {
 		return res, err
 	}
-	rc, err := src.Open(ctx)
+	f, err := open(ctx, opts, tgt)
 	if err != nil {
 		return res, err
 	}
-	defer rc.Close()
-	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes})
-	if err != nil {
-		return res, sourceErr(src, 0, err)
-	}
-	plan, err := NewPlan(rd.Version(), src.DBs, tgt, opts.Filter, opts.Conflict)
-	var ce *ConflictError
-	if errors.As(err, &ce) && src.DBs == nil {
-		// Which dbs does the source use? Read it once to find out.
-		dbs, serr := scanSource(ctx, src, opts.MaxValueBytes)
-		if serr != nil {
-			return res, serr
-		}
-		plan, err = NewPlan(rd.Version(), dbs, tgt, opts.Filter, opts.Conflict)
-	}
-	if err != nil {
-		return res, err
-	}
-	x := &executor{opts: opts, plan: plan, res: res, nowMs: start.UnixMilli(), curDB: -1}
+	x := &executor{opts: opts, plan: f.plan, res: res, nowMs: start.UnixMilli(), curDB: -1}
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	x.tmpID = "redback:restore-tmp:" + hex.EncodeToString(id[:]) + ":"
@@ -143,7 +191,7 @@ func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Resu
 		c, err := dial(gctx, u, opts.Timeout)
 		if err != nil {
 			for _, w := range x.workers {
-				w.c.close()
+				w.c.Close()
 			}
 			return res, err
 		}
@@ -154,26 +202,26 @@ func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Resu
 		g.Go(func() error { return x.writeLoop(gctx, w) })
 		g.Go(func() error { return x.readLoop(gctx, w) })
 	}
-	srcErr := x.run(gctx, ctl, rd, rc)
+	srcErr := x.run(gctx, ctl, f)
 	for _, w := range x.workers {
 		close(w.in)
 	}
 	werr := g.Wait()
 	for _, w := range x.workers {
-		w.c.close()
+		w.c.Close()
 	}
-	res.Bytes = rd.Offset()
+	res.Bytes = f.offset()
 	res.Duration = opts.Now().Sub(start)
 	switch {
 	case werr != nil:
 		return res, fmt.Errorf("%w (%d keys were written before)", werr, res.KeysRestored)
 	case srcErr != nil && verificationFailed(srcErr):
-		return res, &SourceError{Source: src.Name, Written: res.KeysRestored, Err: srcErr}
+		return res, &SourceError{Source: f.source, Written: res.KeysRestored, Err: srcErr}
 	case srcErr != nil:
 		if ctx.Err() != nil {
-			return res, fmt.Errorf("restore interrupted: %w (%d keys were written)", ctx.Err(), res.KeysRestored)
+			return res, fmt.Errorf("%s: %w (%d keys were written)", f.interrupted, ctx.Err(), res.KeysRestored)
 		}
-		return res, fmt.Errorf("restore from %s: %w (%d keys were written)", src.Name, srcErr, res.KeysRestored)
+		return res, fmt.Errorf("%s: %w (%d keys were written)", f.failed, srcErr, res.KeysRestored)
 	}
 	return res, nil
 }
@@ -198,30 +246,23 @@ func scanSource(ctx context.Context, src Source, maxValue int64) ([]int, error) 
 	return dbs, nil
 }
 
-// run reads the source and feeds the workers. Its error is about the
+// run reads the records and feeds the workers. Its error is about the
 // source or the context; worker errors surface from the errgroup.
-func (x *executor) run(ctx context.Context, ctl *conn, rd *rdb.Reader, rc io.Reader) error {
+func (x *executor) run(ctx context.Context, ctl *respconn.Conn, f *feed) error {
 	var lastOff, keys int64
 	progress := func(force bool) {
 		if x.opts.Progress == nil || (!force && keys < 512) {
 			return
 		}
-		off := rd.Offset()
+		off := f.offset()
 		x.opts.Progress(off-lastOff, keys)
 		lastOff, keys = off, 0
 	}
 	defer progress(true)
 	for {
-		rec, err := rd.Next()
+		rec, err := f.next(ctx)
 		if err == io.EOF {
-			if err := x.flush(ctx); err != nil {
-				return err
-			}
-			// Read to the end so a stored object's size and sha256 are checked.
-			if _, err := io.Copy(io.Discard, rc); err != nil {
-				return err
-			}
-			return nil
+			return x.flush(ctx)
 		}
 		if err != nil {
 			if ferr := x.flush(ctx); ferr != nil && ctx.Err() != nil {
@@ -251,17 +292,17 @@ func (x *executor) remove(db int, key []byte) error {
 	x.ctlMu.Lock()
 	defer x.ctlMu.Unlock()
 	c := x.ctl
-	_ = c.nc.SetDeadline(time.Now().Add(x.opts.Timeout))
-	if _, err := c.do("SELECT", strconv.Itoa(db)); err != nil {
-		return &TargetError{Addr: c.addr, Msg: "SELECT", Err: err}
+	_ = c.SetDeadline(time.Now().Add(x.opts.Timeout))
+	if _, err := c.Do("SELECT", strconv.Itoa(db)); err != nil {
+		return &TargetError{Addr: c.Addr(), Msg: "SELECT", Err: err}
 	}
-	if _, err := c.do("DEL", string(key)); err != nil {
-		return &TargetError{Addr: c.addr, Msg: "DEL of a partly converted key", Err: err}
+	if _, err := c.Do("DEL", string(key)); err != nil {
+		return &TargetError{Addr: c.Addr(), Msg: "DEL of a partly converted key", Err: err}
 	}
 	return nil
 }
 
-func (x *executor) loadFunction(ctl *conn, code []byte) error {
+func (x *executor) loadFunction(ctl *respconn.Conn, code []byte) error {
 	x.ctlMu.Lock()
 	defer x.ctlMu.Unlock()
 	args := []string{"FUNCTION", "LOAD"}
@@ -269,15 +310,15 @@ func (x *executor) loadFunction(ctl *conn, code []byte) error {
 		args = append(args, "REPLACE")
 	}
 	args = append(args, string(code))
-	_ = ctl.nc.SetDeadline(time.Now().Add(x.opts.Timeout))
-	_, err := ctl.do(args...)
+	_ = ctl.SetDeadline(time.Now().Add(x.opts.Timeout))
+	_, err := ctl.Do(args...)
 	name := catalog.LibraryName(code)
 	var re resp.Error
 	switch {
 	case err == nil:
 		x.res.FunctionsLoaded++
 	case errors.As(err, &re):
-		if f := fatalReply(ctl.addr, re); f != nil {
+		if f := fatalReply(ctl.Addr(), re); f != nil {
 			return f
 		}
 		if x.opts.Conflict == ConflictSkip && re.Code() == "ERR" && containsFold(string(re), "already exists") {
@@ -285,11 +326,11 @@ func (x *executor) loadFunction(ctl *conn, code []byte) error {
 			return nil
 		}
 		if x.opts.Conflict == ConflictFail && containsFold(string(re), "already exists") {
-			return &ConflictError{Target: ctl.addr, Note: fmt.Sprintf("function library %q already exists", name)}
+			return &ConflictError{Target: ctl.Addr(), Note: fmt.Sprintf("function library %q already exists", name)}
 		}
 		x.res.fail(-1, []byte("function library "+name), string(re))
 	default:
-		return &TargetError{Addr: ctl.addr, Msg: "FUNCTION LOAD " + name, Err: err}
+		return &TargetError{Addr: ctl.Addr(), Msg: "FUNCTION LOAD " + name, Err: err}
 	}
 	return nil
 }
@@ -469,6 +510,7 @@ func (x *executor) flush(ctx context.Context) error {
 func (x *executor) writeLoop(ctx context.Context, w *worker) error {
 	defer close(w.inflight)
 	c := w.c
+	bw := c.Writer()
 	for b := range w.in {
 		if ctx.Err() != nil {
 			if b.written != nil {
@@ -476,29 +518,29 @@ func (x *executor) writeLoop(ctx context.Context, w *worker) error {
 			}
 			continue // drain so the producer never blocks
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(x.opts.Timeout))
+		_ = c.SetWriteDeadline(time.Now().Add(x.opts.Timeout))
 		var err error
-		if b.db != c.db {
-			_, err = c.bw.Write(resp.AppendCommandString(nil, "SELECT", strconv.Itoa(b.db)))
-			c.db, b.selected = b.db, true
+		if b.db != c.DB {
+			_, err = bw.Write(resp.AppendCommandString(nil, "SELECT", strconv.Itoa(b.db)))
+			c.DB, b.selected = b.db, true
 		}
 		if err == nil {
-			_, err = c.bw.Write(b.buf)
+			_, err = bw.Write(b.buf)
 		}
 		if err == nil && b.big != nil {
-			if _, err = c.bw.Write(b.big); err == nil {
-				_, err = c.bw.Write(b.tail)
+			if _, err = bw.Write(b.big); err == nil {
+				_, err = bw.Write(b.tail)
 			}
 		}
 		if err == nil {
-			err = c.bw.Flush()
+			err = bw.Flush()
 		}
 		if b.written != nil {
 			b.big = nil
 			close(b.written)
 		}
 		if err != nil {
-			return &TargetError{Addr: c.addr, Msg: "connection lost while sending", Err: err}
+			return &TargetError{Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
 		}
 		select {
 		case w.inflight <- b:
@@ -511,6 +553,7 @@ func (x *executor) writeLoop(ctx context.Context, w *worker) error {
 
 func (x *executor) readLoop(ctx context.Context, w *worker) error {
 	c := w.c
+	rd := c.Reader()
 	var convErr error
 	var convBusy, renamed bool
 	var okN, rewrittenN int64 // counted per batch, then added under the lock
@@ -525,10 +568,10 @@ func (x *executor) readLoop(ctx context.Context, w *worker) error {
 	}
 	defer commit()
 	for b := range w.inflight {
-		_ = c.nc.SetReadDeadline(time.Now().Add(x.opts.Timeout))
+		_ = c.SetReadDeadline(time.Now().Add(x.opts.Timeout))
 		if b.selected {
-			if _, err := c.rd.ReadValue(); err != nil {
-				return &TargetError{Addr: c.addr, Msg: fmt.Sprintf("SELECT %d", b.db), Err: err}
+			if _, err := rd.ReadValue(); err != nil {
+				return &TargetError{Addr: c.Addr(), Msg: fmt.Sprintf("SELECT %d", b.db), Err: err}
 			}
 		}
 		for i := range b.ents {
@@ -536,7 +579,7 @@ func (x *executor) readLoop(ctx context.Context, w *worker) error {
 			if e.kind == kConvert && e.first {
 				convErr, convBusy, renamed = nil, false, false
 			}
-			if e.kind == kRestore && c.readOK() {
+			if e.kind == kRestore && c.ReadOK() {
 				okN++
 				if e.rewritten {
 					rewrittenN++
@@ -544,17 +587,17 @@ func (x *executor) readLoop(ctx context.Context, w *worker) error {
 				continue
 			}
 			for j := range e.n {
-				v, err := c.rd.ReadValue()
+				v, err := rd.ReadValue()
 				var re resp.Error
 				if errors.As(err, &re) {
-					if f := fatalReply(c.addr, re); f != nil {
+					if f := fatalReply(c.Addr(), re); f != nil {
 						return f
 					}
 				} else if err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
-					return &TargetError{Addr: c.addr, Msg: "connection lost while reading replies", Err: err}
+					return &TargetError{Addr: c.Addr(), Msg: "connection lost while reading replies", Err: err}
 				}
 				switch e.kind {
 				case kRestore:

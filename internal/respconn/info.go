@@ -1,0 +1,63 @@
+package respconn
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Info is what callers need to know from a server's INFO reply.
+type Info struct {
+	Version     string        // redis_version
+	Cluster     bool          // cluster_enabled:1
+	Replica     bool          // role:slave
+	PrimaryAddr string        // master_host:master_port, on a replica
+	Keys        map[int]int64 // keys per db holding any (dbN:keys=...)
+}
+
+// ParseInfo reads the fields of Info from the text of an INFO reply;
+// unknown and malformed lines are skipped.
+func ParseInfo(text string) Info {
+	in := Info{Keys: map[int]int64{}}
+	var port string
+	hasPort := false
+	for _, line := range strings.Split(text, "\n") {
+		k, val, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case k == "redis_version":
+			in.Version = val
+		case k == "cluster_enabled":
+			in.Cluster = val == "1"
+		case k == "role":
+			in.Replica = val == "slave"
+		case k == "master_host":
+			in.PrimaryAddr = val
+		case k == "master_port":
+			port, hasPort = val, true
+		case strings.HasPrefix(k, "db"):
+			db, err := strconv.Atoi(k[2:])
+			if err != nil {
+				continue
+			}
+			keys, _, _ := strings.Cut(val, ",")
+			if n, ok := strings.CutPrefix(keys, "keys="); ok {
+				in.Keys[db], _ = strconv.ParseInt(n, 10, 64)
+			}
+		}
+	}
+	if hasPort {
+		in.PrimaryAddr += ":" + port
+	}
+	return in
+}
+
+// Info sends INFO (all default sections) and parses the reply.
+func (c *Conn) Info() (Info, error) {
+	v, err := c.Do("INFO")
+	if err != nil {
+		return Info{Keys: map[int]int64{}}, err
+	}
+	return ParseInfo(string(v.Str)), nil
+}
