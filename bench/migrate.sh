@@ -39,27 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-# start DIR: redis-server on DIR (loading DIR/dump.rdb if present); sets port.
-start() {
-  local dir=$1
-  port=$(freeport)
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-    --enable-debug-command local --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-  for _ in $(seq 1 6000); do
-    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG &&
-       redis-cli -p "$port" info persistence 2>/dev/null | grep -q '^loading:0'; then
-      pids+=("$(cat "$dir/redis.pid")")
-      return 0
-    fi
-    sleep 0.01
-  done
-  echo "migrate: redis-server on $dir did not start; log:" >&2; cat "$dir/redis.log" >&2; exit 1
-}
-srvcpu() { redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(sys|user):/{s+=$2} END{printf "%.2f", s}'; }
-keys_of() { redis-cli -p "$1" info keyspace | awk -F'[=,]' '/^db/{n+=$2} END{print n+0}'; }
-med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+source bench/lib.sh
 
 mkdir -p "$tmp/src" "$tmp/dst"
 cp "$rdb" "$tmp/src/dump.rdb"

@@ -39,33 +39,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-
-# start DIR: starts redis-server on DIR (loading DIR/dump.rdb if present),
-# waits until it answers PING and has finished loading; sets port.
-start() {
-  local dir=$1
-  port=$(freeport)
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-    --enable-debug-command local --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-  for _ in $(seq 1 6000); do
-    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG &&
-       redis-cli -p "$port" info persistence 2>/dev/null | grep -q '^loading:0'; then
-      pids+=("$(cat "$dir/redis.pid")")
-      return 0
-    fi
-    sleep 0.01
-  done
-  echo "restore: redis-server on $dir did not start; log:" >&2; cat "$dir/redis.log" >&2; exit 1
-}
-stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; }
+source bench/lib.sh
 digest() { redis-cli -p "$1" debug digest; }
 
 echo "file: $rdb ($size bytes)"
 echo "machine: $(nproc) cores, $(uname -sr), $(redis-server --version | awk '{print $3}'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 bin/restoregen "$rdb" >"$tmp/restore.resp"
 A=(); B=(); C=(); D=(); D1=(); D2=(); c_kb=0; d_kb=0
 for run in $(seq 1 "$RUNS"); do

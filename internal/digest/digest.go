@@ -71,8 +71,19 @@ type Digest struct {
 	// across keys in most datasets; bounded by maxCachedFields entries.
 	fields map[string]sum
 
-	// scratch state for the visitor, reused across records
-	cur     *sum
+	// The key term being computed and its pending SHA-1 work (lanes.go).
+	t      sum
+	x      [2]sum // the chain's queued inputs, oldest first
+	nx     int
+	xblk   [64]byte
+	xacc   sum      // unordered elements' terms, XORed into t at the end
+	elems  [2]elem  // the pending elem and the one being added
+	pend   *elem    // nil or one of elems
+	om     msg      // the ordered element or key name being hashed
+	finAcc *sum     // the db accumulator of the previous key's final term, nil if none pending
+	finBlk [64]byte // that term padded: finAcc ⊕= SHA1(t)
+	finOut sum
+
 	scratch []byte
 	visitor rdb.Visitor
 }
@@ -81,32 +92,28 @@ type Digest struct {
 func New(opts Options) *Digest {
 	d := &Digest{opts: opts, dbs: make(map[int]*sum)}
 	d.visitor = rdb.Visitor{
-		String: func(v []byte) error { mixD(d.cur, v); return nil },
-		ListElem: func(v []byte) error {
-			mixD(d.cur, v)
-			return nil
-		},
+		String:   func(v []byte) error { d.ordered(v); return nil },
+		ListElem: func(v []byte) error { d.ordered(v); return nil },
 		SetMember: func(m []byte) error {
-			xorD(d.cur, m)
+			x := d.newElem(setElem)
+			x.m.set(m)
+			d.addElem(x)
 			return nil
 		},
 		ZSetMember: func(m []byte, score float64) error {
+			x := d.newElem(zsetElem)
+			x.m.set(m)
 			d.scratch = AppendScore(d.scratch[:0], score, d.opts.ScoreFormat)
-			var e sum
-			mixD(&e, m)
-			mixD(&e, d.scratch)
-			xorS(d.cur, &e)
+			x.s.set(d.scratch)
+			d.addElem(x)
 			return nil
 		},
 		HashField: func(f, v []byte, expireAt int64) error {
-			e := d.fieldTerm(f)
-			mixD(&e, v)
-			if expireAt != 0 {
-				for i := range e {
-					e[i] ^= hexpireHash[i] // xorD(e, "!!hexpire!!")
-				}
-			}
-			xorS(d.cur, &e)
+			x := d.newElem(hashElem)
+			x.e = d.fieldTerm(f)
+			x.m.set(v)
+			x.hexpire = expireAt != 0
+			d.addElem(x)
 			return nil
 		},
 		StreamEntry: func(ms, seq uint64, fields [][]byte) error {
@@ -114,9 +121,9 @@ func New(opts Options) *Digest {
 			b = append(b, '.')
 			b = strconv.AppendUint(b, seq, 10)
 			d.scratch = b
-			mixD(d.cur, b)
+			d.ordered(b)
 			for _, f := range fields {
-				mixD(d.cur, f)
+				d.ordered(f)
 			}
 			return nil
 		},
@@ -171,9 +178,8 @@ func (d *Digest) Add(rec *rdb.Record) error {
 	if rec.Kind != rdb.RecordKey {
 		return nil
 	}
-	var t sum
-	mixD(&t, rec.Key)
-	if err := d.object(&t, rec); err != nil {
+	d.startKey(rec.Key)
+	if err := d.object(rec); err != nil {
 		return err
 	}
 	acc := d.lastAcc
@@ -185,7 +191,7 @@ func (d *Digest) Add(rec *rdb.Record) error {
 		}
 		d.lastDB, d.lastAcc = rec.DB, acc
 	}
-	xorS(acc, &t)
+	d.endKey(acc)
 	d.keys++
 	return nil
 }
@@ -195,6 +201,7 @@ func (d *Digest) Add(rec *rdb.Record) error {
 // disjoint sets of keys computed in parallel merge into the digest of their
 // union.
 func (d *Digest) Merge(o *Digest) {
+	o.flushFinal() // o's last key is not in its accumulator yet
 	for id, src := range o.dbs {
 		acc := d.dbs[id]
 		if acc == nil {
@@ -214,6 +221,7 @@ func (d *Digest) Keys() int64 { return d.keys }
 // Sum returns the digest as 40 lowercase hex characters, as DEBUG DIGEST
 // prints it: 40 zeros when no key was added.
 func (d *Digest) Sum() string {
+	d.flushFinal()
 	var final sum
 	ids := make([]int, 0, len(d.dbs))
 	for id := range d.dbs {
@@ -239,39 +247,39 @@ func (d *Digest) KeyDigest(rec *rdb.Record) (string, error) {
 	if rec.Kind != rdb.RecordKey {
 		return "", fmt.Errorf("record at offset %d is not a key", rec.Offset)
 	}
-	var t sum
-	if err := d.object(&t, rec); err != nil {
+	d.t, d.nx = sum{}, 0
+	if err := d.object(rec); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(t[:]), nil
+	return hex.EncodeToString(d.t[:]), nil
 }
 
-// object mixes the type, the value and the expire flag of rec into t.
-func (d *Digest) object(t *sum, rec *rdb.Record) error {
+// object mixes the type, the value and the expire flag of rec into d.t,
+// after the chain inputs already queued.
+func (d *Digest) object(rec *rdb.Record) error {
 	kind, ok := rdb.KindOf(rec.Type)
 	if !ok {
+		d.dropValue()
 		return keyError(rec, fmt.Errorf("unknown object type %d", rec.Type))
 	}
 	if int(kind) < 0 || int(kind) >= len(kindHash) {
+		d.dropValue()
 		return keyError(rec, fmt.Errorf("unknown kind %d", kind))
 	}
-	mixH(t, &kindHash[kind]) // mixD(t, BE32(kind))
-	d.cur = t
+	d.push(&kindHash[kind]) // mixD(t, BE32(kind))
 	v := &d.visitor
 	if kind == rdb.KindModule {
 		// No digest callback offline: only the type is mixed in. Still walk
 		// the value so damage is reported.
 		v = &rdb.Visitor{}
 	}
-	err := rdb.Decode(rec.Type, rec.Value, v)
-	d.cur = nil
-	if err != nil {
+	if err := rdb.Decode(rec.Type, rec.Value, v); err != nil {
+		d.dropValue()
 		return keyError(rec, err)
 	}
+	d.endValue()
 	if rec.Expire >= 0 {
-		for i := range t {
-			t[i] ^= expireHash[i] // xorD(t, "!!expire!!")
-		}
+		xorInto(&d.t, &expireHash) // xorD(t, "!!expire!!")
 	}
 	return nil
 }
@@ -290,32 +298,10 @@ func keyError(rec *rdb.Record, err error) error {
 	return &rdb.FormatError{Offset: rec.Offset, Key: slices.Clone(rec.Key), Type: rec.Type, Err: err}
 }
 
-// xorD is d ⊕= SHA1(p).
-func xorD(d *sum, p []byte) {
-	h := sha1Sum(p)
-	for i := range d {
-		d[i] ^= h[i]
-	}
-}
-
-// xorS is xorD with a 20-byte input: d ⊕= SHA1(s).
-func xorS(d, s *sum) {
-	var h, zero sum
-	sha1Xor(&h, s, &zero)
-	for i := range d {
-		d[i] ^= h[i]
-	}
-}
-
 // mixD is d = SHA1(d ⊕ SHA1(p)).
 func mixD(d *sum, p []byte) {
 	h := sha1Sum(p)
 	sha1Xor(d, d, &h)
-}
-
-// mixH is mixD with the inner SHA1 already computed: d = SHA1(d ⊕ h).
-func mixH(d, h *sum) {
-	sha1Xor(d, d, h)
 }
 
 // AppendScore appends the text a server of format f mixes into the digest

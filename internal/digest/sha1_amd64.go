@@ -4,7 +4,8 @@ package digest
 
 // useSHA1Block reports whether the CPU has the SHA extensions
 // (CPUID.(EAX=7,ECX=0):EBX bit 29) plus SSSE3 (CPUID.1:ECX bit 9, for
-// PSHUFB) and SSE4.1 (CPUID.1:ECX bit 19, for PEXTRD) that sha1Block uses.
+// PSHUFB) and SSE4.1 (CPUID.1:ECX bit 19, for PEXTRD and PINSRD) that
+// sha1Block and sha1Block2 use.
 var useSHA1Block = hasSHANI()
 
 func hasSHANI() bool {
@@ -31,3 +32,12 @@ func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 //
 //go:noescape
 func sha1Block(out *sum, blk *[64]byte)
+
+// sha1Block2 runs two independent compressions side by side: *outA is the
+// state after block *blkA from state *inA, *outB likewise from *inB and
+// *blkB. States are sums (big-endian words a..e): h0 before a message's
+// first block, its digest after the final padded one. An out may alias
+// any in. Requires useSHA1Block.
+//
+//go:noescape
+func sha1Block2(outA, outB, inA, inB *sum, blkA, blkB *[64]byte)

@@ -1,6 +1,7 @@
 package digest
 
 import (
+	"crypto/sha1"
 	"encoding/binary"
 	"encoding/hex"
 	"strings"
@@ -14,6 +15,12 @@ import (
 func refMix(d [20]byte, p []byte) [20]byte { var s sum = d; mixD(&s, p); return s }
 func refXor(d [20]byte, p []byte) [20]byte { var s sum = d; xorD(&s, p); return s }
 func be32(n uint32) []byte                 { return binary.BigEndian.AppendUint32(nil, n) }
+
+// xorD is d ⊕= SHA1(p).
+func xorD(d *sum, p []byte) {
+	h := sum(sha1.Sum(p))
+	xorInto(d, &h)
+}
 
 func keyRec(db int, key string, t rdb.Type, raw []byte, expire int64) *rdb.Record {
 	return &rdb.Record{Kind: rdb.RecordKey, DB: db, Key: []byte(key), Type: t, Value: raw, Expire: expire, Idle: -1, Freq: -1}
@@ -72,13 +79,12 @@ func TestDigest_AddSynthetic(t *testing.T) {
 	// Reference: db 0 first, then db 2, regardless of the input order.
 	var final [20]byte
 	keyTerm := func(r *rdb.Record) []byte {
-		var k sum
-		mixD(&k, r.Key)
 		d := New(Options{})
-		if err := d.object(&k, r); err != nil {
+		mixD(&d.t, r.Key)
+		if err := d.object(r); err != nil {
 			t.Fatal(err)
 		}
-		return k[:]
+		return d.t[:]
 	}
 	final = refMix(final, be32(0))
 	final = refXor(final, keyTerm(recs[1]))

@@ -1,0 +1,30 @@
+# Shared helpers of the bench scripts (sourced, not run). A script that
+# uses start sets pids=() first and kills "${pids[@]}" on exit.
+
+freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+# med X...: the median of the numbers given.
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+# srvcpu PORT: the server's CPU seconds so far (user + sys).
+srvcpu() { redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(sys|user):/{s+=$2} END{printf "%.2f", s}'; }
+# keys_of PORT: keys in all dbs.
+keys_of() { redis-cli -p "$1" info keyspace | awk -F'[=,]' '/^db/{n+=$2} END{print n+0}'; }
+stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; }
+
+# start DIR: starts redis-server on DIR (loading DIR/dump.rdb if present),
+# waits until it answers PING and has finished loading; sets port.
+start() {
+  local dir=$1
+  port=$(freeport)
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+    --enable-debug-command local --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  for _ in $(seq 1 6000); do
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG &&
+       redis-cli -p "$port" info persistence 2>/dev/null | grep -q '^loading:0'; then
+      pids+=("$(cat "$dir/redis.pid")")
+      return 0
+    fi
+    sleep 0.01
+  done
+  echo "$(basename "$0"): redis-server on $dir did not start; log:" >&2; cat "$dir/redis.log" >&2; exit 1
+}
