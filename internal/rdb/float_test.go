@@ -20,6 +20,20 @@ func TestParseFloat_MatchesStrconv(t *testing.T) {
 		cases = append(cases, strconv.FormatFloat(f, 'f', -1, 64), strconv.FormatFloat(f, 'g', 17, 64))
 		cases = append(cases, strconv.FormatFloat(float64(rng.IntN(1<<20))/float64(int(1)<<rng.IntN(20)), 'f', -1, 64))
 		cases = append(cases, strconv.FormatFloat(rng.Float64()*1000, 'f', rng.IntN(25), 64))
+		// 17-19 digits with the point anywhere: the divPow10 path
+		d := strconv.FormatUint(rng.Uint64N(9e18)+1e18, 10)[:17+rng.IntN(3)]
+		at := rng.IntN(len(d) + 1)
+		cases = append(cases, d[:at]+"."+d[at:], "-"+d[:at]+"."+d[at:])
+	}
+	// exact ties, written with 17-19 digits: n.5 between the integers of
+	// [2^52, 2^53), n.25 and n.75 between the halves of [2^51, 2^52); and
+	// the same plus one digit 1 past them (just above the tie)
+	for range 20000 {
+		n := strconv.FormatUint(1<<52+rng.Uint64N(1<<52), 10)
+		h := strconv.FormatUint(1<<51+rng.Uint64N(1<<51), 10)
+		cases = append(cases, n+".5", n+".50", "-"+n+".5", n+".51", h+".25", h+".75", h+".251", "-"+h+".75")
+		f := rng.Float64()*2e6 - 1e6
+		cases = append(cases, strconv.FormatFloat(f, 'f', 12, 64), strconv.FormatFloat(f, 'g', 17, 64))
 	}
 	for _, c := range cases {
 		want, err := strconv.ParseFloat(c, 64)
