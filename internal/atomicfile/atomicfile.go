@@ -6,7 +6,10 @@
 package atomicfile
 
 import (
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -47,4 +50,33 @@ func SyncDir(dir string) error {
 		return nil
 	}
 	return err
+}
+
+// Write writes path through a temporary file in its directory: fill
+// writes the content (through a Writer), then the file is fsynced,
+// renamed over path and the directory fsynced. On any error path is
+// untouched and the temporary file removed.
+func Write(path string, fill func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // fails harmlessly once renamed
+	if err := fill(&Writer{F: f}); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return SyncDir(dir)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redback/internal/aof"
+	"redback/internal/atomicfile"
 	"redback/internal/redisurl"
 	"redback/internal/resp"
 	"redback/internal/respconn"
@@ -284,7 +285,7 @@ func (p *Plan) ToDir(ctx context.Context, dir string, ro restore.Options) (*Resu
 		if err := os.Remove(mpath); err != nil {
 			return res, err
 		}
-		if err := syncDir(ad); err != nil {
+		if err := atomicfile.SyncDir(ad); err != nil {
 			return res, err
 		}
 	}
@@ -305,7 +306,7 @@ func (p *Plan) ToDir(ctx context.Context, dir string, ro restore.Options) (*Resu
 	if err != nil {
 		return res, fmt.Errorf("write base snapshot %s: %w", p.Base.ID, err)
 	}
-	err = writeAtomic(ad, IncrFileName, func(w io.Writer) error {
+	err = atomicfile.Write(filepath.Join(ad, IncrFileName), func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 256<<10)
 		err := p.replay(ctx, func(r *record) error {
 			if !r.Annotation {
@@ -327,48 +328,10 @@ func (p *Plan) ToDir(ctx context.Context, dir string, ro restore.Options) (*Resu
 		Base: &aof.ManifestFile{Name: BaseFileName, Seq: 1, Type: aof.TypeBase},
 		Incr: []aof.ManifestFile{{Name: IncrFileName, Seq: 1, Type: aof.TypeIncr}},
 	}
-	err = writeAtomic(ad, ManifestName, func(w io.Writer) error {
+	err = atomicfile.Write(filepath.Join(ad, ManifestName), func(w io.Writer) error {
 		_, err := m.WriteTo(w)
 		return err
 	})
 	ok = err == nil
 	return res, err
-}
-
-// writeAtomic writes dir/name through a synced temp file renamed into place,
-// then syncs dir.
-func writeAtomic(dir, name string, fill func(io.Writer) error) error {
-	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := fill(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !strings.Contains(err.Error(), "invalid argument") {
-		return err
-	}
-	return nil
 }

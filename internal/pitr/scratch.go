@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"redback/internal/atomicfile"
 	"redback/internal/redisurl"
 	"redback/internal/restore"
 	"redback/internal/scratch"
@@ -71,7 +72,7 @@ func (p *Plan) ToRDB(ctx context.Context, path, bin string, ro restore.Options) 
 		return res, err
 	}
 	defer src.Close()
-	err = writeAtomic(filepath.Dir(abs), filepath.Base(abs), func(w io.Writer) error {
+	err = atomicfile.Write(abs, func(w io.Writer) error {
 		_, err := io.Copy(w, src)
 		return err
 	})
