@@ -108,5 +108,5 @@ verdict "(b) DEBUG DIGEST equals the source" "$([ "$b_dig" = "$want" ] && echo 1
 verdict "(c) DEBUG DIGEST equals the source" "$([ "$c_dig" = "$want" ] && echo 1 || echo 0)" "$c_dig"
 verdict "(d) DEBUG DIGEST equals the source" "$([ "$d_dig" = "$want" ] && echo 1 || echo 0)" "$d_dig"
 r=$(awk -v b="$b_rate" -v d="$d_rate" 'BEGIN{printf "%.2f", d/b}')
-echo "info  (d) --method sync vs plain go-redis: ${r}x"
+verdict "(d) --method sync >= 1.5x plain go-redis" "$(awk -v x="$r" 'BEGIN{print (x>=1.5)?1:0}')" "${r}x"
 exit $((fail * 3))

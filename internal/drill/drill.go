@@ -360,8 +360,7 @@ func restoreDir(ctx context.Context, opts Options, snap *catalog.Snapshot, objPa
 				f.Close()
 				return nil, err
 			}
-			ra := newReadAhead(ur) // unseal on one core, parse and write on another
-			return readCloser{Reader: ra, close: func() error { ra.Close(); ur.Close(); return f.Close() }}, nil
+			return readCloser{Reader: ur, close: func() error { f.Close(); return ur.Close() }}, nil
 		},
 	}
 	ro := restore.Options{Now: opts.Now}

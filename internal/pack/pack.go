@@ -18,6 +18,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+
+	"redback/internal/readahead"
 )
 
 // Compression names recorded in manifests.
@@ -262,7 +264,11 @@ type Expect struct {
 
 // NewReader unseals stored bytes from src: it checks size and sha256 at EOF
 // (an *IntegrityError instead of io.EOF when they differ), decrypts with ids
-// when the object is encrypted, and decompresses. Close releases the decoder.
+// when the object is encrypted, and decompresses. For objects of
+// readAheadMin and more (or of unknown size) the unsealing runs on its own
+// goroutine a few MiB ahead of the reader (internal/readahead), on another
+// core than the caller's parsing. Close stops it and releases
+// the decoder; close src first when a read from it might block.
 func NewReader(src io.Reader, exp Expect, ids []age.Identity) (io.ReadCloser, error) {
 	var r io.Reader = &verifying{r: src, key: exp.Key, size: exp.Size, sha: exp.SHA256, h: sha256.New()}
 	if exp.Encrypted {
@@ -283,15 +289,36 @@ func NewReader(src io.Reader, exp Expect, ids []age.Identity) (io.ReadCloser, er
 	if err != nil {
 		return nil, fmt.Errorf("decompress %s: %w", exp.Key, err)
 	}
-	return &unsealed{zr: zr, key: exp.Key}, nil
+	u := &unsealed{zr: zr, key: exp.Key}
+	if exp.Size < 0 || exp.Size >= readAheadMin {
+		u.ra = readahead.New(readFunc(u.read))
+	}
+	return u, nil
 }
+
+// readAheadMin is the stored size from which unsealing runs ahead on its
+// own goroutine; smaller objects (most log segments) are read inline.
+const readAheadMin = 4 << 20
 
 type unsealed struct {
 	zr  *zstd.Decoder
+	ra  *readahead.Reader
 	key string
 }
 
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
+
 func (u *unsealed) Read(p []byte) (int, error) {
+	if u.ra == nil {
+		return u.read(p)
+	}
+	return u.ra.Read(p)
+}
+
+// read decompresses, on the read-ahead goroutine.
+func (u *unsealed) read(p []byte) (int, error) {
 	n, err := u.zr.Read(p)
 	if err != nil && err != io.EOF {
 		var ie *IntegrityError
@@ -303,4 +330,10 @@ func (u *unsealed) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (u *unsealed) Close() error { u.zr.Close(); return nil }
+func (u *unsealed) Close() error {
+	if u.ra != nil {
+		u.ra.Close()
+	}
+	u.zr.Close()
+	return nil
+}

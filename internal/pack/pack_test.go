@@ -79,6 +79,9 @@ func TestNewReader_Integrity(t *testing.T) {
 		{"bit flip", flip, w.Stored.N},
 		{"truncated", stored[:len(stored)-10], w.Stored.N},
 		{"longer", append(append([]byte(nil), stored...), 0), w.Stored.N},
+		// unknown size: read ahead on its own goroutine, sha256 still checked
+		{"bit flip, read ahead", flip, -1},
+		{"truncated, read ahead", stored[:len(stored)-10], -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := NewReader(bytes.NewReader(tc.data), Expect{Key: "obj", Size: tc.size, SHA256: w.Stored.Sum()}, nil)
@@ -92,6 +95,29 @@ func TestNewReader_Integrity(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewReader_ReadAhead(t *testing.T) {
+	raw := make([]byte, 3*readAheadMin+12345)
+	for i := range raw {
+		raw[i] = byte(i * 7 >> 3)
+	}
+	stored, w := seal(t, raw, nil)
+	for _, size := range []int64{w.Stored.N, -1} {
+		r, err := NewReader(bytes.NewReader(stored), Expect{Key: "obj", Size: size, SHA256: w.Stored.Sum()}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("size %d: %v, %d of %d bytes", size, err, len(got), len(raw))
+		}
+	}
+	// Close before the end stops the read-ahead goroutine.
+	r, _ := NewReader(bytes.NewReader(stored), Expect{Key: "obj", Size: -1}, nil)
+	r.Read(make([]byte, 10))
+	r.Close()
 }
 
 func TestNewReader_WrongIdentity(t *testing.T) {

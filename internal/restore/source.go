@@ -52,7 +52,8 @@ func SnapshotSource(b storage.Backend, s *catalog.Snapshot, ids []age.Identity) 
 			rc.Close()
 			return nil, err
 		}
-		return &both{Reader: ur, closers: []io.Closer{ur, rc}}, nil
+		// rc first: it ends a read the unsealing goroutine may be blocked in.
+		return &both{Reader: ur, closers: []io.Closer{rc, ur}}, nil
 	}}
 }
 

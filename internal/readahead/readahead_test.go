@@ -1,4 +1,4 @@
-package drill
+package readahead
 
 import (
 	"bytes"
@@ -8,9 +8,9 @@ import (
 	"testing/iotest"
 )
 
-func TestReadAhead(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789abcdef"), 3*readAheadSize/16+7)
-	r := newReadAhead(iotest.HalfReader(bytes.NewReader(data)))
+func TestReader(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3*bufSize/16+7)
+	r := New(iotest.HalfReader(bytes.NewReader(data)))
 	got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(r, 100)))
 	if err != nil || !bytes.Equal(got, data[:100]) {
 		t.Fatalf("first bytes: %v", err)
@@ -22,14 +22,14 @@ func TestReadAhead(t *testing.T) {
 	r.Close()
 
 	boom := errors.New("boom")
-	r = newReadAhead(io.MultiReader(bytes.NewReader(data[:10]), iotest.ErrReader(boom)))
+	r = New(io.MultiReader(bytes.NewReader(data[:10]), iotest.ErrReader(boom)))
 	if _, err := io.ReadAll(r); !errors.Is(err, boom) {
 		t.Fatalf("error not passed on: %v", err)
 	}
 	r.Close()
 
 	// Close without reading everything stops the goroutine.
-	r = newReadAhead(bytes.NewReader(data))
+	r = New(bytes.NewReader(data))
 	buf := make([]byte, 10)
 	r.Read(buf)
 	r.Close()

@@ -1,21 +1,23 @@
-package drill
+// Package readahead moves the reading of a stream onto its own goroutine,
+// a few buffers ahead of its consumer, so that producing the bytes (reading
+// a stored object, checking its sha256, decrypting, decompressing) and
+// consuming them (parsing, writing) run on different cores.
+package readahead
 
 import (
 	"io"
 	"sync"
 )
 
-// Read-ahead bounds: at most readAheadBufs+2 buffers of readAheadSize exist.
+// Bounds: at most bufs+2 buffers of bufSize exist.
 const (
-	readAheadSize = 1 << 20
-	readAheadBufs = 4
+	bufSize = 1 << 20
+	bufs    = 4
 )
 
-// readAhead reads src in its own goroutine, so that unsealing (sha256,
-// decryption, decompression) runs on one core while the consumer (the
-// restore's RDB parse and file write) runs on another. Close stops the
-// goroutine and waits for it; it must be called.
-type readAhead struct {
+// Reader reads src in its own goroutine, up to bufs buffers of bufSize
+// ahead. Close stops the goroutine and waits for it; it must be called.
+type Reader struct {
 	src  io.Reader
 	full chan chunk
 	free chan []byte
@@ -33,22 +35,23 @@ type chunk struct {
 	err error
 }
 
-func newReadAhead(src io.Reader) *readAhead {
-	r := &readAhead{
+// New starts reading src.
+func New(src io.Reader) *Reader {
+	r := &Reader{
 		src:  src,
-		full: make(chan chunk, readAheadBufs),
-		free: make(chan []byte, readAheadBufs+2),
+		full: make(chan chunk, bufs),
+		free: make(chan []byte, bufs+2),
 		stop: make(chan struct{}),
 	}
-	for range readAheadBufs + 2 {
-		r.free <- make([]byte, readAheadSize)
+	for range bufs + 2 {
+		r.free <- make([]byte, bufSize)
 	}
 	r.wg.Add(1)
 	go r.run()
 	return r
 }
 
-func (r *readAhead) run() {
+func (r *Reader) run() {
 	defer r.wg.Done()
 	for {
 		var buf []byte
@@ -72,7 +75,7 @@ func (r *readAhead) run() {
 	}
 }
 
-func (r *readAhead) Read(p []byte) (int, error) {
+func (r *Reader) Read(p []byte) (int, error) {
 	for r.off >= len(r.cur.b) {
 		if r.cur.err != nil {
 			return 0, r.cur.err
@@ -88,7 +91,7 @@ func (r *readAhead) Read(p []byte) (int, error) {
 }
 
 // Close stops the reading goroutine and waits for it to end.
-func (r *readAhead) Close() error {
+func (r *Reader) Close() error {
 	r.once.Do(func() { close(r.stop) })
 	r.wg.Wait()
 	return nil
