@@ -9,7 +9,15 @@ med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)
 srvcpu() { redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(sys|user):/{s+=$2} END{printf "%.2f", s}'; }
 # keys_of PORT: keys in all dbs.
 keys_of() { redis-cli -p "$1" info keyspace | awk -F'[=,]' '/^db/{n+=$2} END{print n+0}'; }
-stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; }
+# stop PORT: shuts the server down and waits (up to 10 s) until its process
+# is gone, so that freeing its memory does not run into the next timing.
+stop() {
+  local pid=${server_pid[$1]:-}
+  redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true
+  [ -n "$pid" ] || return 0
+  for _ in $(seq 1 1000); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.01; done
+}
+declare -A server_pid=()
 
 # start DIR: starts redis-server on DIR (loading DIR/dump.rdb if present),
 # waits until it answers PING and has finished loading; sets port.
@@ -21,7 +29,7 @@ start() {
   for _ in $(seq 1 6000); do
     if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG &&
        redis-cli -p "$port" info persistence 2>/dev/null | grep -q '^loading:0'; then
-      pids+=("$(cat "$dir/redis.pid")")
+      pids+=("$(cat "$dir/redis.pid")"); server_pid[$port]=${pids[-1]}
       return 0
     fi
     sleep 0.01
