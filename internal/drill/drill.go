@@ -266,7 +266,7 @@ func (r *drillRun) snapshot(snap *catalog.Snapshot, notes []string) (*Report, er
 	}
 	rep.KeysAlreadyExpired = res.KeysExpired
 	rep.check(CheckRestore, true, "%s verified (size, sha256, %s, RDB structure and CRC-64); %s of RDB written",
-		snap.Object.Key, sealing(snap), humanBytes(res.Bytes))
+		snap.Object.Key, sealing(snap), progress.HumanBytes(res.Bytes))
 
 	// Phase 3: start the scratch server and wait until it serves.
 	maxDB := 0
@@ -481,16 +481,4 @@ func (p *snapshotProof) functions(ctx context.Context) error {
 	slices.Sort(want)
 	p.checkFunctions(got, want, "as in the census", "function libraries [%s] on the server, the census says [%s]")
 	return nil
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

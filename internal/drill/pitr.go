@@ -216,7 +216,7 @@ func (r *drillRun) replay(plan *pitr.Plan) (*scratch.Server, *pitr.Result, bool,
 		return srv, res, false, fmt.Errorf("replay into the scratch server: %w", err)
 	}
 	rep.check(CheckReplay, true, "base snapshot %s restored and %d commands (%s) replayed into a second scratch server on %s",
-		plan.Base.ID, res.Commands, humanBytes(res.Bytes), srv.Addr())
+		plan.Base.ID, res.Commands, progress.HumanBytes(res.Bytes), srv.Addr())
 	return srv, res, true, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"redback/internal/progress"
 )
 
 // phaseOrder lists the phases in the order they run.
@@ -27,10 +29,10 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 	if pitr {
 		fmt.Fprintf(&b, "- **Point in time:** generation `%s`, offset %d, last command received %s\n", r.Point.Generation, r.Point.Offset, fmtTime(r.Point.Time))
-		fmt.Fprintf(&b, "- **Base snapshot:** `%s`, taken %s; base and log %s stored, %s raw\n", r.Snapshot, r.SnapshotTime.UTC().Format(time.RFC3339), humanBytes(r.StoredBytes), humanBytes(r.RawBytes))
+		fmt.Fprintf(&b, "- **Base snapshot:** `%s`, taken %s; base and log %s stored, %s raw\n", r.Snapshot, r.SnapshotTime.UTC().Format(time.RFC3339), progress.HumanBytes(r.StoredBytes), progress.HumanBytes(r.RawBytes))
 	} else {
 		fmt.Fprintf(&b, "- **Snapshot:** `%s`, taken %s\n", r.Snapshot, r.SnapshotTime.UTC().Format(time.RFC3339))
-		fmt.Fprintf(&b, "- **Object:** `%s`, %s stored, %s RDB\n", r.Object, humanBytes(r.StoredBytes), humanBytes(r.RawBytes))
+		fmt.Fprintf(&b, "- **Object:** `%s`, %s stored, %s RDB\n", r.Object, progress.HumanBytes(r.StoredBytes), progress.HumanBytes(r.RawBytes))
 	}
 	if r.RedisVersion != "" {
 		fmt.Fprintf(&b, "- **Scratch server:** redis %s (`%s`)\n", r.RedisVersion, r.RedisServer)
