@@ -21,50 +21,23 @@ import (
 	"redback/internal/storage/file"
 )
 
-// dumpRDB fills a real server with every type, two dbs, a function, keys
-// with a long TTL and keys whose TTL passes right after the SAVE, and
-// returns its dump.rdb and the time by which the short TTLs have passed.
+// dumpRDB is redistest.SmallDump plus keys whose TTL passes right after
+// the SAVE; it returns the dump and the time by which they have passed.
 func dumpRDB(t *testing.T) ([]byte, time.Time) {
 	t.Helper()
-	s := redistest.Start(t)
-	ctx := t.Context()
-	c := s.Client()
-	must := func(args ...any) {
-		t.Helper()
-		if err := c.Do(ctx, args...).Err(); err != nil {
-			t.Fatalf("%v: %v", args, err)
+	var expired time.Time
+	data := redistest.SmallDump(t, 300, func(do func(args ...any)) {
+		// Keys that expire between the snapshot and the drill: the scratch
+		// server must keep them for the digest to match.
+		do("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+		for i := range 5 {
+			do("SET", fmt.Sprintf("short:%d", i), "v", "PX", "300")
 		}
-	}
-	must("SET", "s", "hello")
-	must("SET", "n", "12345")
-	must("SET", "ttl", "v", "PX", "100000000")
-	must("RPUSH", "l", "a", "b", "c")
-	must("SADD", "si", "1", "2", "3")
-	must("SADD", "ss", "x", "y")
-	must("ZADD", "z", "0.1", "m1", "2", "m2")
-	must("HSET", "h", "f1", "v1", "f2", "v2")
-	must("XADD", "x", "1-1", "a", "1")
-	must("FUNCTION", "LOAD", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)")
-	for i := range 300 {
-		must("SET", fmt.Sprintf("k:%d", i), i)
-	}
-	// Keys that expire between the snapshot and the drill: the scratch
-	// server must keep them for the digest to match.
-	must("DEBUG", "SET-ACTIVE-EXPIRE", "0")
-	for i := range 5 {
-		must("SET", fmt.Sprintf("short:%d", i), "v", "PX", "300")
-	}
-	must("HSET", "shorthash", "f", "v")
-	must("PEXPIRE", "shorthash", "300")
-	expired := time.Now().Add(400 * time.Millisecond)
-	must("SELECT", "3")
-	must("SET", "db3", "x")
-	must("SAVE")
-	b, err := os.ReadFile(filepath.Join(s.Dir, "dump.rdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, expired
+		do("HSET", "shorthash", "f", "v")
+		do("PEXPIRE", "shorthash", "300")
+		expired = time.Now().Add(400 * time.Millisecond)
+	})
+	return data, expired
 }
 
 type repo struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +99,47 @@ func BenchRDB(b *testing.B) string {
 	}
 	b.SetBytes(st.Size())
 	return p
+}
+
+// SmallDump fills a fresh server with a small dataset of every type (two
+// strings, one with a long TTL, a list, an intset and a listpack set, a
+// zset, a hash, a stream, a function library, n keys "k:0".. and "db3" in
+// db 3), runs extra (when not nil) with a command helper just before the
+// db-3 key, SAVEs and returns the dump.rdb bytes.
+func SmallDump(t *testing.T, n int, extra func(do func(args ...any))) []byte {
+	t.Helper()
+	s := Start(t)
+	ctx := t.Context()
+	conn := s.Client().Conn() // one connection, so SELECT holds
+	defer conn.Close()
+	do := func(args ...any) {
+		t.Helper()
+		if err := conn.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	do("SET", "s", "hello")
+	do("SET", "n", "12345")
+	do("SET", "ttl", "v", "PX", "100000000")
+	do("RPUSH", "l", "a", "b", "c")
+	do("SADD", "si", "1", "2", "3")
+	do("SADD", "ss", "x", "y")
+	do("ZADD", "z", "0.1", "m1", "2", "m2")
+	do("HSET", "h", "f1", "v1", "f2", "v2")
+	do("XADD", "x", "1-1", "a", "1")
+	do("FUNCTION", "LOAD", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)")
+	for i := range n {
+		do("SET", fmt.Sprintf("k:%d", i), i)
+	}
+	if extra != nil {
+		extra(do)
+	}
+	do("SELECT", "3")
+	do("SET", "db3", "x")
+	do("SAVE")
+	b, err := os.ReadFile(filepath.Join(s.Dir, "dump.rdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -20,41 +20,8 @@ import (
 	"redback/internal/storage/mem"
 )
 
-// dumpRDB fills a real server with every type (two dbs, TTLs, a function)
-// and returns its SAVEd dump.rdb.
-func dumpRDB(t *testing.T) []byte {
-	t.Helper()
-	s := redistest.Start(t)
-	ctx := t.Context()
-	c := s.Client()
-	must := func(args ...any) {
-		t.Helper()
-		if err := c.Do(ctx, args...).Err(); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
-	must("SET", "s", "hello")
-	must("SET", "n", "12345")
-	must("SET", "ttl", "v", "PX", "100000000")
-	must("RPUSH", "l", "a", "b", "c")
-	must("SADD", "si", "1", "2", "3")
-	must("SADD", "ss", "x", "y")
-	must("ZADD", "z", "0.1", "m1", "2", "m2")
-	must("HSET", "h", "f1", "v1", "f2", "v2")
-	must("XADD", "x", "1-1", "a", "1")
-	must("FUNCTION", "LOAD", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)")
-	for i := range 200 {
-		must("SET", fmt.Sprintf("k:%d", i), i)
-	}
-	must("SELECT", "3")
-	must("SET", "db3", "x")
-	must("SAVE")
-	b, err := os.ReadFile(filepath.Join(s.Dir, "dump.rdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// dumpRDB returns the SAVEd dump.rdb of redistest.SmallDump.
+func dumpRDB(t *testing.T) []byte { return redistest.SmallDump(t, 200, nil) }
 
 func store(t *testing.T, b storage.Backend, rdbBytes []byte, id string, rs *pack.Recipients) *catalog.Snapshot {
 	t.Helper()
