@@ -105,6 +105,9 @@ func (f *Fanout) fail(err error) {
 // Add copies rec (a RecordKey) for the workers. It fails once a worker
 // failed or the context ended.
 func (f *Fanout) Add(rec *Record) error {
+	if f.cur == nil {
+		return f.ctx.Err() // a send failed: the workers stopped
+	}
 	if f.cur.add(rec) {
 		return nil
 	}
@@ -115,12 +118,16 @@ func (f *Fanout) Add(rec *Record) error {
 	return nil
 }
 
+// send hands f.cur to the workers and takes a free batch; f.cur is nil
+// while it waits, and stays nil when the context ends: the batch handed
+// over belongs to a worker now.
 func (f *Fanout) send() error {
 	select {
 	case f.work <- f.cur:
 	case <-f.ctx.Done():
 		return f.ctx.Err()
 	}
+	f.cur = nil
 	select {
 	case f.cur = <-f.free:
 		return nil
@@ -135,7 +142,7 @@ func (f *Fanout) send() error {
 // a tie: the Reader only got to that offset by reading past the value.
 // Call it exactly once, also after Add failed.
 func (f *Fanout) Wait(readErr error) error {
-	if len(f.cur.recs) > 0 && f.ctx.Err() == nil {
+	if f.cur != nil && len(f.cur.recs) > 0 && f.ctx.Err() == nil {
 		_ = f.send()
 	}
 	close(f.work)
