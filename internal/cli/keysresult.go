@@ -46,3 +46,43 @@ func printKeyFailures(e *env, res *restore.Result) {
 		fmt.Fprintf(e.Err, "note: %s\n", n)
 	}
 }
+
+// keysJSON is the part of the --json output of restore and migrate that a
+// restore.Result fills; its field names are stable.
+type keysJSON struct {
+	KeysRestored     int64             `json:"keys_restored"`
+	KeysSkipped      int64             `json:"keys_skipped"`
+	KeysExpired      int64             `json:"keys_expired"`
+	KeysFiltered     int64             `json:"keys_filtered"`
+	KeysConverted    int64             `json:"keys_converted"`
+	KeysRewritten    int64             `json:"keys_footer_rewritten"`
+	KeysFailed       int64             `json:"keys_failed"`
+	Failures         []restore.Failure `json:"failures"`
+	FunctionsLoaded  int64             `json:"functions_loaded"`
+	FunctionsSkipped int64             `json:"functions_skipped"`
+	Bytes            int64             `json:"bytes"`
+	DurationSeconds  float64           `json:"duration_seconds"`
+	KeysPerSecond    float64           `json:"keys_per_second"`
+	Notes            []string          `json:"notes"`
+}
+
+// newKeysJSON fills keysJSON from res and the duration in seconds; lists
+// are empty, never null.
+func newKeysJSON(res *restore.Result, dur float64) keysJSON {
+	j := keysJSON{
+		KeysRestored: res.KeysRestored, KeysSkipped: res.KeysSkipped, KeysExpired: res.KeysExpired,
+		KeysFiltered: res.KeysFiltered, KeysConverted: res.KeysConverted, KeysRewritten: res.KeysRewritten,
+		KeysFailed: res.KeysFailed, Failures: res.Failures, FunctionsLoaded: res.FunctionsLoaded,
+		FunctionsSkipped: res.FunctionsSkipped, Bytes: res.Bytes, DurationSeconds: dur, Notes: res.Notes,
+	}
+	if j.Failures == nil {
+		j.Failures = []restore.Failure{}
+	}
+	if j.Notes == nil {
+		j.Notes = []string{}
+	}
+	if dur > 0 {
+		j.KeysPerSecond = float64(res.KeysRestored) / dur
+	}
+	return j
+}

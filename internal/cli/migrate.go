@@ -92,26 +92,13 @@ Exit 0 on success, 1 when the copy failed or some keys were not copied
 
 // migrateJSON is the --json output.
 type migrateJSON struct {
-	Source           string            `json:"source"`
-	Target           string            `json:"target"`
-	SourceDBs        []int             `json:"source_dbs"`
-	KeysScanned      int64             `json:"keys_scanned"`
-	KeysRestored     int64             `json:"keys_restored"`
-	KeysSkipped      int64             `json:"keys_skipped"`
-	KeysExpired      int64             `json:"keys_expired"`
-	KeysFiltered     int64             `json:"keys_filtered"`
-	KeysVanished     int64             `json:"keys_vanished"`
-	KeysConverted    int64             `json:"keys_converted"`
-	KeysRewritten    int64             `json:"keys_footer_rewritten"`
-	KeysFailed       int64             `json:"keys_failed"`
-	Failures         []restore.Failure `json:"failures"`
-	FunctionsLoaded  int64             `json:"functions_loaded"`
-	FunctionsSkipped int64             `json:"functions_skipped"`
-	Bytes            int64             `json:"bytes"`
-	DurationSeconds  float64           `json:"duration_seconds"`
-	KeysPerSecond    float64           `json:"keys_per_second"`
-	Notes            []string          `json:"notes"`
-	Error            string            `json:"error,omitempty"`
+	Source       string `json:"source"`
+	Target       string `json:"target"`
+	SourceDBs    []int  `json:"source_dbs"`
+	KeysScanned  int64  `json:"keys_scanned"`
+	KeysVanished int64  `json:"keys_vanished"`
+	keysJSON
+	Error string `json:"error,omitempty"`
 }
 
 func (o *migrateOptions) validate() (migrate.Options, error) {
@@ -159,25 +146,10 @@ func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
 	if rr == nil {
 		rr = &restore.Result{}
 	}
-	j := migrateJSON{
-		Source: res.Source, Target: res.Target, SourceDBs: res.SourceDBs, KeysScanned: res.KeysScanned,
-		KeysRestored: rr.KeysRestored, KeysSkipped: rr.KeysSkipped, KeysExpired: rr.KeysExpired,
-		KeysFiltered: rr.KeysFiltered, KeysVanished: res.KeysVanished, KeysConverted: rr.KeysConverted,
-		KeysRewritten: rr.KeysRewritten, KeysFailed: rr.KeysFailed, Failures: rr.Failures,
-		FunctionsLoaded: rr.FunctionsLoaded, FunctionsSkipped: rr.FunctionsSkipped, Bytes: rr.Bytes,
-		DurationSeconds: dur, Notes: rr.Notes,
-	}
+	j := migrateJSON{Source: res.Source, Target: res.Target, SourceDBs: res.SourceDBs, KeysScanned: res.KeysScanned,
+		KeysVanished: res.KeysVanished, keysJSON: newKeysJSON(rr, dur)}
 	if j.SourceDBs == nil {
 		j.SourceDBs = []int{}
-	}
-	if j.Failures == nil {
-		j.Failures = []restore.Failure{}
-	}
-	if j.Notes == nil {
-		j.Notes = []string{}
-	}
-	if dur > 0 {
-		j.KeysPerSecond = float64(rr.KeysRestored) / dur
 	}
 	merr = keysFailed(rr, "copied", merr)
 	if o.JSON {

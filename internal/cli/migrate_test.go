@@ -3,8 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"redback/internal/redistest"
 )
 
 func TestMigrate_UsageErrors(t *testing.T) {
@@ -23,5 +28,36 @@ func TestMigrate_UsageErrors(t *testing.T) {
 		if code != ExitUsage || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errb.String(), ExitUsage, tc.want)
 		}
+	}
+}
+
+func TestMigrate_JSON(t *testing.T) {
+	ctx := t.Context()
+	src, dst := redistest.Start(t), redistest.Start(t)
+	c := src.Client()
+	for i := range 50 {
+		c.Set(ctx, "k"+strconv.Itoa(i), i, 0)
+	}
+	c.Set(ctx, "ttl", "v", time.Hour)
+	code, out, errs := runCheckCLI(t, "migrate", "--from", src.URL(), "--to", dst.URL(), "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	var j map[string]any
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"source", "target", "source_dbs", "keys_scanned", "keys_restored", "keys_skipped", "keys_expired",
+		"keys_filtered", "keys_vanished", "keys_converted", "keys_footer_rewritten", "keys_failed", "failures",
+		"functions_loaded", "functions_skipped", "bytes", "duration_seconds", "keys_per_second", "notes"} {
+		if _, ok := j[k]; !ok {
+			t.Errorf("--json lacks %q", k)
+		}
+	}
+	if j["keys_restored"].(float64) != 51 || j["keys_scanned"].(float64) != 51 || len(j["failures"].([]any)) != 0 {
+		t.Errorf("json %v", j)
+	}
+	if got, want := dst.Digest(ctx), src.Digest(ctx); got != want {
+		t.Errorf("target digest %s, source %s", got, want)
 	}
 }

@@ -104,24 +104,11 @@ damaged (the count of keys already written is printed).`,
 
 // restoreJSON is the --json output.
 type restoreJSON struct {
-	Snapshot         string            `json:"snapshot"`
-	Source           string            `json:"source"`
-	Target           string            `json:"target"`
-	KeysRestored     int64             `json:"keys_restored"`
-	KeysSkipped      int64             `json:"keys_skipped"`
-	KeysExpired      int64             `json:"keys_expired"`
-	KeysFiltered     int64             `json:"keys_filtered"`
-	KeysConverted    int64             `json:"keys_converted"`
-	KeysRewritten    int64             `json:"keys_footer_rewritten"`
-	KeysFailed       int64             `json:"keys_failed"`
-	Failures         []restore.Failure `json:"failures"`
-	FunctionsLoaded  int64             `json:"functions_loaded"`
-	FunctionsSkipped int64             `json:"functions_skipped"`
-	Bytes            int64             `json:"bytes"`
-	DurationSeconds  float64           `json:"duration_seconds"`
-	KeysPerSecond    float64           `json:"keys_per_second"`
-	Notes            []string          `json:"notes"`
-	Error            string            `json:"error,omitempty"`
+	Snapshot string `json:"snapshot"`
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	keysJSON
+	Error string `json:"error,omitempty"`
 }
 
 func (o *restoreOptions) validate() (restore.Options, error) {
@@ -210,22 +197,7 @@ func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, ta
 		res = &restore.Result{}
 	}
 	dur := time.Since(start).Seconds()
-	j := restoreJSON{
-		Snapshot: snapID, Source: src.Name, Target: target,
-		KeysRestored: res.KeysRestored, KeysSkipped: res.KeysSkipped, KeysExpired: res.KeysExpired,
-		KeysFiltered: res.KeysFiltered, KeysConverted: res.KeysConverted, KeysRewritten: res.KeysRewritten,
-		KeysFailed: res.KeysFailed, Failures: res.Failures, FunctionsLoaded: res.FunctionsLoaded,
-		FunctionsSkipped: res.FunctionsSkipped, Bytes: res.Bytes, DurationSeconds: dur, Notes: res.Notes,
-	}
-	if j.Failures == nil {
-		j.Failures = []restore.Failure{}
-	}
-	if j.Notes == nil {
-		j.Notes = []string{}
-	}
-	if dur > 0 {
-		j.KeysPerSecond = float64(res.KeysRestored) / dur
-	}
+	j := restoreJSON{Snapshot: snapID, Source: src.Name, Target: target, keysJSON: newKeysJSON(res, dur)}
 	rerr = keysFailed(res, "restored", rerr)
 	if o.JSON {
 		if rerr != nil {
