@@ -48,33 +48,19 @@ func printKeyFailures(e *env, res *restore.Result) {
 }
 
 // keysJSON is the part of the --json output of restore and migrate that a
-// restore.Result fills; its field names are stable.
+// restore.Result fills: its own JSON fields, with failures and notes always
+// present (never null or left out) and the rate added.
 type keysJSON struct {
-	KeysRestored     int64             `json:"keys_restored"`
-	KeysSkipped      int64             `json:"keys_skipped"`
-	KeysExpired      int64             `json:"keys_expired"`
-	KeysFiltered     int64             `json:"keys_filtered"`
-	KeysConverted    int64             `json:"keys_converted"`
-	KeysRewritten    int64             `json:"keys_footer_rewritten"`
-	KeysFailed       int64             `json:"keys_failed"`
-	Failures         []restore.Failure `json:"failures"`
-	FunctionsLoaded  int64             `json:"functions_loaded"`
-	FunctionsSkipped int64             `json:"functions_skipped"`
-	Bytes            int64             `json:"bytes"`
-	DurationSeconds  float64           `json:"duration_seconds"`
-	KeysPerSecond    float64           `json:"keys_per_second"`
-	Notes            []string          `json:"notes"`
+	*restore.Result
+	Failures        []restore.Failure `json:"failures"`
+	Notes           []string          `json:"notes"`
+	DurationSeconds float64           `json:"duration_seconds"`
+	KeysPerSecond   float64           `json:"keys_per_second"`
 }
 
-// newKeysJSON fills keysJSON from res and the duration in seconds; lists
-// are empty, never null.
+// newKeysJSON wraps res with the duration in seconds.
 func newKeysJSON(res *restore.Result, dur float64) keysJSON {
-	j := keysJSON{
-		KeysRestored: res.KeysRestored, KeysSkipped: res.KeysSkipped, KeysExpired: res.KeysExpired,
-		KeysFiltered: res.KeysFiltered, KeysConverted: res.KeysConverted, KeysRewritten: res.KeysRewritten,
-		KeysFailed: res.KeysFailed, Failures: res.Failures, FunctionsLoaded: res.FunctionsLoaded,
-		FunctionsSkipped: res.FunctionsSkipped, Bytes: res.Bytes, DurationSeconds: dur, Notes: res.Notes,
-	}
+	j := keysJSON{Result: res, Failures: res.Failures, Notes: res.Notes, DurationSeconds: dur}
 	if j.Failures == nil {
 		j.Failures = []restore.Failure{}
 	}
