@@ -36,3 +36,22 @@ start() {
   done
   echo "$(basename "$0"): redis-server on $dir did not start; log:" >&2; cat "$dir/redis.log" >&2; exit 1
 }
+
+# bench_setup NAME [RDB]: sets rdb (the given file, or the shared dataset,
+# built when missing) and tmp (a fresh dir, removed on exit together with
+# every server start recorded in pids).
+bench_setup() {
+  rdb=${2:-}
+  if [ -z "$rdb" ]; then
+    bash bench/dataset.sh >&2
+    rdb=bench/out/dataset/dump.rdb
+  fi
+  rdb=$(realpath "$rdb")
+  tmp=$(mktemp -d "/tmp/redback-bench-$1.XXXXXX")
+  pids=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}

@@ -25,21 +25,8 @@ RUNS=${RUNS:-3}
 RB=${RB:-$PWD/bin/redback}
 go build -o "$RB" ./cmd/redback
 go build -o bin/migrateplain ./bench/migrateplain
-rdb=${1:-}
-if [ -z "$rdb" ]; then
-  bash bench/dataset.sh >&2
-  rdb=bench/out/dataset/dump.rdb
-fi
-rdb=$(realpath "$rdb")
-tmp=$(mktemp -d /tmp/redback-bench-migrate.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 source bench/lib.sh
+bench_setup migrate "${1:-}"
 
 mkdir -p "$tmp/src" "$tmp/dst"
 cp "$rdb" "$tmp/src/dump.rdb"

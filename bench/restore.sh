@@ -27,22 +27,10 @@ if [ ! -x /usr/bin/time ]; then
   echo "restore: /usr/bin/time is missing (apt-get install time)" >&2
   exit 1
 fi
-rdb=${1:-}
-if [ -z "$rdb" ]; then
-  bash bench/dataset.sh >&2
-  rdb=bench/out/dataset/dump.rdb
-fi
-rdb=$(realpath "$rdb")
-size=$(stat -c %s "$rdb")
-tmp=$(mktemp -d /tmp/redback-bench-restore.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 source bench/lib.sh
+bench_setup restore "${1:-}"
+size=$(stat -c %s "$rdb")
+
 digest() { redis-cli -p "$1" debug digest; }
 
 echo "file: $rdb ($size bytes)"
