@@ -1,4 +1,4 @@
-.PHONY: build test demo fuzz bench setup
+.PHONY: build test demo fuzz bench setup reliability
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 build:
@@ -20,3 +20,9 @@ fuzz:
 
 bench: build
 	bash bench/run.sh
+
+# Long fault and soak runs (not in the default CI run): every test named
+# TestReliability_* runs its full length when REDBACK_RELIABILITY=1 (without it,
+# those tests run a short version or skip). Figures go to docs/reliability.md.
+reliability: build
+	REDBACK_RELIABILITY=1 go test -count=1 -timeout 60m -run 'Reliability' ./...
