@@ -21,6 +21,7 @@ import (
 type drillOpts struct {
 	repo         string
 	at           string
+	latestPoint  bool
 	snapshot     string
 	redisServer  string
 	rtoObjective time.Duration
@@ -81,7 +82,8 @@ redis-server, repository unreachable), 2 usage.`,
 	f := c.Flags()
 	f.StringVar(&o.repo, "repo", "", "repository URL")
 	f.StringVar(&o.snapshot, "snapshot", "", "snapshot id to drill (default: the newest verified)")
-	f.StringVar(&o.at, "at", "", "drill the point in time TIME from the log, else the newest snapshot at or before it (RFC 3339, or \"2006-01-02 15:04:05\" local time)")
+	f.StringVar(&o.at, "at", "", "drill the point in time `TIME` from the log, else the newest snapshot at or before it: "+pointFormatsHelp)
+	f.BoolVar(&o.latestPoint, "latest-point", false, "drill the newest durable point of the log (same as --at latest)")
 	f.StringVar(&o.redisServer, "redis-server", "", "redis-server binary for the scratch server (default: from PATH)")
 	f.DurationVar(&o.rtoObjective, "rto-objective", 0, "recovery time objective, e.g. 5m; missing it fails the drill")
 	f.StringVar(&o.report, "report", "", "write a Markdown report to FILE")
@@ -90,19 +92,6 @@ redis-server, repository unreachable), 2 usage.`,
 	f.StringVar(&o.scratchDir, "scratch-dir", "", "where the scratch server's temp dir is made (default: $TMPDIR)")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	return c
-}
-
-// parseAt parses --at: RFC 3339, or a local date and time.
-func parseAt(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("cannot parse %q as a time (use RFC 3339 like 2026-11-25T14:00:00Z)", s)
 }
 
 // drillOutput is the --json shape: the report plus the reason the drill
@@ -117,11 +106,18 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 	if o.at != "" && o.snapshot != "" {
 		return usagef(try, "give --snapshot or --at, not both")
 	}
+	if o.latestPoint && o.at != "" {
+		return usagef(try, "give --at or --latest-point, not both")
+	}
+	if o.latestPoint && o.snapshot != "" {
+		return usagef(try, "give --snapshot or --latest-point, not both")
+	}
 	var at time.Time
-	if o.at != "" {
-		t, err := parseAt(o.at)
+	latest := o.latestPoint || isLatest(o.at)
+	if o.at != "" && !latest {
+		t, err := parseTime("at", o.at)
 		if err != nil {
-			return usagef("redback drill --repo URL --at 2026-11-25T14:00:00Z", "--at: %v", err)
+			return err
 		}
 		at = t
 	}
@@ -138,7 +134,7 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 	}
 	defer repo.Close()
 	var snap *catalog.Snapshot
-	if at.IsZero() {
+	if at.IsZero() && !latest {
 		snap, err = drill.Select(ctx, repo, o.snapshot, at)
 		if err != nil {
 			return err
@@ -150,6 +146,8 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 			fmt.Fprintf(e.Out, "drill: snapshot %s (ended %s, %d keys, %s stored)\n", snap.ID,
 				snap.EndTime.Local().Format(time.DateTime), snap.Census.Keys, humanBytes(snap.Object.StoredBytes))
 		}
+	} else if !o.json && latest {
+		fmt.Fprintln(e.Out, "drill: the newest durable point")
 	} else if !o.json {
 		fmt.Fprintf(e.Out, "drill: the state at %s\n", at.Local().Format("2006-01-02 15:04:05.000"))
 	}
@@ -158,6 +156,7 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 		Backend:      repo,
 		Snapshot:     snap,
 		At:           at,
+		Latest:       latest,
 		RedisServer:  o.redisServer,
 		Identities:   idents,
 		RTOObjective: o.rtoObjective,

@@ -18,6 +18,7 @@ import (
 // pitrFlags are the point-in-time flags of `redback restore`.
 type pitrFlags struct {
 	At            string
+	LatestPoint   bool
 	BeforeCommand string
 	After         string
 	Key           string
@@ -27,7 +28,8 @@ type pitrFlags struct {
 }
 
 func (p *pitrFlags) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&p.At, "at", "", "point in time: the state after the last command received at or before `TIME`: "+timeFormatsHelp)
+	fs.StringVar(&p.At, "at", "", "point in time: the state after the last command received at or before `TIME`: "+pointFormatsHelp)
+	fs.BoolVar(&p.LatestPoint, "latest-point", false, "point in time: the newest durable point of the log (same as --at latest)")
 	fs.StringVar(&p.BeforeCommand, "before-command", "", "point in time: the state just before the first command `NAME` (FLUSHALL, FLUSHDB, DEL, UNLINK, SWAPDB, ...; see 'redback log')")
 	fs.StringVar(&p.After, "after", "", "with --before-command: only commands received at or after `TIME`")
 	fs.StringVar(&p.Key, "key", "", "with --before-command: only commands with a key argument matching this Redis glob `PATTERN`")
@@ -38,7 +40,7 @@ func (p *pitrFlags) addFlags(fs *pflag.FlagSet) {
 
 // requested reports whether any point-in-time flag was given.
 func (p *pitrFlags) requested() bool {
-	return p.At != "" || p.BeforeCommand != "" || p.ToOffset != "" || len(p.Skip) > 0 || p.After != "" || p.Key != "" || p.Generation != ""
+	return p.At != "" || p.LatestPoint || p.BeforeCommand != "" || p.ToOffset != "" || len(p.Skip) > 0 || p.After != "" || p.Key != "" || p.Generation != ""
 }
 
 // target builds the pitr target from the flags.
@@ -50,14 +52,19 @@ func (p *pitrFlags) target() (pitr.Target, error) {
 			n++
 		}
 	}
+	if p.LatestPoint {
+		n++
+	}
 	if n != 1 {
-		return pitr.Target{}, usagef(try, "give exactly one point in time: --at TIME, --before-command NAME or --to-offset N (got %d)", n)
+		return pitr.Target{}, usagef(try, "give exactly one point in time: --at TIME, --at latest (--latest-point), --before-command NAME or --to-offset N (got %d)", n)
 	}
 	if (p.After != "" || p.Key != "") && p.BeforeCommand == "" {
 		return pitr.Target{}, usagef("redback restore --repo URL --before-command DEL --key 'user:*' --after 2026-11-25T14:00:00Z --to-redis URL", "--after and --key go with --before-command")
 	}
 	var t pitr.Target
 	switch {
+	case p.LatestPoint || isLatest(p.At):
+		t = pitr.Latest()
 	case p.At != "":
 		at, err := parseTime("at", p.At)
 		if err != nil {

@@ -176,6 +176,24 @@ func TestRestorePITR_CLI(t *testing.T) {
 		t.Errorf("skip FLUSHALL: digest %s, want %s", got, r.noFlush)
 	}
 
+	// --at latest and --latest-point: the newest durable point (all four commands)
+	for _, args := range [][]string{{"--at", "latest"}, {"--latest-point"}} {
+		dir := t.TempDir()
+		if code, out, errs := runPITRCLI(t, append([]string{"restore", "--repo", r.dir, "--to-dir", dir}, args...)...); code != ExitOK {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errs)
+		}
+		s := redistest.StartInDir(t, dir, "--appendonly", "yes")
+		if got := s.Digest(ctx); got != r.digests[4] {
+			t.Errorf("%v: digest %s, want %s", args, got, r.digests[4])
+		}
+		s.Stop()
+	}
+	// --at now+1h (the log of this test runs seconds into the future): past the newest durable point, says how far and suggests --at latest
+	code, _, errs = runPITRCLI(t, "restore", "--repo", r.dir, "--at", "now+1h", "--to-dir", t.TempDir())
+	if code != ExitFailure || !strings.Contains(errs, "before it") || !strings.Contains(errs, "--at latest") {
+		t.Errorf("--at now+1h: exit %d %s", code, errs)
+	}
+
 	// outside every window: exit 1, the windows named
 	code, _, errs = runPITRCLI(t, "restore", "--repo", r.dir, "--at", "2001-01-01T00:00:00Z", "--to-redis", dst.URL())
 	if code != ExitFailure || !strings.Contains(errs, "outside every recoverable window") || !strings.Contains(errs, r.gen) {
@@ -190,6 +208,8 @@ func TestRestorePITR_CLI(t *testing.T) {
 		{"--to-offset", "-3"},
 		{"--at", "1795520462", "--skip-command-at", "abc"},
 		{"--to-redis", "redis://127.0.0.1:6379/3", "--at", "1795520462"},
+		{"--latest-point", "--at", "1795520462"},
+		{"--at", "now-5x"},
 	} {
 		code, _, errs := runPITRCLI(t, append([]string{"restore", "--repo", r.dir, "--to-redis", dst.URL()}, args...)...)
 		if code != ExitUsage || !strings.Contains(errs, "Try:") {
@@ -222,6 +242,14 @@ func TestPrintWindows(t *testing.T) {
 	}
 }
 
+func TestParseTime_Local(t *testing.T) {
+	got, err := parseTime("at", "2026-11-25 14:03:12")
+	want := time.Date(2026, 11, 25, 14, 3, 12, 0, time.Local)
+	if err != nil || !got.Equal(want) {
+		t.Fatalf("local: %v %v, want %v", got, err, want)
+	}
+}
+
 func TestParseTime(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -233,12 +261,23 @@ func TestParseTime(t *testing.T) {
 		{"1795615392", 1795615392000},
 		{"1795615392.5", 1795615392500},
 		{"1795615392.", -1},
-		{"2026-11-25 14:03:12", -1},
 		{"", -1},
 		{"-5", -1},
+		{"now", 1795615392000},
+		{"now-5m", 1795615092000},
+		{"NOW-1h30m", 1795615392000 - 5400000},
+		{"now+90s", 1795615482000},
+		{"now5m", -1},
+		{"now-", -1},
+		{"now--5m", -1},
+		{"latest", -1}, // a point-in-time flag handles it before parseTime
 	}
+	now := time.UnixMilli(1795615392000)
 	for _, tt := range tests {
-		got, err := parseTime("at", tt.in)
+		got, err := parseTimeAt("at", tt.in, now)
+		if err != nil && ExitCode(err) != ExitUsage {
+			t.Errorf("%q: exit %d for %v, want 2", tt.in, ExitCode(err), err)
+		}
 		switch {
 		case tt.want < 0 && err == nil:
 			t.Errorf("%q: no error, got %v", tt.in, got)

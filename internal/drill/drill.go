@@ -55,6 +55,10 @@ type Options struct {
 	// or, when no generation covers At, the newest verified snapshot that
 	// ended at or before At.
 	At time.Time
+	// Latest, when set and Snapshot is nil, drills the newest durable point
+	// of the log (pitr.Latest), or the newest verified snapshot when the
+	// repository holds no restorable log generation.
+	Latest bool
 	// RedisServer is the redis-server binary; "" looks it up on PATH.
 	RedisServer string
 	Identities  []age.Identity
@@ -207,7 +211,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		opts.Now = time.Now
 	}
 	start := opts.Now()
-	if opts.Backend == nil || opts.Snapshot == nil && opts.At.IsZero() {
+	if opts.Backend == nil || opts.Snapshot == nil && opts.At.IsZero() && !opts.Latest {
 		return nil, errors.New("drill: no snapshot or repository given")
 	}
 	r := &drillRun{ctx: ctx, opts: opts, start: start}

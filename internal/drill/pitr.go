@@ -63,8 +63,19 @@ func (r *drillRun) point() (*Report, error) {
 		return rep, fmt.Errorf("read the log generations: %w", err)
 	}
 	newest := newestDurable(windows)
+	target := pitr.AtTime(at)
+	if opts.Latest {
+		target = pitr.Latest()
+		if at.IsZero() {
+			at = start // for the fallback to the newest snapshot
+		}
+		if newest != nil {
+			at = newest.To
+		}
+		rep.Point.Requested = at
+	}
 	atNewest := newest != nil && !at.Before(newest.To)
-	plan, perr := pitr.NewPlan(ctx, opts.Backend, pitr.AtTime(at), pitr.Options{Identities: opts.Identities})
+	plan, perr := pitr.NewPlan(ctx, opts.Backend, target, pitr.Options{Identities: opts.Identities})
 	if errors.Is(perr, pitr.ErrTargetNotCovered) && newest != nil && at.After(newest.To) {
 		// After the newest durable point: drill that point, unless the
 		// log past it is stored but cut off by a hole.
@@ -110,12 +121,13 @@ func (r *drillRun) point() (*Report, error) {
 		encrypted = encrypted || s.Object.Encryption != ""
 	}
 	rep.Point.Generation, rep.Point.Offset, rep.Point.Time = plan.Generation.ID, plan.Offset, plan.Time
-	if atNewest {
+	if atNewest || newest != nil && plan.Generation.ID == newest.Generation && plan.Offset >= newest.ToOffset {
 		rep.RPOSeconds = max(0, start.Sub(newest.To).Seconds())
 	} else {
 		rep.RPOSeconds = max(0, start.Sub(plan.Time).Seconds())
 		if newest != nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("the drilled point is older than the newest durable point (%s): the RPO reported is the age of the drilled point", fmtTime(newest.To)))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the drilled point (generation %s, offset %d, %s) comes before the newest durable point (generation %s, offset %d, %s): the RPO reported is the age of the drilled point",
+				plan.Generation.ID, plan.Offset, fmtTime(plan.Time), newest.Generation, newest.ToOffset, fmtTime(newest.To)))
 		}
 	}
 

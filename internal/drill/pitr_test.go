@@ -268,6 +268,18 @@ func TestRun_PointInTime(t *testing.T) {
 		}
 	})
 
+	t.Run("latest", func(t *testing.T) {
+		rep, err, _ := run(t, t.Context(), Options{Backend: r.b, Latest: true, SampleKeys: 1000})
+		if err != nil || !rep.OK || rep.Point.Kind != PointPITR || !rep.Point.Time.Equal(r.generationTo) || rep.AOFDigest != r.finalDigest {
+			t.Fatalf("err %v point %+v digest %s (want %s) checks %+v", err, rep.Point, rep.AOFDigest, r.finalDigest, rep.Checks)
+		}
+		for _, n := range rep.Notes {
+			if strings.Contains(n, "comes before the newest durable point") {
+				t.Errorf("the newest point is called older than itself: %q", n)
+			}
+		}
+	})
+
 	t.Run("before the log falls back to a snapshot", func(t *testing.T) {
 		rep := runAt(t, r, r.early.EndTime)
 		if !rep.OK || rep.Point.Kind != PointSnapshot || rep.Snapshot != r.early.ID || rep.Digest != r.early.Digest {

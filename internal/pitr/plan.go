@@ -31,6 +31,7 @@ const (
 	KindTime          Kind = iota + 1 // the state after the last command received at or before Time
 	KindBeforeCommand                 // the state just before the first command matching Command
 	KindOffset                        // the state at replication offset Offset (the last command boundary at or before it)
+	KindLatest                        // the newest durable point: the end of the contiguous log of the generation that reaches furthest
 )
 
 // CommandMatch selects a command of the log.
@@ -47,8 +48,8 @@ type CommandMatch struct {
 	KeyPattern string
 }
 
-// Target is where to restore to. Build it with AtTime, BeforeCommand or
-// AtOffset.
+// Target is where to restore to. Build it with AtTime, BeforeCommand,
+// AtOffset or Latest.
 type Target struct {
 	Kind    Kind
 	Time    time.Time    // KindTime
@@ -72,6 +73,11 @@ func BeforeCommand(m CommandMatch) Target { return Target{Kind: KindBeforeComman
 // AtOffset is the state at replication offset off.
 func AtOffset(off int64) Target { return Target{Kind: KindOffset, Offset: off} }
 
+// Latest is the newest durable point: the whole contiguous log of the
+// restorable generation (with Generation: of that one) whose log reaches
+// the latest time.
+func Latest() Target { return Target{Kind: KindLatest} }
+
 func (t Target) String() string {
 	switch t.Kind {
 	case KindTime:
@@ -87,6 +93,8 @@ func (t Target) String() string {
 		return s
 	case KindOffset:
 		return fmt.Sprintf("offset %d", t.Offset)
+	case KindLatest:
+		return "the newest durable point"
 	}
 	return "no target"
 }
@@ -445,7 +453,7 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 					return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
 				}
 			}
-			return nil, &CoverageError{Target: t.String(), Windows: windows()}
+			return nil, &CoverageError{Target: t.String(), Reason: pastNewest(gens, t.Time), Windows: windows()}
 		}
 		start := len(gi.chain)
 		for i, l := range gi.chain {
@@ -489,6 +497,11 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 		}
 		if start < len(gi.chain) {
 			cut, _, _, err = gi.findCut(ctx, b, o.Identities, start, func(r *record) bool { return r.Offset+r.Size > t.Offset })
+		}
+	case KindLatest:
+		gi = newestGen(gens)
+		if gi == nil {
+			return nil, &CoverageError{Target: t.String(), Reason: "no generation has a readable base snapshot", Windows: windows()}
 		}
 	case KindBeforeCommand:
 		ams := int64(0)
@@ -580,10 +593,36 @@ func (t Target) validate() error {
 		if t.Offset < 0 {
 			return fmt.Errorf("offset %d is negative", t.Offset)
 		}
+	case KindLatest:
 	default:
 		return errors.New("no target: give a time, a command or an offset")
 	}
 	return nil
+}
+
+// newestGen returns the restorable generation whose contiguous log
+// reaches the latest time (the later one of equals), or nil.
+func newestGen(gens []*genInfo) *genInfo {
+	var best *genInfo
+	for _, c := range gens {
+		if c.base != nil && (best == nil || c.toMs() >= best.toMs()) {
+			best = c
+		}
+	}
+	return best
+}
+
+// pastNewest explains a time after the newest durable point: how far
+// behind that point is, and how to restore it instead. It returns "" for
+// any other time.
+func pastNewest(gens []*genInfo, t time.Time) string {
+	gi := newestGen(gens)
+	if gi == nil || t.UnixMilli() <= gi.toMs() {
+		return ""
+	}
+	to := msTime(gi.toMs())
+	return fmt.Sprintf("the newest durable point is %s (generation %s, offset %d), %s before it: the log has not reached that time yet; restore the newest point with --at latest",
+		fmtTime(to), gi.g.ID, gi.end, t.Sub(to).Round(time.Millisecond))
 }
 
 func (r *record) command(gen string, inTx bool) *Command {
