@@ -32,7 +32,10 @@ var ErrNoSnapshot = errors.New("no snapshot in the repository")
 
 // Source describes where a snapshot came from. Address never holds secrets.
 type Source struct {
-	Address      string `json:"address"`
+	Address string `json:"address"`
+	// Node is the server actually read when Address names a
+	// Sentinel-managed set (redis+sentinel://...).
+	Node         string `json:"node,omitempty"`
 	RunID        string `json:"run_id,omitempty"`
 	RedisVersion string `json:"redis_version,omitempty"`
 	Role         string `json:"role,omitempty"`

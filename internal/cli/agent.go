@@ -147,8 +147,9 @@ func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, 
 	se := *e
 	se.log = log.With("source", src.Name)
 	return takeSnapshot(ctx, &se, u, snapshotParams{
-		Method: src.Snapshot.Method,
-		Store:  snapshot.Options{Backend: repo, Pack: pack.Options{Recipients: rs}, Log: se.log},
+		Method:        src.Snapshot.Method,
+		PreferReplica: true,
+		Store:         snapshot.Options{Backend: repo, Pack: pack.Options{Recipients: rs}, Log: se.log},
 	})
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+
+	"redback/internal/sentinel"
 )
 
 // consistencyOptions are the flags of `redback consistency`.
@@ -87,7 +89,8 @@ func infoField(info, name string) string {
 }
 
 func runConsistency(ctx context.Context, e *env, o consistencyOptions) error {
-	u, err := o.redis.parse(e, "redis", o.URL)
+	// DEBUG RELOAD blocks the server: on a Sentinel-managed set, a replica.
+	u, err := o.redis.node(ctx, e, "redis", o.URL, sentinel.Options{PreferReplica: true})
 	if err != nil {
 		return err
 	}

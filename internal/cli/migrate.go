@@ -10,6 +10,7 @@ import (
 	"redback/internal/migrate"
 	"redback/internal/progress"
 	"redback/internal/restore"
+	"redback/internal/sentinel"
 )
 
 // migrateOptions are the flags of `redback migrate`.
@@ -122,11 +123,11 @@ func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
 	if err != nil {
 		return err
 	}
-	from, err := o.redis.parse(e, "from", o.From)
+	from, err := o.redis.node(ctx, e, "from", o.From, sentinel.Options{})
 	if err != nil {
 		return err
 	}
-	to, err := o.redis.parse(e, "to", o.To)
+	to, err := o.redis.node(ctx, e, "to", o.To, sentinel.Options{})
 	if err != nil {
 		return err
 	}

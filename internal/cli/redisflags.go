@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/pflag"
 
 	"redback/internal/redisurl"
+	"redback/internal/sentinel"
 )
 
 // redisFlags are the TLS flags shared by every command that connects to a
@@ -31,9 +34,27 @@ func (f *redisFlags) parse(e *env, name, raw string) (*redisurl.URL, error) {
 	if err != nil {
 		var ue *redisurl.Error
 		if errors.As(err, &ue) {
-			return nil, usagef("--"+name+" redis://[user:password@]host:port[/db]", "--%s: %v", name, err)
+			return nil, usagef("--"+name+" redis://[user:password@]host:port[/db] (or redis+sentinel://host:port[,host:port...]/MASTERNAME)", "--%s: %v", name, err)
 		}
 		return nil, err
 	}
 	return u, nil
+}
+
+// node parses like parse and, for a redis+sentinel:// URL, asks the
+// sentinels which server to use: the primary, or with o.PreferReplica a
+// healthy replica when there is one. Other URLs are returned as they are.
+func (f *redisFlags) node(ctx context.Context, e *env, name, raw string, o sentinel.Options) (*redisurl.URL, error) {
+	u, err := f.parse(e, name, raw)
+	if err != nil {
+		return nil, err
+	}
+	n, err := sentinel.Resolve(ctx, u, o)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", name, err)
+	}
+	if n != u {
+		e.log.Info("sentinel named the server", "set", u.Redacted(), "node", n.Redacted())
+	}
+	return n, nil
 }

@@ -14,12 +14,14 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
+	"redback/internal/sentinel"
 	"redback/internal/snapshot"
 )
 
 type snapshotOpts struct {
 	source, repo, method string
 	json                 bool
+	preferReplica        bool
 	redis                redisFlags
 	pack                 packFlags
 }
@@ -47,11 +49,12 @@ Methods:
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.source, "source", "", "server to snapshot: redis://[user:pass@]host:port[/db], rediss://..., unix:///path.sock")
+	f.StringVar(&o.source, "source", "", "server to snapshot: redis://[user:pass@]host:port[/db], rediss://..., unix:///path.sock, redis+sentinel://host:port[,host:port...]/MASTERNAME")
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
 	f.StringVar(&o.method, "method", "sync", "sync (replication protocol) or bgsave (BGSAVE + local file)")
 	o.pack.addFlags(f, "fastest")
 	f.BoolVar(&o.json, "json", false, "print the manifest as JSON")
+	f.BoolVar(&o.preferReplica, "prefer-replica", true, "for a redis+sentinel:// source, read a healthy replica when there is one (else the primary)")
 	o.redis.addFlags(f)
 	return c
 }
@@ -75,8 +78,9 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 	defer repo.Close()
 	bar := progress.New(e.Err, "snapshot", -1, !o.json && progress.IsTerminal(e.Err))
 	snap, err := takeSnapshot(ctx, e, u, snapshotParams{
-		Method: o.method,
-		Store:  snapshot.Options{Backend: repo, Pack: po, Progress: bar, Log: e.log},
+		Method:        o.method,
+		PreferReplica: o.preferReplica,
+		Store:         snapshot.Options{Backend: repo, Pack: po, Progress: bar, Log: e.log},
 	})
 	bar.Done()
 	if err != nil {
@@ -100,7 +104,9 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 // snapshotParams is what takeSnapshot needs besides the source.
 type snapshotParams struct {
 	Method string
-	Store  snapshot.Options
+	// PreferReplica reads a healthy replica of a Sentinel-managed set.
+	PreferReplica bool
+	Store         snapshot.Options
 }
 
 // takeSnapshot is the one code path for a snapshot (CLI and agent).
@@ -108,9 +114,18 @@ func takeSnapshot(ctx context.Context, e *env, u *redisurl.URL, p snapshotParams
 	if p.Store.Start.IsZero() {
 		p.Store.Start = time.Now()
 	}
+	set := u
+	u, err := sentinel.Resolve(ctx, set, sentinel.Options{PreferReplica: p.PreferReplica})
+	if err != nil {
+		return nil, err
+	}
 	src, err := sourceInfo(ctx, u)
 	if err != nil {
 		return nil, err
+	}
+	if u != set {
+		src.Address, src.Node = set.Redacted(), u.Redacted()
+		e.log.Info("snapshot of a Sentinel-managed set", "set", set.Redacted(), "node", u.Redacted(), "role", src.Role)
 	}
 	p.Store.Source = src
 	p.Store.Method = p.Method

@@ -15,6 +15,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"redback/internal/redisurl"
 )
 
 // Defaults, matching the classic recipe (docs in classic-recipe.md).
@@ -61,8 +63,8 @@ type Heartbeat struct {
 type Source struct {
 	// Name labels metrics (source="...") and log lines; unique.
 	Name string `yaml:"name"`
-	// Source is redis://[user:pass@]host:port[/db], rediss://... or
-	// unix:///path. It may carry a password: show it only through Redact.
+	// Source is redis://[user:pass@]host:port[/db], rediss://...,
+	// unix:///path or redis+sentinel://[user:pass@]host:port[,host:port...]/MASTERNAME. It may carry a password: show it only through Redact.
 	Source string `yaml:"source"`
 	// Repo is the repository URL: file:///path, s3://bucket/prefix, mem://
 	// (tests) or an absolute path.
@@ -643,8 +645,14 @@ func checkSourceURL(path, raw string, ps *problems) {
 		if u.Path == "" {
 			ps.add(path, "no socket path (unix:///run/redis.sock)")
 		}
+	case "redis+sentinel", "rediss+sentinel":
+		// redisurl's errors mask the passwords.
+		var ue *redisurl.Error
+		if _, err := redisurl.Parse(raw, redisurl.Options{}); errors.As(err, &ue) {
+			ps.add(path, "%s", ue.Msg)
+		}
 	default:
-		ps.add(path, "scheme %q: want redis, rediss or unix", u.Scheme)
+		ps.add(path, "scheme %q: want redis, rediss, unix, redis+sentinel or rediss+sentinel", u.Scheme)
 	}
 }
 

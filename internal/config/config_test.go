@@ -94,7 +94,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"bad duration", src("    ship: {interval: soon}\n"), []string{"sources[0].ship.interval: bad duration \"soon\""}, nil},
 		{"bad int", src("    retention: {daily: many}\n"), []string{"sources[0].retention.daily: want a whole number"}, nil},
 		{"retention", src("    retention: {weekly: -2}\n"), []string{"sources[0].retention.weekly: -2: want a count >= 0, or -1 for forever"}, nil},
-		{"bad source url", "sources:\n  - name: a\n    source: http://u:hunter2@h:1\n    repo: s3://b/p\n", []string{`sources[0].source: scheme "http": want redis, rediss or unix`}, []string{"hunter2"}},
+		{"bad source url", "sources:\n  - name: a\n    source: http://u:hunter2@h:1\n    repo: s3://b/p\n", []string{`sources[0].source: scheme "http": want redis, rediss, unix, redis+sentinel or rediss+sentinel`}, []string{"hunter2"}},
 		{"bad repo url", "sources:\n  - name: a\n    source: redis://h:1\n    repo: ftp://h/x\n", []string{`sources[0].repo: scheme "ftp": want file, s3 or mem`}, nil},
 		{"missing env", "sources:\n  - name: a\n    source: redis://:${REDIS_PASSWORD}@h:1\n    repo: s3://b/p\n", []string{"sources[0].source: environment variable REDIS_PASSWORD is not set"}, nil},
 		{"duplicate", src("  - name: a\n    source: redis://h:2\n    repo: /var/x\n"), []string{`sources[1].name: duplicate source name "a" (also sources[0])`}, nil},

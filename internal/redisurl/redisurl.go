@@ -64,14 +64,42 @@ type Options struct {
 
 // URL is a parsed server address. Build it with Parse.
 type URL struct {
-	Scheme   string // "redis", "rediss" or "unix"
-	Addr     string // host:port for TCP, the socket path for unix
-	Username string // "" = the default user
+	// Scheme is "redis", "rediss" or "unix", or "redis+sentinel" or
+	// "rediss+sentinel" for a set managed by Sentinel.
+	Scheme string
+	// Addr is host:port for TCP, the socket path for unix, and "" for a
+	// Sentinel URL (ask the sentinels, then use Node).
+	Addr     string
+	Username string // "" = the default user (of the Redis nodes)
 	Password Secret
 	DB       int
+	// Sentinel is set for redis+sentinel:// and rediss+sentinel:// URLs.
+	Sentinel *Sentinel
 
-	tls *tls.Config // non-nil for rediss
+	tls       *tls.Config // non-nil for rediss and rediss+sentinel
+	fixedName bool        // tls.ServerName was given; Node keeps it
 }
+
+// Sentinel says where a redis+sentinel:// URL finds its primary: the
+// sentinels to ask, in order, and the name they monitor it under.
+type Sentinel struct {
+	Addrs      []string // host:port of each sentinel
+	MasterName string
+	// Username and Password authenticate to the sentinels
+	// (sentinel_user, sentinel_password); the URL's own credentials are
+	// for the Redis nodes.
+	Username string
+	Password Secret
+
+	tls *tls.Config // non-nil when the sentinels are reached over TLS
+}
+
+// TLS reports whether the sentinels are reached over TLS.
+func (s *Sentinel) TLS() bool { return s.tls != nil }
+
+// IsSentinel reports whether u names a Sentinel-managed set rather than
+// one server.
+func (u *URL) IsSentinel() bool { return u.Sentinel != nil }
 
 // Error is returned by Parse. Its text names the bad part but never the
 // password.
@@ -90,6 +118,13 @@ func Parse(s string, opts Options) (*URL, error) {
 	}
 	if strings.TrimSpace(s) == "" {
 		return fail("empty address")
+	}
+	if scheme, _, ok := strings.Cut(s, "://"); ok && strings.HasSuffix(strings.ToLower(scheme), "+sentinel") {
+		u, msg := parseSentinel(s, opts)
+		if msg != "" {
+			return fail("%s", msg)
+		}
+		return u, nil
 	}
 	u := &URL{}
 	if !strings.Contains(s, "://") {
@@ -162,23 +197,28 @@ func Parse(s string, opts Options) (*URL, error) {
 		}
 	}
 	if u.Password == "" && opts.Getenv != nil {
-		for _, name := range []string{"REDISCLI_AUTH", "REDIS_PASSWORD"} {
-			if p := opts.Getenv(name); p != "" {
-				u.Password = Secret(p)
-				break
-			}
-		}
+		u.Password = Secret(envPassword(opts.Getenv))
 	}
 	if u.Scheme == "rediss" {
 		cfg, err := buildTLS(opts.TLS, u.Addr)
 		if err != nil {
 			return fail("tls: %v", err)
 		}
-		u.tls = cfg
+		u.tls, u.fixedName = cfg, opts.TLS.ServerName != ""
 	} else if opts.TLS != (TLSOptions{}) {
 		return fail("TLS options given but the scheme is %s (use rediss://)", u.Scheme)
 	}
 	return u, nil
+}
+
+// envPassword is $REDISCLI_AUTH, else $REDIS_PASSWORD.
+func envPassword(getenv func(string) string) string {
+	for _, name := range []string{"REDISCLI_AUTH", "REDIS_PASSWORD"} {
+		if p := getenv(name); p != "" {
+			return p
+		}
+	}
+	return ""
 }
 
 func parseDB(s string) (int, error) {
@@ -189,12 +229,14 @@ func parseDB(s string) (int, error) {
 	return db, nil
 }
 
-func hostPort(s string) (string, error) {
+func hostPort(s string) (string, error) { return hostPortDefault(s, DefaultPort) }
+
+func hostPortDefault(s string, defPort int) (string, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		// No port: "host" or "[::1]".
 		if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-			return net.JoinHostPort(s[1:len(s)-1], strconv.Itoa(DefaultPort)), nil
+			return net.JoinHostPort(s[1:len(s)-1], strconv.Itoa(defPort)), nil
 		}
 		if strings.Count(s, ":") > 1 {
 			return "", fmt.Errorf("bad address %q (write IPv6 as [addr]:port)", s)
@@ -202,7 +244,7 @@ func hostPort(s string) (string, error) {
 		if strings.Contains(s, ":") {
 			return "", fmt.Errorf("bad address %q", s)
 		}
-		host, port = s, strconv.Itoa(DefaultPort)
+		host, port = s, strconv.Itoa(defPort)
 	}
 	if host == "" {
 		return "", fmt.Errorf("missing host in %q", s)
@@ -256,6 +298,153 @@ func (u *URL) TLSConfig() *tls.Config {
 	return u.tls.Clone()
 }
 
+// DefaultSentinelPort is used when a sentinel address has no port.
+const DefaultSentinelPort = 26379
+
+// parseSentinel parses redis+sentinel:// and rediss+sentinel:// URLs. It
+// returns an error message (never holding a password) or the URL.
+func parseSentinel(s string, opts Options) (*URL, string) {
+	scheme, rest, _ := strings.Cut(s, "://")
+	scheme = strings.ToLower(scheme)
+	if scheme != "redis+sentinel" && scheme != "rediss+sentinel" {
+		return nil, fmt.Sprintf("unknown scheme %q (want redis+sentinel or rediss+sentinel)", scheme)
+	}
+	// The host list (h1:p1,h2:p2,...) is not a URL host, so it is cut out
+	// by hand: the authority ends at the first '/' or '?', the userinfo at
+	// its last '@'.
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	auth, tail := rest[:end], rest[end:]
+	userinfo, hosts := "", auth
+	if at := strings.LastIndex(auth, "@"); at >= 0 {
+		userinfo, hosts = auth[:at+1], auth[at+1:]
+	}
+	pu, err := url.Parse(scheme + "://" + userinfo + "sentinels" + tail)
+	if err != nil {
+		return nil, "malformed URL"
+	}
+	u := &URL{Scheme: scheme, Sentinel: &Sentinel{}}
+	if pu.User != nil {
+		u.Username = pu.User.Username()
+		if p, ok := pu.User.Password(); ok {
+			u.Password = Secret(p)
+		}
+	}
+	if hosts == "" {
+		return nil, "missing sentinel addresses (redis+sentinel://host:port[,host:port...]/MASTERNAME)"
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		if h == "" {
+			return nil, "empty sentinel address in the list"
+		}
+		addr, err := hostPortDefault(h, DefaultSentinelPort)
+		if err != nil {
+			return nil, err.Error()
+		}
+		u.Sentinel.Addrs = append(u.Sentinel.Addrs, addr)
+	}
+	name := strings.TrimPrefix(pu.Path, "/")
+	if name == "" || strings.Contains(name, "/") {
+		return nil, "missing master name (redis+sentinel://host:port/MASTERNAME)"
+	}
+	u.Sentinel.MasterName = name
+	sentinelTLS := scheme == "rediss+sentinel"
+	for k, v := range pu.Query() {
+		if len(v) != 1 {
+			return nil, fmt.Sprintf("%s given more than once", k)
+		}
+		switch k {
+		case "db":
+			db, err := parseDB(v[0])
+			if err != nil {
+				return nil, "db: " + err.Error()
+			}
+			u.DB = db
+		case "sentinel_user":
+			u.Sentinel.Username = v[0]
+		case "sentinel_password":
+			u.Sentinel.Password = Secret(v[0])
+		case "tls":
+			b, err := strconv.ParseBool(v[0])
+			if err != nil {
+				return nil, fmt.Sprintf("tls=%q: want true or false", v[0])
+			}
+			sentinelTLS = b
+		default:
+			return nil, fmt.Sprintf("unknown query parameter %q (accepted: db, sentinel_user, sentinel_password, tls)", k)
+		}
+	}
+	if u.Password == "" && opts.Getenv != nil {
+		u.Password = Secret(envPassword(opts.Getenv))
+	}
+	var err2 error
+	if scheme == "rediss+sentinel" {
+		if u.tls, err2 = buildTLS(opts.TLS, ""); err2 != nil {
+			return nil, "tls: " + err2.Error()
+		}
+		u.fixedName = opts.TLS.ServerName != ""
+	}
+	if sentinelTLS {
+		if u.Sentinel.tls, err2 = buildTLS(opts.TLS, ""); err2 != nil {
+			return nil, "tls: " + err2.Error()
+		}
+	}
+	if u.tls == nil && u.Sentinel.tls == nil && opts.TLS != (TLSOptions{}) {
+		return nil, "TLS options given but neither the nodes (rediss+sentinel://) nor the sentinels (tls=true) use TLS"
+	}
+	return u, ""
+}
+
+// Node is the URL of one server of u's set (the primary or a replica the
+// sentinels named): the same credentials, database and TLS settings, with
+// the certificate checked against addr's host unless a server name was
+// given. For a URL that is not a Sentinel URL it returns a copy with Addr
+// replaced.
+func (u *URL) Node(addr string) *URL {
+	n := *u
+	n.Addr, n.Sentinel = addr, nil
+	n.Scheme = strings.TrimSuffix(u.Scheme, "+sentinel")
+	n.tls = withServerName(u.tls, addr, u.fixedName)
+	return &n
+}
+
+func withServerName(cfg *tls.Config, addr string, fixed bool) *tls.Config {
+	if cfg == nil {
+		return nil
+	}
+	c := cfg.Clone()
+	if !fixed {
+		c.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	return c
+}
+
+// SentinelOptions returns go-redis options for the sentinel at addr (one of
+// u.Sentinel.Addrs): the sentinel credentials and TLS settings.
+func (u *URL) SentinelOptions(addr string) *redis.Options {
+	o := &redis.Options{
+		Addr:               addr,
+		Username:           u.Sentinel.Username,
+		Password:           u.Sentinel.Password.Reveal(),
+		TLSConfig:          withServerName(u.Sentinel.tls, addr, u.fixedName),
+		DisableIdentity:    true,
+		DialerRetries:      1,
+		DialerRetryTimeout: 100 * time.Millisecond,
+		DialTimeout:        2 * time.Second,
+		ReadTimeout:        2 * time.Second,
+		WriteTimeout:       2 * time.Second,
+		MaxRetries:         -1,
+	}
+	return o
+}
+
+// ErrUnresolved is returned when a Sentinel URL is used as if it named one
+// server: ask the sentinels for the node first (package sentinel), then use
+// Node.
+var ErrUnresolved = errors.New("a redis+sentinel:// URL names a set, not a server: its primary must be asked from the sentinels first")
+
 // Network is "unix" or "tcp".
 func (u *URL) Network() string {
 	if u.Scheme == "unix" {
@@ -276,6 +465,27 @@ func (u *URL) Redacted() string {
 			b.WriteString(":" + mask)
 		}
 		b.WriteString("@")
+	}
+	if u.Sentinel != nil {
+		b.WriteString(strings.Join(u.Sentinel.Addrs, ","))
+		b.WriteString("/" + url.PathEscape(u.Sentinel.MasterName))
+		q := url.Values{}
+		if u.DB != 0 {
+			q.Set("db", strconv.Itoa(u.DB))
+		}
+		if u.Sentinel.Username != "" {
+			q.Set("sentinel_user", u.Sentinel.Username)
+		}
+		if u.Sentinel.Password != "" {
+			q.Set("sentinel_password", mask)
+		}
+		if (u.Sentinel.tls != nil) != (u.tls != nil) {
+			q.Set("tls", strconv.FormatBool(u.Sentinel.tls != nil))
+		}
+		if len(q) > 0 {
+			b.WriteString("?" + q.Encode())
+		}
+		return b.String()
 	}
 	if u.Scheme == "unix" {
 		b.WriteString(u.Addr)
@@ -301,7 +511,7 @@ func (u *URL) LogValue() slog.Value { return slog.StringValue(u.Redacted()) }
 // credentials and DB, with DisableIdentity set (no CLIENT SETINFO, which
 // older and managed servers reject).
 func (u *URL) GoRedisOptions() *redis.Options {
-	return &redis.Options{
+	o := &redis.Options{
 		Network:         u.Network(),
 		Addr:            u.Addr,
 		Username:        u.Username,
@@ -315,12 +525,20 @@ func (u *URL) GoRedisOptions() *redis.Options {
 		DialerRetryTimeout: 100 * time.Millisecond,
 		DialTimeout:        5 * time.Second,
 	}
+	if u.Sentinel != nil {
+		// Never let go-redis fall back to its default address.
+		o.Dialer = func(context.Context, string, string) (net.Conn, error) { return nil, ErrUnresolved }
+	}
+	return o
 }
 
 // Dial opens a raw connection, with the TLS handshake done when the scheme is
 // rediss. It does not authenticate or select a DB. Errors name the redacted
 // URL.
 func (u *URL) Dial(ctx context.Context) (net.Conn, error) {
+	if u.Sentinel != nil {
+		return nil, fmt.Errorf("connect to %s: %w", u.Redacted(), ErrUnresolved)
+	}
 	var d net.Dialer
 	var c net.Conn
 	var err error
@@ -339,6 +557,35 @@ func (u *URL) Dial(ctx context.Context) (net.Conn, error) {
 // redactRaw masks the password in text that may not parse as a URL: it
 // keeps the user name and masks what follows its ':' up to the last '@'.
 func redactRaw(s string) string {
+	return redactUserinfo(redactQuery(s, "sentinel_password="))
+}
+
+// redactQuery masks the value of the query parameter key (given with its
+// '=') wherever it appears.
+func redactQuery(s, key string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(strings.ToLower(s), key)
+		if i < 0 || (i > 0 && s[i-1] != '?' && s[i-1] != '&') {
+			if i < 0 {
+				b.WriteString(s)
+				return b.String()
+			}
+			b.WriteString(s[:i+len(key)])
+			s = s[i+len(key):]
+			continue
+		}
+		b.WriteString(s[:i+len(key)] + mask)
+		s = s[i+len(key):]
+		if j := strings.IndexByte(s, '&'); j >= 0 {
+			s = s[j:]
+		} else {
+			s = ""
+		}
+	}
+}
+
+func redactUserinfo(s string) string {
 	i := strings.Index(s, "://")
 	if i < 0 {
 		if at := strings.LastIndex(s, "@"); at >= 0 {

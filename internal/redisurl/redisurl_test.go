@@ -159,3 +159,93 @@ func TestRedactRaw(t *testing.T) {
 		}
 	}
 }
+
+func TestParse_Sentinel(t *testing.T) {
+	tests := []struct {
+		in        string
+		addrs     string
+		name      string
+		user      string
+		pass      string
+		suser     string
+		spass     string
+		db        int
+		nodeTLS   bool
+		sentTLS   bool
+		redacted  string
+		nodeAddr  string
+		nodeRedac string
+	}{
+		{"redis+sentinel://127.0.0.1:26379/mymaster", "127.0.0.1:26379", "mymaster", "", "", "", "", 0, false, false,
+			"redis+sentinel://127.0.0.1:26379/mymaster", "127.0.0.1:6380", "redis://127.0.0.1:6380"},
+		{"redis+sentinel://u:pw@h1:1,h2,[::1]:3/m?sentinel_user=su&sentinel_password=spw&db=2", "h1:1,h2:26379,[::1]:3", "m", "u", "pw", "su", "spw", 2, false, false,
+			"redis+sentinel://u:xxxxx@h1:1,h2:26379,[::1]:3/m?db=2&sentinel_password=xxxxx&sentinel_user=su", "h9:7", "redis://u:xxxxx@h9:7/2"},
+		{"rediss+sentinel://:pw@h1:1/m", "h1:1", "m", "", "pw", "", "", 0, true, true,
+			"rediss+sentinel://:xxxxx@h1:1/m", "h9:7", "rediss://:xxxxx@h9:7"},
+		{"rediss+sentinel://h1:1/m?tls=false", "h1:1", "m", "", "", "", "", 0, true, false,
+			"rediss+sentinel://h1:1/m?tls=false", "h9:7", "rediss://h9:7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			u, err := Parse(tt.in, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !u.IsSentinel() || u.Addr != "" {
+				t.Fatalf("not a sentinel URL: %+v", u)
+			}
+			s := u.Sentinel
+			got := fmt.Sprint(strings.Join(s.Addrs, ","), " ", s.MasterName, " ", u.Username, " ", u.Password.Reveal(), " ", s.Username, " ", s.Password.Reveal(), " ", u.DB, " ", u.TLS(), " ", s.TLS())
+			want := fmt.Sprint(tt.addrs, " ", tt.name, " ", tt.user, " ", tt.pass, " ", tt.suser, " ", tt.spass, " ", tt.db, " ", tt.nodeTLS, " ", tt.sentTLS)
+			if got != want {
+				t.Fatalf("got %s, want %s", got, want)
+			}
+			if u.Redacted() != tt.redacted {
+				t.Fatalf("redacted %q, want %q", u.Redacted(), tt.redacted)
+			}
+			n := u.Node(tt.nodeAddr)
+			if n.IsSentinel() || n.Addr != tt.nodeAddr || n.Redacted() != tt.nodeRedac {
+				t.Fatalf("node %q %+v", n.Redacted(), n)
+			}
+			if n.TLS() && n.TLSConfig().ServerName != "h9" {
+				t.Fatalf("node TLS server name %q", n.TLSConfig().ServerName)
+			}
+			so := u.SentinelOptions(s.Addrs[0])
+			if so.Username != tt.suser || so.Password != tt.spass || (so.TLSConfig != nil) != tt.sentTLS {
+				t.Fatalf("sentinel options %+v", so)
+			}
+			if _, err := u.Dial(t.Context()); !errors.Is(err, ErrUnresolved) {
+				t.Fatalf("Dial of a sentinel URL: %v", err)
+			}
+			for _, secret := range []string{tt.pass, tt.spass} {
+				if secret != "" && strings.Contains(fmt.Sprintf("%v %+v %#v %v", u, *u, u, *u.Sentinel), secret) {
+					t.Fatalf("password %q leaked by fmt", secret)
+				}
+			}
+		})
+	}
+}
+
+func TestParse_SentinelErrors(t *testing.T) {
+	for _, in := range []string{
+		"redis+sentinel:///mymaster",
+		"redis+sentinel://h:1",
+		"redis+sentinel://h:1/",
+		"redis+sentinel://h:1,,h2:2/m",
+		"redis+sentinel://h:99999/m",
+		"redis+sentinel://h:1/m?tls=maybe",
+		"redis+sentinel://h:1/m?sentinel_password=topsecret&bogus=1",
+		"redisx+sentinel://h:1/m",
+	} {
+		t.Run(in, func(t *testing.T) {
+			_, err := Parse(in, Options{})
+			var ue *Error
+			if !errors.As(err, &ue) {
+				t.Fatalf("want *Error, got %v", err)
+			}
+			if strings.Contains(err.Error(), "topsecret") {
+				t.Fatalf("secret in error: %v", err)
+			}
+		})
+	}
+}
