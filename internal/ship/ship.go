@@ -16,6 +16,7 @@ import (
 	"redback/internal/pack"
 	"redback/internal/redisurl"
 	"redback/internal/replica"
+	"redback/internal/sentinel"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
 )
@@ -423,7 +424,11 @@ func (s *Shipper) endGeneration(g *catalog.Generation, off int64, reason string)
 
 // session runs one connection. streamed reports whether commands arrived.
 func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err error) {
-	conn, err := replica.Dial(ctx, s.Source, replica.Config{Logger: s.Log})
+	node, err := sentinel.Resolve(ctx, s.Source, sentinel.Options{})
+	if err != nil {
+		return false, err
+	}
+	conn, err := replica.Dial(ctx, node, replica.Config{Logger: s.Log})
 	if err != nil {
 		return false, err
 	}
