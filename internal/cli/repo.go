@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"redback/internal/storage"
@@ -15,6 +16,9 @@ func openRepo(ctx context.Context, e *env, url string) (storage.Backend, error) 
 		return nil, usagef("--repo file:///var/lib/redback/cache-a", "--repo is required")
 	}
 	b, err := backends.Open(ctx, url)
+	if errors.Is(err, storage.ErrInvalidLocation) {
+		return nil, usagef("--repo file:///var/lib/redback/cache-a (or s3://bucket/prefix?region=R)", "--repo: %v", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open repository: %w", err)
 	}

@@ -72,6 +72,19 @@ func newRootCmd(e *env) *cobra.Command {
 			e.log = slog.New(slog.NewTextHandler(e.Err, &slog.HandlerOptions{Level: level}))
 		},
 	}
+	// An unknown verb is a usage error (exit 2): cobra's own check would
+	// make it a plain error. Without arguments, the help.
+	root.Args = cobra.ArbitraryArgs
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if sug := cmd.SuggestionsFor(args[0]); len(sug) > 0 {
+			msg += "; did you mean " + strings.Join(sug, " or ") + "?"
+		}
+		return usagef("redback --help", "%s", msg)
+	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail to stderr")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &UsageError{Msg: err.Error(), Try: cmd.CommandPath() + " --help"}

@@ -251,7 +251,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{Problems: []Problem{{Msg: "empty configuration: at least one source is required"}}}
 		}
-		return nil, fmt.Errorf("parse configuration: %w", err)
+		return nil, &Error{Problems: []Problem{{Msg: "not valid YAML: " + err.Error()}}}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -271,7 +271,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 		Sources     []yaml.Node `yaml:"sources"`
 	}
 	if err := root.Decode(&top); err != nil {
-		return nil, fmt.Errorf("decode configuration: %w", err)
+		return nil, &Error{Problems: []Problem{{Msg: "cannot decode: " + err.Error()}}}
 	}
 	if top.Listen != nil {
 		cfg.Listen = *top.Listen
@@ -293,7 +293,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 		s := DefaultSource()
 		s.Snapshot.Every = 0 // set below unless a schedule is given
 		if err := top.Sources[i].Decode(&s); err != nil {
-			return nil, fmt.Errorf("decode sources[%d]: %w", i, err)
+			return nil, &Error{Problems: []Problem{{Path: fmt.Sprintf("sources[%d]", i), Msg: "cannot decode: " + err.Error()}}}
 		}
 		if s.Snapshot.Every == 0 && s.Snapshot.Schedule == "" {
 			s.Snapshot.Every = Duration(DefaultSnapshotEvery)

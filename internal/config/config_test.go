@@ -102,6 +102,9 @@ func TestLoad_Errors(t *testing.T) {
 		{"method", src("    snapshot: {method: copy}\n"), []string{`sources[0].snapshot.method: "copy": want sync or bgsave`}, nil},
 		{"listen", "listen: nowhere\n" + src(""), []string{"listen: want host:port"}, nil},
 		{"not a list", "sources: {name: a}\n", []string{"sources: want a list"}, nil},
+		{"yaml syntax", "sources: [\n", []string{"not valid YAML"}, nil},
+		{"duplicate key", "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n" + src(""), []string{`mapping key "listen" already defined`}, nil},
+		{"duplicate source key", src("    repo: file:///tmp/b\n"), []string{`mapping key "repo" already defined`}, nil},
 		{"many", src("    snapshot: {evry: 1h}\n    retention: {hourly: -3}\n    drill: {rto_objective: x}\n"),
 			[]string{"3 problems", "snapshot.evry", "retention.hourly", "drill.rto_objective"}, nil},
 	} {

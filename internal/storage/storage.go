@@ -21,6 +21,11 @@ import (
 // condition to it.
 var ErrNotExist = errors.New("object does not exist")
 
+// ErrInvalidLocation is wrapped by the error of opening a repository
+// location that cannot name one: an unsupported scheme, a malformed URL,
+// an unknown URL parameter. It is the caller's mistake, not a failure.
+var ErrInvalidLocation = errors.New("invalid repository location")
+
 // ErrPrecondition is returned by PutIf when its condition does not hold.
 var ErrPrecondition = errors.New("precondition failed")
 

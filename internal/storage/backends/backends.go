@@ -55,7 +55,7 @@ func (r *Registry) Schemes() []string {
 // credentials by mistake), only its scheme.
 func (r *Registry) Open(ctx context.Context, location string) (storage.Backend, error) {
 	if location == "" {
-		return nil, fmt.Errorf("empty repository location (want a path, file:///abs/path or s3://bucket/prefix)")
+		return nil, fmt.Errorf("%w: empty repository location (want a path, file:///abs/path or s3://bucket/prefix)", storage.ErrInvalidLocation)
 	}
 	scheme := "file"
 	if s, rest, ok := strings.Cut(location, ":"); ok && validScheme(s) && (strings.HasPrefix(rest, "//") || r.schemes[strings.ToLower(s)] != nil) {
@@ -63,7 +63,7 @@ func (r *Registry) Open(ctx context.Context, location string) (storage.Backend, 
 	}
 	open := r.schemes[scheme]
 	if open == nil {
-		return nil, fmt.Errorf("unsupported repository scheme %q (supported: %s, or a plain path)", scheme, strings.Join(r.Schemes(), ", "))
+		return nil, fmt.Errorf("%w: unsupported repository scheme %q (supported: %s, or a plain path)", storage.ErrInvalidLocation, scheme, strings.Join(r.Schemes(), ", "))
 	}
 	b, err := open(ctx, location)
 	if err != nil {

@@ -40,18 +40,18 @@ func New(dir string) (*Backend, error) {
 	if strings.HasPrefix(dir, "file:") {
 		u, err := url.Parse(dir)
 		if err != nil {
-			return nil, fmt.Errorf("file: invalid URL %q", dir)
+			return nil, fmt.Errorf("%w: file: invalid URL %q", storage.ErrInvalidLocation, dir)
 		}
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("file: URL %q: remote host %q is not supported (use file:///abs/path)", dir, u.Host)
+			return nil, fmt.Errorf("%w: file: URL %q: remote host %q is not supported (use file:///abs/path)", storage.ErrInvalidLocation, dir, u.Host)
 		}
 		if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
-			return nil, fmt.Errorf("file: URL %q: want an absolute path, like file:///var/backups/redis", dir)
+			return nil, fmt.Errorf("%w: file: URL %q: want an absolute path, like file:///var/backups/redis", storage.ErrInvalidLocation, dir)
 		}
 		dir = u.Path
 	}
 	if dir == "" {
-		return nil, errors.New("file: empty directory path")
+		return nil, fmt.Errorf("%w: file: empty directory path", storage.ErrInvalidLocation)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

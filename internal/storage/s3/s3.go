@@ -169,7 +169,7 @@ type Backend struct {
 func Open(ctx context.Context, rawURL string) (*Backend, error) {
 	c, err := ParseURL(rawURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", storage.ErrInvalidLocation, err)
 	}
 	return New(ctx, c)
 }
