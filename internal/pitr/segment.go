@@ -2,6 +2,7 @@ package pitr
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,7 +81,12 @@ func scanSegment(ctx context.Context, b storage.Backend, ids []age.Identity, seg
 		return fmt.Errorf("open segment %s: %w", key, err)
 	}
 	defer pr.Close()
-	sr := &segReader{br: bufio.NewReaderSize(pr, 256<<10)}
+	return scanRecords(ctx, pr, key, seg, fn)
+}
+
+// scanRecords is scanSegment on the raw (unsealed) AOF bytes read from r.
+func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segment, fn func(*record) error) error {
+	sr := &segReader{br: bufio.NewReaderSize(r, 256<<10)}
 	names := map[string]string{}
 	var (
 		ci      int
@@ -196,6 +202,14 @@ func upperName(names map[string]string, b []byte) string {
 		names[s] = s
 	}
 	return s
+}
+
+// CheckSegmentBytes checks a segment's raw AOF bytes (before sealing)
+// against its manifest the way CheckSegment does after storing: ship runs
+// it before storing a segment, so a segment whose index contradicts its
+// bytes is never written. Damage is a *SegmentError.
+func CheckSegmentBytes(seg *catalog.Segment, raw []byte) error {
+	return scanRecords(context.Background(), bytes.NewReader(raw), seg.Object.Key, seg, func(*record) error { return nil })
 }
 
 // CheckSegment reads segment seg completely and checks it against its

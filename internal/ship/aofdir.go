@@ -154,6 +154,13 @@ func (s *Shipper) aofLoop(ctx context.Context) error {
 	var lastLog time.Time
 	for {
 		err := s.aofStep(ctx, t)
+		s.mu.Lock()
+		if bad := s.badSeg; bad != nil && err == nil {
+			err = fmt.Errorf("ship --aof-dir %s: %w; the log is stored up to offset %d of generation %s", dir, bad, bad.start, bad.gen)
+			s.mu.Unlock()
+			return err
+		}
+		s.mu.Unlock()
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -223,9 +230,7 @@ func (s *Shipper) aofStep(ctx context.Context, t *aofTail) error {
 		}
 		s.mu.Lock()
 		s.b.rollback()
-		if seg := s.b.cut(); seg != nil {
-			s.up.enqueue(&job{seg: seg})
-		}
+		s.queueCut()
 		end := s.b.end
 		s.mu.Unlock()
 		g := *t.gen
@@ -677,9 +682,7 @@ func (s *Shipper) aofReadFile(ctx context.Context, t *aofTail, name string, size
 		s.mu.Lock()
 		unitEnd := s.b.addAt(cmd, now, ms)
 		if unitEnd && s.b.pending() >= s.SegmentSize {
-			if seg := s.b.cut(); seg != nil {
-				s.up.enqueue(&job{seg: seg})
-			}
+			s.queueCut()
 		}
 		s.mu.Unlock()
 		if !t.commands {

@@ -112,7 +112,7 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 	jump := cmd.Offset != b.next
 	b.next = cmd.End()
 	if b.seg == nil {
-		b.open(cmd.Offset, ms, now)
+		b.open(ms, now)
 	} else if jump {
 		b.needCP = true
 	}
@@ -178,7 +178,7 @@ func (b *builder) skip(off, end int64, now time.Time, unixMs int64) {
 	}
 	b.next = end
 	if b.seg == nil {
-		b.open(off, ms, now)
+		b.open(ms, now)
 	}
 	b.seg.lastMs = ms
 	b.needCP = true
@@ -187,9 +187,9 @@ func (b *builder) skip(off, end int64, now time.Time, unixMs int64) {
 	}
 }
 
-// open starts a segment at offset b.end whose first command has offset
-// first (later than b.end when bytes the builder never saw precede it).
-func (b *builder) open(first int64, ms int64, now time.Time) {
+// open starts a segment at offset b.end whose first item was received at
+// ms.
+func (b *builder) open(ms int64, now time.Time) {
 	start := b.end
 	buf := b.free[:0]
 	b.free = nil
@@ -200,18 +200,17 @@ func (b *builder) open(first int64, ms int64, now time.Time) {
 			buf = make([]byte, 0, b.bufSize)
 		}
 	}
+	// Only the SELECT: the first stored command writes its #TS line and
+	// the first checkpoint where it starts. (The first item may be control
+	// traffic that is not stored, such as the primary's PING; a checkpoint
+	// written here would then point at whatever comes next, a #TS line.)
 	buf = resp.AppendCommandString(buf, "SELECT", strconv.Itoa(b.db))
-	sec := ms / 1000
-	buf = append(buf, "#TS:"...)
-	buf = strconv.AppendInt(buf, sec, 10)
-	buf = append(buf, '\r', '\n')
 	b.seg = &rawSegment{
 		gen: b.gen, start: start, dbAtStart: b.db, buf: buf,
-		index:    []catalog.Checkpoint{{int64(len(buf)), first, ms}},
 		firstMs:  ms,
 		received: now,
 	}
-	b.tsSec, b.cpMs, b.needCP = sec, ms, false
+	b.tsSec, b.cpMs, b.needCP = -1, ms, true
 }
 
 // rollback drops an unfinished MULTI (the connection broke inside it), so
@@ -263,8 +262,10 @@ func (b *builder) cut() *rawSegment {
 	}
 	// A trailing checkpoint when the last bytes do not follow the last
 	// checkpoint (skipped control traffic, a re-encoded command).
-	last := s.index[len(s.index)-1]
-	if last.Offset()+int64(len(s.buf))-last.AOFPos() != s.end {
+	// (A segment of control traffic only has no other checkpoint.)
+	if len(s.index) == 0 {
+		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), s.end, s.lastMs})
+	} else if last := s.index[len(s.index)-1]; last.Offset()+int64(len(s.buf))-last.AOFPos() != s.end {
 		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), s.end, s.lastMs})
 	}
 	return s

@@ -99,3 +99,60 @@ func TestBuilder_NoCutInsideMulti(t *testing.T) {
 		t.Fatal(db, err)
 	}
 }
+
+// A segment whose first item is control traffic (the primary's PING),
+// followed by a command in a later second, gets its first checkpoint on the
+// command (issue 23, defect 1: it pointed at the command's #TS line).
+func TestBuilder_OpenedByPing(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_900)
+	b := &builder{bufSize: 1024}
+	b.reset("g", 100, 0)
+	off := int64(100)
+	ping := cmdAt(off, 0, "PING")
+	b.add(ping, t0)
+	off = ping.End()
+	incr := cmdAt(off, 0, "INCR", "n")
+	b.add(incr, t0.Add(300*time.Millisecond)) // the next second
+	seg := b.cut()
+	if err := checkRaw(seg); err != nil {
+		t.Fatalf("checkRaw: %v\nAOF %q\nindex %v", err, seg.buf, seg.index)
+	}
+	text := string(seg.buf)
+	if strings.Count(text, "#TS:") != 1 || !strings.Contains(text, "#TS:1700000001\r\n*2\r\n$4\r\nINCR") {
+		t.Errorf("AOF %q", text)
+	}
+	if first := seg.index[0]; first.Offset() != off || first.AOFPos() != int64(strings.Index(text, "*2\r\n$4\r\nINCR")) {
+		t.Errorf("first checkpoint %v, want the INCR at offset %d", first, off)
+	}
+
+	// A segment of control traffic only: no #TS, one trailing checkpoint.
+	b.add(cmdAt(incr.End(), 0, "PING"), t0.Add(2*time.Second))
+	seg = b.cut()
+	if err := checkRaw(seg); err != nil {
+		t.Fatalf("checkRaw (PING only): %v\nAOF %q\nindex %v", err, seg.buf, seg.index)
+	}
+	if strings.Contains(string(seg.buf), "#TS") || len(seg.index) != 1 || seg.index[0].Offset() != seg.end {
+		t.Errorf("PING-only segment: AOF %q index %v", seg.buf, seg.index)
+	}
+}
+
+// queueCut never stores a segment whose index contradicts its bytes: it is
+// dropped with everything after it, and the builder rewinds to its start.
+func TestShipper_QueueCutRefusesBadIndex(t *testing.T) {
+	s := &Shipper{Log: testLog(t)}
+	s.b = builder{bufSize: 1024}
+	s.b.reset("g", 100, 2)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	c := cmdAt(100, 2, "SET", "a", "1")
+	s.b.add(c, t0)
+	s.b.seg.index[0][0]++ // not on a command start
+	s.queueCut()          // s.up is nil: a queued segment would panic
+	if s.badSeg == nil || s.badSeg.start != 100 {
+		t.Fatalf("badSeg = %v", s.badSeg)
+	}
+	s.b.add(cmdAt(c.End(), 2, "SET", "b", "2"), t0)
+	s.queueCut() // dropped too
+	if bad := s.takeBad(); bad == nil || s.b.end != 100 || s.b.db != 2 || s.b.seg != nil {
+		t.Fatalf("takeBad = %v; builder at %d db %d", bad, s.b.end, s.b.db)
+	}
+}

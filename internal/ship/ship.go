@@ -74,10 +74,13 @@ type Shipper struct {
 	AOFDir string
 	PinDir string
 
-	mu      sync.Mutex // guards b, conn, sessGen
+	mu      sync.Mutex // guards b, conn, sessGen, badSeg
 	b       builder
 	conn    *replica.Conn
 	sessGen string
+	// badSeg is set when a built segment failed its check (queueCut);
+	// nothing from its start on is stored until the stream is re-read.
+	badSeg *badSegment
 
 	st struct {
 		sync.Mutex
@@ -240,10 +243,13 @@ func (s *Shipper) Run(ctx context.Context) error {
 	<-cutDone
 	s.mu.Lock()
 	s.b.rollback()
-	if seg := s.b.cut(); seg != nil {
-		up.enqueue(&job{seg: seg})
-	}
+	s.queueCut()
+	bad := s.badSeg
+	s.badSeg = nil
 	s.mu.Unlock()
+	if bad != nil && err == nil {
+		err = fmt.Errorf("ship: %w (the next start resumes from offset %d)", bad, bad.start)
+	}
 	up.close()
 	timer := time.NewTimer(s.FlushTimeout)
 	defer timer.Stop()
@@ -291,9 +297,7 @@ func (s *Shipper) cutter(ctx context.Context) {
 		case now := <-t.C:
 			s.mu.Lock()
 			if s.b.age(now) >= s.Interval {
-				if seg := s.b.cut(); seg != nil {
-					s.up.enqueue(&job{seg: seg})
-				}
+				s.queueCut()
 			}
 			s.mu.Unlock()
 		}
@@ -320,6 +324,7 @@ func (s *Shipper) loop(ctx context.Context) error {
 	}
 	backoff := 100 * time.Millisecond
 	var lastLog time.Time
+	badRepeats := 0
 	for ctx.Err() == nil {
 		if errors.Is(st.lastErr, ErrSpoolFull) {
 			if !s.waitDrained(ctx) {
@@ -332,6 +337,13 @@ func (s *Shipper) loop(ctx context.Context) error {
 		}
 		if errors.Is(err, replica.ErrReplicationRefused) || errors.Is(err, replica.ErrAuth) {
 			return fmt.Errorf("ship from %s: %w", s.Source.Redacted(), err)
+		}
+		if bad := (*badSegment)(nil); errors.As(err, &bad) && st.gen != nil {
+			if badRepeats++; badRepeats >= 3 {
+				s.endGeneration(st.gen, bad.start, "a built segment failed its index check 3 times: "+bad.err.Error())
+				st.gen = nil
+				badRepeats = 0
+			}
 		}
 		st.lastErr = err
 		s.reconnects.Add(1)
@@ -444,6 +456,9 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		// high value would satisfy WAIT for writes not yet stored.
 		conn.SetAckOffset(0)
 	}
+	s.mu.Lock()
+	s.takeBad() // found by the cutter or the last cut of the previous connection
+	s.mu.Unlock()
 	var pos replica.Position
 	if st.gen != nil {
 		pos = replica.Position{ReplID: st.gen.ReplID, Offset: s.processed()}
@@ -495,9 +510,7 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		if err != nil {
 			s.mu.Lock()
 			s.b.rollback()
-			if seg := s.b.cut(); seg != nil {
-				s.up.enqueue(&job{seg: seg})
-			}
+			s.queueCut()
 			s.mu.Unlock()
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("the source closed the replication link: %w", err)
@@ -511,17 +524,17 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		// transaction larger than the spool must still get through.
 		if queued := s.up.spool.Load(); queued > 0 && queued+s.b.pending()+cmd.Len > s.SpoolSize {
 			s.b.rollback()
-			if seg := s.b.cut(); seg != nil {
-				s.up.enqueue(&job{seg: seg})
-			}
+			s.queueCut()
 			s.mu.Unlock()
 			return streamed, ErrSpoolFull
 		}
 		unitEnd := s.b.add(cmd, now)
 		if unitEnd && s.b.pending() >= s.SegmentSize {
-			if seg := s.b.cut(); seg != nil {
-				s.up.enqueue(&job{seg: seg})
-			}
+			s.queueCut()
+		}
+		if bad := s.takeBad(); bad != nil {
+			s.mu.Unlock()
+			return streamed, bad
 		}
 		s.mu.Unlock()
 		s.setStat(func(x *Stats) { x.PrimaryOffset = cmd.End() })

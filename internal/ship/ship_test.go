@@ -395,3 +395,51 @@ func TestShipper_Encrypted(t *testing.T) {
 		t.Fatalf("gaps %v", gaps)
 	}
 }
+
+// Issue 23's recipe: with repl-ping-replica-period 1, the last segment is
+// cut during a quiet spell, the primary's PING opens the next one and a
+// command arrives in the next wall-clock second before the cut. Every
+// stored segment must pass the restore path's check (it used to fail
+// "index checkpoint does not fall on a command start").
+func TestShipper_SegmentOpenedByPing(t *testing.T) {
+	src := startSource(t, "--repl-ping-replica-period", "1")
+	b := mem.New()
+	s := newShipper(t, src, b)
+	s.Interval = time.Second
+	r := run(t, s)
+	ctx := context.Background()
+	c := src.Client()
+	waitFor(t, 30*time.Second, "connected", func() bool { return s.Stats().Connected })
+	hit := false
+	for attempt := 0; attempt < 8 && !hit; attempt++ {
+		time.Sleep(1500 * time.Millisecond) // quiet: the last segment is cut
+		// Wait for the PING (14 bytes) to grow the offset.
+		before := replOffset(t, src)
+		var pingAt time.Time
+		for i := 0; i < 300; i++ {
+			if replOffset(t, src) > before {
+				pingAt = time.Now()
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if pingAt.IsZero() {
+			continue
+		}
+		boundary := pingAt.Truncate(time.Second).Add(time.Second + 20*time.Millisecond)
+		if boundary.Sub(pingAt) > 700*time.Millisecond {
+			continue // too close to the cut; wait for the next PING
+		}
+		time.Sleep(time.Until(boundary))
+		if err := c.Incr(ctx, "n").Err(); err != nil {
+			t.Fatal(err)
+		}
+		hit = true
+	}
+	if !hit {
+		t.Skip("no PING was seen early enough in a second (machine too slow)")
+	}
+	caughtUp(t, src, s)
+	r.stop(t)
+	checkRepo(t, b, src.Digest(ctx))
+}
