@@ -9,8 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"redback/internal/catalog"
-	"redback/internal/pitr"
+	"redback/internal/ops"
 )
 
 type listOpts struct {
@@ -34,14 +33,9 @@ func newListCmd(e *env) *cobra.Command {
 	return c
 }
 
-// listOutput is the --json shape of `redback list`.
-type listOutput struct {
-	Repo      string              `json:"repo"`
-	Snapshots []*catalog.Snapshot `json:"snapshots"`
-	// Generations are the log generations with their point-in-time windows.
-	Generations []pitr.Window `json:"generations"`
-	Problems    []string      `json:"problems"`
-}
+// listOutput is the --json shape of `redback list`: the operations layer's
+// Listing, which GET /api/v1/timeline embeds too.
+type listOutput = ops.Listing
 
 func runList(ctx context.Context, e *env, o *listOpts) error {
 	repo, err := openRepo(ctx, e, o.repo)
@@ -49,23 +43,11 @@ func runList(ctx context.Context, e *env, o *listOpts) error {
 		return err
 	}
 	defer repo.Close()
-	snaps, bad, err := catalog.ListSnapshots(ctx, repo)
+	out, damaged, err := ops.List(ctx, repo)
 	if err != nil {
 		return err
 	}
-	out := listOutput{Repo: repo.Location(), Snapshots: snaps, Problems: []string{}}
-	for _, b := range bad {
-		out.Problems = append(out.Problems, b.Error())
-	}
-	ws, err := pitr.Windows(ctx, repo)
-	if err != nil {
-		out.Problems = append(out.Problems, fmt.Sprintf("log generations: %v", err))
-		bad = append(bad, err)
-	}
-	out.Generations = ws
-	if out.Generations == nil {
-		out.Generations = []pitr.Window{}
-	}
+	snaps, ws := out.Snapshots, out.Generations
 	if o.json {
 		enc := json.NewEncoder(e.Out)
 		enc.SetIndent("", "  ")
@@ -89,7 +71,7 @@ func runList(ctx context.Context, e *env, o *listOpts) error {
 			fmt.Fprintf(e.Err, "problem: %s\n", p)
 		}
 	}
-	if len(bad) > 0 {
+	if damaged {
 		return &silentError{code: ExitVerify}
 	}
 	return nil
