@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 the manifest errors are Redis's own messages, capitals included, so users can search for them
+
 package aof
 
 import (

@@ -104,9 +104,9 @@ func strAny(ss []string) []any {
 
 func TestLog_CLI(t *testing.T) {
 	r := newPITRRepo(t)
-	code, out, errs := runPITRCLI(t, "log", "--repo", r.dir)
+	_, out, _ := runPITRCLI(t, "log", "--repo", r.dir)
 	t.Log("\n" + out)
-	code, out, errs = runPITRCLI(t, "log", "--repo", r.dir, "--command", "flushall")
+	code, out, errs := runPITRCLI(t, "log", "--repo", r.dir, "--command", "flushall")
 	if code != ExitOK || !strings.Contains(out, "FLUSHALL") || !strings.Contains(out, strconv.FormatInt(r.cmds[2].Offset, 10)) || strings.Contains(out, "SET a") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}

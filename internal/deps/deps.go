@@ -8,7 +8,7 @@ import (
 	_ "github.com/aws/aws-sdk-go-v2/aws"
 	_ "github.com/aws/aws-sdk-go-v2/config"
 	_ "github.com/aws/aws-sdk-go-v2/credentials"
-	_ "github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	_ "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	_ "github.com/aws/aws-sdk-go-v2/service/s3"
 	_ "github.com/google/go-cmp/cmp"
 	_ "github.com/klauspost/compress/zstd"

@@ -77,8 +77,8 @@ func waitUntil(t *testing.T, when time.Time) {
 }
 
 // run drills with a scratch dir it checks is empty afterwards and returns
-// the report, the error and the scratch server's pid (0 if none started).
-func run(t *testing.T, ctx context.Context, o Options) (*Report, error, int) {
+// the report, the scratch server's pid (0 if none started) and the error.
+func run(t *testing.T, ctx context.Context, o Options) (*Report, int, error) {
 	t.Helper()
 	scratch := t.TempDir()
 	o.ScratchDir = scratch
@@ -100,14 +100,14 @@ func run(t *testing.T, ctx context.Context, o Options) (*Report, error, int) {
 	if len(left) != 0 {
 		t.Errorf("scratch dir not cleaned: %v", left)
 	}
-	return rep, err, pid
+	return rep, pid, err
 }
 
 func TestRun_Good(t *testing.T) {
 	data, expired := dumpRDB(t)
 	r := newRepo(t, data)
 	waitUntil(t, expired)
-	rep, err, pid := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, SampleKeys: 1000, RTOObjective: time.Hour})
+	rep, pid, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, SampleKeys: 1000, RTOObjective: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestRun_DamagedObject(t *testing.T) {
 			if err := os.WriteFile(r.objectPath(), tc.damage(raw), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rep, err, pid := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
+			rep, pid, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +183,7 @@ func TestRun_MissingObject(t *testing.T) {
 	data, _ := dumpRDB(t)
 	r := newRepo(t, data)
 	os.Remove(r.objectPath())
-	rep, err, _ := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
+	rep, _, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
 	if err != nil || rep.OK || len(rep.Failed()) != 1 || !strings.Contains(rep.Failed()[0].Detail, "missing") {
 		t.Fatalf("%v %+v", err, rep)
 	}
@@ -195,7 +195,7 @@ func TestRun_DigestTampered(t *testing.T) {
 	r.snap.Digest = strings.Repeat("ab", 20)
 	r.snap.Census.Keys++
 	r.snap.Census.DBs[0].Keys++
-	rep, err, pid := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
+	rep, pid, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestRun_DigestTampered(t *testing.T) {
 func TestRun_RTOObjectiveMissed(t *testing.T) {
 	data, _ := dumpRDB(t)
 	r := newRepo(t, data)
-	rep, err, _ := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, RTOObjective: time.Nanosecond})
+	rep, _, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, RTOObjective: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestRun_CanceledWhileLoading(t *testing.T) {
 	r := newRepo(t, data)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	rep, err, pid := run(t, ctx, Options{Backend: r.b, Snapshot: r.snap, onServer: func(int) { cancel() }})
+	rep, pid, err := run(t, ctx, Options{Backend: r.b, Snapshot: r.snap, onServer: func(int) { cancel() }})
 	if !errors.Is(err, context.Canceled) || pid == 0 || rep == nil || rep.OK {
 		t.Fatalf("err %v pid %d rep %+v", err, pid, rep)
 	}
@@ -240,7 +240,7 @@ func TestRun_CanceledWhileLoading(t *testing.T) {
 func TestRun_NoServer(t *testing.T) {
 	data, _ := dumpRDB(t)
 	r := newRepo(t, data)
-	_, err, _ := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, RedisServer: filepath.Join(t.TempDir(), "no-redis-server")})
+	_, _, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, RedisServer: filepath.Join(t.TempDir(), "no-redis-server")})
 	if !errors.Is(err, errNoServer) {
 		t.Fatalf("err %v", err)
 	}
@@ -294,10 +294,10 @@ func TestRun_Encrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err, _ := run(t, t.Context(), Options{Backend: b, Snapshot: snap}); err == nil || !strings.Contains(err.Error(), "--identity") {
+	if _, _, err := run(t, t.Context(), Options{Backend: b, Snapshot: snap}); err == nil || !strings.Contains(err.Error(), "--identity") {
 		t.Fatalf("no identity: %v", err)
 	}
-	rep, err, _ := run(t, t.Context(), Options{Backend: b, Snapshot: snap, Identities: []age.Identity{id}})
+	rep, _, err := run(t, t.Context(), Options{Backend: b, Snapshot: snap, Identities: []age.Identity{id}})
 	if err != nil || !rep.OK || !strings.Contains(rep.Checks[0].Detail, "decrypted") {
 		t.Fatalf("%v %+v", err, rep)
 	}

@@ -169,7 +169,9 @@ func (r *drillRun) point() (*Report, error) {
 	// Phase "replay": the same point through redback's replay.
 	done = r.phase(PhaseReplay)
 	srv2, rres, ok, err := r.replay(plan)
-	defer srv2.Close()
+	if srv2 != nil { // started, even when the replay then failed
+		defer srv2.Close()
+	}
 	done()
 	if err != nil || !ok {
 		return rep, err

@@ -179,7 +179,7 @@ func newShippedRepo(t *testing.T) *shippedRepo {
 func runAt(t *testing.T, r *shippedRepo, at time.Time) *Report {
 	t.Helper()
 	var pids []int
-	rep, err, _ := run(t, t.Context(), Options{Backend: r.b, At: at, SampleKeys: 1000, RTOObjective: time.Hour,
+	rep, _, err := run(t, t.Context(), Options{Backend: r.b, At: at, SampleKeys: 1000, RTOObjective: time.Hour,
 		onServer: func(p int) { pids = append(pids, p) }})
 	for _, p := range pids {
 		if err := syscall.Kill(p, 0); !errors.Is(err, syscall.ESRCH) {
@@ -269,7 +269,7 @@ func TestRun_PointInTime(t *testing.T) {
 	})
 
 	t.Run("latest", func(t *testing.T) {
-		rep, err, _ := run(t, t.Context(), Options{Backend: r.b, Latest: true, SampleKeys: 1000})
+		rep, _, err := run(t, t.Context(), Options{Backend: r.b, Latest: true, SampleKeys: 1000})
 		if err != nil || !rep.OK || rep.Point.Kind != PointPITR || !rep.Point.Time.Equal(r.generationTo) || rep.AOFDigest != r.finalDigest {
 			t.Fatalf("err %v point %+v digest %s (want %s) checks %+v", err, rep.Point, rep.AOFDigest, r.finalDigest, rep.Checks)
 		}
@@ -291,7 +291,7 @@ func TestRun_PointInTime(t *testing.T) {
 	})
 
 	t.Run("nothing at or before", func(t *testing.T) {
-		_, err, pid := run(t, t.Context(), Options{Backend: r.b, At: r.early.EndTime.Add(-time.Hour)})
+		_, pid, err := run(t, t.Context(), Options{Backend: r.b, At: r.early.EndTime.Add(-time.Hour)})
 		if !errors.Is(err, pitr.ErrTargetNotCovered) || !errors.Is(err, catalog.ErrNoSnapshot) || pid != 0 {
 			t.Fatalf("err %v pid %d", err, pid)
 		}
@@ -301,7 +301,7 @@ func TestRun_PointInTime(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		var pids []int
-		rep, err, _ := run(t, ctx, Options{Backend: r.b, At: r.marks[0].at, onServer: func(p int) {
+		rep, _, err := run(t, ctx, Options{Backend: r.b, At: r.marks[0].at, onServer: func(p int) {
 			pids = append(pids, p)
 			if len(pids) == 2 {
 				cancel()

@@ -51,14 +51,6 @@ type record struct {
 	DB        int // db the command applies to (for SELECT: the new db)
 }
 
-// end is the replication offset after the command.
-func (r *record) end() int64 {
-	if r.Synthetic {
-		return r.Offset
-	}
-	return r.Offset + r.Size
-}
-
 // errStop ends a scan early without error.
 var errStop = errors.New("stop scan")
 

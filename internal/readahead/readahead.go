@@ -26,7 +26,6 @@ type Reader struct {
 
 	cur  chunk
 	off  int
-	err  error
 	once sync.Once
 }
 

@@ -339,7 +339,7 @@ func (c *Conn) write(args ...string) error {
 // ioErr wraps a transport error with context, preferring the context's
 // error when it caused the failure.
 func (c *Conn) ioErr(ctx context.Context, what string, err error) error {
-	if ctx != nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return fmt.Errorf("%s from %s: %w", what, c.addr, ctx.Err())
 	}
 	if errors.Is(err, io.EOF) {
@@ -526,7 +526,7 @@ func (r *lenReader) Read(p []byte) (int, error) {
 	r.left -= int64(n)
 	if err != nil {
 		r.c.state = stateBroken
-		r.err = r.c.ioErr(nil, fmt.Sprintf("read RDB payload (byte %d of %d)", r.size-r.left, r.size), err)
+		r.err = r.c.ioErr(context.TODO(), fmt.Sprintf("read RDB payload (byte %d of %d)", r.size-r.left, r.size), err)
 		return n, r.err
 	}
 	return n, nil
@@ -572,7 +572,7 @@ func (r *eofReader) Read(p []byte) (int, error) {
 		}
 		if _, err := br.Peek(n + 1); err != nil {
 			r.c.state = stateBroken
-			r.err = r.c.ioErr(nil, fmt.Sprintf("read diskless RDB payload after %d bytes (no end mark)", r.read), err)
+			r.err = r.c.ioErr(context.TODO(), fmt.Sprintf("read diskless RDB payload after %d bytes (no end mark)", r.read), err)
 			return 0, r.err
 		}
 	}

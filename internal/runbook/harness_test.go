@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,9 +38,9 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	goBin := "go"
+	if root, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
+		goBin = filepath.Join(strings.TrimSpace(string(root)), "bin", "go")
 	}
 	cmd := exec.Command(goBin, "build", "-o", filepath.Join(dir, "redback"), "redback/cmd/redback")
 	cmd.Dir = filepath.Join("..", "..")

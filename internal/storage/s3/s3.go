@@ -16,7 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -32,6 +33,10 @@ const (
 	DefaultPartSize = 8 << 20
 	// DefaultUploadConcurrency is how many parts of one Put are in flight.
 	DefaultUploadConcurrency = 2
+	// abortTimeout bounds the abort of a failed multipart upload, which runs
+	// on a fresh context even when the caller's has ended; if it fails, a
+	// bucket lifecycle rule cleans up what is left.
+	abortTimeout = 30 * time.Second
 	// DefaultRegion is used when neither the URL nor the environment sets one.
 	DefaultRegion = "us-east-1"
 )
@@ -161,7 +166,7 @@ func (c Config) Location() string {
 type Backend struct {
 	cfg      Config
 	client   *s3.Client
-	uploader *manager.Uploader                   //nolint:staticcheck // feature/s3/transfermanager is not a dependency yet
+	uploader *transfermanager.Client
 	idle     interface{ CloseIdleConnections() } // nil unless the HTTP client supports it
 }
 
@@ -220,13 +225,16 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 			o.RetryMaxAttempts = c.RetryMaxAttempts
 		}
 	})
-	up := manager.NewUploader(client, func(u *manager.Uploader) { //nolint:staticcheck // see Backend.uploader
-		u.PartSize = DefaultPartSize
+	up := transfermanager.New(client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = DefaultPartSize
 		if c.PartSize > 0 {
-			u.PartSize = c.PartSize
+			o.PartSizeBytes = c.PartSize
 		}
-		u.Concurrency = DefaultUploadConcurrency
-		u.LeavePartsOnError = true // we abort ourselves, with a live context
+		o.MultipartUploadThreshold = o.PartSizeBytes
+		o.Concurrency = DefaultUploadConcurrency
+		// A failed multipart upload is aborted on a fresh context, even
+		// when ctx has ended, so its parts stop costing storage.
+		o.FailTimeout = abortTimeout
 	})
 	return &Backend{cfg: c, client: client, uploader: up, idle: idle}, nil
 }
@@ -272,28 +280,14 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader) (storage.Obj
 		return storage.ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	cr := &countingReader{ctx: ctx, r: r}
-	in := &s3.PutObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k), Body: cr}
-	in.ServerSideEncryption, in.SSEKMSKeyId = b.sse()
-	out, err := b.uploader.Upload(ctx, in)
+	in := &transfermanager.UploadObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k), Body: cr}
+	sse, kms := b.sse()
+	in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryption(sse), kms
+	out, err := b.uploader.UploadObject(ctx, in)
 	if err != nil {
-		var mf manager.MultiUploadFailure
-		if errors.As(err, &mf) && mf.UploadID() != "" {
-			b.abort(ctx, k, mf.UploadID())
-		}
 		return storage.ObjectInfo{}, b.wrap("put", key, err)
 	}
 	return storage.ObjectInfo{Key: key, Size: cr.n, ModTime: time.Now(), ETag: aws.ToString(out.ETag)}, nil
-}
-
-// abort cancels a failed multipart upload so its parts stop costing
-// storage. It runs even when ctx has ended, for at most 30 s; failure is
-// ignored (a bucket lifecycle rule cleans up what is left).
-func (b *Backend) abort(ctx context.Context, k, uploadID string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	_, _ = b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k), UploadId: aws.String(uploadID),
-	})
 }
 
 // PutIf writes data with If-None-Match: * (IfAbsent) or If-Match.

@@ -255,7 +255,7 @@ func testAtomicOverwrite(t *testing.T, b storage.Backend) {
 		case len(p) == len(oldData) && uniform(p, 'a'):
 		case len(p) == len(newData) && uniform(p, 'b'):
 		default:
-			return fmt.Errorf("Get during Put returned %d bytes, neither the old (%d) nor the new (%d) object", len(p), len(oldData), len(newData))
+			return fmt.Errorf("get during put returned %d bytes, neither the old (%d) nor the new (%d) object", len(p), len(oldData), len(newData))
 		}
 		return nil
 	}
