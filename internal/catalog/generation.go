@@ -38,6 +38,15 @@ type Generation struct {
 	// (when redback read the command: aof-timestamp-enabled was off).
 	// Empty: replication receive times, or not known yet.
 	TimeSource string `json:"time_source,omitempty"`
+	// Reset marks a generation whose source came back (after a crash or a
+	// restart without persistence) under a new replid with an empty or
+	// drastically smaller dataset than the generation before it
+	// (ResetFrom). The newest point of ResetFrom stays what
+	// "restore --at latest" picks while this generation holds nothing
+	// newer, and retention keeps ResetFrom while this one is the newest.
+	Reset       bool   `json:"reset,omitempty"`
+	ResetFrom   string `json:"reset_from,omitempty"`
+	ResetReason string `json:"reset_reason,omitempty"`
 }
 
 // Segment is the manifest of one log segment: the commands of the

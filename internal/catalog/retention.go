@@ -28,6 +28,11 @@ type Policy struct {
 	// would delete; log shipping uses it to protect what its segments
 	// depend on. It must be pure (no I/O) and fast.
 	Pinned func(id string) (pinned bool, reason string)
+	// Generations are the log generations of the repository (Prune lists
+	// them before the snapshots). When set, the base snapshot of every
+	// generation PlanGenerations keeps is kept, and so is a base whose
+	// generation manifest is not written yet (a shipper starting one).
+	Generations []*Generation
 }
 
 // DefaultPolicy is hourly 24, daily 30, weekly 52, monthly forever and a
@@ -74,6 +79,10 @@ type Decision struct {
 //     older generations, and older bases of a live one, are covered by the
 //     kept base and its log.
 //   - pinned: a live pin (Pins) or Pinned names it.
+//   - base of a generation: with policy.Generations, the base of every
+//     generation PlanGenerations keeps (a live one, the newest, one inside
+//     the window, the last one before a reset), and a base whose generation
+//     is newer than every listed one (its manifest is not written yet).
 //
 // When there is no verified snapshot at all, nothing is deleted.
 func Plan(snaps []*Snapshot, policy Policy, now time.Time) []Decision {
@@ -176,6 +185,9 @@ func Plan(snaps []*Snapshot, policy Policy, now time.Time) []Decision {
 			}
 		}
 	}
+	if policy.Generations != nil {
+		keepBases(sorted, policy, now, keep)
+	}
 	nv := sorted[newestVerified].ID
 	for i := range ds {
 		if !ds[i].Keep {
@@ -226,6 +238,94 @@ func planPITR(sorted []*Snapshot, start time.Time, window time.Duration, keep fu
 			keep(i, fmt.Sprintf("pitr %s: base of generation %s for the window's start", window, s.Generation))
 		}
 	}
+}
+
+// keepBases keeps the base snapshots the kept log generations need.
+func keepBases(sorted []*Snapshot, policy Policy, now time.Time, keep func(int, string)) {
+	why := map[string]string{}
+	var newest time.Time
+	for _, d := range PlanGenerations(policy.Generations, policy, now) {
+		if d.Keep {
+			why[d.ID] = d.Reason
+		}
+	}
+	for _, g := range policy.Generations {
+		if g.Created.After(newest) {
+			newest = g.Created
+		}
+	}
+	for i, s := range sorted {
+		if s.Generation == "" {
+			continue
+		}
+		if r, ok := why[s.Generation]; ok {
+			keep(i, fmt.Sprintf("base of generation %s (%s)", s.Generation, r))
+			continue
+		}
+		known := false
+		for _, g := range policy.Generations {
+			known = known || g.ID == s.Generation
+		}
+		if !known && !s.StartTime.Before(newest) {
+			keep(i, fmt.Sprintf("base of generation %s, which a shipper is starting (no generation manifest yet)", s.Generation))
+		}
+	}
+}
+
+// GenerationDecision is what retention does with one log generation.
+type GenerationDecision struct {
+	ID     string `json:"id"`
+	Keep   bool   `json:"keep"`
+	Reason string `json:"reason"`
+}
+
+// PlanGenerations decides which log generations stay under policy at now.
+// It is pure. Decisions come oldest first (Created, then ID). A kept
+// generation keeps its base snapshot and all its segments (Plan keeps the
+// base when policy.Generations is set); a deleted one goes with all its
+// segments, whatever happens to its base (a base kept by another rule stays
+// as a plain snapshot). Kept, in this order of reasons:
+//   - the newest generation (it holds the newest durable point);
+//   - a generation that has not ended: a shipper may be writing on it, so
+//     neither its base nor any of its segments may go, whatever the window;
+//   - with a PITR window, a generation that covers moments inside it (the
+//     next generation started after the window's start);
+//   - the last generation before a reset generation that is the newest
+//     (a source came back empty: the newest point before it stays
+//     restorable, see Generation.Reset).
+//
+// With PITR 0 there is no window beyond the newest generation: every other
+// ended generation goes.
+func PlanGenerations(gens []*Generation, policy Policy, now time.Time) []GenerationDecision {
+	gens = append([]*Generation(nil), gens...)
+	sort.SliceStable(gens, func(i, j int) bool {
+		if !gens[i].Created.Equal(gens[j].Created) {
+			return gens[i].Created.Before(gens[j].Created)
+		}
+		return gens[i].ID < gens[j].ID
+	})
+	start := now.Add(-policy.PITR)
+	out := make([]GenerationDecision, len(gens))
+	last := len(gens) - 1
+	for i, g := range gens {
+		d := GenerationDecision{ID: g.ID, Keep: true}
+		switch {
+		case i == last:
+			d.Reason = "newest generation"
+		case !g.Ended:
+			d.Reason = "not ended: a shipper may be writing on it"
+		case policy.PITR > 0 && gens[i+1].Created.After(start):
+			d.Reason = fmt.Sprintf("pitr %s: covers moments inside the window", policy.PITR)
+		case i == last-1 && gens[last].Reset:
+			d.Reason = fmt.Sprintf("holds the newest point before the reset generation %s", gens[last].ID)
+		case policy.PITR > 0:
+			d.Keep, d.Reason = false, fmt.Sprintf("ended; the next generation %s started before the pitr %s window", gens[i+1].ID, policy.PITR)
+		default:
+			d.Keep, d.Reason = false, "ended; no point-in-time window (keep-pitr 0) beyond the newest generation"
+		}
+		out[i] = d
+	}
+	return out
 }
 
 // PinPrefix holds pins: pins/<pin id>.json. A pin protects one snapshot
@@ -322,8 +422,10 @@ type PruneResult struct {
 	// ExpiredPins lists expired pins that were removed.
 	ExpiredPins []string `json:"expired_pins,omitempty"`
 	// DeletedGenerations lists the log generations removed (or that would
-	// be, in a dry run) because the PITR window no longer needs them.
-	DeletedGenerations []string `json:"deleted_generations,omitempty"`
+	// be, in a dry run) with all their segments, because the PITR window no
+	// longer needs them; DeletedGenerationReasons says why for each.
+	DeletedGenerations       []string          `json:"deleted_generations,omitempty"`
+	DeletedGenerationReasons map[string]string `json:"deleted_generation_reasons,omitempty"`
 	// KeptGenerations says why each remaining generation stays.
 	KeptGenerations map[string]string `json:"kept_generations,omitempty"`
 }
@@ -336,6 +438,16 @@ type PruneResult struct {
 // on with the other snapshots. policy.Pins is replaced by the pins stored
 // in the repository. With opts.DryRun nothing is changed.
 func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time, opts PruneOptions) (*PruneResult, error) {
+	// Generations first: a base snapshot listed below whose generation is
+	// not listed belongs to a generation being started (Plan keeps it).
+	gens, err := ListGenerations(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	if gens == nil {
+		gens = []*Generation{}
+	}
+	policy.Generations = gens
 	snaps, bad, err := ListSnapshots(ctx, b)
 	if err != nil {
 		return nil, err
@@ -349,7 +461,9 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 	for _, e := range bad {
 		res.Unreadable = append(res.Unreadable, e.Error())
 	}
-	var errs []error
+	// Generations go before snapshots: a reader never sees a generation
+	// whose base is already gone.
+	errs := pruneLogs(ctx, b, gens, policy, now, opts, res)
 	for _, d := range res.Decisions {
 		s := d.Snapshot
 		if d.Keep {
@@ -397,7 +511,6 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 		}
 		res.FreedBytes += s.Object.StoredBytes
 	}
-	errs = append(errs, pruneLogs(ctx, b, policy, now, opts, res)...)
 	if !opts.DryRun {
 		for _, p := range pins {
 			if p.Expires.After(now) {
@@ -414,56 +527,39 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 	return res, errors.Join(errs...)
 }
 
-// pruneLogs removes log generations the point-in-time window no longer
-// needs. A generation stays while any moment it covers may be inside the
-// window [now-PITR, now]: the newest generation always stays, an older one
-// stays until the next generation started before the window's start, and a
-// generation that has not ended is never removed. With PITR <= 0 no log is
-// removed. The generation manifest goes first (the generation is then
-// invisible to every reader), then each segment manifest and its data;
-// segment manifests left behind by an interrupted prune (no generation
-// manifest) are removed on the next run.
-func pruneLogs(ctx context.Context, b storage.Backend, policy Policy, now time.Time, opts PruneOptions, res *PruneResult) []error {
-	if policy.PITR <= 0 {
-		return nil
-	}
-	gens, err := ListGenerations(ctx, b)
-	if err != nil {
-		return []error{err}
-	}
-	sort.Slice(gens, func(i, j int) bool {
-		if !gens[i].Created.Equal(gens[j].Created) {
-			return gens[i].Created.Before(gens[j].Created)
-		}
-		return gens[i].ID < gens[j].ID
-	})
-	start := now.Add(-policy.PITR)
+// pruneLogs removes the log generations PlanGenerations does not keep,
+// each with all its segments, whatever happens to its base snapshot (Plan
+// kept the base of every kept generation), so no generation is ever left
+// without its base. The generation manifest goes first (the generation is
+// then invisible to every reader), then each segment manifest and its
+// data; segment manifests left behind by an interrupted prune (no
+// generation manifest) are removed on the next run.
+func pruneLogs(ctx context.Context, b storage.Backend, gens []*Generation, policy Policy, now time.Time, opts PruneOptions, res *PruneResult) []error {
 	res.KeptGenerations = map[string]string{}
-	var doomed []*Generation
-	for i, g := range gens {
-		switch {
-		case i == len(gens)-1:
-			res.KeptGenerations[g.ID] = "newest generation"
-		case !g.Ended:
-			res.KeptGenerations[g.ID] = "not ended"
-		case gens[i+1].Created.After(start):
-			res.KeptGenerations[g.ID] = fmt.Sprintf("pitr %s: covers moments inside the window", policy.PITR)
-		default:
-			doomed = append(doomed, g)
+	var doomed []string
+	for _, d := range PlanGenerations(gens, policy, now) {
+		if d.Keep {
+			res.KeptGenerations[d.ID] = d.Reason
+			continue
 		}
+		doomed = append(doomed, d.ID)
+		if res.DeletedGenerationReasons == nil {
+			res.DeletedGenerationReasons = map[string]string{}
+		}
+		res.DeletedGenerationReasons[d.ID] = d.Reason
 	}
 	var errs []error
-	for _, g := range doomed {
-		res.DeletedGenerations = append(res.DeletedGenerations, g.ID)
+	for _, id := range doomed {
+		res.DeletedGenerations = append(res.DeletedGenerations, id)
 		if opts.DryRun {
 			continue
 		}
-		if err := b.Delete(ctx, GenerationKey(g.ID)); err != nil {
+		if err := b.Delete(ctx, GenerationKey(id)); err != nil {
 			res.Failures++
-			errs = append(errs, fmt.Errorf("delete generation %s manifest: %w", g.ID, err))
+			errs = append(errs, fmt.Errorf("delete generation %s manifest: %w", id, err))
 			continue
 		}
-		errs = append(errs, deleteSegments(ctx, b, g.ID, res)...)
+		errs = append(errs, deleteSegments(ctx, b, id, res)...)
 	}
 	if opts.DryRun {
 		return errs
@@ -474,7 +570,7 @@ func pruneLogs(ctx context.Context, b storage.Backend, policy Policy, now time.T
 		known[g.ID] = true
 	}
 	orphans := map[string]bool{}
-	err = b.List(ctx, GenerationPrefix, func(oi storage.ObjectInfo) error {
+	err := b.List(ctx, GenerationPrefix, func(oi storage.ObjectInfo) error {
 		rest := strings.TrimPrefix(oi.Key, GenerationPrefix)
 		if id, _, ok := strings.Cut(rest, "/segs/"); ok && !known[id] {
 			orphans[id] = true

@@ -72,9 +72,16 @@ func newPruneCmd(e *env) *cobra.Command {
 		Long: `Apply a GFS retention policy to the snapshots of a repository, by their
 recorded end time (UTC buckets; not object names). Never deleted: snapshots
 marked with 'redback keep', the newest verified snapshot (and unverified ones
-newer than it), the generation bases the point-in-time window needs, and
-snapshots pinned by a running restore or drill. With no verified snapshot
-nothing is deleted.
+newer than it), snapshots pinned by a running restore or drill, and
+everything a log generation that stays needs: its base snapshot and all its
+segments. Log generations that stay: the newest, every one not ended (a
+shipper may be writing on it), those covering moments inside the
+point-in-time window (--keep-pitr), and the last one before a reset (a source
+that came back empty). --keep-pitr 0 means no window beyond the newest
+generation, never "delete what a shipper writes on". Any other generation is
+deleted with all its segments; its base goes too unless another rule keeps it
+as a plain snapshot (the output says which). With no verified snapshot no
+snapshot is deleted.
 
 Each snapshot goes manifest first, then data, so a crash halfway never leaves
 anything that looks valid. A failed delete is reported and makes the exit
@@ -204,7 +211,7 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 		fmt.Fprintf(e.Out, "removed %d expired pin(s)\n", len(res.ExpiredPins))
 	}
 	for _, g := range res.DeletedGenerations {
-		fmt.Fprintf(e.Out, "%s log generation %s (outside the point-in-time window)\n", verb, g)
+		fmt.Fprintf(e.Out, "%s log generation %s with all its segments: %s\n", verb, g, res.DeletedGenerationReasons[g])
 	}
 	kept := make([]string, 0, len(res.KeptGenerations))
 	for g := range res.KeptGenerations {

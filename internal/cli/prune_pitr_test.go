@@ -75,85 +75,8 @@ func TestPrune_KeepsPITRWindowRestorable(t *testing.T) {
 	repo := "file://" + filepath.Join(t.TempDir(), "repo")
 	bg := context.Background()
 
-	ctx, cancel := context.WithCancel(t.Context())
-	var shipErr pitrShipLog
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"ship", "--source", src.URL(), "--repo", repo, "--interval", "200ms"},
-			Stdio{In: strings.NewReader(""), Out: &pitrShipLog{}, Err: &shipErr})
-	}()
-	var stopOnce sync.Once
-	shipCode := -1
-	stopShip := func() {
-		stopOnce.Do(func() {
-			cancel()
-			select {
-			case shipCode = <-done:
-			case <-time.After(30 * time.Second):
-				t.Errorf("ship did not stop in 30 s; stderr:\n%s", shipErr.String())
-			}
-		})
-	}
-	defer stopShip()
-
-	// masterInfo is the source's replid and replication offset.
-	masterInfo := func() (string, int64) {
-		t.Helper()
-		info, err := src.Client().Info(bg, "replication").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var id string
-		var off int64
-		for _, l := range strings.Split(info, "\n") {
-			l = strings.TrimSpace(l)
-			if v, ok := strings.CutPrefix(l, "master_replid:"); ok {
-				id = v
-			}
-			if v, ok := strings.CutPrefix(l, "master_repl_offset:"); ok {
-				fmt.Sscan(v, &off)
-			}
-		}
-		if id == "" {
-			t.Fatalf("no master_replid in INFO:\n%s", info)
-		}
-		return id, off
-	}
-	list := func() listOutput {
-		t.Helper()
-		code, out, errs := runCLI(t, "list", "--repo", repo, "--json")
-		var l listOutput
-		if err := json.Unmarshal([]byte(out), &l); code != ExitOK || err != nil {
-			t.Fatalf("list: exit %d %v\n%s%s", code, err, out, errs)
-		}
-		return l
-	}
-	// waitDurable waits until `redback list` shows the source's replid with
-	// a contiguous log up to its offset, both read again on each try (the
-	// replid changes when the first replica connects), and returns that
-	// generation's id. Every write made before the call is then durable.
-	waitDurable := func() string {
-		t.Helper()
-		var replid string
-		var off int64
-		last := ""
-		for i := 0; i < 300; i++ {
-			select {
-			case code := <-done:
-				t.Fatalf("ship exited early with %d: %s", code, shipErr.String())
-			case <-time.After(100 * time.Millisecond):
-			}
-			replid, off = masterInfo()
-			for _, w := range list().Generations {
-				if w.ReplID == replid && w.Problem == "" && w.ToOffset >= off {
-					return w.Generation
-				}
-				last = fmt.Sprintf("%+v", w)
-			}
-		}
-		t.Fatalf("durable offset did not reach %d of replid %s in 30 s; last window %s; ship stderr:\n%s", off, replid, last, shipErr.String())
-		return ""
-	}
+	ship := startShip(t, src, repo, "--interval", "200ms")
+	list, waitDurable := ship.list, ship.waitDurable
 
 	rng := rand.New(rand.NewSource(20261125))
 	var points []pitrPoint
@@ -233,9 +156,8 @@ func TestPrune_KeepsPITRWindowRestorable(t *testing.T) {
 		}
 		waitDurable()
 	}
-	stopShip()
-	if shipCode != ExitOK {
-		t.Fatalf("ship exit %d: %s", shipCode, shipErr.String())
+	if code := ship.stop(); code != ExitOK {
+		t.Fatalf("ship exit %d: %s", code, ship.stderr.String())
 	}
 
 	before := list()
