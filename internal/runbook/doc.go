@@ -2,7 +2,9 @@
 // placeholder table at the top and the fenced shell blocks, in order.
 //
 // Its tests are the executed documentation: every ```sh block of every
-// runbook is run with bash -euo pipefail, against real redis-server
+// runbook must run in a subshell that stops at the first failing command
+// (Guard, checked by CheckGuards), as an operator pastes it, and is run
+// as written with a plain bash -c, against real redis-server
 // processes staged into the failure the runbook is about, with the
 // placeholders replaced by loopback ports, temp dirs and a file://
 // repository; the end state is asserted by DEBUG DIGEST and the measured

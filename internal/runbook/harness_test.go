@@ -66,33 +66,62 @@ func load(t *testing.T, name string) *Runbook {
 	if len(rb.Blocks) == 0 || len(rb.Placeholders) == 0 {
 		t.Fatalf("%s: %d blocks, %d placeholders", name, len(rb.Blocks), len(rb.Placeholders))
 	}
+	if err := rb.CheckGuards(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
 	return rb
 }
 
 // run executes the blocks of path in order, one bash per block, and
-// returns the wall time of the whole procedure.
+// returns the wall time of the whole procedure. A failing block fails the
+// test.
 func run(t *testing.T, name string, rb *Runbook, path string, vars map[string]string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if b, out, err := runBlocks(t, name, rb, path, vars, ""); err != nil {
+		t.Fatalf("%s: block at line %d (path %q) failed: %v\n%s\n--- output:\n%s", name, b.Line, path, err, b.Code, out)
+	}
+	return time.Since(start)
+}
+
+// runBlocks executes the blocks of path in order, each as a plain
+// `bash -c` (the block's own guard stops it at the first failure, as it
+// does for an operator), with binPrefix (when set) first on PATH. It stops
+// at the first block that fails and returns it with its output and error.
+func runBlocks(t *testing.T, name string, rb *Runbook, path string, vars map[string]string, binPrefix string) (Block, string, error) {
 	t.Helper()
 	blocks, err := rb.Script(path, vars)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	start := time.Now()
 	for _, b := range blocks {
-		out, err := bash(t, b.Code)
+		out, err := bashIn(t, b.Code, false, binPrefix)
 		t.Logf("%s:%d (path %q):\n%s\n--- output:\n%s", name, b.Line, path, b.Code, out)
 		if err != nil {
-			t.Fatalf("%s: block at line %d (path %q) failed: %v\n%s\n--- output:\n%s", name, b.Line, path, err, b.Code, out)
+			return b, out, err
 		}
 	}
-	return time.Since(start)
+	return Block{}, "", nil
 }
 
+// bash runs code with bash -euo pipefail (the README tour).
 func bash(t *testing.T, code string) (string, error) {
+	return bashIn(t, code, true, "")
+}
+
+func bashIn(t *testing.T, code string, strict bool, binPrefix string) (string, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), blockTimeout)
 	defer cancel()
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", code)
-	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	args := []string{"-c", code}
+	if strict {
+		args = append([]string{"-euo", "pipefail"}, args...)
+	}
+	cmd := exec.Command("bash", args...)
+	path := binDir + string(os.PathListSeparator) + os.Getenv("PATH")
+	if binPrefix != "" {
+		path = binPrefix + string(os.PathListSeparator) + path
+	}
+	cmd.Env = append(os.Environ(), "PATH="+path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -2,6 +2,7 @@ package runbook
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -88,6 +89,22 @@ func Parse(r io.Reader) (*Runbook, error) {
 		return nil, fmt.Errorf("line %d: unterminated ```sh block", cur.Line)
 	}
 	return rb, nil
+}
+
+// Guard is how every block of a runbook starts: a subshell that stops at
+// the first failing command. The block ends with ")".
+const Guard = "(\nset -euo pipefail\n"
+
+// CheckGuards reports every block that does not run in Guard ... ")": an
+// operator pasting it would go on after a failed step.
+func (rb *Runbook) CheckGuards() error {
+	var errs []error
+	for _, b := range rb.Blocks {
+		if !strings.HasPrefix(b.Code, Guard) || !strings.HasSuffix(b.Code, "\n)\n") {
+			errs = append(errs, fmt.Errorf("block at line %d does not stop at the first failure: start it with \"(\" and \"set -euo pipefail\" lines and end it with \")\"", b.Line))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Paths lists the decision paths named by the blocks, in order of first use.
