@@ -136,6 +136,10 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 	var snap *catalog.Snapshot
 	if at.IsZero() && !latest {
 		snap, err = drill.Select(ctx, repo, o.snapshot, at)
+		if err != nil && pack.VerificationFailed(err) && !o.json {
+			fmt.Fprintf(e.Out, "  ✗ %-9s %v\ndrill FAILED: 1 of 1 checks failed\n", drill.CheckRestore, err)
+			return &silentError{code: ExitVerify}
+		}
 		if err != nil {
 			return err
 		}

@@ -64,6 +64,7 @@ type verifyOutput struct {
 	Repo      string            `json:"repo"`
 	Snapshots int               `json:"snapshots"`
 	Checked   int               `json:"checked"`
+	ByKind    map[string]int    `json:"checked_by_kind"`
 	Findings  []verify.Finding  `json:"findings"`
 	Items     []verifyItemState `json:"items"`
 }
@@ -120,11 +121,11 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 			bar.Done()
 			status := "ok"
 			if !st.OK {
-				status = "DAMAGED"
-				for _, f := range it.Findings {
-					if f.Code == verify.CodeIO || f.Code == verify.CodeIdentity {
-						status = "UNCHECKED"
-					}
+				// UNCHECKED only when nothing found is damage: a read
+				// failure next to damage is still DAMAGED.
+				status = "UNCHECKED"
+				if (&verify.Summary{Findings: it.Findings}).Damaged() {
+					status = "DAMAGED"
 				}
 			}
 			fmt.Fprintf(e.Out, "%-9s %s %s  %d keys  %s  %s\n", status, it.Kind, it.ID, it.Keys, humanBytes(it.Bytes),
@@ -139,7 +140,7 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 	if err != nil {
 		return err
 	}
-	out.OK, out.Snapshots, out.Checked, out.Findings = sum.OK(), sum.Snapshots, sum.Checked, sum.Findings
+	out.OK, out.Snapshots, out.Checked, out.ByKind, out.Findings = sum.OK(), sum.Snapshots, sum.Checked, sum.ByKind, sum.Findings
 	if o.json {
 		enc := json.NewEncoder(e.Out)
 		enc.SetIndent("", "  ")
@@ -171,8 +172,12 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 		if !sum.OK() {
 			verdict = "PROBLEMS FOUND"
 		}
-		fmt.Fprintf(e.Out, "verify: %s: checked %d of %d snapshots in %s, %d with problems; %d errors, %d warnings, %d info\n",
-			verdict, sum.Checked, sum.Snapshots, repo.Location(), bad, errs, warns, infos)
+		checked := fmt.Sprintf("%d of %d snapshots", sum.ByKind["snapshot"], sum.Snapshots)
+		if n := sum.ByKind["segment"]; n > 0 {
+			checked += fmt.Sprintf(" and %d log segments", n)
+		}
+		fmt.Fprintf(e.Out, "verify: %s: checked %s in %s, %d objects with problems; %d errors, %d warnings, %d info\n",
+			verdict, checked, repo.Location(), bad, errs, warns, infos)
 	}
 	switch {
 	case sum.Damaged():

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redback/internal/catalog"
+	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/restore"
 	"redback/internal/scratch"
@@ -112,7 +113,7 @@ func (r *drillRun) restoreFailed(err error, detail string) error {
 	if r.ctx.Err() != nil {
 		return r.ctx.Err()
 	}
-	if verificationFailed(err) || errors.Is(err, storage.ErrNotExist) {
+	if pack.VerificationFailed(err) || errors.Is(err, storage.ErrNotExist) {
 		r.rep.check(CheckRestore, false, "%s", detail)
 		return nil
 	}
@@ -490,11 +491,6 @@ const zeroDigest = "0000000000000000000000000000000000000000"
 func isRedisError(err error) bool {
 	var re redis.Error
 	return errors.As(err, &re)
-}
-
-func verificationFailed(err error) bool {
-	var v interface{ VerificationFailed() bool }
-	return errors.As(err, &v) && v.VerificationFailed()
 }
 
 func fmtExpire(ms int64) string {

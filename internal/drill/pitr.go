@@ -104,7 +104,7 @@ func (r *drillRun) point() (*Report, error) {
 		note := fmt.Sprintf("no log generation covers %s, so the newest verified snapshot that ended at or before it was drilled (%s); %v",
 			fmtTime(at), snap.ID, perr)
 		return r.snapshot(snap, []string{note})
-	case errors.Is(perr, pitr.ErrGap), verificationFailed(perr), errors.Is(perr, storage.ErrNotExist):
+	case errors.Is(perr, pitr.ErrGap), pack.VerificationFailed(perr), errors.Is(perr, storage.ErrNotExist):
 		rep.check(CheckRestore, false, "%s", damage(perr))
 		return rep, nil
 	default:
@@ -223,7 +223,7 @@ func (r *drillRun) replay(plan *pitr.Plan) (*scratch.Server, *pitr.Result, bool,
 		case srv.Exited():
 			rep.check(CheckReplay, false, "the replay scratch server exited during the replay: %s", srv.LogTail(8))
 			return srv, res, false, nil
-		case res != nil && res.Errors > 0, verificationFailed(err), errors.Is(err, storage.ErrNotExist):
+		case res != nil && res.Errors > 0, pack.VerificationFailed(err), errors.Is(err, storage.ErrNotExist):
 			rep.check(CheckReplay, false, "%v", err)
 			return srv, res, false, nil
 		}

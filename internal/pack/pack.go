@@ -7,6 +7,7 @@ package pack
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"redback/internal/readahead"
+	"redback/internal/storage"
 )
 
 // Compression names recorded in manifests.
@@ -237,6 +239,11 @@ type verifying struct {
 
 func (v *verifying) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
+	if err != nil && err != io.EOF {
+		// Not the bytes' fault unless the store says so: mark it, so that
+		// classify does not take it for a decoding failure.
+		err = &readError{key: v.key, err: err}
+	}
 	v.n += int64(n)
 	v.h.Write(p[:n])
 	if v.size >= 0 && v.n > v.size {
@@ -252,6 +259,66 @@ func (v *verifying) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// readError is a failure of the store to serve an object's bytes (a cut
+// connection, an I/O error), as opposed to bytes that fail to decode.
+type readError struct {
+	key string
+	err error
+}
+
+func (e *readError) Error() string { return fmt.Sprintf("read %s: %v", e.key, e.err) }
+func (e *readError) Unwrap() error { return e.err }
+
+// VerificationFailed reports whether err says the data is bad: an error
+// in its chain has VerificationFailed() true (an *IntegrityError, an RDB
+// or AOF that does not parse, a damaged segment, ...). Exit code 3.
+func VerificationFailed(err error) bool {
+	var v interface{ VerificationFailed() bool }
+	return errors.As(err, &v) && v.VerificationFailed()
+}
+
+// ReadFailure reports whether err is a failure of the store to serve the
+// bytes (not damage): what Classify passes through unchanged.
+func ReadFailure(err error) bool {
+	var re *readError
+	return errors.As(err, &re)
+}
+
+// Classify is the one place that decides whether an error met while
+// unsealing the object key means its stored bytes are damaged. Damage
+// comes back as an *IntegrityError (exit 3, naming the object and what was
+// wrong): a size or sha256 mismatch, a checksum the store itself keeps
+// (storage.ErrCorrupt, the S3 SDK's "checksum did not match"), a stream
+// that does not decrypt (age header or payload MAC) or decompress. A
+// failure to read (network, I/O, canceled) comes back unchanged and is not
+// damage. Errors of the layers above (an RDB or AOF that does not parse)
+// carry their own VerificationFailed.
+func Classify(key string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	var ie *IntegrityError
+	if errors.As(err, &ie) {
+		return ie
+	}
+	var ce *storage.CorruptError
+	if errors.As(err, &ce) {
+		return &IntegrityError{Key: key, What: ce.What}
+	}
+	var re *readError
+	if errors.As(err, &re) {
+		return re
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrClosedPipe) {
+		return err
+	}
+	var v interface{ VerificationFailed() bool }
+	if errors.As(err, &v) {
+		return err
+	}
+	return &IntegrityError{Key: key, What: "cannot decode: " + err.Error()}
 }
 
 // Expect describes what a stored object should be.
@@ -279,9 +346,9 @@ func NewReader(src io.Reader, exp Expect, ids []age.Identity) (io.ReadCloser, er
 		if err != nil {
 			var nm *age.NoIdentityMatchError
 			if errors.As(err, &nm) {
-				return nil, fmt.Errorf("object %s: none of the given identities can decrypt it (wrong --identity?)", exp.Key)
+				return nil, fmt.Errorf("object %s: none of the given identities can decrypt it (wrong --identity? if it is the right one, the object's header is damaged: see redback verify)", exp.Key)
 			}
-			return nil, fmt.Errorf("decrypt %s: %w", exp.Key, err)
+			return nil, Classify(exp.Key, fmt.Errorf("decrypt: %w", err))
 		}
 		r = dr
 	}
@@ -320,14 +387,7 @@ func (u *unsealed) Read(p []byte) (int, error) {
 // read decompresses, on the read-ahead goroutine.
 func (u *unsealed) read(p []byte) (int, error) {
 	n, err := u.zr.Read(p)
-	if err != nil && err != io.EOF {
-		var ie *IntegrityError
-		if errors.As(err, &ie) {
-			return n, ie
-		}
-		return n, &IntegrityError{Key: u.key, What: "cannot decode: " + err.Error()}
-	}
-	return n, err
+	return n, Classify(u.key, err)
 }
 
 func (u *unsealed) Close() error {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"filippo.io/age"
+
+	"redback/internal/storage"
 )
 
 func seal(t *testing.T, raw []byte, rs *Recipients) ([]byte, *Writer) {
@@ -139,5 +141,76 @@ func TestLoadIdentities_NoSecretInError(t *testing.T) {
 	_, err := LoadIdentities("", func(k string) string { return env[k] })
 	if err == nil || bytes.Contains([]byte(err.Error()), []byte("NOTREALLY")) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// failAfter serves data, then fails with err instead of the rest.
+type failAfter struct {
+	data []byte
+	n    int
+	err  error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n >= len(f.data)/2 {
+		return 0, f.err
+	}
+	n := copy(p, f.data[f.n:len(f.data)/2])
+	f.n += n
+	return n, nil
+}
+
+// Classify: damage of the stored bytes is an *IntegrityError (exit 3)
+// wherever it is found; a failure to read them is not.
+func TestClassify(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	rs, _ := ParseRecipients([]string{id.Recipient().String()})
+	raw := make([]byte, 6<<20)
+	for i := range raw {
+		raw[i] = byte(i * 7 >> 3)
+	}
+	_, _ = rand.Read(raw[:1<<20])
+	for _, enc := range []bool{false, true} {
+		var r *Recipients
+		var ids []age.Identity
+		if enc {
+			r, ids = rs, []age.Identity{id}
+		}
+		stored, _ := seal(t, raw, r)
+		// unknown sha and size: only decoding can find the damage
+		exp := Expect{Key: "obj", Size: -1, Encrypted: enc}
+		read := func(src io.Reader) error {
+			rd, err := NewReader(src, exp, ids)
+			if err != nil {
+				return err
+			}
+			defer rd.Close()
+			_, err = io.Copy(io.Discard, rd)
+			return err
+		}
+		flip := append([]byte(nil), stored...)
+		flip[len(flip)/3] ^= 0x10
+		cases := map[string]io.Reader{
+			"bit flip":       bytes.NewReader(flip),
+			"store checksum": &failAfter{data: stored, err: &storage.CorruptError{Key: "obj", What: "checksum did not match: algorithm CRC32"}},
+		}
+		if enc {
+			hdr := append([]byte(nil), stored...)
+			hdr[bytes.Index(hdr, []byte("\n--- "))+8] ^= 0x01 // the age header's MAC
+			cases["header MAC"] = bytes.NewReader(hdr)
+		}
+		for name, src := range cases {
+			err := read(src)
+			var ie *IntegrityError
+			if !errors.As(err, &ie) || ie.Key != "obj" {
+				t.Errorf("encrypted %v, %s: %v, want an IntegrityError naming obj", enc, name, err)
+			}
+		}
+		cut := errors.New("connection reset by peer")
+		err := read(&failAfter{data: stored, err: cut})
+		var ie *IntegrityError
+		if errors.As(err, &ie) || !errors.Is(err, cut) {
+			t.Errorf("encrypted %v, cut connection: %v, want the read error, not damage", enc, err)
+		}
 	}
 }

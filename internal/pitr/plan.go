@@ -11,6 +11,7 @@ import (
 	"filippo.io/age"
 
 	"redback/internal/catalog"
+	"redback/internal/pack"
 	"redback/internal/restore"
 	"redback/internal/storage"
 )
@@ -453,6 +454,11 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 					return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
 				}
 			}
+			for _, c := range gens {
+				if c.base == nil && pack.VerificationFailed(c.baseErr) && len(c.segs) > 0 && c.segs[0].FirstMs <= tms && tms <= c.lastMsAll() {
+					return nil, fmt.Errorf("%s: generation %s covers it, but %w", t.String(), c.g.ID, c.baseErr)
+				}
+			}
 			return nil, &CoverageError{Target: t.String(), Reason: pastNewest(gens, t.Time), Windows: windows()}
 		}
 		start := len(gi.chain)
@@ -500,6 +506,12 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 		}
 	case KindLatest:
 		gi = newestGen(gens)
+		for _, c := range gens {
+			// a newer generation that is damaged: its point is lost, say so
+			if c.base == nil && pack.VerificationFailed(c.baseErr) && (gi == nil || c.lastMsAll() > gi.toMs()) {
+				return nil, fmt.Errorf("%s: generation %s holds it, but %w", t.String(), c.g.ID, c.baseErr)
+			}
+		}
 		if gi == nil {
 			return nil, &CoverageError{Target: t.String(), Reason: "no generation has a readable base snapshot", Windows: windows()}
 		}

@@ -20,12 +20,16 @@ import (
 // SegmentError reports a stored segment whose content contradicts its
 // manifest (bad index, offsets past its end, damaged AOF).
 type SegmentError struct {
-	Key    string // data object key
-	AOFPos int64  // position in the raw AOF
-	Err    error
+	Key      string // data object key
+	Manifest string // manifest key (with the index), when known
+	AOFPos   int64  // position in the raw AOF
+	Err      error
 }
 
 func (e *SegmentError) Error() string {
+	if e.Manifest != "" {
+		return fmt.Sprintf("segment %s (manifest %s) at aof position %d: %v", e.Key, e.Manifest, e.AOFPos, e.Err)
+	}
 	return fmt.Sprintf("segment %s at aof position %d: %v", e.Key, e.AOFPos, e.Err)
 }
 func (e *SegmentError) Unwrap() error { return e.Err }
@@ -90,7 +94,7 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 		n       int
 	)
 	bad := func(pos int64, format string, args ...any) error {
-		return &SegmentError{Key: key, AOFPos: pos, Err: fmt.Errorf(format, args...)}
+		return &SegmentError{Key: key, Manifest: catalog.SegmentKey(seg.Generation, seg.Start, seg.End), AOFPos: pos, Err: fmt.Errorf(format, args...)}
 	}
 	for {
 		if n++; n%4096 == 0 {
@@ -105,7 +109,8 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 		}
 		if err != nil {
 			var ie *pack.IntegrityError
-			if errors.As(err, &ie) {
+			if errors.As(err, &ie) || pack.ReadFailure(err) || ctx.Err() != nil {
+				// damage of the stored bytes, or a failure to read them
 				return fmt.Errorf("read segment %s: %w", key, err)
 			}
 			return bad(pos, "%w", err)

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"redback/internal/atomicfile"
+	"redback/internal/pack"
 	"redback/internal/rdb"
 )
 
@@ -94,7 +95,7 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 		err = rewrite(ctx, rc, tmp, res, opts, src.Verified)
 	}
 	if err != nil {
-		if verificationFailed(err) {
+		if pack.VerificationFailed(err) {
 			return res, &SourceError{Source: src.Name, Err: err}
 		}
 		return res, fmt.Errorf("restore %s to %s: %w", src.Name, path, err)

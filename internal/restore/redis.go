@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"redback/internal/catalog"
+	"redback/internal/pack"
 	"redback/internal/rdb"
 	"redback/internal/redisurl"
 	"redback/internal/resp"
@@ -215,7 +216,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	switch {
 	case werr != nil:
 		return res, fmt.Errorf("%w (%d keys were written before)", werr, res.KeysRestored)
-	case srcErr != nil && verificationFailed(srcErr):
+	case srcErr != nil && pack.VerificationFailed(srcErr):
 		return res, &SourceError{Source: f.source, Written: res.KeysRestored, Err: srcErr}
 	case srcErr != nil:
 		if ctx.Err() != nil {
@@ -227,7 +228,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 }
 
 func sourceErr(src Source, written int64, err error) error {
-	if verificationFailed(err) {
+	if pack.VerificationFailed(err) {
 		return &SourceError{Source: src.Name, Written: written, Err: err}
 	}
 	return fmt.Errorf("read %s: %w", src.Name, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redback/internal/pack"
 	"redback/internal/rdb"
 	"redback/internal/redistest"
 	"redback/internal/redisurl"
@@ -518,7 +519,7 @@ func TestToRedis_DamagedSource(t *testing.T) {
 	dst := redistest.Start(t)
 	res, err := ToRedis(ctx, FileSource(bad), targetURL(t, dst), Options{})
 	var se *SourceError
-	if !errors.As(err, &se) || !verificationFailed(err) {
+	if !errors.As(err, &se) || !pack.VerificationFailed(err) {
 		t.Fatalf("err = %v, want a SourceError", err)
 	}
 	t.Logf("damaged: %v (result %+v)", err, res)

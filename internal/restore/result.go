@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -169,10 +168,4 @@ func ScanDBs(r io.Reader, maxValue int64) ([]int, error) {
 	}
 	sort.Ints(dbs)
 	return dbs, nil
-}
-
-// verificationFailed reports whether err says the data is bad.
-func verificationFailed(err error) bool {
-	var v interface{ VerificationFailed() bool }
-	return errors.As(err, &v) && v.VerificationFailed()
 }

@@ -21,6 +21,24 @@ import (
 // condition to it.
 var ErrNotExist = errors.New("object does not exist")
 
+// ErrCorrupt is wrapped by a *CorruptError: the store itself found the
+// stored bytes damaged (a checksum it keeps did not match what it served).
+var ErrCorrupt = errors.New("stored bytes are damaged")
+
+// CorruptError reports damage a backend detected while serving an object
+// (the S3 SDK's "checksum did not match"). It is a verification failure,
+// never transient.
+type CorruptError struct {
+	Key  string
+	What string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("object %s: %s: %s", e.Key, ErrCorrupt, e.What)
+}
+func (e *CorruptError) Unwrap() error            { return ErrCorrupt }
+func (e *CorruptError) VerificationFailed() bool { return true }
+
 // ErrInvalidLocation is wrapped by the error of opening a repository
 // location that cannot name one: an unsupported scheme, a malformed URL,
 // an unknown URL parameter. It is the caller's mistake, not a failure.

@@ -106,6 +106,8 @@ func segmentFinding(s *catalog.Segment, err error) Finding {
 		f.Code = CodeMissing
 	case errors.As(err, &ie):
 		f.Code = CodeSHA256
+	case !pack.VerificationFailed(err):
+		f.Code = CodeIO // could not be read: not damage
 	}
 	return f
 }

@@ -109,7 +109,12 @@ func CheckSnapshot(ctx context.Context, b storage.Backend, snap *catalog.Snapsho
 		content := slices.Clone(fs[mark:])
 		fs = fs[:mark]
 		if hr.err != nil {
-			add(Error, CodeIO, "read stopped at stored byte %d: %v", hr.n, hr.err)
+			if ie, ok := pack.Classify(obj, hr.err).(*pack.IntegrityError); ok {
+				// the store found the damage (its own checksum)
+				add(Error, CodeSHA256, "stored bytes are damaged: %s (at stored byte %d)", ie.What, hr.n)
+			} else {
+				add(Error, CodeIO, "read stopped at stored byte %d: %v", hr.n, hr.err)
+			}
 			return append(fs, content...), keys, hr.n, nil
 		}
 		sizeOK := hr.n == snap.Object.StoredBytes

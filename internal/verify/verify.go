@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"redback/internal/catalog"
+	"redback/internal/pack"
 	"redback/internal/storage"
 )
 
@@ -132,9 +133,12 @@ type Options struct {
 
 // Summary is what Run found.
 type Summary struct {
-	Snapshots int       `json:"snapshots"` // snapshot manifests in the repository
-	Checked   int       `json:"checked"`   // objects checked (snapshots and checkers' objects)
-	Findings  []Finding `json:"findings"`
+	Snapshots int `json:"snapshots"` // snapshot manifests in the repository
+	Checked   int `json:"checked"`   // objects checked (snapshots and checkers' objects)
+	// ByKind counts the objects checked by Item.Kind (snapshot, segment,
+	// generation).
+	ByKind   map[string]int `json:"checked_by_kind"`
+	Findings []Finding      `json:"findings"`
 }
 
 // OK reports whether nothing is damaged, missing or unreadable (info and
@@ -173,11 +177,12 @@ func (s *Summary) Has(code string) bool {
 // error only when the repository cannot be checked at all (the listing
 // fails, ctx ends); everything else is a Finding.
 func Run(ctx context.Context, b storage.Backend, opts Options) (*Summary, error) {
-	sum := &Summary{Findings: []Finding{}}
+	sum := &Summary{Findings: []Finding{}, ByKind: map[string]int{}}
 	var mu sync.Mutex
 	add := func(it Item) {
 		mu.Lock()
 		sum.Checked++
+		sum.ByKind[it.Kind]++
 		sum.Findings = append(sum.Findings, it.Findings...)
 		mu.Unlock()
 		if opts.OnItem != nil {
@@ -205,6 +210,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Summary, error)
 			return nil, err
 		}
 		sum.Findings = append(sum.Findings, orphans...)
+		if it := checkLease(ctx, b); it != nil {
+			add(*it)
+		}
 	}
 	for _, c := range opts.Checkers {
 		if err := c.Check(ctx, b, &opts, add); err != nil {
@@ -212,6 +220,22 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Summary, error)
 		}
 	}
 	return sum, nil
+}
+
+// checkLease reads the writers' lease: nil when it is absent or sound, an
+// item with the finding when it cannot be read or parsed (a damaged lease
+// blocks every writer: agent, ship, prune).
+func checkLease(ctx context.Context, b storage.Backend) *Item {
+	_, err := catalog.ReadLease(ctx, b)
+	if err == nil || errors.Is(err, storage.ErrNotExist) || ctx.Err() != nil {
+		return nil
+	}
+	f := Finding{Object: catalog.LeaseKey, Severity: Error, Code: CodeIO, Message: err.Error()}
+	if pack.VerificationFailed(err) {
+		f.Code = CodeManifest
+		f.Message = fmt.Sprintf("the lease is damaged (%v): writers (agent, ship, prune) cannot take it; when none runs, delete %s", err, catalog.LeaseKey)
+	}
+	return &Item{Kind: "lease", ID: "lease", Object: catalog.LeaseKey, Findings: []Finding{f}}
 }
 
 // listManifests returns the ids of every snapshot manifest, oldest first.

@@ -346,8 +346,31 @@ func (b *Backend) Get(ctx context.Context, key string, off, length int64) (io.Re
 		}
 		return nil, b.wrap("get", key, err)
 	}
-	return out.Body, nil
+	return &body{rc: out.Body, b: b, key: key}, nil
 }
+
+// body classifies the read errors of a GetObject body: the SDK's checksum
+// validation failing ("checksum did not match", checked at the end of a
+// full-object GET when the object has a stored checksum) is damage at rest
+// (a *storage.CorruptError); a cut connection is transient.
+type body struct {
+	rc  io.ReadCloser
+	b   *Backend
+	key string
+}
+
+func (r *body) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF {
+		if strings.Contains(err.Error(), "checksum did not match") {
+			return n, &storage.CorruptError{Key: r.key, What: err.Error()}
+		}
+		return n, r.b.wrap("read", r.key, err)
+	}
+	return n, err
+}
+
+func (r *body) Close() error { return r.rc.Close() }
 
 // Stat describes the object with HeadObject.
 func (b *Backend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
