@@ -115,6 +115,7 @@ func verbs(e *env) []*cobra.Command {
 		newShipCmd(e),
 		newLogCmd(e),
 		newMigrateCmd(e),
+		newACLCmd(e),
 	}
 }
 

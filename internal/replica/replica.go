@@ -283,18 +283,21 @@ func (c *Conn) handshake(ctx context.Context, u *redisurl.URL) error {
 			return fmt.Errorf("authenticate to %s as user %s: %w: %s", c.addr, who, ErrAuth, re)
 		}
 	}
-	// Errors here are ignored, as Redis replicas do (very old servers).
-	if _, err := c.roundTrip(ctx, "REPLCONF", "listening-port", strconv.Itoa(c.cfg.ListeningPort)); err != nil && !isReply(err) {
-		return err
+	// Errors here are ignored, as Redis replicas do (very old servers),
+	// except a refusal by ACL, which no older server explains.
+	if _, err := c.roundTrip(ctx, "REPLCONF", "listening-port", strconv.Itoa(c.cfg.ListeningPort)); err != nil && (!isReply(err) || isNoPerm(err)) {
+		return c.permErr(err)
 	}
-	if _, err := c.roundTrip(ctx, "REPLCONF", "capa", "eof", "capa", "psync2"); err != nil && !isReply(err) {
-		return err
+	if _, err := c.roundTrip(ctx, "REPLCONF", "capa", "eof", "capa", "psync2"); err != nil && (!isReply(err) || isNoPerm(err)) {
+		return c.permErr(err)
 	}
 	if c.cfg.RDBOnly {
 		_, err := c.roundTrip(ctx, "REPLCONF", "rdb-only", "1")
 		switch {
 		case err == nil:
 			c.rdbOnly = true
+		case isNoPerm(err):
+			return c.permErr(err)
 		case isReply(err):
 			c.cfg.Logger.Info("server does not support rdb-only replication (Redis < 6.2); the link will carry the command stream after the snapshot", "addr", c.addr, "reply", err.Error())
 		default:
@@ -302,6 +305,21 @@ func (c *Conn) handshake(ctx context.Context, u *redisurl.URL) error {
 		}
 	}
 	return nil
+}
+
+// isNoPerm reports whether err is the server's refusal by ACL.
+func isNoPerm(err error) bool {
+	var re resp.Error
+	return errors.As(err, &re) && re.Code() == "NOPERM"
+}
+
+// permErr names what a NOPERM reply means for a replica link; other
+// errors pass unchanged.
+func (c *Conn) permErr(err error) error {
+	if !isNoPerm(err) {
+		return err
+	}
+	return fmt.Errorf("%s: %w: the user lacks a permission the replication handshake needs (see redback acl): %w", c.addr, ErrReplicationRefused, err)
 }
 
 func isReply(err error) bool {
