@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what redback's demo and tests need on a fresh Debian machine with Go:
-# redis-server and redis-tools (Debian packages) and versitygw (a real S3
-# server for the S3 backend tests). Idempotent: it only installs what is missing.
+# redis-server and redis-tools (Debian packages), versitygw (a real S3
+# server for the S3 backend tests), and the newer servers the tests also run
+# against -- Redis 8.0, Valkey 8.1 and 9.1, unpacked from Debian's packages
+# into a cache dir by scripts/servers.sh (REDBACK_SKIP_SERVERS=1 skips them).
+# Idempotent: it only installs what is missing.
 set -euo pipefail
 
 need_apt=()
@@ -19,4 +22,8 @@ GOBIN="$(go env GOPATH)/bin"
 if [ "${REDBACK_SKIP_S3:-0}" != 1 ] && ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$GOBIN/versitygw" ]; then
   echo "setup: installing versitygw v1.8.0 (go install)" >&2
   go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+
+if [ "${REDBACK_SKIP_SERVERS:-0}" != 1 ]; then
+  bash "$(dirname "$0")/servers.sh"
 fi

@@ -38,9 +38,11 @@ type Source struct {
 	Node         string `json:"node,omitempty"`
 	RunID        string `json:"run_id,omitempty"`
 	RedisVersion string `json:"redis_version,omitempty"`
-	Role         string `json:"role,omitempty"`
-	ReplID       string `json:"replid,omitempty"`
-	Offset       int64  `json:"offset,omitempty"`
+	// ValkeyVersion is set when the source is Valkey (its RDB's valkey-ver).
+	ValkeyVersion string `json:"valkey_version,omitempty"`
+	Role          string `json:"role,omitempty"`
+	ReplID        string `json:"replid,omitempty"`
+	Offset        int64  `json:"offset,omitempty"`
 }
 
 // Object describes a stored data object.

@@ -84,7 +84,7 @@ redis-server, repository unreachable), 2 usage.`,
 	f.StringVar(&o.snapshot, "snapshot", "", "snapshot id to drill (default: the newest verified)")
 	f.StringVar(&o.at, "at", "", "drill the point in time `TIME` from the log, else the newest snapshot at or before it: "+pointFormatsHelp)
 	f.BoolVar(&o.latestPoint, "latest-point", false, "drill the newest durable point of the log (same as --at latest)")
-	f.StringVar(&o.redisServer, "redis-server", "", "redis-server binary for the scratch server (default: from PATH)")
+	f.StringVar(&o.redisServer, "redis-server", "", "server binary for the scratch server (default: the redis-server or valkey-server on PATH, versioned names too, that loads the snapshot's RDB version)")
 	f.DurationVar(&o.rtoObjective, "rto-objective", 0, "recovery time objective, e.g. 5m; missing it fails the drill")
 	f.StringVar(&o.report, "report", "", "write a Markdown report to FILE")
 	f.StringVar(&o.identity, "identity", "", "age identity file to decrypt the snapshot (or $REDBACK_IDENTITY_FILE)")

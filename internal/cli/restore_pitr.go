@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
+
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +13,7 @@ import (
 
 	"redback/internal/pack"
 	"redback/internal/pitr"
+	"redback/internal/scratch"
 )
 
 // pitrFlags are the point-in-time flags of `redback restore`.
@@ -25,6 +26,7 @@ type pitrFlags struct {
 	ToOffset      string
 	Generation    string
 	Skip          []string
+	RedisServer   string
 }
 
 func (p *pitrFlags) addFlags(fs *pflag.FlagSet) {
@@ -35,6 +37,7 @@ func (p *pitrFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&p.Key, "key", "", "with --before-command: only commands with a key argument matching this Redis glob `PATTERN`")
 	fs.StringVar(&p.ToOffset, "to-offset", "", "point in time: the state at replication offset `N` (the last command boundary at or before it)")
 	fs.StringVar(&p.Generation, "generation", "", "with a point in time: search only this log generation `ID`")
+	fs.StringVar(&p.RedisServer, "redis-server", "", "with a point in time: server binary that rebuilds the point (default: the redis-server or valkey-server on PATH, versioned names too, that loads the base snapshot's RDB version)")
 	fs.StringArrayVar(&p.Skip, "skip-command-at", nil, "surgical undo: replay everything except the command at `OFFSET` (see 'redback log'; repeatable); later commands are replayed as they were")
 }
 
@@ -147,20 +150,27 @@ func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
 			return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis redis://127.0.0.1:6379", "--to-redis names db %d: a point-in-time restore writes every db where the source had it; drop the /%d", u.DB, u.DB)
 		}
 		dest = u.Redacted()
-		if _, lerr := exec.LookPath("redis-server"); lerr == nil {
+		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) {
 			// Rebuild the point in a scratch server, then RESTORE it: exact
 			// even for keys whose TTL ended since (see pitr.Plan.ToRedisExact).
-			run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRedisExact(ctx, u, ro, "") }
-		} else {
-			fmt.Fprintln(e.Err, "warning: no redis-server on PATH to rebuild the point in a scratch server: replaying the log straight into the target; keys whose TTL ended since the point may come back without their TTL")
-			run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRedis(ctx, u, ro) }
+			b, err := scratch.Choose(ctx, o.pitr.RedisServer, p.ScratchNeed())
+			if err == nil {
+				return p.ToRedisExact(ctx, u, ro, b.Path)
+			}
+			if o.pitr.RedisServer != "" || len(scratch.Candidates()) > 0 {
+				return nil, fmt.Errorf("rebuilding the point: %w", err)
+			}
+			fmt.Fprintln(e.Err, "warning: no redis-server or valkey-server on PATH to rebuild the point in a scratch server: replaying the log straight into the target; keys whose TTL ended since the point may come back without their TTL")
+			return p.ToRedis(ctx, u, ro)
 		}
 	case o.ToDir != "":
 		dest = "dir " + o.ToDir
 		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToDir(ctx, o.ToDir, ro) }
 	default:
 		dest = "file " + o.ToRDB
-		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToRDB(ctx, o.ToRDB, "", ro) }
+		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) {
+			return p.ToRDB(ctx, o.ToRDB, o.pitr.RedisServer, ro)
+		}
 	}
 	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
 	if err != nil {

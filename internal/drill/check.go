@@ -15,7 +15,6 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/progress"
-	"redback/internal/restore"
 	"redback/internal/scratch"
 	"redback/internal/storage"
 )
@@ -49,24 +48,14 @@ func (r *drillRun) phase(name string) (done func()) {
 // and a pin that protects base from retention while the drill runs. The
 // caller defers cleanup, which closes the server and removes the pin.
 func (r *drillRun) setUp(base *catalog.Snapshot, what string, locked error) (srv *scratch.Server, cleanup func(), err error) {
-	bin, err := findServer(r.opts.RedisServer)
+	need := scratch.NeedOf(base.RDBVersion, base.Source.RedisVersion, base.Source.ValkeyVersion)
+	b, err := scratch.Choose(r.ctx, r.opts.RedisServer, need)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	r.bin, r.rep.RedisServer = bin, bin
-	ver, err := serverVersion(r.ctx, bin)
-	if err != nil {
-		return nil, nil, err
-	}
-	r.ver, r.rep.RedisVersion = ver, ver
-	reads, err := restore.RDBVersionFor(ver)
-	if err != nil {
-		return nil, nil, err
-	}
-	if base.RDBVersion > reads {
-		return nil, nil, fmt.Errorf("%s is redis %s, which reads RDB version %d and older; %s is RDB version %d: give --redis-server of a newer redis-server",
-			bin, ver, reads, what, base.RDBVersion)
-	}
+	r.bin, r.rep.RedisServer = b.Path, b.Path
+	r.ver, r.rep.RedisVersion = b.Version, b.Version
+	r.rep.ServerFamily = b.Family
 	if locked != nil && len(r.opts.Identities) == 0 {
 		return nil, nil, locked
 	}
@@ -175,7 +164,7 @@ func (r *drillRun) load(srv *scratch.Server, o scratch.Options, what string, siz
 	}
 	r.rto = r.opts.Now().Sub(r.start)
 	r.rep.RTOSeconds = r.rto.Seconds()
-	r.rep.check(CheckLoad, true, "redis %s loaded %s and serves on %s", r.ver, what, srv.Addr())
+	r.rep.check(CheckLoad, true, "%s %s loaded %s and serves on %s", family(r.rep.ServerFamily), r.ver, what, srv.Addr())
 	return true, nil
 }
 
@@ -428,7 +417,7 @@ func (r *drillRun) compareSample(ctx context.Context, keys []sampleKey, a, b sid
 	what := "value digest and expire time"
 	if noPexpiretime {
 		what = "value digest (this redis-server has no PEXPIRETIME; expire times not compared)"
-		rep.Notes = append(rep.Notes, "expire times of the sample were not compared: redis "+rep.RedisVersion+" has no PEXPIRETIME")
+		rep.Notes = append(rep.Notes, "expire times of the sample were not compared: "+family(rep.ServerFamily)+" "+rep.RedisVersion+" has no PEXPIRETIME")
 	}
 	if rep.SampleMismatches == 0 {
 		rep.check(CheckSample, true, "%d keys chosen by hash: %s %s", rep.SampleChecked, what, same)

@@ -104,6 +104,8 @@ type Report struct {
 	RawBytes     int64     `json:"raw_bytes"`
 	RedisServer  string    `json:"redis_server"`
 	RedisVersion string    `json:"redis_version"`
+	// ServerFamily is the scratch server's: "redis" or "valkey".
+	ServerFamily string    `json:"server_family"`
 	Started      time.Time `json:"started"`
 	// Point is what was restored: a point in time of a log generation
 	// ("pitr") or a snapshot ("snapshot").

@@ -17,6 +17,7 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/redistest"
+	"redback/internal/scratch"
 	"redback/internal/snapshot"
 	"redback/internal/storage/file"
 )
@@ -241,7 +242,7 @@ func TestRun_NoServer(t *testing.T) {
 	data, _ := dumpRDB(t)
 	r := newRepo(t, data)
 	_, _, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, RedisServer: filepath.Join(t.TempDir(), "no-redis-server")})
-	if !errors.Is(err, errNoServer) {
+	if !errors.Is(err, scratch.ErrNoServer) {
 		t.Fatalf("err %v", err)
 	}
 }

@@ -35,7 +35,7 @@ func (r *Report) Markdown(w io.Writer) error {
 		fmt.Fprintf(&b, "- **Object:** `%s`, %s stored, %s RDB\n", r.Object, progress.HumanBytes(r.StoredBytes), progress.HumanBytes(r.RawBytes))
 	}
 	if r.RedisVersion != "" {
-		fmt.Fprintf(&b, "- **Scratch server:** redis %s (`%s`)\n", r.RedisVersion, r.RedisServer)
+		fmt.Fprintf(&b, "- **Scratch server:** %s %s (`%s`)\n", family(r.ServerFamily), r.RedisVersion, r.RedisServer)
 	}
 	if pitr {
 		fmt.Fprintf(&b, "- **Keys:** %d after loading the AOF dir, %d after the replay\n", r.Keys, r.ExpectedKeys)
@@ -113,4 +113,12 @@ func dur(sec float64) string {
 		return d.Round(10 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// family is the server family's name, "redis" when unknown.
+func family(f string) string {
+	if f == "" {
+		return "redis"
+	}
+	return f
 }

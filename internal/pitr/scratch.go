@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -18,7 +17,8 @@ import (
 
 // ToRDB writes the restored state as one RDB file at path: it writes the
 // AOF directory into a scratch dir next to path, loads it into a scratch
-// redis-server (bin, or redis-server from PATH when empty) on a free
+// server (bin, or when empty the server on PATH that scratch.Choose picks
+// for the base snapshot's RDB version and source) on a free
 // loopback port, runs SAVE, and moves dump.rdb to path (fsynced). The
 // scratch server runs as a replica of an unreachable address so it expires
 // nothing. The scratch server and dir are removed in every case. An
@@ -28,13 +28,11 @@ func (p *Plan) ToRDB(ctx context.Context, path, bin string, ro restore.Options) 
 	if _, err := os.Stat(path); err == nil && !ro.Force {
 		return &Result{}, fmt.Errorf("%s: %w (use --force to replace it)", path, restore.ErrExists)
 	}
-	if bin == "" {
-		b, err := exec.LookPath("redis-server")
-		if err != nil {
-			return &Result{}, fmt.Errorf("--to-rdb needs redis-server on PATH to turn the log into an RDB: %w", err)
-		}
-		bin = b
+	build, err := scratch.Choose(ctx, bin, p.ScratchNeed())
+	if err != nil {
+		return &Result{}, fmt.Errorf("turning the log into an RDB needs a scratch server: %w", err)
 	}
+	bin = build.Path
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return &Result{}, err
@@ -57,7 +55,7 @@ func (p *Plan) ToRDB(ctx context.Context, path, bin string, ro restore.Options) 
 	}
 	if err := s.Wait(ctx, nil); err != nil {
 		if errors.Is(err, scratch.ErrExited) {
-			return res, fmt.Errorf("scratch redis-server could not load the restored AOF: %s", s.LogTail(6))
+			return res, fmt.Errorf("scratch server %s could not load the restored AOF: %s", build, s.LogTail(6))
 		}
 		return res, err
 	}
@@ -80,8 +78,8 @@ func (p *Plan) ToRDB(ctx context.Context, path, bin string, ro restore.Options) 
 }
 
 // ToRedisExact restores the point into the server at u without replaying
-// the log on it: the point is first rebuilt in a scratch redis-server (bin,
-// or redis-server from PATH when empty) that loads the AOF directory as a
+// the log on it: the point is first rebuilt in a scratch server (bin, or
+// when empty one chosen as ToRDB says) that loads the AOF directory as a
 // replica of an unreachable address, so nothing expires while the log is
 // applied, and saved as an RDB; that RDB is then restored with the restore
 // package (RESTORE ... ABSTTL, conflict modes, keys already expired now are
@@ -121,4 +119,11 @@ func (p *Plan) ToRedisExact(ctx context.Context, u *redisurl.URL, ro restore.Opt
 		return res, fmt.Errorf("restore the rebuilt point: %w", err)
 	}
 	return res, nil
+}
+
+// ScratchNeed is what a scratch server must load to rebuild a point of p:
+// the base snapshot's RDB version, written by its source's server.
+func (p *Plan) ScratchNeed() scratch.Need {
+	src := p.Base.Source
+	return scratch.NeedOf(p.Base.RDBVersion, src.RedisVersion, src.ValkeyVersion)
 }

@@ -143,3 +143,94 @@ func SmallDump(t *testing.T, n int, extra func(do func(args ...any))) []byte {
 	}
 	return b
 }
+
+// PopulateAll is Populate plus what the server has beyond Redis 7.0: on
+// one with hash-field TTLs (Bin.HashFieldTTL), in dbs 0 and 1, a small
+// hash with some fields expiring (listpack with TTLs), a big one (hash
+// table with TTLs) and a hash whose only TTLs are far apart, all far in
+// the future. It returns the number of keys written.
+func PopulateAll(t testing.TB, s *Server, n int) int {
+	t.Helper()
+	keys := Populate(t, s, n)
+	if !s.Bin.HashFieldTTL() {
+		return keys
+	}
+	ctx := context.Background()
+	far := time.Now().Add(240 * time.Hour).UnixMilli()
+	for _, db := range []int{0, 1} {
+		dc := redis.NewClient(&redis.Options{Addr: s.Addr(), DB: db, DisableIdentity: true, TLSConfig: s.tls})
+		p := dc.Pipeline()
+		pre := fmt.Sprintf("db%d:", db)
+		for i := 0; i < 8; i++ {
+			p.Do(ctx, "HSET", pre+"hfe:small", fmt.Sprintf("f%d", i), i)
+		}
+		p.Do(ctx, "HPEXPIREAT", pre+"hfe:small", far+11, "FIELDS", 3, "f0", "f1", "f2")
+		p.Do(ctx, "HPEXPIREAT", pre+"hfe:small", far+22, "FIELDS", 1, "f5")
+		for i := 0; i < 300; i++ {
+			p.Do(ctx, "HSET", pre+"hfe:big", fmt.Sprintf("field-%d", i), strings.Repeat("v", 10+i%50))
+		}
+		for i := 0; i < 300; i += 7 {
+			p.Do(ctx, "HPEXPIREAT", pre+"hfe:big", far+int64(i), "FIELDS", 1, fmt.Sprintf("field-%d", i))
+		}
+		p.Do(ctx, "HSET", pre+"hfe:keyttl", "a", "1", "b", "2")
+		p.Do(ctx, "HPEXPIREAT", pre+"hfe:keyttl", far+5, "FIELDS", 1, "a")
+		p.Do(ctx, "PEXPIREAT", pre+"hfe:keyttl", far+100)
+		_, err := p.Exec(ctx)
+		dc.Close()
+		if err != nil {
+			t.Fatalf("populate hash-field TTLs: %v", err)
+		}
+		keys += 3
+	}
+	return keys
+}
+
+// FieldTTLs returns HPEXPIRETIME of every field of every hash in dbs 0–3
+// that has at least one field TTL, keyed "db:key" then field; nil on a
+// server without hash-field TTLs.
+func FieldTTLs(t testing.TB, s *Server) map[string]map[string]int64 {
+	t.Helper()
+	if !s.Bin.HashFieldTTL() {
+		return nil
+	}
+	ctx := context.Background()
+	out := map[string]map[string]int64{}
+	for db := 0; db < 4; db++ {
+		dc := redis.NewClient(&redis.Options{Addr: s.Addr(), DB: db, DisableIdentity: true, TLSConfig: s.tls})
+		keys, err := dc.Keys(ctx, "*").Result()
+		if err != nil {
+			dc.Close()
+			t.Fatalf("KEYS: %v", err)
+		}
+		for _, k := range keys {
+			if typ, _ := dc.Type(ctx, k).Result(); typ != "hash" {
+				continue
+			}
+			fields, err := dc.HKeys(ctx, k).Result()
+			if err != nil {
+				dc.Close()
+				t.Fatalf("HKEYS %s: %v", k, err)
+			}
+			args := []any{"HPEXPIRETIME", k, "FIELDS", len(fields)}
+			for _, f := range fields {
+				args = append(args, f)
+			}
+			ts, err := dc.Do(ctx, args...).Int64Slice()
+			if err != nil {
+				dc.Close()
+				t.Fatalf("HPEXPIRETIME %s: %v", k, err)
+			}
+			m := map[string]int64{}
+			for i, f := range fields {
+				if ts[i] >= 0 {
+					m[f] = ts[i]
+				}
+			}
+			if len(m) > 0 {
+				out[fmt.Sprintf("%d:%s", db, k)] = m
+			}
+		}
+		dc.Close()
+	}
+	return out
+}

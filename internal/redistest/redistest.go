@@ -29,6 +29,7 @@ type Server struct {
 	t    testing.TB
 	Port int
 	Dir  string // its working dir (dump.rdb, appendonlydir live here)
+	Bin  Bin    // the server build it runs
 	args []string
 
 	tls *tls.Config // set by StartTLS: the server speaks only TLS
@@ -91,6 +92,13 @@ func Start(t testing.TB, extra ...string) *Server {
 	return s.start(extra)
 }
 
+// StartBin is Start with a given server build (one of Servers, say).
+func StartBin(t testing.TB, b Bin, extra ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, Dir: t.TempDir(), Bin: b}
+	return s.start(extra)
+}
+
 // StartInDir is Start with a given working dir (for example one a restore
 // wrote a dump.rdb or an appendonlydir into).
 func StartInDir(t testing.TB, dir string, extra ...string) *Server {
@@ -102,7 +110,9 @@ func StartInDir(t testing.TB, dir string, extra ...string) *Server {
 func (s *Server) start(extra []string) *Server {
 	t := s.t
 	t.Helper()
-	bin := Binary(t)
+	if s.Bin.Path == "" {
+		s.Bin = Default(t)
+	}
 	s.Port = FreePort(t)
 	ports := []string{"--port", strconv.Itoa(s.Port)}
 	if s.tls != nil {
@@ -119,7 +129,7 @@ func (s *Server) start(extra []string) *Server {
 		"--daemonize", "no",
 	}...)
 	s.args = append(s.args, extra...)
-	if err := s.spawn(bin); err != nil {
+	if err := s.spawn(s.Bin.Path); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
@@ -245,7 +255,7 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	if err := s.spawn(Binary(s.t)); err != nil {
+	if err := s.spawn(s.Bin.Path); err != nil {
 		s.t.Fatal(err)
 	}
 }

@@ -18,3 +18,16 @@ func TestStart(t *testing.T) {
 		t.Fatalf("after restart without save: dbsize %d, %v", n, err)
 	}
 }
+
+func TestEachServer(t *testing.T) {
+	EachServer(t, func(t *testing.T, b Bin) {
+		s := StartBin(t, b)
+		n := PopulateAll(t, s, 20)
+		if got, err := s.Client().DBSize(t.Context()).Result(); err != nil || got == 0 || n == 0 {
+			t.Fatalf("dbsize %d %v, populated %d", got, err, n)
+		}
+		if ttls := FieldTTLs(t, s); b.HashFieldTTL() != (len(ttls) == 6) {
+			t.Fatalf("%s: field TTLs on %d hashes", b.Name(), len(ttls))
+		}
+	})
+}

@@ -291,6 +291,12 @@ func (c *Conn) handshake(ctx context.Context, u *redisurl.URL) error {
 	if _, err := c.roundTrip(ctx, "REPLCONF", "capa", "eof", "capa", "psync2"); err != nil && (!isReply(err) || isNoPerm(err)) {
 		return c.permErr(err)
 	}
+	// Valkey 9 writes its own RDB numbering (80) only to a replica that
+	// says it is new enough, and fails the full sync of a dataset RDB 11
+	// cannot hold (hash-field TTLs) otherwise. Redis answers an error.
+	if _, err := c.roundTrip(ctx, "REPLCONF", "version", AnnouncedVersion); err != nil && !isReply(err) {
+		return err
+	}
 	if c.cfg.RDBOnly {
 		_, err := c.roundTrip(ctx, "REPLCONF", "rdb-only", "1")
 		switch {
@@ -521,6 +527,11 @@ func (c *Conn) rdbDone() {
 }
 
 const eofMarkLen = 40
+
+// AnnouncedVersion is the server version redback announces as a replica
+// (REPLCONF version): the newest Valkey whose RDB numbering the rdb
+// package reads (Valkey 9.0 and 9.1: RDB 80).
+const AnnouncedVersion = "9.1.0"
 
 // lenReader streams a $<len> payload.
 type lenReader struct {

@@ -164,6 +164,9 @@ func Store(ctx context.Context, src io.Reader, opts Options) (*catalog.Snapshot,
 	if snap.Source.ReplID == "" && m.replID != "" {
 		snap.Source.ReplID, snap.Source.Offset = m.replID, m.replOffset
 	}
+	if snap.Source.ValkeyVersion == "" {
+		snap.Source.ValkeyVersion = m.valkeyVer
+	}
 	if snap.Source.RedisVersion == "" {
 		snap.Source.RedisVersion = m.redisVer
 	}
@@ -187,6 +190,7 @@ type measured struct {
 	digest           string
 	ctime            int64
 	replID, redisVer string
+	valkeyVer        string
 	replOffset       int64
 }
 
@@ -233,6 +237,8 @@ func verify(ctx context.Context, r io.Reader, nowMs int64, bar *progress.Bar) (*
 					fmt.Sscan(string(rec.AuxValue), &m.replOffset)
 				case "redis-ver":
 					m.redisVer = string(rec.AuxValue)
+				case "valkey-ver":
+					m.valkeyVer = string(rec.AuxValue)
 				}
 			}
 		}
