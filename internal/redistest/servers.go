@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"redback/internal/scratch"
+	"redback/internal/serverver"
 )
 
 // Bin is one server build a test can run: a redis-server or valkey-server
 // binary (a path, or a wrapper script from scripts/servers.sh) and what its
 // --version says.
-type Bin struct{ scratch.Build }
+type Bin struct{ serverver.Build }
 
 // Name is "redis-8.0.6" or "valkey-9.1.2": the subtest name EachServer uses.
 func (b Bin) Name() string { return b.Family + "-" + b.Version }
@@ -29,11 +29,11 @@ func (b Bin) HashFieldTTL() bool {
 // Valkey reports whether b is a Valkey server.
 func (b Bin) Valkey() bool { return b.Family == "valkey" }
 
-// Describe returns the build at path (scratch.Describe), failing the test
+// Describe returns the build at path (serverver.Describe), failing the test
 // when it is not a Redis or Valkey server.
 func Describe(t testing.TB, path string) Bin {
 	t.Helper()
-	b, err := scratch.Describe(context.Background(), path)
+	b, err := serverver.Describe(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
