@@ -45,9 +45,12 @@ type ShipStatus struct {
 	LagBytes      int64   `json:"lag_bytes"`
 	DurableOffset int64   `json:"durable_offset"`
 	Reconnects    int64   `json:"reconnects"`
-	SpoolBytes    int64   `json:"spool_bytes"`
-	Generation    string  `json:"generation,omitempty"`
-	LastError     string  `json:"last_error,omitempty"`
+	// Resets counts new generations marked as a reset: the source came
+	// back empty (or drastically smaller) under a new replid.
+	Resets     int64  `json:"resets"`
+	SpoolBytes int64  `json:"spool_bytes"`
+	Generation string `json:"generation,omitempty"`
+	LastError  string `json:"last_error,omitempty"`
 }
 
 // Pinner is implemented by shippers whose log depends on snapshots that

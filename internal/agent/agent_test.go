@@ -262,7 +262,7 @@ func (p *pingShipper) Flush(ctx context.Context) error {
 }
 
 func (p *pingShipper) Status() ShipStatus {
-	return ShipStatus{Connected: p.connected.Load(), LagSeconds: 0.25, Generation: "0123"}
+	return ShipStatus{Connected: p.connected.Load(), LagSeconds: 0.25, Generation: "0123", Resets: 1}
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -357,6 +357,7 @@ func TestAgent_EndToEnd(t *testing.T) {
 		`redback_drill_last_result{source="cache-a"} 1`,
 		`redback_snapshot_expected_interval_seconds{source="cache-a"} 1`,
 		`redback_ship_generation_info{generation="0123",source="cache-a"} 1`,
+		`redback_source_resets_total{source="cache-a"} 1`,
 		`redback_repository_bytes{source="cache-a"}`,
 		`redback_snapshot_failures_total{source="cache-a"}`,
 	} {

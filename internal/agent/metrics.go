@@ -59,12 +59,13 @@ var (
 	descLagBytes   = prometheus.NewDesc("redback_ship_lag_bytes", "How far the durable log is behind the source, in replication bytes.", []string{"source"}, nil)
 	descDurable    = prometheus.NewDesc("redback_ship_durable_offset", "Replication offset stored durably in the repository.", []string{"source"}, nil)
 	descReconnects = prometheus.NewDesc("redback_ship_reconnects_total", "Reconnections to the source.", []string{"source"}, nil)
+	descResets     = prometheus.NewDesc("redback_source_resets_total", "New log generations marked as a reset: the source came back empty (or drastically smaller) under a new replid, e.g. after a crash without persistence.", []string{"source"}, nil)
 	descSpool      = prometheus.NewDesc("redback_ship_spool_bytes", "Bytes received but not yet uploaded.", []string{"source"}, nil)
 	descGeneration = prometheus.NewDesc("redback_ship_generation_info", "The current log generation (value 1).", []string{"source", "generation"}, nil)
 )
 
 func (c *shipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descSpool, descGeneration} {
+	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descResets, descSpool, descGeneration} {
 		ch <- d
 	}
 }
@@ -85,6 +86,7 @@ func (c *shipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLagBytes, prometheus.GaugeValue, float64(st.LagBytes), n)
 		ch <- prometheus.MustNewConstMetric(descDurable, prometheus.GaugeValue, float64(st.DurableOffset), n)
 		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(st.Reconnects), n)
+		ch <- prometheus.MustNewConstMetric(descResets, prometheus.CounterValue, float64(st.Resets), n)
 		ch <- prometheus.MustNewConstMetric(descSpool, prometheus.GaugeValue, float64(st.SpoolBytes), n)
 		if st.Generation != "" {
 			ch <- prometheus.MustNewConstMetric(descGeneration, prometheus.GaugeValue, 1, n, st.Generation)

@@ -237,6 +237,7 @@ func (a agentShipper) Status() agent.ShipStatus {
 		LagBytes:      st.LagBytes,
 		DurableOffset: st.DurableOffset,
 		Reconnects:    st.Reconnects,
+		Resets:        st.Resets,
 		SpoolBytes:    st.SpoolBytes,
 		Generation:    st.Generation,
 		LastError:     st.LastError,

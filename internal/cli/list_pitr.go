@@ -18,7 +18,6 @@ func printWindows(w io.Writer, ws []pitr.Window) {
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GENERATION\tFROM\tTO\tOFFSETS\tSEGMENTS\tCOMMANDS\tSTATE")
-	var newest *pitr.Window
 	for i := range ws {
 		x := &ws[i]
 		state := "live"
@@ -27,6 +26,9 @@ func printWindows(w io.Writer, ws []pitr.Window) {
 			if x.EndReason != "" {
 				state += " (" + x.EndReason + ")"
 			}
+		}
+		if x.Reset {
+			state = "RESET after " + x.ResetFrom + "; " + state
 		}
 		if x.Problem != "" {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%d\t%d\tnot restorable: %s\n", x.Generation, x.Segments, x.Commands, x.Problem)
@@ -39,13 +41,19 @@ func printWindows(w io.Writer, ws []pitr.Window) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d-%d\t%d\t%d\t%s\n", x.Generation, fmtWindowTime(x.From), fmtWindowTime(x.To),
 			x.FromOffset, x.ToOffset, x.Segments, x.Commands, state)
-		if newest == nil || x.To.After(newest.To) {
-			newest = x
-		}
 	}
 	tw.Flush()
+	newest, note := pitr.NewestDurable(ws)
 	if newest != nil {
 		fmt.Fprintf(w, "newest durable point: %s (generation %s, offset %d)\n", fmtWindowTime(newest.To), newest.Generation, newest.ToOffset)
+	}
+	if note != "" {
+		fmt.Fprintf(w, "note: %s\n", note)
+	}
+	for _, x := range ws {
+		if x.Reset {
+			fmt.Fprintf(w, "reset: generation %s: %s\n", x.Generation, x.ResetReason)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/pitr"
 )
@@ -107,6 +108,15 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 		return err
 	}
 	defer repo.Close()
+	gens, err := catalog.ListGenerations(ctx, repo)
+	if err != nil {
+		return err
+	}
+	for _, g := range gens {
+		if g.Reset && (f.Generation == "" || f.Generation == g.ID) {
+			fmt.Fprintf(e.Err, "note: generation %s is a RESET after generation %s: %s\n", g.ID, g.ResetFrom, g.ResetReason)
+		}
+	}
 	enc := json.NewEncoder(e.Out)
 	n := 0
 	if !o.JSON {

@@ -18,6 +18,7 @@ type shipRun struct {
 	t        *testing.T
 	src      *redistest.Server
 	repo     string
+	stdout   pitrShipLog
 	stderr   pitrShipLog
 	done     chan int
 	cancel   context.CancelFunc
@@ -33,7 +34,7 @@ func startShip(t *testing.T, src *redistest.Server, repo string, extra ...string
 	r := &shipRun{t: t, src: src, repo: repo, done: make(chan int, 1), cancel: cancel, code: -1}
 	args := append([]string{"ship", "--source", src.URL(), "--repo", repo}, extra...)
 	go func() {
-		r.done <- Run(ctx, args, Stdio{In: strings.NewReader(""), Out: &pitrShipLog{}, Err: &r.stderr})
+		r.done <- Run(ctx, args, Stdio{In: strings.NewReader(""), Out: &r.stdout, Err: &r.stderr})
 	}()
 	t.Cleanup(func() { r.stop() })
 	return r

@@ -62,7 +62,7 @@ func (r *drillRun) point() (*Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("read the log generations: %w", err)
 	}
-	newest := newestDurable(windows)
+	newest, _ := pitr.NewestDurable(windows)
 	target := pitr.AtTime(at)
 	if opts.Latest {
 		target = pitr.Latest()
@@ -232,21 +232,6 @@ func (r *drillRun) replay(plan *pitr.Plan) (*scratch.Server, *pitr.Result, bool,
 	rep.check(CheckReplay, true, "base snapshot %s restored and %d commands (%s) replayed into a second scratch server on %s",
 		plan.Base.ID, res.Commands, progress.HumanBytes(res.Bytes), srv.Addr())
 	return srv, res, true, nil
-}
-
-// newestDurable returns the restorable window that reaches furthest, or nil.
-func newestDurable(ws []pitr.Window) *pitr.Window {
-	var best *pitr.Window
-	for i := range ws {
-		w := &ws[i]
-		if w.Problem != "" || w.To.IsZero() {
-			continue
-		}
-		if best == nil || w.To.After(best.To) {
-			best = w
-		}
-	}
-	return best
 }
 
 // damage describes what is wrong with the repository, without the

@@ -180,13 +180,18 @@ type Window struct {
 	FromOffset int64     `json:"from_offset"`
 	// To is the newest durable point reachable without a gap: the last
 	// command of the contiguous log (receive time) and the offset after it.
-	To        time.Time     `json:"to"`
-	ToOffset  int64         `json:"to_offset"`
-	Segments  int           `json:"segments"`
-	Commands  int64         `json:"commands"`
-	Ended     bool          `json:"ended"`
-	EndReason string        `json:"end_reason,omitempty"`
-	Gaps      []catalog.Gap `json:"gaps,omitempty"`
+	To        time.Time `json:"to"`
+	ToOffset  int64     `json:"to_offset"`
+	Segments  int       `json:"segments"`
+	Commands  int64     `json:"commands"`
+	Ended     bool      `json:"ended"`
+	EndReason string    `json:"end_reason,omitempty"`
+	// Reset, ResetFrom and ResetReason: the generation is a reset (see
+	// catalog.Generation.Reset).
+	Reset       bool          `json:"reset,omitempty"`
+	ResetFrom   string        `json:"reset_from,omitempty"`
+	ResetReason string        `json:"reset_reason,omitempty"`
+	Gaps        []catalog.Gap `json:"gaps,omitempty"`
 	// Problem, when set, says why nothing of this generation can be
 	// restored (its base snapshot is missing or unreadable).
 	Problem string `json:"problem,omitempty"`
@@ -293,6 +298,7 @@ func (gi *genInfo) lastMsAll() int64 {
 func (gi *genInfo) window() Window {
 	w := Window{Generation: gi.g.ID, ReplID: gi.g.ReplID, Base: gi.g.BaseSnapshot, FromOffset: gi.g.StartOffset,
 		ToOffset: gi.end, Segments: len(gi.chain), Ended: gi.g.Ended, EndReason: gi.g.EndReason,
+		Reset: gi.g.Reset, ResetFrom: gi.g.ResetFrom, ResetReason: gi.g.ResetReason,
 		Gaps: catalog.Contiguity(gi.g, gi.segs)}
 	for _, l := range gi.chain {
 		w.Commands += l.seg.Commands
@@ -505,7 +511,11 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 			cut, _, _, err = gi.findCut(ctx, b, o.Identities, start, func(r *record) bool { return r.Offset+r.Size > t.Offset })
 		}
 	case KindLatest:
-		gi = newestGen(gens)
+		var note string
+		gi, note = newestGen(gens)
+		if note != "" {
+			p.Notes = append(p.Notes, note)
+		}
 		for _, c := range gens {
 			// a newer generation that is damaged: its point is lost, say so
 			if c.base == nil && pack.VerificationFailed(c.baseErr) && (gi == nil || c.lastMsAll() > gi.toMs()) {
@@ -612,23 +622,63 @@ func (t Target) validate() error {
 	return nil
 }
 
-// newestGen returns the restorable generation whose contiguous log
-// reaches the latest time (the later one of equals), or nil.
-func newestGen(gens []*genInfo) *genInfo {
-	var best *genInfo
+// newestGen returns the generation NewestDurable picks among gens, or nil,
+// and NewestDurable's note.
+func newestGen(gens []*genInfo) (*genInfo, string) {
+	ws := make([]Window, len(gens))
+	for i, c := range gens {
+		ws[i] = c.window()
+	}
+	w, note := NewestDurable(ws)
+	if w == nil {
+		return nil, ""
+	}
 	for _, c := range gens {
-		if c.base != nil && (best == nil || c.toMs() >= best.toMs()) {
-			best = c
+		if c.g.ID == w.Generation {
+			return c, note
 		}
 	}
-	return best
+	return nil, ""
+}
+
+// NewestDurable returns the window that holds the newest durable point
+// (the restorable window whose log reaches the latest time, the later one
+// of equals), or nil when none is restorable. A reset generation
+// (Window.Reset: the source came back empty or much smaller under a new
+// replid) that holds no command yet is passed over for the newest
+// restorable window before it: what it holds is the dataset the source
+// lost, not the newest point anyone wants back. note then names both;
+// it is "" otherwise. list, restore --at latest and drill share this
+// choice.
+func NewestDurable(ws []Window) (newest *Window, note string) {
+	var best, kept *Window
+	for i := range ws {
+		w := &ws[i]
+		if w.Problem != "" || w.To.IsZero() {
+			continue
+		}
+		if best == nil || !w.To.Before(best.To) {
+			best = w
+		}
+		if w.Reset && w.Commands == 0 {
+			continue
+		}
+		if kept == nil || !w.To.Before(kept.To) {
+			kept = w
+		}
+	}
+	if best == nil || kept == nil || kept == best {
+		return best, ""
+	}
+	return kept, fmt.Sprintf("generation %s is a reset (%s) and holds no command yet, so the newest durable point is the newest one before it: generation %s, offset %d, %s; to restore the reset generation itself, give --generation %s",
+		best.Generation, best.ResetReason, kept.Generation, kept.ToOffset, fmtTime(kept.To), best.Generation)
 }
 
 // pastNewest explains a time after the newest durable point: how far
 // behind that point is, and how to restore it instead. It returns "" for
 // any other time.
 func pastNewest(gens []*genInfo, t time.Time) string {
-	gi := newestGen(gens)
+	gi, _ := newestGen(gens)
 	if gi == nil || t.UnixMilli() <= gi.toMs() {
 		return ""
 	}

@@ -86,9 +86,9 @@ type Shipper struct {
 		sync.Mutex
 		Stats
 	}
-	reconnects, generations, uploaded atomic.Int64
-	up                                *uploader
-	base                              atomic.Pointer[string] // base snapshot of the current generation
+	reconnects, generations, uploaded, resets atomic.Int64
+	up                                        *uploader
+	base                                      atomic.Pointer[string] // base snapshot of the current generation
 }
 
 // Pinned reports whether snapshot id must be kept because the generation
@@ -117,6 +117,9 @@ type Stats struct {
 	SegmentsUploaded int64
 	Reconnects       int64
 	Generations      int64
+	// Resets counts the generations marked as a reset (the source came
+	// back empty under a new replid; catalog.Generation.Reset).
+	Resets int64
 	// SpoolBytes are received but not yet stored.
 	SpoolBytes int64
 	// LastError is the last connection or storage problem ("" when fine).
@@ -130,6 +133,7 @@ func (s *Shipper) Stats() Stats {
 	s.st.Unlock()
 	st.Reconnects = s.reconnects.Load()
 	st.Generations = s.generations.Load()
+	st.Resets = s.resets.Load()
 	st.SegmentsUploaded = s.uploaded.Load()
 	s.mu.Lock()
 	up := s.up
@@ -571,6 +575,12 @@ func (s *Shipper) startGeneration(ctx context.Context, conn *replica.Conn, res *
 		Created:      now.UTC(),
 		Source:       snap.Source,
 		Mode:         "replication",
+	}
+	if prev, why := s.detectReset(ctx, g, snap.Census.Keys); prev != nil {
+		g.Reset, g.ResetFrom, g.ResetReason = true, prev.ID, why
+		s.resets.Add(1)
+		s.Log.Warn("the source came back empty: marking the new generation as a reset; restore --at latest keeps picking the newest point before it until the new generation holds commands",
+			"gen", id, "previous", prev.ID, "reason", why)
 	}
 	if err := catalog.PutJSON(ctx, s.Backend, catalog.GenerationKey(id), g); err != nil {
 		return nil, fmt.Errorf("start generation %s: %w", id, err)
