@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"redback/internal/redistest"
+)
+
+// copyTree copies the directory src into a new temp dir and returns it.
+func copyTree(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestFormat1Fixture: a repository written by the format-1 code (see
+// testdata/format1/README.md) still lists, verifies and restores, to the
+// digests its source server reported.
+func TestFormat1Fixture(t *testing.T) {
+	repo := copyTree(t, filepath.Join("testdata", "format1"))
+	code, out, errs := runCLI(t, "list", "--repo", repo, "--json")
+	if code != 0 {
+		t.Fatalf("list: exit %d\n%s%s", code, out, errs)
+	}
+	var l struct {
+		Snapshots []struct {
+			ID     string `json:"id"`
+			Digest string `json:"digest"`
+		} `json:"snapshots"`
+		Generations []json.RawMessage `json:"generations"`
+	}
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, out)
+	}
+	if len(l.Snapshots) != 2 || len(l.Generations) != 1 {
+		t.Fatalf("list: %d snapshots, %d generations, want 2 and 1\n%s", len(l.Snapshots), len(l.Generations), out)
+	}
+	if code, out, errs := runCLI(t, "verify", "--repo", repo); code != 0 || !strings.Contains(out, "all good") {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errs)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		digest string
+	}{
+		{"snapshot", []string{"--snapshot", "20261207T030946.397Z-e80f36"}, "dbd14f32ee46a5a8516ffcb1851d8f05996045f5"},
+		{"latest", []string{"--latest"}, "bfa2f4a5fe019ec3471142613b2ec8cc18c339fc"},
+		{"offset", []string{"--to-offset", "214"}, "ece110d00ba79d80178ef572dea9f65529a908db"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := redistest.Start(t)
+			args := append([]string{"restore", "--repo", repo, "--to-redis", dst.URL()}, tc.args...)
+			if code, out, errs := runCLI(t, args...); code != 0 {
+				t.Fatalf("restore %v: exit %d\n%s%s", tc.args, code, out, errs)
+			}
+			if got := dst.Digest(t.Context()); got != tc.digest {
+				t.Fatalf("restore %v: digest %s, want %s", tc.args, got, tc.digest)
+			}
+		})
+	}
+}
