@@ -235,15 +235,20 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	defer ln.Close()
 
-	// Open each repository once and take its lease before any write.
+	// Open each repository once; take each source's lease before any
+	// write. Every write of a source goes through its lease's guard: it
+	// stops when the lease is lost, and when the grace period is over
+	// (hard), even an upload that runs on a context of its own.
+	hard, hardCancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer hardCancel(nil)
 	repos := map[string]storage.Backend{}
 	leases := map[string]*catalog.Lease{}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		for u, l := range leases {
-			if rerr := l.Release(rctx); rerr != nil {
-				a.log.Warn("release lease", "repo", config.Redact(u), "err", rerr)
+		for name, l := range leases {
+			if rerr := l.Release(rctx); rerr != nil && !errors.Is(rerr, catalog.ErrLeaseLost) {
+				a.log.Warn("release lease", "source", name, "err", rerr)
 			}
 		}
 		for _, b := range repos {
@@ -258,16 +263,24 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 				return fmt.Errorf("source %s: open repository: %w", s.cfg.Name, err)
 			}
 			repos[s.cfg.Repo] = b
-			l, err := catalog.AcquireLease(ctx, b, a.holder, a.cfg.LeaseTTL.D())
-			if err != nil {
-				return fmt.Errorf("source %s: %w", s.cfg.Name, err)
-			}
-			leases[s.cfg.Repo] = l
-			a.log.Info("lease taken", "repo", b.Location(), "holder", a.holder, "ttl", a.cfg.LeaseTTL.String())
 		}
-		s.repo = b
+		ref, err := catalog.InitSource(ctx, b, s.cfg.Name, config.Redact(s.cfg.Source))
+		if err != nil {
+			return fmt.Errorf("source %s: %w", s.cfg.Name, err)
+		}
+		view := ref.Backend(b)
+		l, err := catalog.AcquireLease(ctx, view, a.holder, a.cfg.LeaseTTL.D())
+		if err != nil {
+			return fmt.Errorf("source %s: %w", s.cfg.Name, err)
+		}
+		leases[s.cfg.Name] = l
+		if l.TookOver != "" {
+			a.log.Warn("took over the lease of a writer that is gone", "source", s.cfg.Name, "holder", l.TookOver)
+		}
+		a.log.Info("lease taken", "source", s.cfg.Name, "repo", b.Location(), "holder", a.holder, "ttl", a.cfg.LeaseTTL.String())
+		s.repo = l.Guard(storage.Guard(view, hard, func() error { return nil }))
 		if a.opts.NewShipper != nil && s.cfg.Ship.Enabled {
-			s.shipper, err = a.opts.NewShipper(s.cfg, b)
+			s.shipper, err = a.opts.NewShipper(s.cfg, s.repo)
 			if err != nil {
 				return fmt.Errorf("source %s: shipper: %w", s.cfg.Name, err)
 			}
@@ -275,8 +288,6 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.seed(ctx, s)
 	}
 
-	hard, hardCancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer hardCancel(nil)
 	leaseCtx, stopLeases := context.WithCancel(hard)
 	defer stopLeases()
 	lg, lctx := errgroup.WithContext(leaseCtx)

@@ -226,7 +226,7 @@ func TestAgent_ForbidAndGrace(t *testing.T) {
 	if st.Failures != 1 || !strings.Contains(st.LastError, "context canceled") {
 		t.Fatalf("cancelled run not recorded: %+v", st)
 	}
-	rec, err := catalog.ReadLease(t.Context(), b)
+	rec, err := catalog.ReadLease(t.Context(), catalog.NamedSource(cfg.Sources[0].Name).Backend(b))
 	if err != nil || !rec.Released {
 		t.Fatalf("lease not released: %+v %v", rec, err)
 	}
@@ -413,7 +413,8 @@ func TestAgent_EndToEnd(t *testing.T) {
 	if len(shippers) != 1 || !shippers[0].flushed.Load() {
 		t.Errorf("shipper not flushed at shutdown (%d shippers)", len(shippers))
 	}
-	b, _ := file.New(dir)
+	fb, _ := file.New(dir)
+	b := catalog.NamedSource(sc.Name).Backend(fb)
 	snaps, _, err := catalog.ListSnapshots(ctx, b)
 	if err != nil || len(snaps) == 0 || len(snaps) > 3 {
 		t.Fatalf("repository after retention: %d snapshots, %v", len(snaps), err)

@@ -14,9 +14,16 @@ import (
 	"redback/internal/storage"
 )
 
-// LeaseKey is the lease object of a repository: the single-writer lock
-// taken by the agent (and by prune) before any write.
+// LeaseKey is the lease object of a source (a key in the source's view of
+// the repository): the single-writer lock every writer of the source
+// (agent, ship, snapshot, prune, keep) takes before any write.
 const LeaseKey = "lease.json"
+
+// DefaultLeaseTTL is how long a lease lasts without renewal. It is short
+// so that a writer that crashed on another host blocks the next one for
+// at most this long; a crashed writer on the same host is taken over at
+// once (see AcquireLease).
+const DefaultLeaseTTL = 15 * time.Second
 
 // ErrLeaseLost is returned by (*Lease).Run when another holder took the
 // lease or it expired before it could be renewed. Work done under the
@@ -31,6 +38,11 @@ type LeaseRecord struct {
 	Renewed  time.Time `json:"renewed"`
 	Expires  time.Time `json:"expires"`
 	Released bool      `json:"released,omitempty"`
+	// BootID and ProcStart identify the holder's process beyond its pid
+	// (Linux: /proc/sys/kernel/random/boot_id and the process start time
+	// in clock ticks), so a reused pid is not taken for the holder.
+	BootID    string `json:"boot_id,omitempty"`
+	ProcStart uint64 `json:"proc_start,omitempty"`
 }
 
 // LeaseHeldError says who holds the lease a caller wanted.
@@ -41,9 +53,11 @@ type LeaseHeldError struct {
 }
 
 func (e *LeaseHeldError) Error() string {
-	return fmt.Sprintf("repository %s is leased by %s until %s: another agent (or prune) is writing to it; stop it, or wait for the lease to expire",
+	return fmt.Sprintf("%s is leased by %s until %s: another writer (agent, ship, snapshot or prune) is writing to it; stop it, or wait for the lease to expire",
 		e.Location, e.Holder, e.Expires.UTC().Format(time.RFC3339))
 }
+
+var errLeaseReleased = fmt.Errorf("%w: released", ErrLeaseLost)
 
 // NewHolderID returns "hostname/pid/random", unique per process.
 func NewHolderID() string {
@@ -68,6 +82,15 @@ type Lease struct {
 	etag     string
 	acquired time.Time
 	expires  time.Time
+	deadline time.Time   // local: writes stop here unless renewed
+	timer    *time.Timer // ends fence at deadline
+
+	fence context.Context
+	lose  context.CancelCauseFunc
+
+	// TookOver names the holder whose lease was taken over although it
+	// had not expired, and why (its process is gone); "" otherwise.
+	TookOver string
 }
 
 // AcquireLease takes the repository lease for holder for ttl: it creates
@@ -85,9 +108,12 @@ func acquireLease(ctx context.Context, b storage.Backend, holder string, ttl tim
 		return nil, fmt.Errorf("lease ttl %s must be positive", ttl)
 	}
 	l := &Lease{b: b, holder: holder, ttl: ttl, now: now}
+	l.fence, l.lose = context.WithCancelCause(context.Background())
+	me := thisProcess()
 	for attempt := 0; attempt < 3; attempt++ {
 		t := now().UTC()
-		rec := LeaseRecord{Format: FormatVersion, Holder: holder, Acquired: t, Renewed: t, Expires: t.Add(ttl)}
+		rec := LeaseRecord{Format: FormatVersion, Holder: holder, Acquired: t, Renewed: t, Expires: t.Add(ttl),
+			BootID: me.bootID, ProcStart: me.start}
 		data, _ := json.Marshal(rec)
 		info, err := b.PutIf(ctx, LeaseKey, data, storage.Condition{IfAbsent: true})
 		if err == nil {
@@ -105,7 +131,11 @@ func acquireLease(ctx context.Context, b storage.Backend, holder string, ttl tim
 			return nil, fmt.Errorf("acquire lease on %s: %w", b.Location(), err)
 		}
 		if !cur.Released && cur.Expires.After(t) && cur.Holder != holder {
-			return nil, &LeaseHeldError{Location: b.Location(), Holder: cur.Holder, Expires: cur.Expires}
+			why := goneFromThisHost(cur, me)
+			if why == "" {
+				return nil, &LeaseHeldError{Location: b.Location(), Holder: cur.Holder, Expires: cur.Expires}
+			}
+			l.TookOver = cur.Holder + " (" + why + ")"
 		}
 		info, err = b.PutIf(ctx, LeaseKey, data, storage.Condition{IfMatch: etag})
 		if err == nil {
@@ -146,6 +176,9 @@ func ReadLease(ctx context.Context, b storage.Backend) (*LeaseRecord, error) {
 	return rec, err
 }
 
+// set records a successful write of the lease made at local time sent
+// (taken before the request went out): the lease is ours until
+// sent+ttl-margin by our clock, whatever the request's latency.
 func (l *Lease) set(etag string, acquired, expires time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -154,6 +187,60 @@ func (l *Lease) set(etag string, acquired, expires time.Time) {
 		l.acquired = acquired
 	}
 	l.expires = expires
+	sent := expires.Add(-l.ttl)
+	l.deadline = sent.Add(l.ttl - l.margin())
+	wait := l.deadline.Sub(l.now())
+	if l.timer == nil {
+		l.timer = time.AfterFunc(wait, l.expire)
+	} else {
+		l.timer.Reset(wait)
+	}
+}
+
+// margin is kept between the local deadline and the lease's expiry, for
+// clock drift between writer and readers.
+func (l *Lease) margin() time.Duration { return l.ttl / 5 }
+
+func (l *Lease) expire() {
+	l.mu.Lock()
+	d := l.deadline
+	l.mu.Unlock()
+	if !l.now().Before(d) {
+		l.lose(fmt.Errorf("%w: not renewed before %s (the process was paused, or storage unreachable)", ErrLeaseLost, d.UTC().Format(time.RFC3339)))
+	}
+}
+
+// Check returns nil while the lease is ours: not lost, and its local
+// deadline (expiry less a margin) not passed. Writers check it before
+// every write (see Guard).
+func (l *Lease) Check() error {
+	if err := context.Cause(l.fence); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	d := l.deadline
+	l.mu.Unlock()
+	if !l.now().Before(d) {
+		l.expire()
+		return fmt.Errorf("%w: its local deadline %s passed", ErrLeaseLost, d.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Done is closed when the lease is lost (taken over, not renewed in time)
+// or released.
+func (l *Lease) Done() <-chan struct{} { return l.fence.Done() }
+
+// Context ends when the lease is lost or released; its cause says why.
+func (l *Lease) Context() context.Context { return l.fence }
+
+// Guard returns the view of b that writers of this lease's source use:
+// every write first checks the lease (Check), and every operation is cut
+// off when the lease is lost, even one started with a context that is
+// never cancelled (an upload flushing at shutdown). So a writer that lost
+// its lease stops writing before anyone else can hold it.
+func (l *Lease) Guard(b storage.Backend) storage.Backend {
+	return storage.Guard(b, l.fence, l.Check)
 }
 
 // Holder is the holder id this lease was taken with.
@@ -172,13 +259,20 @@ func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	etag, acquired := l.etag, l.acquired
 	l.mu.Unlock()
+	if err := context.Cause(l.fence); err != nil {
+		return err
+	}
 	t := l.now().UTC()
-	rec := LeaseRecord{Format: FormatVersion, Holder: l.holder, Acquired: acquired, Renewed: t, Expires: t.Add(l.ttl)}
+	me := thisProcess()
+	rec := LeaseRecord{Format: FormatVersion, Holder: l.holder, Acquired: acquired, Renewed: t, Expires: t.Add(l.ttl),
+		BootID: me.bootID, ProcStart: me.start}
 	data, _ := json.Marshal(rec)
 	info, err := l.b.PutIf(ctx, LeaseKey, data, storage.Condition{IfMatch: etag})
 	if err != nil {
 		if errors.Is(err, storage.ErrPrecondition) || errors.Is(err, storage.ErrNotExist) {
-			return fmt.Errorf("%w: %s changed lease.json (taken over or removed)", ErrLeaseLost, l.b.Location())
+			err := fmt.Errorf("%w: %s changed lease.json (taken over or removed)", ErrLeaseLost, l.b.Location())
+			l.lose(err)
+			return err
 		}
 		return fmt.Errorf("renew lease on %s: %w", l.b.Location(), err)
 	}
@@ -201,6 +295,11 @@ func (l *Lease) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-l.fence.Done():
+			if lastErr != nil {
+				return fmt.Errorf("%w (last renewal: %v)", context.Cause(l.fence), lastErr)
+			}
+			return context.Cause(l.fence)
 		case <-tick.C:
 		}
 		err := l.Renew(ctx)
@@ -209,6 +308,8 @@ func (l *Lease) Run(ctx context.Context) error {
 			lastErr = nil
 		case errors.Is(err, ErrLeaseLost):
 			return err
+		case context.Cause(l.fence) != nil:
+			return context.Cause(l.fence)
 		case ctx.Err() != nil:
 			return nil
 		default:
@@ -216,7 +317,9 @@ func (l *Lease) Run(ctx context.Context) error {
 			// Stop before the lease can expire unnoticed: the next
 			// attempt would come too late.
 			if !l.now().Add(every).Before(l.Expires()) {
-				return fmt.Errorf("%w: could not renew it before it expires: %v", ErrLeaseLost, lastErr)
+				err := fmt.Errorf("%w: could not renew it before it expires: %v", ErrLeaseLost, lastErr)
+				l.lose(err)
+				return err
 			}
 		}
 	}
@@ -228,7 +331,11 @@ func (l *Lease) Run(ctx context.Context) error {
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	etag, acquired := l.etag, l.acquired
+	if l.timer != nil {
+		l.timer.Stop()
+	}
 	l.mu.Unlock()
+	l.lose(errLeaseReleased)
 	t := l.now().UTC()
 	rec := LeaseRecord{Format: FormatVersion, Holder: l.holder, Acquired: acquired, Renewed: t, Expires: t, Released: true}
 	data, _ := json.Marshal(rec)

@@ -3,7 +3,10 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,5 +139,95 @@ func TestLease_RunGivesUpBeforeExpiry(t *testing.T) {
 	err = l.Run(t.Context())
 	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("want ErrLeaseLost with the cause, got %v", err)
+	}
+}
+
+// deadPID returns a pid that no process has (bounded search).
+func deadPID(t *testing.T) int {
+	t.Helper()
+	for pid := 4_000_000; pid > 3_000_000; pid -= 7919 {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return pid
+		}
+	}
+	t.Skip("no free pid found")
+	return 0
+}
+
+// TestAcquireLease_DeadHolderOnThisHost: a live lease whose holder process
+// is gone from this host is taken over at once, and says so; one whose
+// holder still runs here, or that is another host's, is refused.
+func TestAcquireLease_DeadHolderOnThisHost(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Skip("no hostname")
+	}
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name, holder string
+		bootID       string
+		takeOver     bool
+	}{
+		{"dead pid", fmt.Sprintf("%s/%d/aa", host, deadPID(t)), "", true},
+		{"rebooted", fmt.Sprintf("%s/%d/aa", host, os.Getppid()), "another-boot", true},
+		{"alive pid", fmt.Sprintf("%s/%d/aa", host, os.Getppid()), "", false},
+		{"other host", fmt.Sprintf("%s-elsewhere/%d/aa", host, deadPID(t)), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mem.New()
+			now := time.Now().UTC()
+			rec := LeaseRecord{Format: 1, Holder: tc.holder, Acquired: now, Renewed: now, Expires: now.Add(time.Hour), BootID: tc.bootID}
+			if tc.bootID == "" {
+				rec.BootID = thisProcess().bootID
+			}
+			if err := PutJSON(ctx, b, LeaseKey, rec); err != nil {
+				t.Fatal(err)
+			}
+			l, err := AcquireLease(ctx, b, NewHolderID(), DefaultLeaseTTL)
+			if !tc.takeOver {
+				var held *LeaseHeldError
+				if !errors.As(err, &held) {
+					t.Fatalf("want LeaseHeldError, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("take over: %v", err)
+			}
+			defer l.Release(ctx)
+			if !strings.Contains(l.TookOver, tc.holder) {
+				t.Fatalf("TookOver = %q, want it to name %s", l.TookOver, tc.holder)
+			}
+		})
+	}
+}
+
+// TestLease_FenceAtLocalDeadline: a lease that is not renewed stops its
+// writer at its local deadline, before it expires for anyone else.
+func TestLease_FenceAtLocalDeadline(t *testing.T) {
+	ctx := t.Context()
+	b := mem.New()
+	l, err := AcquireLease(ctx, b, NewHolderID(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := l.Guard(b)
+	if _, err := g.Put(ctx, "a", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("fence did not end at the local deadline")
+	}
+	if l.mu.Lock(); !l.deadline.Before(l.expires) {
+		t.Fatalf("local deadline %s is not before the expiry %s", l.deadline, l.expires)
+	}
+	l.mu.Unlock()
+	if _, err := g.Put(ctx, "b", strings.NewReader("x")); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("write after the deadline: %v, want ErrLeaseLost", err)
+	}
+	if err := l.Run(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Run after the deadline: %v", err)
 	}
 }

@@ -129,21 +129,6 @@ func ValidID(id string) bool {
 	return !strings.Contains(id, "..")
 }
 
-// EnsureMarker creates the repository marker if it is missing.
-func EnsureMarker(ctx context.Context, b storage.Backend) error {
-	if _, err := b.Stat(ctx, MarkerKey); err == nil {
-		return nil
-	} else if !errors.Is(err, storage.ErrNotExist) {
-		return fmt.Errorf("check repository marker: %w", err)
-	}
-	m, _ := json.Marshal(map[string]any{"format": FormatVersion, "tool": "redback", "created": time.Now().UTC()})
-	_, err := b.PutIf(ctx, MarkerKey, m, storage.Condition{IfAbsent: true})
-	if err != nil && !errors.Is(err, storage.ErrPrecondition) {
-		return fmt.Errorf("create repository marker: %w", err)
-	}
-	return nil
-}
-
 // PutJSON stores v as indented JSON under key (atomically, as every Put).
 func PutJSON(ctx context.Context, b storage.Backend, key string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"redback/internal/storage"
 	"redback/internal/storage/mem"
 )
 
@@ -62,20 +61,6 @@ func TestReadSnapshot_Missing(t *testing.T) {
 	if _, err := Latest(context.Background(), b); !errors.Is(err, ErrNoSnapshot) {
 		t.Fatalf("latest on empty repo: %v", err)
 	}
-}
-
-func TestEnsureMarker_Idempotent(t *testing.T) {
-	ctx := context.Background()
-	b := mem.New()
-	for i := 0; i < 2; i++ {
-		if err := EnsureMarker(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := b.Stat(ctx, MarkerKey); err != nil {
-		t.Fatal(err)
-	}
-	var _ storage.Backend = b
 }
 
 func TestLibraryName(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/redistest"
-	"redback/internal/storage/file"
 )
 
 // TestAgent_CLIRunsSnapshots runs `redback agent` against a real
@@ -73,11 +72,7 @@ sources:
 		last = fmt.Sprintf("%d %s", resp.StatusCode, body)
 		ok = resp.StatusCode == http.StatusOK && tookSnapshot(metricsText(t, port))
 	}
-	b, err := file.New(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, _, err := catalog.ListSnapshots(t.Context(), b)
+	snaps, _, err := catalog.ListSnapshots(t.Context(), sourceView(t, repo, "cache-a"))
 	if err != nil || len(snaps) == 0 || snaps[0].Census.Keys != 1 {
 		t.Fatalf("snapshots %v %v", snaps, err)
 	}

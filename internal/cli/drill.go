@@ -20,6 +20,7 @@ import (
 
 type drillOpts struct {
 	repo         string
+	name         string
 	at           string
 	latestPoint  bool
 	snapshot     string
@@ -81,6 +82,7 @@ redis-server, repository unreachable), 2 usage.`,
 	}
 	f := c.Flags()
 	f.StringVar(&o.repo, "repo", "", "repository URL")
+	addNameFlag(f, &o.name, false)
 	f.StringVar(&o.snapshot, "snapshot", "", "snapshot id to drill (default: the newest verified)")
 	f.StringVar(&o.at, "at", "", "drill the point in time `TIME` from the log, else the newest snapshot at or before it: "+pointFormatsHelp)
 	f.BoolVar(&o.latestPoint, "latest-point", false, "drill the newest durable point of the log (same as --at latest)")
@@ -128,7 +130,7 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 	if err != nil {
 		return usagef("redback drill --repo URL --identity key.txt", "--identity: %v", err)
 	}
-	repo, err := openRepo(ctx, e, o.repo)
+	repo, err := openSource(ctx, e, o.repo, o.name, "redback drill --repo "+o.repo)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"redback/internal/catalog"
 	"redback/internal/redistest"
+	"redback/internal/storage"
+	"redback/internal/storage/file"
 )
 
 // copyTree copies the directory src into a new temp dir and returns it.
@@ -79,4 +82,14 @@ func TestFormat1Fixture(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sourceView is the objects of source name in the file repository dir.
+func sourceView(t *testing.T, dir, name string) storage.Backend {
+	t.Helper()
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return catalog.NamedSource(name).Backend(b)
 }

@@ -14,6 +14,7 @@ import (
 
 type keepOpts struct {
 	repo  string
+	name  string
 	unset bool
 }
 
@@ -31,7 +32,7 @@ instead of lost.`,
 		Example: "  " + keepTry + "\n  redback keep --repo s3://bucket/redis 20261125T140312.123Z-a1b2c3 --unset",
 		Args:    exactArgs(1, keepTry),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := openRepo(cmd.Context(), e, o.repo)
+			repo, err := openSource(cmd.Context(), e, o.repo, o.name, "redback keep --repo "+o.repo+" ID")
 			if err != nil {
 				return err
 			}
@@ -40,6 +41,7 @@ instead of lost.`,
 		},
 	}
 	c.Flags().StringVar(&o.repo, "repo", "", "repository URL")
+	addNameFlag(c.Flags(), &o.name, false)
 	c.Flags().BoolVar(&o.unset, "unset", false, "remove the keep mark")
 	return c
 }

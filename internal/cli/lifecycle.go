@@ -14,6 +14,7 @@ import (
 
 type lifecycleOpts struct {
 	repo string
+	name string
 	keep policyFlags
 }
 
@@ -63,6 +64,7 @@ point-in-time window: see the warning printed to stderr.`,
 		},
 	}
 	c.Flags().StringVar(&o.repo, "repo", "", "repository URL (s3://bucket/prefix)")
+	c.Flags().StringVar(&o.name, "name", "", "the source the rules are for (its objects lie under src/NAME/); empty: the top-level source of a repository upgraded from format 1")
 	o.keep.addFlags(c.Flags())
 	return c
 }
@@ -103,6 +105,12 @@ func runLifecycle(e *env, o *lifecycleOpts) error {
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" {
 		prefix += "/"
+	}
+	if o.name != "" {
+		if err := catalog.ValidSourceName(o.name); err != nil {
+			return usagef(lifecycleTry+" --name cache-a", "--name: %v", err)
+		}
+		prefix += catalog.NamedSource(o.name).Root
 	}
 	var rules []lifecycleRule
 	days, ok := lifecycleHorizon(policy)

@@ -13,15 +13,19 @@ import (
 )
 
 type listOpts struct {
-	repo string
-	json bool
+	repo, name string
+	json       bool
 }
 
 func newListCmd(e *env) *cobra.Command {
 	o := &listOpts{}
 	c := &cobra.Command{
-		Use:     "list --repo URL",
-		Short:   "List the snapshots in a repository, newest first",
+		Use:   "list --repo URL [--name NAME]",
+		Short: "List the snapshots in a repository, newest first, by source",
+		Long: `List the snapshots and log generations of a repository, newest first. A
+repository holds one or more sources (servers), each with its own history:
+without --name, every source is listed under its name. A location that holds
+no repository is an error (exit 1).`,
 		Example: "  redback list --repo file:///var/lib/redback/cache-a --json",
 		Args:    exactArgs(0, "redback list --repo file:///backups/redis"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -29,7 +33,8 @@ func newListCmd(e *env) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&o.repo, "repo", "", "repository URL")
-	c.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	addNameFlag(c.Flags(), &o.name, false)
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON (every snapshot and generation names its source_name)")
 	return c
 }
 
@@ -38,23 +43,37 @@ func newListCmd(e *env) *cobra.Command {
 type listOutput = ops.Listing
 
 func runList(ctx context.Context, e *env, o *listOpts) error {
-	repo, err := openRepo(ctx, e, o.repo)
+	set, err := openSources(ctx, e, o.repo, o.name, "redback list --repo "+o.repo)
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
-	out, damaged, err := ops.List(ctx, repo)
-	if err != nil {
-		return err
-	}
-	snaps, ws := out.Snapshots, out.Generations
-	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+	defer set.Close()
+	var out *ops.Listing
+	failed := false
+	for i, src := range set.sources {
+		one, damaged, err := ops.List(ctx, set.view(src), src.Name)
+		if err != nil {
+			if len(set.sources) > 1 {
+				err = fmt.Errorf("source %s: %w", src.Name, err)
+			}
 			return err
 		}
-	} else {
+		failed = failed || damaged
+		if out == nil {
+			out = one
+		} else {
+			out.Add(one)
+		}
+		if o.json {
+			continue
+		}
+		if len(set.sources) > 1 {
+			if i > 0 {
+				fmt.Fprintln(e.Out)
+			}
+			fmt.Fprintf(e.Out, "== source %s ==\n", src.Name)
+		}
+		snaps := one.SnapshotList()
 		tw := tabwriter.NewWriter(e.Out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tTIME\tKEYS\tSIZE\tSTORED\tDIGEST\tVERIFIED\tMETHOD")
 		for _, s := range snaps {
@@ -66,12 +85,20 @@ func runList(ctx context.Context, e *env, o *listOpts) error {
 			fmt.Fprintln(e.Out, "(no snapshots)")
 		}
 		fmt.Fprintln(e.Out)
-		printWindows(e.Out, ws)
+		printWindows(e.Out, one.Windows())
+	}
+	if o.json {
+		enc := json.NewEncoder(e.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
 		for _, p := range out.Problems {
 			fmt.Fprintf(e.Err, "problem: %s\n", p)
 		}
 	}
-	if damaged {
+	if failed {
 		return &silentError{code: ExitVerify}
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 // logOptions are the flags of `redback log`.
 type logOptions struct {
 	Repo       string
+	Name       string
 	From, To   string
 	Command    string
 	Generation string
@@ -29,6 +30,7 @@ type logOptions struct {
 func (o *logOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Repo, "repo", "", "repository URL")
+	addNameFlag(f, &o.Name, false)
 	f.StringVar(&o.From, "from", "", "only commands received at or after `TIME`: "+timeFormatsHelp)
 	f.StringVar(&o.To, "to", "", "only commands received at or before `TIME`")
 	f.StringVar(&o.Command, "command", "", "only this command `NAME` (case-insensitive), e.g. FLUSHALL, DEL")
@@ -103,7 +105,7 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 	if err != nil {
 		return err
 	}
-	repo, err := openRepo(ctx, e, o.Repo)
+	repo, err := openSource(ctx, e, o.Repo, o.Name, "redback log --repo "+o.Repo)
 	if err != nil {
 		return err
 	}

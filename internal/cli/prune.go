@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/sync/errgroup"
 
 	"redback/internal/catalog"
 	"redback/internal/config"
@@ -56,6 +55,7 @@ func (f *policyFlags) policy(try string) (catalog.Policy, error) {
 
 type pruneOpts struct {
 	repo   string
+	name   string
 	keep   policyFlags
 	dryRun bool
 	json   bool
@@ -67,7 +67,7 @@ const pruneTry = "redback prune --repo file:///var/lib/redback/cache-a --dry-run
 func newPruneCmd(e *env) *cobra.Command {
 	o := &pruneOpts{}
 	c := &cobra.Command{
-		Use:   "prune --repo URL [--keep-hourly N ...] [--dry-run]",
+		Use:   "prune --repo URL [--name NAME] [--keep-hourly N ...] [--dry-run]",
 		Short: "Delete snapshots that the retention policy no longer keeps",
 		Long: `Apply a GFS retention policy to the snapshots of a repository, by their
 recorded end time (UTC buckets; not object names). Never deleted: snapshots
@@ -85,8 +85,12 @@ snapshot is deleted.
 
 Each snapshot goes manifest first, then data, so a crash halfway never leaves
 anything that looks valid. A failed delete is reported and makes the exit
-code 1. prune takes the repository lease: it refuses to run while an agent
-writes to the repository (the agent prunes after each snapshot itself).`,
+code 1. prune works on one source of the repository (--name; it may be
+omitted when the repository holds one) and never reads or deletes another
+source's objects; --dry-run without --name shows every source, one after the
+other (with --json, one JSON object per source). prune takes the source's
+lease: it refuses to run while an agent, ship or snapshot writes to that
+source (the agent prunes after each snapshot itself).`,
 		Example: `  redback prune --repo file:///var/lib/redback/cache-a --dry-run
   redback prune --repo s3://bucket/redis --keep-hourly 48 --keep-daily 14 --keep-monthly 12 --json`,
 		Args: exactArgs(0, pruneTry),
@@ -96,6 +100,7 @@ writes to the repository (the agent prunes after each snapshot itself).`,
 	}
 	f := c.Flags()
 	f.StringVar(&o.repo, "repo", "", "repository URL")
+	addNameFlag(f, &o.name, false)
 	o.keep.addFlags(f)
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted and why each kept snapshot stays; change nothing")
 	f.BoolVar(&o.json, "json", false, "print the decisions as JSON")
@@ -107,19 +112,34 @@ func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
 	if err != nil {
 		return err
 	}
-	repo, err := openRepo(ctx, e, o.repo)
+	set, err := openSources(ctx, e, o.repo, o.name, pruneTry)
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
-	return prune(ctx, e, o, policy, repo)
+	defer set.Close()
+	if len(set.sources) > 1 && !o.dryRun {
+		names := set.repo.Names()
+		return usagef(tryWithName("redback prune --repo "+o.repo, names), "%s holds %d sources (%s): prune one at a time with --name (or see them all with --dry-run)",
+			set.base.Location(), len(names), namesText(names))
+	}
+	var errs []error
+	for i, src := range set.sources {
+		if len(set.sources) > 1 && !o.json {
+			if i > 0 {
+				fmt.Fprintln(e.Out)
+			}
+			fmt.Fprintf(e.Out, "== source %s ==\n", src.Name)
+		}
+		if err := prune(ctx, e, o, policy, set.view(src), src.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// pruneLeaseTTL is how long prune's lease lasts without renewal.
-const pruneLeaseTTL = time.Minute
-
-// prune runs retention on repo and prints the outcome.
-func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, repo storage.Backend) error {
+// prune runs retention on the source whose objects are repo and prints
+// the outcome.
+func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, repo storage.Backend, name string) error {
 	now := time.Now
 	if o.now != nil {
 		now = o.now
@@ -129,23 +149,16 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, rep
 	if o.dryRun {
 		res, perr = catalog.Prune(ctx, repo, policy, now(), catalog.PruneOptions{DryRun: true})
 	} else {
-		lease, err := catalog.AcquireLease(ctx, repo, catalog.NewHolderID(), pruneLeaseTTL)
+		err := leased(ctx, e, repo, name, func(ctx context.Context, repo storage.Backend) error {
+			res, perr = catalog.Prune(ctx, repo, policy, now(), catalog.PruneOptions{})
+			return nil
+		})
 		if err != nil {
-			return err
+			if res == nil {
+				return err
+			}
+			perr = errors.Join(perr, err)
 		}
-		g, gctx := errgroup.WithContext(ctx)
-		lctx, stop := context.WithCancel(gctx)
-		g.Go(func() error { return lease.Run(lctx) })
-		res, perr = catalog.Prune(lctx, repo, policy, now(), catalog.PruneOptions{})
-		stop()
-		if lerr := g.Wait(); lerr != nil {
-			perr = errors.Join(perr, lerr)
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if rerr := lease.Release(rctx); rerr != nil {
-			e.log.Warn("release lease", "err", rerr)
-		}
-		cancel()
 	}
 	if res == nil {
 		return perr
@@ -155,11 +168,12 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, rep
 	}
 	if o.json {
 		out := struct {
-			Repo   string `json:"repo"`
-			DryRun bool   `json:"dry_run"`
+			Repo       string `json:"repo"`
+			SourceName string `json:"source_name"`
+			DryRun     bool   `json:"dry_run"`
 			*catalog.PruneResult
 			Errors []string `json:"errors"`
-		}{Repo: repo.Location(), DryRun: o.dryRun, PruneResult: res, Errors: []string{}}
+		}{Repo: repo.Location(), SourceName: name, DryRun: o.dryRun, PruneResult: res, Errors: []string{}}
 		if perr != nil {
 			out.Errors = strings.Split(perr.Error(), "\n")
 		}

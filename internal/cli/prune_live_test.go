@@ -12,13 +12,16 @@ import (
 	"redback/internal/redistest"
 )
 
-// TestPrune_WhileShipping runs every prune variant, --keep-pitr 0 with
-// one hourly snapshot first (it used to delete the base of the generation
-// a standalone shipper wrote on), while `redback ship --ack durable`
-// writes to the repository, with an older generation and plain snapshots
-// newer than the live base. After each prune a write is acknowledged by
-// WAIT; at the end every recorded point of the live generation, those
-// acknowledged after a prune included, restores with its DEBUG DIGEST.
+// TestPrune_WhileShipping: a standalone `redback ship --ack durable` holds
+// its source's lease, so prune (and snapshot) of that source are refused
+// while it runs, naming the holder. Every prune variant, --keep-pitr 0 with
+// one hourly snapshot first (it used to delete the base of the generation a
+// standalone shipper wrote on), then runs in a pause of the shipper (while
+// the source takes writes) with an older generation and plain snapshots
+// newer than the live, not ended, base. After each prune the shipper
+// resumes its generation and a write is acknowledged by WAIT; at the end
+// every recorded point of the live generation, those acknowledged after a
+// prune included, restores with its DEBUG DIGEST.
 func TestPrune_WhileShipping(t *testing.T) {
 	src := redistest.Start(t)
 	repo := "file://" + filepath.Join(t.TempDir(), "repo")
@@ -60,9 +63,25 @@ func TestPrune_WhileShipping(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	ack("before")
-	if code, out, errs := runCLI(t, "snapshot", "--source", src.URL(), "--repo", repo); code != ExitOK {
-		t.Fatalf("snapshot: exit %d\n%s%s", code, out, errs)
+	for _, args := range [][]string{{"snapshot", "--source", src.URL(), "--repo", repo}, {"prune", "--repo", repo}} {
+		if code, out, errs := runCLI(t, args...); code != ExitFailure || !strings.Contains(errs, "is leased by") {
+			t.Fatalf("%s while ship runs: exit %d, want 1 naming the lease holder\n%s%s", args[0], code, out, errs)
+		}
 	}
+	// pause stops the shipper, runs f, and starts the shipper again.
+	pause := func(f func()) {
+		t.Helper()
+		if code := ship.stop(); code != ExitOK {
+			t.Fatalf("ship exit %d: %s", code, ship.stderr.String())
+		}
+		f()
+		ship = startShip(t, src, repo, "--interval", "100ms", "--ack", "durable")
+	}
+	pause(func() {
+		if code, out, errs := runCLI(t, "snapshot", "--source", src.URL(), "--repo", repo); code != ExitOK {
+			t.Fatalf("snapshot: exit %d\n%s%s", code, out, errs)
+		}
+	})
 	ack("after-snapshot")
 
 	zero := []string{"--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "0"}
@@ -90,7 +109,9 @@ func TestPrune_WhileShipping(t *testing.T) {
 			}
 			writer <- err
 		}()
-		code, out, errs := runCLI(t, append([]string{"prune", "--repo", repo, "--json"}, v...)...)
+		var code int
+		var out, errs string
+		pause(func() { code, out, errs = runCLI(t, append([]string{"prune", "--repo", repo, "--json"}, v...)...) })
 		close(stop)
 		if err := <-writer; err != nil {
 			t.Fatal(err)

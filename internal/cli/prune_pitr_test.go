@@ -76,7 +76,8 @@ func TestPrune_KeepsPITRWindowRestorable(t *testing.T) {
 	bg := context.Background()
 
 	ship := startShip(t, src, repo, "--interval", "200ms")
-	list, waitDurable := ship.list, ship.waitDurable
+	list := func() listOutput { t.Helper(); return ship.list() }
+	waitDurable := func() string { t.Helper(); return ship.waitDurable() }
 
 	rng := rand.New(rand.NewSource(20261125))
 	var points []pitrPoint
@@ -121,11 +122,18 @@ func TestPrune_KeepsPITRWindowRestorable(t *testing.T) {
 			}
 		}
 	}
+	// ship holds the source's lease: the plain snapshots of the same
+	// source are taken while it is stopped (a restarted ship resumes its
+	// generation).
 	snapshot := func(name string) {
 		t.Helper()
+		if code := ship.stop(); code != ExitOK {
+			t.Fatalf("ship exit %d: %s", code, ship.stderr.String())
+		}
 		if code, out, errs := runCLI(t, "snapshot", "--source", src.URL(), "--repo", repo); code != ExitOK {
 			t.Fatalf("snapshot %s: exit %d\n%s%s", name, code, out, errs)
 		}
+		ship = startShip(t, src, repo, "--interval", "200ms")
 	}
 
 	const gens = 3

@@ -20,6 +20,7 @@ import (
 // restoreOptions are the flags of `redback restore`.
 type restoreOptions struct {
 	Repo     string
+	Name     string
 	Latest   bool
 	Snapshot string
 	FromRDB  string
@@ -45,6 +46,7 @@ type restoreOptions struct {
 func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Repo, "repo", "", "repository URL to restore a snapshot from")
+	addNameFlag(f, &o.Name, false)
 	f.BoolVar(&o.Latest, "latest", false, "restore the newest verified snapshot (the default with --repo)")
 	f.StringVar(&o.Snapshot, "snapshot", "", "snapshot id to restore (see `redback list --repo URL`)")
 	f.StringVar(&o.FromRDB, "from-rdb", "", "restore a local RDB file instead of a repository snapshot")
@@ -229,7 +231,7 @@ func (o *restoreOptions) source(ctx context.Context, e *env) (restore.Source, st
 	if err != nil {
 		return restore.Source{}, "", nop, err
 	}
-	repo, err := openRepo(ctx, e, o.Repo)
+	repo, err := openSource(ctx, e, o.Repo, o.Name, "redback restore --repo "+o.Repo+" --to-redis URL")
 	if err != nil {
 		return restore.Source{}, "", nop, err
 	}

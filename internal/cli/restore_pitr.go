@@ -176,7 +176,7 @@ func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	repo, err := openRepo(ctx, e, o.Repo)
+	repo, err := openSource(ctx, e, o.Repo, o.Name, "redback restore --repo "+o.Repo+" --at TIME --to-redis URL")
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,7 @@ func TestRestore_FromRDB(t *testing.T) {
 func TestRestore_UnknownSnapshot(t *testing.T) {
 	repo := t.TempDir()
 	code, _, errs := runCheckCLI(t, "restore", "--repo", "file://"+repo, "--snapshot", "20260101T000000.000Z-000000", "--to-dir", t.TempDir())
-	if code != ExitFailure || !strings.Contains(errs, "redback list") {
-		t.Errorf("exit %d, %s", code, errs)
+	if code != ExitFailure || !strings.Contains(errs, "no redback repository at file://"+repo) {
+		t.Errorf("missing repository: exit %d, %s", code, errs)
 	}
 }

@@ -4,21 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
 	"redback/internal/ship"
+	"redback/internal/storage"
 )
 
 type shipOpts struct {
 	source, repo, ack, spool, aofDir, pinDir string
+	name                                     string
 	interval                                 time.Duration
 	json                                     bool
 	redis                                    redisFlags
@@ -57,6 +61,11 @@ hard-linked into --spool-dir (default: .redback-aof-pin next to DIR; it must be
 on the same filesystem) while they are read, so the rewrite's cleanup cannot
 remove them early. The log is only as current as the AOF on disk (appendfsync).
 
+The log belongs to the source --name of the repository (default: a name from
+the server's host and port, printed). ship holds the source's lease while it
+runs: a second writer of the same source is refused, and ship stops writing
+as soon as it could lose the lease.
+
 Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 		Example: `  redback ship --source redis://127.0.0.1:6379 --repo file:///var/lib/redback/cache-a
   redback ship --source redis://10.0.0.5:6379 --repo 's3://bucket/redis?region=eu-west-1' --ack durable --encrypt-to age1...
@@ -69,6 +78,7 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f := c.Flags()
 	f.StringVar(&o.source, "source", "", "server to replicate from: redis://[user:pass@]host:port, rediss://...")
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
+	addNameFlag(f, &o.name, true)
 	f.DurationVar(&o.interval, "interval", ship.DefaultInterval, "longest time received data waits before it is uploaded")
 	f.StringVar(&o.ack, "ack", ship.AckProcessed, "offset reported to the primary: processed or durable (stored)")
 	f.StringVar(&o.spool, "spool-size", "64MiB", "memory for data received but not yet stored (e.g. 64MiB, 1GiB)")
@@ -138,11 +148,24 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 	if err != nil {
 		return err
 	}
-	repo, err := openRepo(ctx, e, o.repo)
+	address := "aof:" + o.aofDir
+	if u != nil {
+		address = u.Redacted()
+	} else if abs, err := filepath.Abs(o.aofDir); err == nil {
+		address = "aof:" + abs
+	}
+	base, view, src, err := openWriter(ctx, e, o.repo, o.name, address)
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
+	defer base.Close()
+	return leased(ctx, e, view, src.Name, func(ctx context.Context, repo storage.Backend) error {
+		return shipLeased(ctx, e, o, u, po, ids, spool, repo, src.Name)
+	})
+}
+
+// shipLeased ships into repo, the source's view, while its lease is held.
+func shipLeased(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, po pack.Options, ids []age.Identity, spool int64, repo storage.Backend, name string) error {
 	s := &ship.Shipper{
 		Source:     u,
 		AOFDir:     o.aofDir,
@@ -156,9 +179,9 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 		Log:        e.log,
 	}
 	if u != nil {
-		e.log.Info("shipping", "source", u.Redacted(), "repo", repo.Location(), "ack", o.ack, "interval", o.interval.String())
+		e.log.Info("shipping", "source", u.Redacted(), "repo", repo.Location(), "name", name, "ack", o.ack, "interval", o.interval.String())
 	} else {
-		e.log.Info("shipping", "aof_dir", o.aofDir, "repo", repo.Location(), "interval", o.interval.String())
+		e.log.Info("shipping", "aof_dir", o.aofDir, "repo", repo.Location(), "name", name, "interval", o.interval.String())
 	}
 
 	var wg sync.WaitGroup
@@ -170,7 +193,7 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 			shipStatusLine(statusCtx, e, s)
 		}()
 	}
-	err = s.Run(ctx)
+	err := s.Run(ctx)
 	stopStatus()
 	wg.Wait()
 	st := s.Stats()

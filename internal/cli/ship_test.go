@@ -11,7 +11,6 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/redistest"
-	"redback/internal/storage/file"
 )
 
 func TestShip_Usage(t *testing.T) {
@@ -41,13 +40,10 @@ func TestShip_RunUntilCancelled(t *testing.T) {
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"ship", "--source", src.URL(), "--repo", dir, "--interval", "100ms", "--ack", "durable", "--json"},
+		done <- Run(ctx, []string{"ship", "--source", src.URL(), "--repo", dir, "--name", "t", "--interval", "100ms", "--ack", "durable", "--json"},
 			Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	}()
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := sourceView(t, dir, "t")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		gens, _ := catalog.ListGenerations(context.Background(), b)
@@ -87,16 +83,13 @@ func TestShip_AOFDir(t *testing.T) {
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"ship", "--aof-dir", filepath.Join(src.Dir, "appendonlydir"), "--repo", dir, "--interval", "100ms", "--json"},
+		done <- Run(ctx, []string{"ship", "--aof-dir", filepath.Join(src.Dir, "appendonlydir"), "--repo", dir, "--name", "t", "--interval", "100ms", "--json"},
 			Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	}()
 	if err := src.Client().Set(context.Background(), "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := sourceView(t, dir, "t")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		gens, _ := catalog.ListGenerations(context.Background(), b)

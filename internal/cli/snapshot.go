@@ -16,10 +16,12 @@ import (
 	"redback/internal/redisurl"
 	"redback/internal/sentinel"
 	"redback/internal/snapshot"
+	"redback/internal/storage"
 )
 
 type snapshotOpts struct {
 	source, repo, method string
+	name                 string
 	json                 bool
 	preferReplica        bool
 	redis                redisFlags
@@ -36,6 +38,11 @@ full parse, key census, DEBUG DIGEST), compress it with zstd, optionally
 encrypt it with age, and store it in the repository. The manifest that makes
 the snapshot visible is written last and only when verification passed.
 
+The snapshot belongs to the source --name of the repository (default: a
+name from the server's host and port, printed); snapshot holds the source's
+lease while it writes, so it is refused while another writer (an agent, ship)
+writes to that source.
+
 Methods:
   sync    (default) connect as a replica and receive the RDB over the
           replication protocol; works remotely, touches no disk on the server.
@@ -51,6 +58,7 @@ Methods:
 	f := c.Flags()
 	f.StringVar(&o.source, "source", "", "server to snapshot: redis://[user:pass@]host:port[/db], rediss://..., unix:///path.sock, redis+sentinel://host:port[,host:port...]/MASTERNAME")
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
+	addNameFlag(f, &o.name, true)
 	f.StringVar(&o.method, "method", "sync", "sync (replication protocol) or bgsave (BGSAVE + local file)")
 	o.pack.addFlags(f, "fastest")
 	f.BoolVar(&o.json, "json", false, "print the manifest as JSON")
@@ -71,16 +79,20 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 	if err != nil {
 		return err
 	}
-	repo, err := openRepo(ctx, e, o.repo)
+	base, view, src, err := openWriter(ctx, e, o.repo, o.name, u.Redacted())
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
+	defer base.Close()
 	bar := progress.New(e.Err, "snapshot", -1, !o.json && progress.IsTerminal(e.Err))
-	snap, err := takeSnapshot(ctx, e, u, snapshotParams{
-		Method:        o.method,
-		PreferReplica: o.preferReplica,
-		Store:         snapshot.Options{Backend: repo, Pack: po, Progress: bar, Log: e.log},
+	var snap *catalog.Snapshot
+	err = leased(ctx, e, view, src.Name, func(ctx context.Context, repo storage.Backend) error {
+		snap, err = takeSnapshot(ctx, e, u, snapshotParams{
+			Method:        o.method,
+			PreferReplica: o.preferReplica,
+			Store:         snapshot.Options{Backend: repo, Pack: po, Progress: bar, Log: e.log},
+		})
+		return err
 	})
 	bar.Done()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 
 type verifyOpts struct {
 	repo     string
+	name     string
 	all      bool
 	sample   float64
 	identity string
@@ -25,7 +27,7 @@ type verifyOpts struct {
 func newVerifyCmd(e *env) *cobra.Command {
 	o := &verifyOpts{}
 	c := &cobra.Command{
-		Use:   "verify --repo URL [ID ...|--all]",
+		Use:   "verify --repo URL [--name NAME] [ID ...|--all]",
 		Short: "Re-read snapshots and check them end to end; report every problem",
 		Long: `Re-read snapshots from the repository and check each one end to end: the
 manifest is readable and sane, the data object exists, its stored size and
@@ -37,6 +39,8 @@ manifest (left by an interrupted write) are listed as info, not damage.
 
 Without IDs (or with --all) every snapshot is checked. --sample P checks P
 percent of them, chosen by hashing their ids: the same ones on every run.
+A repository of several sources is checked source by source unless --name
+chooses one; a location that holds no repository is an error (exit 1).
 
 Exit status: 0 all good, 3 something is damaged or missing, 1 the
 repository could not be read, 2 usage (also: encrypted snapshots and no
@@ -50,6 +54,7 @@ repository could not be read, 2 usage (also: encrypted snapshots and no
 	}
 	f := c.Flags()
 	f.StringVar(&o.repo, "repo", "", "repository URL")
+	addNameFlag(f, &o.name, false)
 	f.BoolVar(&o.all, "all", false, "check every snapshot (the default without IDs)")
 	f.Float64Var(&o.sample, "sample", 0, "check only this percentage of the snapshots (0 < P <= 100), chosen by hashing their ids")
 	f.StringVar(&o.identity, "identity", "", "age identity file to decrypt encrypted snapshots (or $REDBACK_IDENTITY_FILE)")
@@ -70,14 +75,15 @@ type verifyOutput struct {
 }
 
 type verifyItemState struct {
-	Kind     string  `json:"kind"`
-	ID       string  `json:"id"`
-	Object   string  `json:"object"`
-	OK       bool    `json:"ok"`
-	Keys     int64   `json:"keys"`
-	Bytes    int64   `json:"bytes"`
-	Seconds  float64 `json:"seconds"`
-	Findings int     `json:"findings"`
+	SourceName string  `json:"source_name"`
+	Kind       string  `json:"kind"`
+	ID         string  `json:"id"`
+	Object     string  `json:"object"`
+	OK         bool    `json:"ok"`
+	Keys       int64   `json:"keys"`
+	Bytes      int64   `json:"bytes"`
+	Seconds    float64 `json:"seconds"`
+	Findings   int     `json:"findings"`
 }
 
 func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
@@ -95,14 +101,19 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 	if err != nil {
 		return usagef("redback verify --repo URL --identity key.txt", "--identity: %v", err)
 	}
-	repo, err := openRepo(ctx, e, o.repo)
+	set, err := openSources(ctx, e, o.repo, o.name, "redback verify --repo "+o.repo)
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
+	defer set.Close()
+	if len(ids) > 0 && len(set.sources) > 1 {
+		return usagef(tryWithName("redback verify --repo "+o.repo+" "+strings.Join(ids, " "), set.repo.Names()),
+			"snapshot IDs belong to one source: choose it with --name (sources: %s)", namesText(set.repo.Names()))
+	}
 
 	bar := progress.New(e.Err, "verify", -1, !o.json && progress.IsTerminal(e.Err))
-	out := verifyOutput{Repo: repo.Location(), Items: []verifyItemState{}}
+	out := verifyOutput{Repo: set.base.Location(), Items: []verifyItemState{}}
+	source := ""
 	opts := verify.Options{
 		IDs:           ids,
 		SamplePercent: o.sample,
@@ -112,7 +123,7 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 		Checkers:      []verify.Checker{verify.Segments{}},
 		OnItem: func(it verify.Item) {
 			bar.Add(0, it.Keys)
-			st := verifyItemState{Kind: it.Kind, ID: it.ID, Object: it.Object, OK: it.OK(), Keys: it.Keys,
+			st := verifyItemState{SourceName: source, Kind: it.Kind, ID: it.ID, Object: it.Object, OK: it.OK(), Keys: it.Keys,
 				Bytes: it.Bytes, Seconds: it.Duration.Seconds(), Findings: len(it.Findings)}
 			out.Items = append(out.Items, st)
 			if o.json {
@@ -135,10 +146,25 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 			}
 		},
 	}
-	sum, err := verify.Run(ctx, repo, opts)
-	bar.Done()
-	if err != nil {
-		return err
+	sum := &verify.Summary{Findings: []verify.Finding{}, ByKind: map[string]int{}}
+	for i, src := range set.sources {
+		source = src.Name
+		if len(set.sources) > 1 && !o.json {
+			bar.Done()
+			if i > 0 {
+				fmt.Fprintln(e.Out)
+			}
+			fmt.Fprintf(e.Out, "== source %s ==\n", src.Name)
+		}
+		one, err := verify.Run(ctx, set.view(src), opts)
+		bar.Done()
+		if err != nil {
+			if len(set.sources) > 1 {
+				err = fmt.Errorf("source %s: %w", src.Name, err)
+			}
+			return err
+		}
+		sum.Add(one)
 	}
 	out.OK, out.Snapshots, out.Checked, out.ByKind, out.Findings = sum.OK(), sum.Snapshots, sum.Checked, sum.ByKind, sum.Findings
 	if o.json {
@@ -176,8 +202,12 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 		if n := sum.ByKind["segment"]; n > 0 {
 			checked += fmt.Sprintf(" and %d log segments", n)
 		}
+		where := set.base.Location()
+		if len(set.sources) > 1 {
+			where = fmt.Sprintf("%d sources of %s", len(set.sources), where)
+		}
 		fmt.Fprintf(e.Out, "verify: %s: checked %s in %s, %d objects with problems; %d errors, %d warnings, %d info\n",
-			verdict, checked, repo.Location(), bad, errs, warns, infos)
+			verdict, checked, where, bad, errs, warns, infos)
 	}
 	switch {
 	case sum.Damaged():

@@ -118,9 +118,10 @@ func TestVerifyCmd_Usage(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2: %s", args, code, errs)
 		}
 	}
-	if code, _, _ := vdRunCLI(t, "verify", "--repo", filepath.Join(t.TempDir(), "a-file"), "--sample", "50"); code != 0 {
-		// An empty (not yet created) repository has nothing to check.
-		t.Errorf("empty repo: exit %d", code)
+	missing := filepath.Join(t.TempDir(), "a-file")
+	if code, _, errs := vdRunCLI(t, "verify", "--repo", missing, "--sample", "50"); code != ExitFailure || !strings.Contains(errs, "no redback repository at file://"+missing) {
+		// A typo in the URL must not pass as "all good".
+		t.Errorf("missing repo: exit %d, want 1: %s", code, errs)
 	}
 	notDir := filepath.Join(t.TempDir(), "plain")
 	os.WriteFile(notDir, []byte("x"), 0o644)

@@ -34,7 +34,7 @@ const (
 	DefaultDrillSchedule = "0 3 1 * *" // 03:00 on the 1st of every month
 	DefaultRTOObjective  = 10 * time.Minute
 	DefaultGracePeriod   = 30 * time.Second
-	DefaultLeaseTTL      = 60 * time.Second
+	DefaultLeaseTTL      = 15 * time.Second
 	DefaultHeartbeat     = time.Minute
 )
 
@@ -553,10 +553,12 @@ func (c *Config) Validate() error {
 		case !nameRE.MatchString(s.Name):
 			ps.add(p+".name", "%q: use letters, digits, '.', '_' and '-' (at most 63)", s.Name)
 		default:
-			if j, dup := names[s.Name]; dup {
-				ps.add(p+".name", "duplicate source name %q (also sources[%d])", s.Name, j)
+			// Names key each source's objects in its repository: never
+			// two alike, not even in case (case-insensitive file systems).
+			if j, dup := names[strings.ToLower(s.Name)]; dup {
+				ps.add(p+".name", "duplicate source name %q (also sources[%d]): names are compared ignoring case", s.Name, j)
 			} else {
-				names[s.Name] = i
+				names[strings.ToLower(s.Name)] = i
 			}
 		}
 		checkSourceURL(p+".source", s.Source, &ps)

@@ -10,28 +10,47 @@ import (
 )
 
 // Listing is what a repository holds: the JSON of `redback list --json`.
+// Every snapshot and generation names the source it belongs to.
 type Listing struct {
-	Repo      string              `json:"repo"`
-	Snapshots []*catalog.Snapshot `json:"snapshots"`
+	Repo string `json:"repo"`
+	// Sources are the names of the sources listed.
+	Sources   []string          `json:"sources"`
+	Snapshots []SourceSnapshot `json:"snapshots"`
 	// Generations are the log generations with their point-in-time windows.
-	Generations []pitr.Window `json:"generations"`
+	Generations []SourceWindow `json:"generations"`
 	// Problems are manifests that could not be read and log generations
 	// that could not be listed; each makes the listing incomplete.
 	Problems []string `json:"problems"`
 }
 
-// List reads a repository's snapshots (newest first) and the windows of its
-// log generations (oldest first). A manifest that cannot be read does not
-// stop the listing: it is named in Problems, and damaged is true. err is
-// set only when nothing could be listed.
-func List(ctx context.Context, b storage.Backend) (l *Listing, damaged bool, err error) {
+// SourceSnapshot is a snapshot manifest and the name of its source.
+type SourceSnapshot struct {
+	SourceName string `json:"source_name"`
+	*catalog.Snapshot
+}
+
+// SourceWindow is a log generation's window and the name of its source.
+type SourceWindow struct {
+	SourceName string `json:"source_name"`
+	pitr.Window
+}
+
+// List reads one source's snapshots (newest first) and the windows of its
+// log generations (oldest first); b is the source's view of the repository
+// and name its name ("" for a repository without sources yet). A manifest
+// that cannot be read does not stop the listing: it is named in Problems,
+// and damaged is true. err is set only when nothing could be listed.
+func List(ctx context.Context, b storage.Backend, name string) (l *Listing, damaged bool, err error) {
 	snaps, bad, err := catalog.ListSnapshots(ctx, b)
 	if err != nil {
 		return nil, false, err
 	}
-	l = &Listing{Repo: b.Location(), Snapshots: snaps, Problems: []string{}}
-	if l.Snapshots == nil {
-		l.Snapshots = []*catalog.Snapshot{}
+	l = &Listing{Repo: b.Location(), Sources: []string{}, Snapshots: []SourceSnapshot{}, Generations: []SourceWindow{}, Problems: []string{}}
+	if name != "" {
+		l.Sources = append(l.Sources, name)
+	}
+	for _, s := range snaps {
+		l.Snapshots = append(l.Snapshots, SourceSnapshot{SourceName: name, Snapshot: s})
 	}
 	for _, e := range bad {
 		l.Problems = append(l.Problems, e.Error())
@@ -41,9 +60,40 @@ func List(ctx context.Context, b storage.Backend) (l *Listing, damaged bool, err
 		l.Problems = append(l.Problems, fmt.Sprintf("log generations: %v", err))
 		bad = append(bad, err)
 	}
-	l.Generations = ws
-	if l.Generations == nil {
-		l.Generations = []pitr.Window{}
+	for _, w := range ws {
+		l.Generations = append(l.Generations, SourceWindow{SourceName: name, Window: w})
 	}
 	return l, len(bad) > 0, nil
+}
+
+// Add appends the listing of another source to l; its problems are
+// prefixed with the source's name.
+func (l *Listing) Add(o *Listing) {
+	l.Sources = append(l.Sources, o.Sources...)
+	l.Snapshots = append(l.Snapshots, o.Snapshots...)
+	l.Generations = append(l.Generations, o.Generations...)
+	for _, p := range o.Problems {
+		if len(o.Sources) == 1 {
+			p = "source " + o.Sources[0] + ": " + p
+		}
+		l.Problems = append(l.Problems, p)
+	}
+}
+
+// SnapshotList returns the manifests of l's snapshots, in order.
+func (l *Listing) SnapshotList() []*catalog.Snapshot {
+	out := make([]*catalog.Snapshot, len(l.Snapshots))
+	for i, s := range l.Snapshots {
+		out[i] = s.Snapshot
+	}
+	return out
+}
+
+// Windows returns l's generation windows, in order.
+func (l *Listing) Windows() []pitr.Window {
+	out := make([]pitr.Window, len(l.Generations))
+	for i, w := range l.Generations {
+		out[i] = w.Window
+	}
+	return out
 }

@@ -416,6 +416,9 @@ func (s *Shipper) retryStorage(ctx context.Context, what string, f func() error)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, catalog.ErrLeaseLost) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 		s.setStat(func(x *Stats) { x.LastError = what + ": " + err.Error() })
 		if time.Since(lastLog) >= 10*time.Second {
 			s.Log.Error("repository access failed; retrying", "op", what, "err", err)

@@ -314,7 +314,7 @@ func (u *uploader) retry(ctx context.Context, what string, f func() error) error
 			}
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, catalog.ErrLeaseLost) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		failed = true

@@ -85,10 +85,6 @@ func Store(ctx context.Context, src io.Reader, opts Options) (*catalog.Snapshot,
 	}
 	encrypted := opts.Pack.Recipients != nil
 	key := catalog.SnapshotDataKey(id, encrypted)
-	if err := catalog.EnsureMarker(ctx, b); err != nil {
-		return nil, err
-	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()

@@ -141,6 +141,19 @@ type Summary struct {
 	Findings []Finding      `json:"findings"`
 }
 
+// Add counts o (another source's summary) into s.
+func (s *Summary) Add(o *Summary) {
+	s.Snapshots += o.Snapshots
+	s.Checked += o.Checked
+	if s.ByKind == nil {
+		s.ByKind = map[string]int{}
+	}
+	for k, n := range o.ByKind {
+		s.ByKind[k] += n
+	}
+	s.Findings = append(s.Findings, o.Findings...)
+}
+
 // OK reports whether nothing is damaged, missing or unreadable (info and
 // warnings allowed).
 func (s *Summary) OK() bool {

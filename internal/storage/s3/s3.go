@@ -474,7 +474,7 @@ func (b *Backend) wrap(op, key string, err error) error {
 	st, c := status(err), code(err)
 	switch {
 	case c == "NoSuchBucket":
-		return fmt.Errorf("%s %s: bucket %q does not exist: %w", op, key, b.cfg.Bucket, err)
+		return fmt.Errorf("%s %s: bucket %q does not exist: %w (%w)", op, key, b.cfg.Bucket, storage.ErrNotExist, err)
 	case c == "NoSuchKey" || st == 404 && (c == "NotFound" || c == ""):
 		// HEAD responses have no body, so only "NotFound" (or nothing).
 		return fmt.Errorf("%s %s: %w", op, key, storage.ErrNotExist)

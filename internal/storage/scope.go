@@ -1,0 +1,194 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Scope returns a view of b in which every key is below prefix: key k of
+// the view is prefix+k of b, and List strips prefix again. A view cannot
+// name an object outside its prefix (keys are validated first, and "."
+// and ".." elements are refused), so two views with prefixes that are not
+// prefixes of one another never see each other's objects. prefix is ""
+// (b itself is returned) or ends with "/". Close does not close b: the
+// caller that opened b closes it.
+func Scope(b Backend, prefix string) Backend {
+	if prefix == "" {
+		return b
+	}
+	return &scoped{b: b, prefix: prefix}
+}
+
+type scoped struct {
+	b      Backend
+	prefix string
+}
+
+func (s *scoped) key(key string) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", err
+	}
+	return s.prefix + key, nil
+}
+
+func (s *scoped) Put(ctx context.Context, key string, r io.Reader) (ObjectInfo, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	oi, err := s.b.Put(ctx, k, r)
+	oi.Key = key
+	return oi, err
+}
+
+func (s *scoped) PutIf(ctx context.Context, key string, data []byte, cond Condition) (ObjectInfo, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	oi, err := s.b.PutIf(ctx, k, data, cond)
+	oi.Key = key
+	return oi, err
+}
+
+func (s *scoped) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, err
+	}
+	return s.b.Get(ctx, k, off, length)
+}
+
+func (s *scoped) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	oi, err := s.b.Stat(ctx, k)
+	oi.Key = key
+	return oi, err
+}
+
+func (s *scoped) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	if err := ValidatePrefix(prefix); err != nil {
+		return err
+	}
+	return s.b.List(ctx, s.prefix+prefix, func(oi ObjectInfo) error {
+		k, ok := strings.CutPrefix(oi.Key, s.prefix)
+		if !ok {
+			return fmt.Errorf("list %s: backend returned %q outside the prefix", s.prefix+prefix, oi.Key)
+		}
+		oi.Key = k
+		return fn(oi)
+	})
+}
+
+func (s *scoped) Delete(ctx context.Context, key string) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	return s.b.Delete(ctx, k)
+}
+
+func (s *scoped) Properties() Properties { return s.b.Properties() }
+func (s *scoped) Location() string       { return s.b.Location() }
+func (s *scoped) Close() error           { return nil }
+
+// Guard returns a view of b whose operations all run under a context that
+// also ends when fence ends (so an upload started with a context that is
+// never cancelled is still cut off), and whose writes (Put, PutIf, Delete)
+// first call check and fail with its error. A writer that holds a lease
+// uses it so that nothing is written once the lease may be held by
+// another: fence ends and check fails when the lease is lost or its local
+// deadline passed. Close does not close b.
+func Guard(b Backend, fence context.Context, check func() error) Backend {
+	return &guarded{b: b, fence: fence, check: check}
+}
+
+type guarded struct {
+	b     Backend
+	fence context.Context
+	check func() error
+}
+
+// bind returns ctx cancelled also when the fence ends, and its release.
+func (g *guarded) bind(ctx context.Context) (context.Context, func()) {
+	c, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(g.fence, func() { cancel(context.Cause(g.fence)) })
+	return c, func() { stop(); cancel(nil) }
+}
+
+func (g *guarded) write(ctx context.Context) (context.Context, func(), error) {
+	if err := g.check(); err != nil {
+		return nil, nil, err
+	}
+	c, done := g.bind(ctx)
+	return c, done, nil
+}
+
+func (g *guarded) Put(ctx context.Context, key string, r io.Reader) (ObjectInfo, error) {
+	c, done, err := g.write(ctx)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	defer done()
+	return g.b.Put(c, key, r)
+}
+
+func (g *guarded) PutIf(ctx context.Context, key string, data []byte, cond Condition) (ObjectInfo, error) {
+	c, done, err := g.write(ctx)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	defer done()
+	return g.b.PutIf(c, key, data, cond)
+}
+
+func (g *guarded) Delete(ctx context.Context, key string) error {
+	c, done, err := g.write(ctx)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	defer done()
+	return g.b.Delete(c, key)
+}
+
+func (g *guarded) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	c, done := g.bind(ctx)
+	rc, err := g.b.Get(c, key, off, length)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	return &guardedReader{ReadCloser: rc, done: done}, nil
+}
+
+type guardedReader struct {
+	io.ReadCloser
+	done func()
+}
+
+func (r *guardedReader) Close() error {
+	err := r.ReadCloser.Close()
+	r.done()
+	return err
+}
+
+func (g *guarded) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	c, done := g.bind(ctx)
+	defer done()
+	return g.b.Stat(c, key)
+}
+
+func (g *guarded) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	c, done := g.bind(ctx)
+	defer done()
+	return g.b.List(c, prefix, fn)
+}
+
+func (g *guarded) Properties() Properties { return g.b.Properties() }
+func (g *guarded) Location() string       { return g.b.Location() }
+func (g *guarded) Close() error           { return nil }
