@@ -14,7 +14,7 @@ import (
 type Listing struct {
 	Repo string `json:"repo"`
 	// Sources are the names of the sources listed.
-	Sources   []string          `json:"sources"`
+	Sources   []string         `json:"sources"`
 	Snapshots []SourceSnapshot `json:"snapshots"`
 	// Generations are the log generations with their point-in-time windows.
 	Generations []SourceWindow `json:"generations"`
