@@ -349,22 +349,29 @@ func TestAgent_EndToEnd(t *testing.T) {
 		return strings.Contains(body, `redback_retention_deletions_total{source="cache-a"}`) &&
 			!strings.Contains(body, `redback_retention_deletions_total{source="cache-a"} 0`), body
 	})
-	_, metrics := get(t, base+"/metrics")
-	for _, want := range []string{
-		`redback_snapshot_last_success_timestamp_seconds{source="cache-a"}`,
-		`redback_ship_lag_seconds{source="cache-a"} 0.25`,
-		`redback_drill_last_success_timestamp_seconds{source="cache-a"}`,
-		`redback_drill_last_result{source="cache-a"} 1`,
-		`redback_snapshot_expected_interval_seconds{source="cache-a"} 1`,
-		`redback_ship_generation_info{generation="0123",source="cache-a"} 1`,
-		`redback_source_resets_total{source="cache-a"} 1`,
-		`redback_repository_bytes{source="cache-a"}`,
-		`redback_snapshot_failures_total{source="cache-a"}`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
+	// The drill and the shipper run on their own schedules: wait for the
+	// state asserted (by time), never assume it came with retention.
+	var metrics string
+	eventually(t, 30*time.Second, "every metric", func() (bool, string) {
+		_, metrics = get(t, base+"/metrics")
+		var lacks []string
+		for _, want := range []string{
+			`redback_snapshot_last_success_timestamp_seconds{source="cache-a"}`,
+			`redback_ship_lag_seconds{source="cache-a"} 0.25`,
+			`redback_drill_last_success_timestamp_seconds{source="cache-a"}`,
+			`redback_drill_last_result{source="cache-a"} 1`,
+			`redback_snapshot_expected_interval_seconds{source="cache-a"} 1`,
+			`redback_ship_generation_info{generation="0123",source="cache-a"} 1`,
+			`redback_source_resets_total{source="cache-a"} 1`,
+			`redback_repository_bytes{source="cache-a"}`,
+			`redback_snapshot_failures_total{source="cache-a"}`,
+		} {
+			if !strings.Contains(metrics, want) {
+				lacks = append(lacks, want)
+			}
 		}
-	}
+		return len(lacks) == 0, fmt.Sprintf("/metrics lacks %v", lacks)
+	})
 	if strings.Contains(metrics, `redback_snapshot_last_success_timestamp_seconds{source="cache-a"} 0`+"\n") {
 		t.Error("no snapshot recorded in /metrics")
 	}
