@@ -30,13 +30,14 @@ type restoreOptions struct {
 	ToDir   string
 	ToRDB   string
 
-	Conflict string
-	Match    []string
-	DBs      []int
-	MapDB    []string
-	Parallel int
-	Force    bool
-	JSON     bool
+	Conflict   string
+	Match      []string
+	DBs        []int
+	MapDB      []string
+	Parallel   int
+	Force      bool
+	NoPrecheck bool
+	JSON       bool
 
 	redis redisFlags
 	pitr  pitrFlags // point in time (restore_pitr.go)
@@ -60,6 +61,7 @@ func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.MapDB, "map-db", nil, "restore source db FROM into target db TO, as FROM:TO (repeatable)")
 	f.IntVar(&o.Parallel, "parallel", restore.DefaultParallel, "connections to the target server")
 	f.BoolVar(&o.Force, "force", false, "replace an existing dump.rdb (--to-dir) or file (--to-rdb)")
+	f.BoolVar(&o.NoPrecheck, "no-precheck", false, "with --to-redis: skip reading the stored snapshot once to check its size and sha256 before the first write (a damaged snapshot is then found after keys were written)")
 	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text (no progress line)")
 	o.redis.addFlags(f)
 	o.pitr.addFlags(f)
@@ -139,7 +141,7 @@ func (o *restoreOptions) validate() (restore.Options, error) {
 	if err != nil {
 		return ro, err
 	}
-	ro.Conflict, ro.Parallel, ro.Force, ro.Filter = c, o.Parallel, o.Force, f
+	ro.Conflict, ro.Parallel, ro.Force, ro.Filter, ro.NoPrecheck = c, o.Parallel, o.Force, f, o.NoPrecheck
 	if o.ToRedis == "" && ro.Conflict != restore.ConflictFail {
 		return ro, usagef("redback restore --from-rdb dump.rdb --to-dir /var/lib/redis --force", "--conflict applies to --to-redis; use --force to replace an existing file")
 	}

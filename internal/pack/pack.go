@@ -321,6 +321,25 @@ func Classify(key string, err error) error {
 	return &IntegrityError{Key: key, What: "cannot decode: " + err.Error()}
 }
 
+// CheckStored reads the stored bytes from src to the end and checks their
+// size and sha256 against exp, without decrypting or decompressing (an
+// *IntegrityError when they differ, classified as Classify does). It is
+// the cheap proof a restore into a live server makes before its first
+// write.
+func CheckStored(src io.Reader, exp Expect) error {
+	v := &verifying{r: src, key: exp.Key, size: exp.Size, sha: exp.SHA256, h: sha256.New()}
+	buf := make([]byte, 256<<10)
+	for {
+		_, err := v.Read(buf)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return Classify(exp.Key, err)
+		}
+	}
+}
+
 // Expect describes what a stored object should be.
 type Expect struct {
 	Key       string // for messages

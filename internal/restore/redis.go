@@ -70,6 +70,9 @@ type worker struct {
 
 // executor is one ToRedis run.
 type executor struct {
+	// span is the first and the last key read from the source (in its
+	// order), for what a SourceError says was written.
+	span    keySpan
 	opts    Options
 	plan    *Plan
 	res     *Result
@@ -100,6 +103,13 @@ func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Resu
 	// Opened once the target passed its checks.
 	open := func(ctx context.Context, opts Options, tgt Target) (*feed, error) {
 		var err error
+		if src.Precheck != nil && !opts.NoPrecheck {
+			// Prove the stored bytes before the first write to a live
+			// server: a damaged source then writes nothing.
+			if err := src.Precheck(ctx); err != nil {
+				return nil, sourceErr(src, 0, err)
+			}
+		}
 		if rc, err = src.Open(ctx); err != nil {
 			return nil, err
 		}
@@ -217,7 +227,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	case werr != nil:
 		return res, fmt.Errorf("%w (%d keys were written before)", werr, res.KeysRestored)
 	case srcErr != nil && pack.VerificationFailed(srcErr):
-		return res, &SourceError{Source: f.source, Written: res.KeysRestored, Err: srcErr}
+		return res, &SourceError{Source: f.source, Written: res.KeysRestored, Span: x.span.String(), Err: srcErr}
 	case srcErr != nil:
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("%s: %w (%d keys were written)", f.interrupted, ctx.Err(), res.KeysRestored)
@@ -280,6 +290,7 @@ func (x *executor) run(ctx context.Context, ctl *respconn.Conn, f *feed) error {
 			x.res.note("module aux data of %s is not restored (RESTORE carries keys only)", rec.Module)
 		case rdb.RecordKey:
 			keys++
+			x.span.see(rec.DB, rec.Key)
 			if err := x.key(ctx, rec); err != nil {
 				return err
 			}
@@ -592,6 +603,10 @@ func (x *executor) readLoop(ctx context.Context, w *worker) error {
 				var re resp.Error
 				if errors.As(err, &re) {
 					if f := fatalReply(c.Addr(), re); f != nil {
+						if e.kind != kConvertCleanup {
+							// counted: the summary never says "0 failed" while failing
+							x.res.fail(b.db, b.key(e), string(re))
+						}
 						return f
 					}
 				} else if err != nil {

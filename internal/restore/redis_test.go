@@ -1,7 +1,9 @@
 package restore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -17,10 +19,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/rdb"
 	"redback/internal/redistest"
 	"redback/internal/redisurl"
+	"redback/internal/storage/mem"
 )
 
 const farFuture = int64(4102444800000) // 2100-01-01
@@ -619,6 +623,57 @@ func TestToRedis_TargetErrors(t *testing.T) {
 	res, err := ToRedis(ctx, FileSource(bigPath), targetURL(t, oom), Options{})
 	if err == nil || !strings.Contains(err.Error(), "out of memory") {
 		t.Errorf("OOM: %v %+v", err, res)
+	}
+	// The key the target refused is counted: never "0 failed" while failing.
+	if res.KeysFailed == 0 || len(res.Failures) == 0 || !strings.Contains(res.Failures[0].Reason, "OOM") {
+		t.Errorf("OOM: %d failed %+v, want the refused key counted", res.KeysFailed, res.Failures)
+	}
+}
+
+// A stored snapshot damaged at rest: with the precheck (the default), a
+// restore into a live server writes nothing; without it, the error says
+// how many keys and which ones were written.
+func TestToRedis_DamagedSnapshotWritesNothing(t *testing.T) {
+	ctx := t.Context()
+	src := redistest.Start(t)
+	c := src.Client()
+	for i := range 3000 { // values that do not compress: the object has many zstd blocks
+		c.Set(ctx, fmt.Sprintf("key:%05d", i), fmt.Sprintf("%x", sha256.Sum256([]byte(strconv.Itoa(i)))), 0)
+	}
+	raw, err := os.ReadFile(saveRDB(t, ctx, src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored bytes.Buffer
+	w, err := pack.NewWriter(&stored, pack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(raw)
+	w.Close()
+	snap := &catalog.Snapshot{ID: "s1", Verified: true, Object: catalog.Object{Key: "data/snapshots/s1.rdb.zst",
+		RawBytes: int64(len(raw)), StoredBytes: w.Stored.N, SHA256: w.Stored.Sum(), Compression: pack.CompressionZstd}}
+	data := stored.Bytes()
+	data[len(data)-40] ^= 0x01 // near the end: found by the sha256 only after most keys
+	b := mem.New()
+	if _, err := b.Put(ctx, snap.Object.Key, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	for _, pre := range []bool{true, false} {
+		dst := redistest.Start(t)
+		_, err := ToRedis(ctx, SnapshotSource(b, snap, nil), targetURL(t, dst), Options{NoPrecheck: !pre})
+		var se *SourceError
+		if !errors.As(err, &se) || !pack.VerificationFailed(err) || !strings.Contains(err.Error(), snap.Object.Key) {
+			t.Fatalf("precheck %v: %v, want a SourceError naming the object", pre, err)
+		}
+		n, _ := dst.Client().DBSize(ctx).Result()
+		switch {
+		case pre && (n != 0 || se.Written != 0 || !strings.Contains(err.Error(), "nothing was written")):
+			t.Errorf("precheck: target holds %d keys, error %v", n, err)
+		case !pre && (n == 0 || n != se.Written || !strings.Contains(err.Error(), `db 0 key "key:`)):
+			t.Errorf("no precheck: target holds %d keys, error %v", n, err)
+		}
+		t.Logf("precheck %v: %v", pre, err)
 	}
 }
 

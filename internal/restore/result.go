@@ -34,6 +34,9 @@ type Options struct {
 	MaxValueBytes int64
 	// Force lets ToFile replace an existing file.
 	Force bool
+	// NoPrecheck skips Source.Precheck: the stored object is then read
+	// once, and damage found at its end comes after keys were written.
+	NoPrecheck bool
 	// Now is the clock deciding which keys already expired (time.Now if nil).
 	Now func() time.Time
 	// Progress, when set, receives increments of source bytes read and
@@ -77,6 +80,10 @@ type Source struct {
 	// only after the sha256 matched; a restore into a live server always
 	// checks every value, since it sends them before the end is reached.
 	Verified bool
+	// Precheck, when set, proves the stored bytes (size and sha256 against
+	// the manifest) without decoding them; ToRedis runs it before the
+	// first write (see Options.NoPrecheck).
+	Precheck func(ctx context.Context) error
 }
 
 // Failure is one key (or function library, DB -1) that was not restored.
@@ -134,11 +141,39 @@ func (r *Result) note(format string, args ...any) {
 type SourceError struct {
 	Source  string
 	Written int64
-	Err     error
+	// Span says which keys of the source were sent before the damage was
+	// found ("" when none).
+	Span string
+	Err  error
 }
 
 func (e *SourceError) Error() string {
-	return fmt.Sprintf("source %s is damaged: %v (%d keys had already been written to the target)", e.Source, e.Err, e.Written)
+	if e.Written == 0 && e.Span == "" {
+		return fmt.Sprintf("source %s is damaged: %v (nothing was written to the target)", e.Source, e.Err)
+	}
+	return fmt.Sprintf("source %s is damaged: %v (%d keys had already been written to the target: %s)", e.Source, e.Err, e.Written, e.Span)
+}
+
+// keySpan remembers the first and the last key read from a source.
+type keySpan struct {
+	n                 int64
+	firstDB, lastDB   int
+	firstKey, lastKey []byte
+}
+
+func (s *keySpan) see(db int, key []byte) {
+	if s.n == 0 {
+		s.firstDB, s.firstKey = db, append([]byte(nil), key...)
+	}
+	s.n++
+	s.lastDB, s.lastKey = db, append(s.lastKey[:0], key...)
+}
+
+func (s *keySpan) String() string {
+	if s.n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("at most the source's first %d keys in its order, db %d key %q to db %d key %q; nothing after it", s.n, s.firstDB, s.firstKey, s.lastDB, s.lastKey)
 }
 func (e *SourceError) Unwrap() error            { return e.Err }
 func (e *SourceError) VerificationFailed() bool { return true }

@@ -42,12 +42,21 @@ func SnapshotSource(b storage.Backend, s *catalog.Snapshot, ids []age.Identity) 
 		dbs = []int{}
 	}
 	obj := s.Object
-	return Source{Name: "snapshot " + s.ID, Size: obj.RawBytes, DBs: dbs, Verified: s.Verified, Open: func(ctx context.Context) (io.ReadCloser, error) {
+	exp := pack.Expect{Key: obj.Key, Size: obj.StoredBytes, SHA256: obj.SHA256, Encrypted: obj.Encryption != ""}
+	precheck := func(ctx context.Context) error {
+		rc, err := b.Get(ctx, obj.Key, 0, -1)
+		if err != nil {
+			return fmt.Errorf("read snapshot %s: %w", s.ID, err)
+		}
+		defer rc.Close()
+		return pack.CheckStored(rc, exp)
+	}
+	return Source{Name: "snapshot " + s.ID, Size: obj.RawBytes, DBs: dbs, Verified: s.Verified, Precheck: precheck, Open: func(ctx context.Context) (io.ReadCloser, error) {
 		rc, err := b.Get(ctx, obj.Key, 0, -1)
 		if err != nil {
 			return nil, fmt.Errorf("read snapshot %s: %w", s.ID, err)
 		}
-		ur, err := pack.NewReader(rc, pack.Expect{Key: obj.Key, Size: obj.StoredBytes, SHA256: obj.SHA256, Encrypted: obj.Encryption != ""}, ids)
+		ur, err := pack.NewReader(rc, exp, ids)
 		if err != nil {
 			rc.Close()
 			return nil, err
