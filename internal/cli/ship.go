@@ -45,8 +45,14 @@ and starts a new one (never a silent gap). A restarted ship resumes the open
 generation of the same --source from the repository; it keeps no local state.
 
 Storage that is slow or down never stalls the replication link: data waits in
-a spool of --spool-size bytes. When that is full, ship drops the link, logs an
-error, and reconnects once the spool is stored.
+a spool of --spool-size bytes. The spool bounds the memory held for commands
+received but not yet stored, not the size of a command: a single command (or
+MULTI/EXEC) larger than the spool, such as a big value the server accepted
+(up to its proto-max-bulk-len, 512MB by default), waits until the spool is
+stored and then passes alone, in its own segment, with no resync and no new
+generation; memory then peaks at about twice that command. When the spool is
+full of smaller commands because storage does not keep up, ship drops the
+link, logs an error, and reconnects (PSYNC) once the spool is stored.
 
 --ack durable reports the durable offset to the primary, so "WAIT 1 <ms>"
 returns only once a write is in the repository.
@@ -81,7 +87,7 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	addNameFlag(f, &o.name, true)
 	f.DurationVar(&o.interval, "interval", ship.DefaultInterval, "longest time received data waits before it is uploaded")
 	f.StringVar(&o.ack, "ack", ship.AckProcessed, "offset reported to the primary: processed or durable (stored)")
-	f.StringVar(&o.spool, "spool-size", "64MiB", "memory for data received but not yet stored (e.g. 64MiB, 1GiB)")
+	f.StringVar(&o.spool, "spool-size", "64MiB", "memory for data received but not yet stored (e.g. 64MiB, 1GiB); a single larger command waits for it to drain, then passes alone")
 	o.pack.addFlags(f, "default")
 	f.StringVar(&o.aofDir, "aof-dir", "", "tail this multi-part AOF directory (appendonlydir) instead of replicating")
 	f.StringVar(&o.pinDir, "spool-dir", "", "with --aof-dir: where AOF files are hard-linked while shipped (same filesystem; default DIR/../"+ship.DefaultPinDirName+")")

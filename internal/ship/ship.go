@@ -527,15 +527,27 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		streamed = true
 		now := time.Now()
 		s.mu.Lock()
-		// Full only while something waits for storage: a single command or
-		// transaction larger than the spool must still get through.
-		if queued := s.up.spool.Load(); queued > 0 && queued+s.b.pending()+cmd.Len > s.SpoolSize {
+		if s.b.pending()+cmd.Len > s.SpoolSize {
+			// A command (or transaction) larger than the spool: a value
+			// the server accepted (up to its proto-max-bulk-len) never
+			// forces a resync. Once what waits for storage is stored, the
+			// spool grows for this one unit.
+			s.queueCut()
+			s.mu.Unlock()
+			s.Log.Info("a command larger than the spool: storing what waits first, then it alone", "bytes", cmd.Len, "spool_bytes", s.SpoolSize)
+			if !s.waitDrained(ctx) {
+				return streamed, ctx.Err()
+			}
+			s.mu.Lock()
+		} else if queued := s.up.spool.Load(); queued > 0 && queued+s.b.pending()+cmd.Len > s.SpoolSize {
+			// Full only while something waits for storage.
 			s.b.rollback()
 			s.queueCut()
 			s.mu.Unlock()
 			return streamed, ErrSpoolFull
 		}
 		unitEnd := s.b.add(cmd, now)
+		oversized := unitEnd && s.b.pending() > s.SpoolSize
 		if unitEnd && s.b.pending() >= s.SegmentSize {
 			s.queueCut()
 		}
@@ -545,6 +557,11 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		}
 		s.mu.Unlock()
 		s.setStat(func(x *Stats) { x.PrimaryOffset = cmd.End() })
+		if oversized && !s.waitDrained(ctx) {
+			// The oversized unit is stored before anything else is read,
+			// so the spool is back to its bound for what follows.
+			return streamed, ctx.Err()
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -442,4 +443,49 @@ func TestShipper_SegmentOpenedByPing(t *testing.T) {
 	caughtUp(t, src, s)
 	r.stop(t)
 	checkRepo(t, b, src.Digest(ctx))
+}
+
+// TestShipper_ValueLargerThanSpool sends a 200 MB value with the default
+// 64 MiB spool while a stored segment waits for storage: the value waits
+// for the spool to drain and passes alone; no resync, no new generation,
+// and the repository restores to the source's DEBUG DIGEST.
+func TestShipper_ValueLargerThanSpool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200 MB value")
+	}
+	ctx := context.Background()
+	src := startSource(t)
+	fb := &flakyBackend{Backend: mem.New()}
+	s := newShipper(t, src, fb)
+	logs := &lockedBuffer{}
+	s.Log = slog.New(slog.NewTextHandler(logs, nil))
+	r := run(t, s)
+	waitFor(t, 30*time.Second, "the first generation", func() bool { return s.Stats().Generations == 1 && s.Stats().Connected })
+	gate := make(chan struct{})
+	fb.mu.Lock()
+	fb.gate = gate
+	fb.mu.Unlock()
+	load(t, src, 3, 200)
+	waitFor(t, 30*time.Second, "a segment waiting for storage", func() bool { return s.Stats().SpoolBytes > 0 })
+
+	if err := src.Client().Set(ctx, "big", strings.Repeat("b", 200<<20), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Release storage once the shipper holds the value.
+	waitFor(t, 60*time.Second, "the shipper to receive the value", func() bool {
+		return strings.Contains(logs.String(), "a command larger than the spool")
+	})
+	close(gate)
+	load(t, src, 4, 200)
+	caughtUp(t, src, s)
+	waitFor(t, 60*time.Second, "everything stored", func() bool { st := s.Stats(); return st.DurableOffset >= st.PrimaryOffset })
+	r.stop(t)
+	st := s.Stats()
+	if st.Generations != 1 || st.Reconnects != 0 {
+		t.Fatalf("a value larger than the spool forced a resync: %+v\n%s", st, logs.String())
+	}
+	gens := checkRepo(t, fb, src.Digest(ctx))
+	if len(gens) != 1 {
+		t.Fatalf("generations %+v, want one", gens)
+	}
 }
