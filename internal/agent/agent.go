@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 	"golang.org/x/sync/errgroup"
@@ -20,6 +21,7 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/config"
 	"redback/internal/storage"
+	"redback/internal/storage/cache"
 )
 
 // Shipper ships one source's replication stream into its repository.
@@ -96,6 +98,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Holder is the lease holder id; empty means catalog.NewHolderID().
 	Holder string
+	// Identities decrypt encrypted log segments for the timeline's event
+	// scan; without them, encrypted logs show no events.
+	Identities []age.Identity
 }
 
 // Agent is the daemon. Make it with New and call Run once.
@@ -115,6 +120,7 @@ type Agent struct {
 type source struct {
 	cfg     config.Source
 	repo    storage.Backend
+	cached  *cache.Backend // repo for the timeline's reads: manifests cached
 	shipper Shipper
 	snapSch cron.Schedule
 	drilSch cron.Schedule
@@ -279,6 +285,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		a.log.Info("lease taken", "source", s.cfg.Name, "repo", b.Location(), "holder", a.holder, "ttl", a.cfg.LeaseTTL.String())
 		s.repo = l.Guard(storage.Guard(view, hard, func() error { return nil }))
+		s.cached = cache.New(view, cache.Options{})
 		if a.opts.NewShipper != nil && s.cfg.Ship.Enabled {
 			s.shipper, err = a.opts.NewShipper(s.cfg, s.repo)
 			if err != nil {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,6 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"redback/internal/config"
+	"redback/internal/ops"
+	"redback/internal/pitr"
+	"redback/internal/ui"
 )
 
 // Status is the /status document (and, reduced, /healthz's).
@@ -142,22 +144,41 @@ func (a *Agent) handler() http.Handler {
 		if !st.Healthy {
 			code = http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, struct {
+		ui.WriteJSON(w, code, struct {
 			Healthy bool     `json:"healthy"`
 			Reasons []string `json:"reasons,omitempty"`
 		}{st.Healthy, st.Reasons})
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, a.Status())
+		ui.WriteJSON(w, http.StatusOK, a.Status())
 	})
+	ui.Register(mux, ui.Options{Sources: a.timelineSources, Listen: a.cfg.Listen, Token: a.cfg.UIToken,
+		Events: &ops.EventScanner{Options: pitr.Options{Identities: a.opts.Identities}}, Now: a.clock.Now})
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+// timelineSources are the agent's sources as the timeline shows them: their
+// repositories read through a manifest cache, their live shipping state.
+func (a *Agent) timelineSources() []ops.Source {
+	out := make([]ops.Source, 0, len(a.sources))
+	for _, s := range a.sources {
+		s.mu.Lock()
+		every := s.snap.Interval
+		s.mu.Unlock()
+		src := ops.Source{Name: s.cfg.Name, Repo: s.cached, RepoURL: config.Redact(s.cfg.Repo), Address: config.Redact(s.cfg.Source),
+			SnapshotEvery: every, RTOObjective: s.cfg.Drill.RTOObjective.D()}
+		if s.cfg.Ship.Enabled && s.shipper != nil {
+			src.Shipping = func() *ops.Shipping {
+				st := a.sourceStatus(s, a.clock.Now())
+				sh := st.Ship.Status
+				if sh == nil {
+					return nil
+				}
+				return &ops.Shipping{Live: true, Connected: sh.Connected, Following: config.Redact(s.cfg.Source),
+					LagSeconds: sh.LagSeconds, LagBytes: sh.LagBytes, Generation: sh.Generation, Healthy: st.Healthy, Reasons: st.Reasons}
+			}
+		}
+		out = append(out, src)
+	}
+	return out
 }

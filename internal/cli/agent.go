@@ -22,6 +22,7 @@ import (
 	"redback/internal/ship"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
+	"redback/internal/ui"
 )
 
 type agentOpts struct {
@@ -112,11 +113,19 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 	log := slog.New(slog.NewJSONHandler(e.Err, nil))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ids, err := pack.LoadIdentities("", e.getenv)
+	if err != nil {
+		return err
+	}
+	if err := ui.CheckListen(cfg.Listen, cfg.UIToken); err != nil {
+		log.Warn("the recovery timeline (/ and /api/v1/timeline) answers 403 until ui_token is set", "listen", cfg.Listen)
+	}
 	a, err := agent.New(agent.Options{
-		Config:   cfg,
-		Log:      log,
-		Registry: reg,
-		OpenRepo: func(ctx context.Context, u string) (storage.Backend, error) { return openRepo(ctx, e, u) },
+		Identities: ids,
+		Config:     cfg,
+		Log:        log,
+		Registry:   reg,
+		OpenRepo:   func(ctx context.Context, u string) (storage.Backend, error) { return openRepo(ctx, e, u) },
 		Snapshot: func(ctx context.Context, src config.Source, repo storage.Backend) (*catalog.Snapshot, error) {
 			return agentSnapshot(ctx, e, o, log, src, repo)
 		},

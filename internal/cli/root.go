@@ -116,6 +116,7 @@ func verbs(e *env) []*cobra.Command {
 		newLogCmd(e),
 		newMigrateCmd(e),
 		newACLCmd(e),
+		newUICmd(e),
 	}
 }
 

@@ -40,8 +40,13 @@ const (
 
 // Config is the whole agent configuration file.
 type Config struct {
-	// Listen is the HTTP address of /metrics, /healthz and /status.
+	// Listen is the HTTP address of /metrics, /healthz, /status and the
+	// recovery timeline (/ and /api/v1/timeline).
 	Listen string `yaml:"listen"`
+	// UIToken is the bearer token the timeline requires when Listen is off
+	// loopback (without one the timeline answers 403 there). A secret:
+	// never logged or shown.
+	UIToken string `yaml:"ui_token"`
 	// GracePeriod is how long running work may take to finish after
 	// SIGTERM before it is cancelled.
 	GracePeriod Duration `yaml:"grace_period"`
@@ -265,6 +270,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 	// Decode the top level, then each source on top of its defaults.
 	var top struct {
 		Listen      *string     `yaml:"listen"`
+		UIToken     *string     `yaml:"ui_token"`
 		GracePeriod *Duration   `yaml:"grace_period"`
 		LeaseTTL    *Duration   `yaml:"lease_ttl"`
 		Heartbeat   *Heartbeat  `yaml:"heartbeat"`
@@ -275,6 +281,9 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 	}
 	if top.Listen != nil {
 		cfg.Listen = *top.Listen
+	}
+	if top.UIToken != nil {
+		cfg.UIToken = *top.UIToken
 	}
 	if top.GracePeriod != nil {
 		cfg.GracePeriod = *top.GracePeriod

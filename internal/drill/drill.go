@@ -230,7 +230,35 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	}
 	rep.TotalSeconds = opts.Now().Sub(start).Seconds()
 	rep.OK = err == nil && len(rep.Checks) > 0 && len(rep.Failed()) == 0
+	if ctx.Err() == nil {
+		if rerr := record(ctx, opts.Backend, rep, err); rerr != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the drill could not be recorded in the repository: %v", rerr))
+		}
+	}
 	return rep, err
+}
+
+// record leaves the drill's outcome in the repository (catalog.Drill), for
+// the timeline.
+func record(ctx context.Context, b storage.Backend, rep *Report, err error) error {
+	d := &catalog.Drill{Time: rep.Started, OK: rep.OK, Kind: PointSnapshot, Snapshot: rep.Snapshot,
+		RTOSeconds: rep.RTOSeconds, RTOObjectiveSeconds: rep.RTOObjectiveSeconds, RTOMet: rep.RTOMet,
+		DigestMatch: rep.DigestMatch, RawBytes: rep.RawBytes}
+	if d.Time.IsZero() {
+		d.Time = time.Now()
+	}
+	if rep.Point != nil {
+		d.Kind, d.Point = rep.Point.Kind, rep.Point.Time
+	}
+	var failed []string
+	for _, c := range rep.Failed() {
+		failed = append(failed, c.Name+": "+c.Detail)
+	}
+	if err != nil {
+		failed = append(failed, err.Error())
+	}
+	d.Detail = strings.Join(failed, "; ")
+	return catalog.PutDrill(ctx, b, d)
 }
 
 // snapshot drills snap; notes start the report's notes.

@@ -1,0 +1,176 @@
+// Package ui serves the recovery timeline: GET /api/v1/timeline (the
+// operations layer's TimelineDoc as JSON) and, at /, a single page that
+// draws it (assets embedded, nothing loaded from elsewhere, so it works
+// air-gapped). It is read-only: no route changes anything.
+//
+// It binds loopback by default. On any other address every API request
+// must carry "Authorization: Bearer <token>" (the page reads the token from
+// its URL fragment, #token=..., which browsers never send to the server).
+package ui
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"redback/internal/ops"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// DefaultListen is `redback ui`'s address.
+const DefaultListen = "127.0.0.1:9478"
+
+// Options configure a Handler.
+type Options struct {
+	// Sources returns the sources to show (called per request).
+	Sources func() []ops.Source
+	// Listen is the address the server binds; off loopback, Token is
+	// required.
+	Listen string
+	// Token is the bearer token API requests must carry off loopback.
+	Token string
+	// Events caches the log scan between requests; nil makes one.
+	Events *ops.EventScanner
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// ErrTokenRequired is returned by CheckListen for an address off loopback
+// without a token.
+var ErrTokenRequired = errors.New("the timeline listens off loopback: a bearer token is required (ui_token in the config, --token for redback ui)")
+
+// Loopback reports whether the listen address binds only loopback
+// (127.0.0.0/8, ::1 or localhost). An empty host binds every address.
+func Loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = listen
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckListen returns ErrTokenRequired when listen is off loopback and
+// token is empty.
+func CheckListen(listen, token string) error {
+	if !Loopback(listen) && token == "" {
+		return ErrTokenRequired
+	}
+	return nil
+}
+
+// Register adds the timeline's routes (GET /, /assets/, /api/v1/timeline)
+// to mux.
+func Register(mux *http.ServeMux, o Options) {
+	if o.Events == nil {
+		o.Events = &ops.EventScanner{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	static, _ := fs.Sub(assets, "assets")
+	files := http.FileServerFS(static)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/"
+		noCache(w)
+		files.ServeHTTP(w, r2)
+	})
+	mux.Handle("GET /assets/", http.StripPrefix("/assets", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noCache(w)
+		files.ServeHTTP(w, r)
+	})))
+	mux.Handle("GET /api/v1/timeline", o.authorize(http.HandlerFunc(o.timeline)))
+}
+
+// Handler is a mux with only the timeline's routes.
+func Handler(o Options) http.Handler {
+	mux := http.NewServeMux()
+	Register(mux, o)
+	return mux
+}
+
+func noCache(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+}
+
+// authorize refuses API requests without the token when the server is off
+// loopback.
+func (o Options) authorize(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !Loopback(o.Listen) {
+			if o.Token == "" {
+				writeError(w, http.StatusForbidden, ErrTokenRequired.Error())
+				return
+			}
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(o.Token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="redback"`)
+				writeError(w, http.StatusUnauthorized, "a bearer token is required (open the page as /#token=TOKEN)")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (o Options) timeline(w http.ResponseWriter, r *http.Request) {
+	q := ops.Query{Name: r.URL.Query().Get("name")}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if s := r.URL.Query().Get(p.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s=%q: want an RFC 3339 time such as 2026-11-25T14:03:12Z", p.name, s))
+				return
+			}
+			*p.t = t
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	doc, err := ops.Timeline(ctx, o.Sources(), q, o.Events, o.Now())
+	var unknown *ops.UnknownSourceError
+	switch {
+	case errors.As(err, &unknown):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, doc)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	WriteJSON(w, code, struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+// WriteJSON writes v as indented JSON with status code, never cached.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
