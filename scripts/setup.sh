@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs what redback's demo and tests need on a fresh Debian machine with Go:
-# redis-server and redis-tools (Debian packages), versitygw (a real S3
-# server for the S3 backend tests), and the newer servers the tests also run
-# against -- Redis 8.0, Valkey 8.1 and 9.1, unpacked from Debian's packages
-# into a cache dir by scripts/servers.sh (REDBACK_SKIP_SERVERS=1 skips them).
-# Idempotent: it only installs what is missing.
+# redis-server and redis-tools (Debian packages), chromium (the timeline
+# page's browser tests; REDBACK_SKIP_BROWSER=1 skips it), versitygw (a real
+# S3 server for the S3 backend tests), and the newer servers the tests also
+# run against -- Redis 8.0, Valkey 8.1 and 9.1, unpacked from Debian's
+# packages into a cache dir by scripts/servers.sh (REDBACK_SKIP_SERVERS=1
+# skips them). Idempotent: it only installs what is missing.
 set -euo pipefail
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-check-aof >/dev/null 2>&1 || need_apt+=(redis-tools)
+if [ "${REDBACK_SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  need_apt+=(chromium)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every redback test: unit, integration against real redis-server and a
-# real S3 server (versitygw), then a short time-boxed fuzz pass per parser.
+# real S3 server (versitygw), the timeline page in headless Chromium, then a
+# short time-boxed fuzz pass per parser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +14,9 @@ if [ "${REDBACK_SKIP_SERVERS:-0}" != 1 ]; then
 fi
 export REDBACK_TEST_REQUIRE_REDIS=${REDBACK_TEST_REQUIRE_REDIS:-1}
 export REDBACK_TEST_REQUIRE_S3=${REDBACK_TEST_REQUIRE_S3:-1}
+if [ "${REDBACK_SKIP_BROWSER:-0}" != 1 ]; then
+  export REDBACK_TEST_REQUIRE_CHROMIUM=${REDBACK_TEST_REQUIRE_CHROMIUM:-1}
+fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -race -timeout 25m ./...
