@@ -210,6 +210,9 @@ func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, ta
 		return writeJSONResult(e, j, rerr)
 	}
 	printKeyFailures(e, res)
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.Err, "note: %s\n", n)
+	}
 	if rerr != nil && res.Bytes == 0 && res.KeysRestored == 0 {
 		return rerr // stopped before reading the source: no summary
 	}

@@ -202,9 +202,6 @@ func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
 		for _, n := range p.Notes {
 			fmt.Fprintf(e.Err, "note: %s\n", n)
 		}
-		if o.ToDir != "" {
-			fmt.Fprintf(e.Err, "note: %s/%s is a multi-part AOF: start the server with --appendonly yes --dir %s\n", o.ToDir, pitr.AOFDirName, o.ToDir)
-		}
 	}
 	res, rerr := run(ctx, p)
 	if res == nil {
@@ -245,5 +242,9 @@ func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
 	}
 	fmt.Fprintf(e.Out, "restored generation %s to %s: base %d keys, %d commands replayed (%s) in %.1fs\n",
 		p.Generation.ID, dest, keys, res.Commands, humanBytes(res.Bytes), dur)
+	if o.ToDir != "" {
+		// only now: a refused or failed restore prints no instructions
+		fmt.Fprintf(e.Err, "note: %s/%s is a multi-part AOF: start the server with --appendonly yes --dir %s\n", o.ToDir, pitr.AOFDirName, o.ToDir)
+	}
 	return nil
 }

@@ -188,6 +188,37 @@ func TestRestorePITR_CLI(t *testing.T) {
 		}
 		s.Stop()
 	}
+	// A second point-in-time restore into the same dir is refused before
+	// any instructions are printed; --force replaces it.
+	again := t.TempDir()
+	if code, out, errs := runPITRCLI(t, "restore", "--repo", r.dir, "--at", "latest", "--to-dir", again); code != ExitOK || !strings.Contains(errs, "--appendonly yes") {
+		t.Fatalf("first: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = runPITRCLI(t, "restore", "--repo", r.dir, "--at", "latest", "--to-dir", again)
+	if code != ExitFailure || strings.Contains(errs, "--appendonly yes") || !strings.Contains(errs, "--force") {
+		t.Errorf("second: exit %d, want 1 naming --force and no instructions\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs := runPITRCLI(t, "restore", "--repo", r.dir, "--at", "latest", "--to-dir", again, "--force"); code != ExitOK {
+		t.Errorf("--force: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// A snapshot restore --to-dir into a dir with a stale appendonlydir/
+	// (redis-server would load it instead of dump.rdb): refused; --force
+	// moves it aside and says so.
+	stale := t.TempDir()
+	os.MkdirAll(filepath.Join(stale, "appendonlydir"), 0o755)
+	code, out, errs = runPITRCLI(t, "restore", "--repo", r.dir, "--latest", "--to-dir", stale)
+	if code != ExitFailure || !strings.Contains(errs, "appendonlydir") || !strings.Contains(errs, "--force") {
+		t.Errorf("stale appendonlydir: exit %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(stale, "dump.rdb")); err == nil {
+		t.Error("dump.rdb written next to a stale appendonlydir")
+	}
+	code, out, errs = runPITRCLI(t, "restore", "--repo", r.dir, "--latest", "--to-dir", stale, "--force")
+	if _, err := os.Stat(filepath.Join(stale, "appendonlydir")); code != ExitOK || err == nil || !strings.Contains(errs, "moved the stale") {
+		t.Errorf("stale appendonlydir --force: exit %d (appendonlydir: %v)\n%s\n%s", code, err, out, errs)
+	}
+
 	// --at now+1h (the log of this test runs seconds into the future): past the newest durable point, says how far and suggests --at latest
 	code, _, errs = runPITRCLI(t, "restore", "--repo", r.dir, "--at", "now+1h", "--to-dir", t.TempDir())
 	if code != ExitFailure || !strings.Contains(errs, "before it") || !strings.Contains(errs, "--at latest") {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"time"
 
 	"redback/internal/atomicfile"
 	"redback/internal/pack"
@@ -30,7 +31,42 @@ func ToDir(ctx context.Context, src Source, dir string, o Options) (*Result, err
 	if !st.IsDir() {
 		return &Result{}, fmt.Errorf("target dir %s is not a directory", dir)
 	}
-	return ToFile(ctx, src, filepath.Join(dir, "dump.rdb"), o)
+	moved, err := staleAOF(dir, o.Force)
+	if err != nil {
+		return &Result{}, err
+	}
+	res, err := ToFile(ctx, src, filepath.Join(dir, "dump.rdb"), o)
+	for _, m := range moved {
+		res.note("%s", m)
+	}
+	return res, err
+}
+
+// staleAOFNames are what a redis-server with appendonly yes loads instead
+// of dump.rdb: the multi-part AOF dir (7.0+) and the single file (older).
+var staleAOFNames = []string{"appendonlydir", "appendonly.aof"}
+
+// staleAOF refuses a dir that holds an AOF (redis-server would load it, not
+// the restored dump.rdb) unless force, which moves it aside to
+// NAME.stale-<unix seconds>: never deleted, never silently kept.
+func staleAOF(dir string, force bool) (moved []string, err error) {
+	for _, name := range staleAOFNames {
+		p := filepath.Join(dir, name)
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return moved, err
+		}
+		if !force {
+			return moved, fmt.Errorf("%s: %w: a redis-server with appendonly yes would load it instead of the restored dump.rdb; remove it, or give --force to move it aside", p, ErrExists)
+		}
+		aside := fmt.Sprintf("%s.stale-%d", p, time.Now().Unix())
+		if err := os.Rename(p, aside); err != nil {
+			return moved, fmt.Errorf("move the stale %s aside: %w", p, err)
+		}
+		moved = append(moved, fmt.Sprintf("moved the stale %s aside to %s (redis-server would have loaded it instead of dump.rdb)", p, aside))
+	}
+	return moved, nil
 }
 
 // ToFile writes src (decrypted and decompressed by its Open) as a plain RDB
