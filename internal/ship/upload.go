@@ -132,15 +132,20 @@ func (u *uploader) take() (j *job, finished bool) {
 }
 
 // run processes jobs until close was called and every job completed, or
-// ctx ends.
+// ctx ends, or a job failed for good (the lease was lost): then the other
+// workers stop too.
 func (u *uploader) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, u.workers)
 	for i := 0; i < u.workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = u.worker(ctx)
+			if errs[i] = u.worker(ctx); errs[i] != nil {
+				cancel()
+			}
 		}()
 	}
 	wg.Wait()
