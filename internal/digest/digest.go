@@ -83,8 +83,9 @@ type Digest struct {
 	finBlk [64]byte // that term padded: finAcc ⊕= SHA1(t)
 	finOut sum
 
-	scratch []byte
-	visitor rdb.Visitor
+	scratch    []byte
+	visitor    rdb.Visitor
+	valkeyHash bool // the value being added is Valkey's hash with field TTLs
 }
 
 // New returns an empty Digest.
@@ -111,7 +112,9 @@ func New(opts Options) *Digest {
 			x := d.newElem(hashElem)
 			x.e = d.fieldTerm(f)
 			x.m.set(v)
-			x.hexpire = expireAt != 0
+			// Redis mixes "!!hexpire!!" into a field with a TTL; Valkey
+			// (its own hash type) does not.
+			x.hexpire = expireAt != 0 && !d.valkeyHash
 			d.addElem(x)
 			return nil
 		},
@@ -272,6 +275,7 @@ func (d *Digest) object(rec *rdb.Record) error {
 		// the value so damage is reported.
 		v = &rdb.Visitor{}
 	}
+	d.valkeyHash = rec.Type == rdb.TypeValkeyHash2
 	if err := rdb.Decode(rec.Type, rec.Value, v); err != nil {
 		d.dropValue()
 		return keyError(rec, err)

@@ -139,7 +139,7 @@ func Run(ctx context.Context, from, to *redisurl.URL, o Options) (*Result, error
 	if in.Cluster {
 		return res, &SourceError{Addr: ctl.Addr(), Msg: "the source runs in cluster mode: SCAN sees only this node's keys; migrate from each node (or restore from a snapshot) instead"}
 	}
-	version, err := restore.RDBVersionFor(in.Version)
+	version, err := restore.DumpVersion(in.Version, in.Valkey)
 	if err != nil {
 		return res, &SourceError{Addr: ctl.Addr(), Msg: "INFO server", Err: err}
 	}
@@ -497,7 +497,7 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 			expire = t0 + e
 		}
 		b.recs = append(b.recs, rdb.Record{
-			Kind: rdb.RecordKey, DB: b.db, Key: b.key(i), Type: rdb.Type(payload[0]),
+			Kind: rdb.RecordKey, DB: b.db, Key: b.key(i), Type: rdb.PayloadType(payload),
 			Value: payload[1 : len(payload)-10], Expire: expire, Idle: -1, Freq: -1,
 		})
 	}

@@ -101,7 +101,7 @@ func KindOf(t Type) (Kind, bool) {
 	case TypeZSet, TypeZSet2, TypeZSetZiplist, TypeZSetListpack:
 		return KindZSet, true
 	case TypeHash, TypeHashZipmap, TypeHashZiplist, TypeHashListpack,
-		TypeHashMetadataPreGA, TypeHashListpackExPreGA, TypeHashMetadata, TypeHashListpackEx:
+		TypeHashMetadataPreGA, TypeHashListpackExPreGA, TypeHashMetadata, TypeHashListpackEx, TypeValkeyHash2:
 		return KindHash, true
 	case TypeModulePreGA, TypeModule2:
 		return KindModule, true
@@ -331,6 +331,8 @@ func (d *decoder) walk(t Type, raw []byte, v *Visitor) error {
 		err = d.stream(t, v)
 	case TypeHashMetadataPreGA, TypeHashMetadata:
 		err = d.hashMetadata(t, v.HashField)
+	case TypeValkeyHash2:
+		err = d.hashValkey(v.HashField)
 	case TypeHashListpackExPreGA, TypeHashListpackEx:
 		if t == TypeHashListpackEx {
 			if _, err = d.int64LE(); err != nil {
@@ -496,6 +498,43 @@ func (d *decoder) hashMetadata(t Type, cb func(f, v []byte, exp int64) error) er
 		exp := int64(ttl)
 		if t == TypeHashMetadata && ttl != 0 {
 			exp = minExp + int64(ttl) - 1
+		}
+		if cb != nil {
+			if err := cb(f, val, exp); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hashValkey walks Valkey's RDB_TYPE_HASH_2: a count, then per field its
+// name, value and absolute expire time in unix ms (8 bytes little-endian,
+// -1 for none).
+func (d *decoder) hashValkey(cb func(f, v []byte, exp int64) error) error {
+	n, err := d.count("hash length", 10)
+	if err != nil {
+		return err
+	}
+	for range n {
+		f, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		d.dups.add(f)
+		val, _, _, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		exp, err := d.int64LE()
+		if err != nil {
+			return err
+		}
+		if exp < -1 {
+			return errAt(d.p-8, "field TTL %d: want -1 or a unix time in ms", exp)
+		}
+		if exp == -1 {
+			exp = 0
 		}
 		if cb != nil {
 			if err := cb(f, val, exp); err != nil {

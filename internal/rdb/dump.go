@@ -12,7 +12,7 @@ func DumpPayload(t Type, raw []byte, version uint16) []byte {
 // AppendDumpPayload is DumpPayload appending to dst.
 func AppendDumpPayload(dst []byte, t Type, raw []byte, version uint16) []byte {
 	start := len(dst)
-	dst = append(dst, byte(t))
+	dst = append(dst, t.Wire())
 	dst = append(dst, raw...)
 	dst = binary.LittleEndian.AppendUint16(dst, version)
 	return binary.LittleEndian.AppendUint64(dst, CRC64(0, dst[start:]))
@@ -30,5 +30,15 @@ func ParseDumpPayload(p []byte) (t Type, raw []byte, version uint16, err error) 
 	if c := CRC64(0, p[:n]); c != stored {
 		return 0, nil, 0, &FormatError{Offset: int64(n), Err: checksumErr(stored, c)}
 	}
-	return Type(p[0]), p[1 : n-2], binary.LittleEndian.Uint16(p[n-2:]), nil
+	version = binary.LittleEndian.Uint16(p[n-2:])
+	t, _ = TypeOf(p[0], ValkeyNumbering(int(version)))
+	return t, p[1 : n-2], version, nil
+}
+
+// PayloadType is the Type of a DUMP payload of at least 11 bytes, its type
+// byte read in the numbering its footer version says (Valkey's from 80).
+func PayloadType(p []byte) Type {
+	v := binary.LittleEndian.Uint16(p[len(p)-10:])
+	t, _ := TypeOf(p[0], ValkeyNumbering(int(v)))
+	return t
 }

@@ -291,6 +291,20 @@ func fixtures() []fixture {
 			w.SelectDB(0)
 			return w.WriteKey([]byte("k"), TypeString, EncodeString([]byte("v")), -1, -1, -1)
 		}, want: []string{"aux valkey-ver=9.0.0", "selectdb 0", "key db=0 \"k\" type=0", "  v"}},
+		// Valkey 9's hash with field TTLs: byte 22, which Redis gives
+		// TYPE_HASH_METADATA_PRE_GA; field, value, expire ms (LE, -1 none).
+		{name: "valkey80-hash2", version: 80, checksum: ChecksumOK, build: func(w *Writer) error {
+			w.WriteAux([]byte("valkey-ver"), []byte("9.1.2"))
+			w.SelectDB(0)
+			v := AppendLen(nil, 2)
+			v = append(AppendString(AppendString(v, []byte("a")), []byte("1")), binaryLE(1700000000000)...)
+			v = append(AppendString(AppendString(v, []byte("b")), []byte("2")), binaryLE(-1)...)
+			if err := w.WriteKey([]byte("h"), TypeValkeyHash2, v, -1, -1, -1); err != nil {
+				return err
+			}
+			return w.WriteKey([]byte("s"), TypeSetListpack, EncodeBlob(BuildListpack(bs("m"))), -1, -1, -1)
+		}, want: []string{"aux valkey-ver=9.1.2", "selectdb 0", "key db=0 \"h\" type=150", "  a=1@1700000000000", "  b=2",
+			"key db=0 \"s\" type=20", "  m"}},
 		{name: "zero-crc", version: 10, noCRC: true, checksum: ChecksumNotComputed, build: func(w *Writer) error {
 			w.SelectDB(1)
 			return w.WriteKey([]byte("k"), TypeString, EncodeString([]byte("12")), -1, -1, -1)

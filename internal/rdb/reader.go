@@ -377,6 +377,14 @@ func (r *Reader) sValue(t Type) error {
 			}
 			return r.sStrs2()
 		})
+	case TypeValkeyHash2:
+		return r.sRepeat("hash length", func() error {
+			if err := r.sStrs2(); err != nil {
+				return err
+			}
+			_, err := r.fixed(8)
+			return err
+		})
 	}
 	return errAt(int(r.Offset()), "unknown object type %d", t)
 }
@@ -623,18 +631,20 @@ func (r *Reader) next() (*Record, error) {
 				}
 			}
 		default:
-			if _, ok := KindOf(Type(op)); !ok {
+			t, ok := TypeOf(op, r.valkey)
+			if !ok {
 				return nil, &FormatError{Offset: off, Err: fmt.Errorf("unknown opcode or object type 0x%02x", op)}
 			}
 			keyRec = true
-			err = r.keyRecord(rec, Type(op))
+			err = r.keyRecord(rec, t)
 			if prefix >= 0 {
 				rec.Offset = prefix
 			}
 		}
 		if err != nil {
 			if keyRec {
-				return nil, toFormatError(err, 0, r.key, Type(op))
+				t, _ := TypeOf(op, r.valkey)
+				return nil, toFormatError(err, 0, r.key, t)
 			}
 			return nil, toFormatError(err, 0, nil, 0)
 		}

@@ -35,7 +35,43 @@ const (
 	TypeHashListpackExPreGA Type = 23
 	TypeHashMetadata        Type = 24
 	TypeHashListpackEx      Type = 25
+
+	// TypeValkeyHash2 is Valkey's RDB_TYPE_HASH_2 (a hash with field
+	// TTLs, Valkey 9.0, RDB 80): byte 22 in Valkey's numbering, where Redis
+	// gives 22 another meaning. Inside this package and its callers a
+	// Valkey type is told apart by the high bit; Wire gives the byte.
+	TypeValkeyHash2 Type = valkeyTypeBit | 22
 )
+
+// valkeyTypeBit marks the Types that are Valkey's reuse of a number Redis
+// gives another meaning (22–243 under Valkey's "VALKEY" magic, or in a
+// DUMP payload of version 80 and up).
+const valkeyTypeBit = 0x80
+
+// Wire is the type byte as written in the file or payload.
+func (t Type) Wire() byte { return byte(t) &^ valkeyTypeBit }
+
+// Valkey reports whether t is one of Valkey's own type numbers.
+func (t Type) Valkey() bool { return t&valkeyTypeBit != 0 && t < 0xF0 }
+
+// TypeOf maps a type byte read from a file or payload in Valkey's
+// numbering (valkey) or Redis's to its Type; ok is false when the byte is
+// no object type there.
+func TypeOf(b byte, valkey bool) (Type, bool) {
+	t := Type(b)
+	if valkey && b >= 22 && b <= 243 {
+		t = Type(b) | valkeyTypeBit
+	}
+	if b >= valkeyTypeBit {
+		return 0, false
+	}
+	_, ok := KindOf(t)
+	return t, ok
+}
+
+// ValkeyNumbering reports whether an RDB of version v uses Valkey's type
+// numbers (80 and up: Valkey 9's own versions).
+func ValkeyNumbering(v int) bool { return v >= MinValkeyVersion }
 
 // Kind is the logical (in-memory) type of a value. Its numeric values are
 // the ones DEBUG DIGEST mixes in: string 0, list 1, set 2, zset 3, hash 4,

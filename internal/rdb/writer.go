@@ -136,7 +136,7 @@ func (w *Writer) WriteKey(key []byte, t Type, raw []byte, expireMs, idle int64, 
 	if freq >= 0 {
 		b = append(b, opFreq, byte(freq))
 	}
-	b = append(b, byte(t))
+	b = append(b, t.Wire())
 	b = AppendString(b, key)
 	w.scratch = b
 	w.write(b)

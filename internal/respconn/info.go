@@ -8,6 +8,7 @@ import (
 // Info is what callers need to know from a server's INFO reply.
 type Info struct {
 	Version     string        // redis_version
+	Valkey      string        // valkey_version ("" on Redis)
 	Cluster     bool          // cluster_enabled:1
 	Replica     bool          // role:slave
 	PrimaryAddr string        // master_host:master_port, on a replica
@@ -28,6 +29,8 @@ func ParseInfo(text string) Info {
 		switch {
 		case k == "redis_version":
 			in.Version = val
+		case k == "valkey_version":
+			in.Valkey = val
 		case k == "cluster_enabled":
 			in.Cluster = val == "1"
 		case k == "role":

@@ -9,6 +9,7 @@ import (
 	"redback/internal/redisurl"
 	"redback/internal/resp"
 	"redback/internal/respconn"
+	"redback/internal/serverver"
 )
 
 // dial connects to the target, authenticates and checks the server
@@ -68,6 +69,10 @@ func probe(c *respconn.Conn) (Target, error) {
 	t.RedisVersion, t.Cluster, t.Replica, t.PrimaryAddr, t.Keys = in.Version, in.Cluster, in.Replica, in.PrimaryAddr, in.Keys
 	if t.RDBVersion, err = RDBVersionFor(t.RedisVersion); err != nil {
 		return t, &TargetError{Addr: c.Addr(), Msg: "INFO server", Err: err}
+	}
+	if in.Valkey != "" {
+		t.Valkey = in.Valkey
+		t.RDBVersion, t.ValkeyRDB = serverver.RDBVersions("valkey", in.Valkey)
 	}
 	// CONFIG may be renamed or forbidden (managed services): keep defaults.
 	if v, err := c.Do("CONFIG", "GET", "proto-max-bulk-len"); err == nil && len(v.Array) == 2 {

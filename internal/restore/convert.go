@@ -103,7 +103,7 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 			if expireAt == 0 {
 				return cv.add("HSET", f, val)
 			}
-			if x.plan.Target.RDBVersion < 12 {
+			if !x.plan.Target.HashFieldTTL() {
 				fieldTTLs++
 				return cv.add("HSET", f, val)
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"redback/internal/rdb"
+	"redback/internal/serverver"
 )
 
 // Conflict says what to do with a key that already exists on the target.
@@ -128,8 +129,10 @@ func (f *Filter) collision(srcDBs []int) (a, b, to int, found bool) {
 type Target struct {
 	Address      string // redacted, for messages
 	RedisVersion string
-	RDBVersion   int   // the newest RDB/DUMP version it loads
-	MaxBulkLen   int64 // proto-max-bulk-len
+	RDBVersion   int    // the newest RDB/DUMP version it loads in Redis's numbering (up to 79)
+	Valkey       string // valkey_version, "" on Redis
+	ValkeyRDB    int    // the newest version of Valkey's own numbering it loads (80 and up), 0 if none
+	MaxBulkLen   int64  // proto-max-bulk-len
 	Databases    int
 	Cluster      bool
 	Replica      bool   // role:slave
@@ -184,6 +187,49 @@ func Understands(v int, t rdb.Type) bool {
 		return v >= 12
 	}
 	return false
+}
+
+// HashFieldTTL reports whether the target keeps hash-field TTLs (Redis
+// 7.4 and later, Valkey 9.0 and later).
+func (t Target) HashFieldTTL() bool { return t.RDBVersion >= 12 || t.ValkeyRDB >= 80 }
+
+// DumpVersion is the DUMP version a server writes: Redis's RDB version
+// for redisVersion, or for Valkey (valkeyVersion set) 80 from 9.0 on and
+// 11 before.
+func DumpVersion(redisVersion, valkeyVersion string) (int, error) {
+	if valkeyVersion != "" {
+		r, v := serverver.RDBVersions("valkey", valkeyVersion)
+		return max(r, v), nil
+	}
+	return RDBVersionFor(redisVersion)
+}
+
+// Understands reports whether the target loads object type t: a Valkey
+// type only in Valkey's own numbering, Redis's types of RDB 12 and later
+// only on Redis.
+func (t Target) Understands(typ rdb.Type) bool {
+	if typ.Valkey() {
+		return typ == rdb.TypeValkeyHash2 && t.ValkeyRDB >= 80
+	}
+	return Understands(t.RDBVersion, typ)
+}
+
+// Loads reports whether the target loads a payload of DUMP version v as
+// it is (Valkey refuses Redis's 12–79).
+func (t Target) Loads(v int) bool {
+	if v >= 80 {
+		return v <= t.ValkeyRDB
+	}
+	return v <= t.RDBVersion
+}
+
+// Footer is the DUMP version a relabelled payload carries: the target's
+// own numbering.
+func (t Target) Footer() int {
+	if t.ValkeyRDB > 0 {
+		return t.ValkeyRDB
+	}
+	return t.RDBVersion
 }
 
 // Action is what Plan.Decide chose for one key.
@@ -255,7 +301,7 @@ func NewPlan(srcVersion int, srcDBs []int, t Target, f Filter, c Conflict) (*Pla
 	}
 	p := &Plan{Filter: f, Conflict: c, Target: t, SourceVersion: srcVersion}
 	p.Footer = uint16(min(srcVersion, 0xffff))
-	p.RewriteFooter = uint16(t.RDBVersion)
+	p.RewriteFooter = uint16(t.Footer())
 	if t.Databases > 0 {
 		check := func(db int) error {
 			if to := f.TargetDB(db); to >= t.Databases {
@@ -327,13 +373,13 @@ func (p *Plan) Decide(db int, key []byte, t rdb.Type, expire int64, payloadLen i
 	if expire >= 0 && expire <= nowMs {
 		return ActionExpired
 	}
-	if !Understands(p.Target.RDBVersion, t) {
+	if !p.Target.Understands(t) {
 		return ActionConvert
 	}
 	if p.Target.MaxBulkLen > 0 && payloadLen > p.Target.MaxBulkLen {
 		return ActionConvert
 	}
-	if p.SourceVersion > p.Target.RDBVersion {
+	if !p.Target.Loads(p.SourceVersion) {
 		return ActionRewriteFooter
 	}
 	return ActionRestore

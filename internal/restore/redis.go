@@ -422,8 +422,8 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	b.buf = appendBulkInt(b.buf, ttl)
 	b.buf = append(b.buf, '$')
 	b.buf = strconv.AppendInt(b.buf, payloadLen, 10)
-	b.buf = append(b.buf, '\r', '\n', byte(rec.Type))
-	crc := rdb.CRC64(0, []byte{byte(rec.Type)})
+	b.buf = append(b.buf, '\r', '\n', rec.Type.Wire())
+	crc := rdb.CRC64(0, []byte{rec.Type.Wire()})
 	crc = rdb.CRC64(crc, rec.Value)
 	var ft [10]byte
 	binary.LittleEndian.PutUint16(ft[:2], footer)
