@@ -2,8 +2,10 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,8 +81,49 @@ type Segment struct {
 	Index      []Checkpoint `json:"index"`
 }
 
-// Checkpoint is one entry of a segment's index: [aof_pos, offset, unix_ms].
-type Checkpoint [3]int64
+// Checkpoint is one entry of a segment's index: [aof_pos, offset, unix_ms]
+// or [aof_pos, offset, unix_ms, from_ms]. With from_ms (> 0) the commands
+// from this checkpoint to the next ran at a time only known to lie in
+// (from_ms, unix_ms]: they were re-sent by the primary after the shipper
+// reconnected (or sent after a full sync's snapshot), so their receive time
+// says nothing about when they ran. Readers older than the field read
+// unix_ms, the upper bound.
+type Checkpoint [4]int64
+
+// MarshalJSON writes the 3-element form when FromMs is 0.
+func (c Checkpoint) MarshalJSON() ([]byte, error) {
+	n := 3
+	if c[3] != 0 {
+		n = 4
+	}
+	b := make([]byte, 0, 64)
+	b = append(b, '[')
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, c[i], 10)
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads the 3- or 4-element form.
+func (c *Checkpoint) UnmarshalJSON(data []byte) error {
+	var v []int64
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	if len(v) != 3 && len(v) != 4 {
+		return fmt.Errorf("index checkpoint %s: want 3 or 4 numbers", data)
+	}
+	*c = Checkpoint{}
+	copy(c[:], v)
+	return nil
+}
+
+// FromMs is the exclusive lower bound of the time of the commands from
+// this checkpoint on (0: their time UnixMs is known).
+func (c Checkpoint) FromMs() int64 { return c[3] }
 
 // AOFPos is the byte position in the raw (uncompressed) AOF.
 func (c Checkpoint) AOFPos() int64 { return c[0] }

@@ -39,6 +39,9 @@ func printWindows(w io.Writer, ws []pitr.Window) {
 				state += fmt.Sprintf("; log missing %d-%d", g.From, g.To)
 			}
 		}
+		for _, u := range x.Uncertain {
+			state += fmt.Sprintf("; times uncertain %s-%s", fmtWindowTime(u.From), fmtWindowTime(u.To))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d-%d\t%d\t%d\t%s\n", x.Generation, fmtWindowTime(x.From), fmtWindowTime(x.To),
 			x.FromOffset, x.ToOffset, x.Segments, x.Commands, state)
 	}

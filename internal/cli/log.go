@@ -69,16 +69,19 @@ then
 
 // logJSON is one line of `redback log --json`.
 type logJSON struct {
-	Time          time.Time `json:"time"`
-	UnixMs        int64     `json:"unix_ms"`
-	Offset        int64     `json:"offset"`
-	Size          int64     `json:"size"`
-	DB            int       `json:"db"`
-	Generation    string    `json:"generation"`
-	Name          string    `json:"name"`
-	Args          []string  `json:"args"` // arguments after the name, each cut to --max-arg bytes
-	ArgsTotal     int       `json:"args_total"`
-	InTransaction bool      `json:"in_transaction"`
+	Time   time.Time `json:"time"`
+	UnixMs int64     `json:"unix_ms"`
+	// TimeFrom, when set, says the command ran at a time only known to
+	// lie after it and at or before time (see docs/format.md).
+	TimeFrom      *time.Time `json:"time_from,omitempty"`
+	Offset        int64      `json:"offset"`
+	Size          int64      `json:"size"`
+	DB            int        `json:"db"`
+	Generation    string     `json:"generation"`
+	Name          string     `json:"name"`
+	Args          []string   `json:"args"` // arguments after the name, each cut to --max-arg bytes
+	ArgsTotal     int        `json:"args_total"`
+	InTransaction bool       `json:"in_transaction"`
 }
 
 func runLog(ctx context.Context, e *env, o *logOptions) error {
@@ -129,6 +132,9 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 		if o.JSON {
 			j := logJSON{Time: c.Time, UnixMs: c.Time.UnixMilli(), Offset: c.Offset, Size: c.Size, DB: c.DB, Generation: c.Generation,
 				Name: c.Name, Args: []string{}, ArgsTotal: len(c.Args) - 1, InTransaction: c.InTransaction}
+			if !c.TimeFrom.IsZero() {
+				j.TimeFrom = &c.TimeFrom
+			}
 			for _, a := range c.Args[1:] {
 				if len(a) > o.MaxArg {
 					a = a[:o.MaxArg]
@@ -140,6 +146,9 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 		tx := ""
 		if c.InTransaction {
 			tx = " tx"
+		}
+		if !c.TimeFrom.IsZero() {
+			tx += "  (ran between " + fmtWindowTime(c.TimeFrom) + " and " + fmtWindowTime(c.Time) + ")"
 		}
 		_, err := fmt.Fprintf(e.Out, "%s  %-12d  %-2d  %-33s  %s%s\n", fmtWindowTime(c.Time), c.Offset, c.DB, c.Generation, pitr.Display(c.Args, o.MaxArg, 16), tx)
 		return err

@@ -27,6 +27,7 @@ type pitrFlags struct {
 	Generation    string
 	Skip          []string
 	RedisServer   string
+	Uncertain     string
 }
 
 func (p *pitrFlags) addFlags(fs *pflag.FlagSet) {
@@ -38,12 +39,13 @@ func (p *pitrFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&p.ToOffset, "to-offset", "", "point in time: the state at replication offset `N` (the last command boundary at or before it)")
 	fs.StringVar(&p.Generation, "generation", "", "with a point in time: search only this log generation `ID`")
 	fs.StringVar(&p.RedisServer, "redis-server", "", "with a point in time: server binary that rebuilds the point (default: the redis-server or valkey-server on PATH, versioned names too, that loads the base snapshot's RDB version)")
+	fs.StringVar(&p.Uncertain, "uncertain", "", "with --at: when the time falls inside an interval where the log only bounds when commands ran (re-sent after a reconnect), restore the state before them (`earliest`) or after them (latest) instead of refusing")
 	fs.StringArrayVar(&p.Skip, "skip-command-at", nil, "surgical undo: replay everything except the command at `OFFSET` (see 'redback log'; repeatable); later commands are replayed as they were")
 }
 
 // requested reports whether any point-in-time flag was given.
 func (p *pitrFlags) requested() bool {
-	return p.At != "" || p.LatestPoint || p.BeforeCommand != "" || p.ToOffset != "" || len(p.Skip) > 0 || p.After != "" || p.Key != "" || p.Generation != ""
+	return p.At != "" || p.LatestPoint || p.BeforeCommand != "" || p.ToOffset != "" || len(p.Skip) > 0 || p.After != "" || p.Key != "" || p.Generation != "" || p.Uncertain != ""
 }
 
 // target builds the pitr target from the flags.
@@ -63,6 +65,14 @@ func (p *pitrFlags) target() (pitr.Target, error) {
 	}
 	if (p.After != "" || p.Key != "") && p.BeforeCommand == "" {
 		return pitr.Target{}, usagef("redback restore --repo URL --before-command DEL --key 'user:*' --after 2026-11-25T14:00:00Z --to-redis URL", "--after and --key go with --before-command")
+	}
+	switch p.Uncertain {
+	case "", pitr.UncertainEarliest, pitr.UncertainLatest:
+	default:
+		return pitr.Target{}, usagef("redback restore --repo URL --at TIME --uncertain earliest --to-dir DIR", "--uncertain takes earliest or latest, got %q", p.Uncertain)
+	}
+	if p.Uncertain != "" && p.At == "" {
+		return pitr.Target{}, usagef("redback restore --repo URL --at TIME --uncertain earliest --to-dir DIR", "--uncertain goes with --at")
 	}
 	var t pitr.Target
 	switch {
@@ -95,6 +105,7 @@ func (p *pitrFlags) target() (pitr.Target, error) {
 		t = pitr.AtOffset(off)
 	}
 	t.Generation = p.Generation
+	t.Uncertain = p.Uncertain
 	for _, v := range p.Skip {
 		off, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || off < 0 {

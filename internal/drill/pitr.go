@@ -92,6 +92,13 @@ func (r *drillRun) point() (*Report, error) {
 		target.Generation = newest.Generation
 		plan, perr = pitr.NewPlan(ctx, opts.Backend, target, pitr.Options{Identities: opts.Identities})
 	}
+	if errors.Is(perr, pitr.ErrUncertain) {
+		// Inside an interval where the log only bounds when commands ran:
+		// drill the exact point before it.
+		rep.Notes = append(rep.Notes, perr.Error()+": the earliest side is drilled")
+		target.Uncertain = pitr.UncertainEarliest
+		plan, perr = pitr.NewPlan(ctx, opts.Backend, target, pitr.Options{Identities: opts.Identities})
+	}
 	switch {
 	case perr == nil:
 	case ctx.Err() != nil:
@@ -111,6 +118,16 @@ func (r *drillRun) point() (*Report, error) {
 		return rep, perr
 	}
 	rep.Notes = append(rep.Notes, plan.Notes...)
+	for _, w := range windows {
+		if w.Generation == plan.Generation.ID && len(w.Uncertain) > 0 {
+			var us []string
+			for _, u := range w.Uncertain {
+				us = append(us, fmtTime(u.From)+" .. "+fmtTime(u.To))
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("generation %s has stretches where commands ran at times only known within an interval (re-sent after a reconnect): %s; a time inside one restores only with --uncertain earliest|latest",
+				w.Generation, strings.Join(us, ", ")))
+		}
+	}
 	base := plan.Base
 	rep.Snapshot, rep.SnapshotTime, rep.Object = base.ID, base.EndTime, base.Object.Key
 	rep.StoredBytes, rep.RawBytes = base.Object.StoredBytes, base.Object.RawBytes

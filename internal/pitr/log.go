@@ -69,6 +69,9 @@ func Log(ctx context.Context, b storage.Backend, f Filter, o Options, fn func(*C
 					return nil
 				}
 				c = Command{Generation: gi.g.ID, Offset: r.Offset, Size: r.Size, Time: msTime(r.Ms), DB: r.DB, Name: r.Name, Args: r.Args, InTransaction: tx}
+				if r.From > 0 {
+					c.TimeFrom = msTime(r.From)
+				}
 				return fn(&c)
 			})
 			if errors.Is(err, errDone) {

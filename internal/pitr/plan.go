@@ -63,7 +63,38 @@ type Target struct {
 	// undo). The rest of the log is replayed as it was, so later commands
 	// may depend on the skipped one: opt-in, and the CLI warns.
 	Skip []int64
+	// Uncertain decides a KindTime target that falls inside an interval
+	// where commands ran at times only known within it (see
+	// catalog.Checkpoint): "" refuses with an *UncertainError,
+	// UncertainEarliest restores the state before those commands,
+	// UncertainLatest the state after them.
+	Uncertain string
 }
+
+// Values of Target.Uncertain.
+const (
+	UncertainEarliest = "earliest"
+	UncertainLatest   = "latest"
+)
+
+// ErrUncertain is wrapped by an *UncertainError.
+var ErrUncertain = errors.New("the time falls inside an interval where the log only bounds when commands ran")
+
+// UncertainError refuses a time target inside an uncertain interval: the
+// commands of (From, To] ran at times only known to lie in it, so the state
+// at the target cannot be known. From and To are the nearest exact points.
+type UncertainError struct {
+	Target     string
+	Generation string
+	From, To   time.Time
+	Commands   int64 // commands whose time is only bounded by the interval
+}
+
+func (e *UncertainError) Error() string {
+	return fmt.Sprintf("%s: %v: in generation %s, %d commands ran at times only known to lie between %s and %s (the source re-sent them after the shipper reconnected, or sent them after a full sync's snapshot); the nearest exact points are --at %s (before them) and --at %s (after them); or pass --uncertain earliest or --uncertain latest to restore to one of those",
+		e.Target, ErrUncertain, e.Generation, e.Commands, fmtTime(e.From), fmtTime(e.To), fmtTime(e.From), fmtTime(e.To))
+}
+func (e *UncertainError) Unwrap() error { return ErrUncertain }
 
 // AtTime is the state after the last command received at or before t.
 func AtTime(t time.Time) Target { return Target{Kind: KindTime, Time: t} }
@@ -112,10 +143,13 @@ type Options struct {
 
 // Command is one command of the log.
 type Command struct {
-	Generation    string    `json:"generation"`
-	Offset        int64     `json:"offset"` // replication offset before the command
-	Size          int64     `json:"size"`   // bytes it occupies in the stream
-	Time          time.Time `json:"time"`   // receive time (ms)
+	Generation string    `json:"generation"`
+	Offset     int64     `json:"offset"` // replication offset before the command
+	Size       int64     `json:"size"`   // bytes it occupies in the stream
+	Time       time.Time `json:"time"`   // receive time (ms); with TimeFrom: the latest it can have run
+	// TimeFrom, when set, says the command's time is only bounded: it ran
+	// after TimeFrom and at or before Time.
+	TimeFrom      time.Time `json:"time_from,omitzero"`
 	DB            int       `json:"db"`
 	Name          string    `json:"name"` // upper-cased
 	Args          [][]byte  `json:"-"`    // all arguments, the name included
@@ -126,7 +160,15 @@ type Command struct {
 }
 
 func (c *Command) String() string {
-	return fmt.Sprintf("%s at %s (offset %d, generation %s, db %d)", Display(c.Args, 64, 8), fmtTime(c.Time), c.Offset, c.Generation, c.DB)
+	return fmt.Sprintf("%s %s (offset %d, generation %s, db %d)", Display(c.Args, 64, 8), c.When(), c.Offset, c.Generation, c.DB)
+}
+
+// When is "at TIME", or "between FROM and TIME" for a bounded time.
+func (c *Command) When() string {
+	if !c.TimeFrom.IsZero() {
+		return "between " + fmtTime(c.TimeFrom) + " and " + fmtTime(c.Time)
+	}
+	return "at " + fmtTime(c.Time)
 }
 
 // Display renders args for humans: each argument quoted when it is not
@@ -192,6 +234,10 @@ type Window struct {
 	ResetFrom   string        `json:"reset_from,omitempty"`
 	ResetReason string        `json:"reset_reason,omitempty"`
 	Gaps        []catalog.Gap `json:"gaps,omitempty"`
+	// Uncertain are the stretches of the window where commands ran at
+	// times only known within an interval (see catalog.Checkpoint): a
+	// time inside one is refused unless --uncertain picks a side.
+	Uncertain []Interval `json:"uncertain,omitempty"`
 	// Problem, when set, says why nothing of this generation can be
 	// restored (its base snapshot is missing or unreadable).
 	Problem string `json:"problem,omitempty"`
@@ -207,7 +253,43 @@ func (w *Window) String() string {
 			s += fmt.Sprintf(", log missing between offsets %d and %d", g.From, g.To)
 		}
 	}
+	for _, u := range w.Uncertain {
+		s += ", " + u.String()
+	}
 	return s
+}
+
+// Interval is a stretch of a window where commands ran at times only known
+// to lie in (From, To]: the source re-sent them after the shipper
+// reconnected (or sent them after a full sync's snapshot).
+type Interval struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+func (u Interval) String() string {
+	return fmt.Sprintf("times uncertain between %s and %s", fmtTime(u.From), fmtTime(u.To))
+}
+
+// uncertain merges the bounded intervals of the chain's checkpoints.
+func (gi *genInfo) uncertain() []Interval {
+	var out []Interval
+	for _, l := range gi.chain {
+		for _, cp := range l.seg.Index {
+			if cp.FromMs() <= 0 {
+				continue
+			}
+			from, to := msTime(cp.FromMs()), msTime(cp.UnixMs())
+			if n := len(out); n > 0 && !from.After(out[n-1].To) {
+				if to.After(out[n-1].To) {
+					out[n-1].To = to
+				}
+				continue
+			}
+			out = append(out, Interval{From: from, To: to})
+		}
+	}
+	return out
 }
 
 // CoverageError says that no generation covers a target, naming each
@@ -308,6 +390,7 @@ func (gi *genInfo) window() Window {
 		return w
 	}
 	w.From, w.To = msTime(gi.fromMs()), msTime(gi.toMs())
+	w.Uncertain = gi.uncertain()
 	if gi.g.Ended && gi.gap == nil && gi.g.EndOffset > gi.end {
 		w.Gaps = append(w.Gaps, catalog.Gap{Generation: gi.g.ID, From: gi.end, To: gi.g.EndOffset})
 	}
@@ -401,10 +484,11 @@ type Plan struct {
 
 // point is where a replay stops: before the command at pos in chain[seg].
 type point struct {
-	seg    int
-	pos    int64
-	offset int64
-	prevMs int64 // receive time of the last command before it
+	seg     int
+	pos     int64
+	offset  int64
+	prevMs  int64 // receive time of the last command before it
+	prevEnd int64 // offset after the last command before it (0: not seen)
 }
 
 // NewPlan picks the generation and base snapshot that cover t, checks the
@@ -439,6 +523,7 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 	p := &Plan{Target: t, b: b, ids: o.Identities, stopPos: -1}
 	var gi *genInfo
 	var cut *txPoint
+	tail := point{seg: -2}
 	var match *record
 	var matchInTx bool
 	switch t.Kind {
@@ -475,7 +560,10 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 			}
 		}
 		if start < len(gi.chain) {
-			cut, _, _, err = gi.findCut(ctx, b, o.Identities, start, func(r *record) bool { return r.Ms > tms })
+			cut, tail, err = gi.timeCut(ctx, b, o.Identities, start, t, p)
+			if err != nil {
+				return nil, err
+			}
 		}
 	case KindOffset:
 		var cands []*genInfo
@@ -577,6 +665,11 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 			p.from = append(p.from, l.from)
 		}
 		p.Offset, p.Time = gi.end, msTime(gi.toMs())
+		if tail.seg == -1 && tail.prevEnd > 0 {
+			// Every command is replayed but control traffic received
+			// after the target follows the last one: stop before it.
+			p.Offset, p.Time = tail.prevEnd, msTime(max(tail.prevMs, gi.fromMs()))
+		}
 	} else {
 		for _, l := range gi.chain[:cut.seg+1] {
 			p.Segments = append(p.Segments, l.seg)
@@ -585,6 +678,12 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 		p.stopPos, p.Offset, p.Time = cut.pos, cut.offset, msTime(max(cut.prevMs, gi.fromMs()))
 		if cut.prevMs == 0 {
 			p.Time = msTime(gi.fromMs())
+		}
+		if t.Kind == KindTime && cut.prevEnd > 0 && !cut.inTx {
+			// Not the control traffic (PING) between the last command
+			// replayed and the first one left out: it may have come after
+			// the target.
+			p.Offset = cut.prevEnd
 		}
 	}
 	if match != nil {
@@ -689,6 +788,9 @@ func pastNewest(gens []*genInfo, t time.Time) string {
 
 func (r *record) command(gen string, inTx bool) *Command {
 	c := &Command{Generation: gen, Offset: r.Offset, Size: r.Size, Time: msTime(r.Ms), DB: r.DB, Name: r.Name, InTransaction: inTx}
+	if r.From > 0 {
+		c.TimeFrom = msTime(r.From)
+	}
 	c.Args = make([][]byte, len(r.Args))
 	for i, a := range r.Args {
 		c.Args[i] = append([]byte(nil), a...)
@@ -703,14 +805,21 @@ func (r *record) command(gen string, inTx bool) *Command {
 // MULTI when that command is inside a transaction. It returns nil when no
 // command stops.
 func (gi *genInfo) findCut(ctx context.Context, b storage.Backend, ids []age.Identity, start int, stop func(*record) bool) (*txPoint, *record, bool, error) {
+	p, m, inTx, _, err := gi.findCutTail(ctx, b, ids, start, stop)
+	return p, m, inTx, err
+}
+
+// findCutTail is findCut that also returns, when no command stops, the
+// point after the last command of the chain (its prevMs and prevEnd).
+func (gi *genInfo) findCutTail(ctx context.Context, b storage.Backend, ids []age.Identity, start int, stop func(*record) bool) (*txPoint, *record, bool, point, error) {
 	from := max(start-1, 0)
 	for {
-		p, m, inTx, orphan, err := gi.walkCut(ctx, b, ids, from, stop)
+		p, m, inTx, tail, orphan, err := gi.walkCut(ctx, b, ids, from, stop)
 		if err != nil || !orphan {
-			return p, m, inTx, err
+			return p, m, inTx, tail, err
 		}
 		if from == 0 {
-			return nil, nil, false, &SegmentError{Key: gi.chain[0].seg.Object.Key, Err: errors.New("EXEC without MULTI")}
+			return nil, nil, false, point{}, &SegmentError{Key: gi.chain[0].seg.Object.Key, Err: errors.New("EXEC without MULTI")}
 		}
 		from-- // the walk began inside a transaction: look further back
 	}
@@ -724,11 +833,12 @@ type txPoint struct {
 
 // walkCut is one attempt of findCut from segment from. orphan reports an
 // EXEC whose MULTI is before from.
-func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Identity, from int, stop func(*record) bool) (cut *txPoint, match *record, inTx, orphan bool, err error) {
+func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Identity, from int, stop func(*record) bool) (cut *txPoint, match *record, inTx bool, tail point, orphan bool, err error) {
 	var (
-		tx     bool
-		multi  point
-		prevMs int64
+		tx      bool
+		multi   point
+		prevMs  int64
+		prevEnd int64
 	)
 	if from > 0 {
 		prevMs = gi.chain[from-1].seg.LastMs
@@ -741,7 +851,7 @@ func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Ide
 			}
 			switch r.Name {
 			case "MULTI":
-				tx, multi = true, point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs}
+				tx, multi = true, point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs, prevEnd: prevEnd}
 			case "EXEC":
 				if !tx {
 					orphan = true
@@ -753,7 +863,7 @@ func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Ide
 				if inTx {
 					cut = &txPoint{point: multi, inTx: true}
 				} else {
-					cut = &txPoint{point: point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs}}
+					cut = &txPoint{point: point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs, prevEnd: prevEnd}}
 				}
 				m := *r
 				m.Args = r.command("", false).Args
@@ -763,17 +873,17 @@ func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Ide
 			if r.Name == "EXEC" {
 				tx = false
 			}
-			prevMs = r.Ms
+			prevMs, prevEnd = r.Ms, r.Offset+r.Size
 			return nil
 		})
 		if errors.Is(err, errStop) {
 			err = nil
 		}
 		if err != nil || orphan {
-			return nil, nil, false, orphan, err
+			return nil, nil, false, point{}, orphan, err
 		}
 	}
-	return cut, match, inTx, false, nil
+	return cut, match, inTx, point{seg: -1, prevMs: prevMs, prevEnd: prevEnd}, false, nil
 }
 
 // resolveSkips finds each offset of Target.Skip among the replayed commands.
@@ -869,4 +979,45 @@ func KeyArgs(args [][]byte) [][]byte {
 		}
 	}
 	return args[1:2]
+}
+
+// timeCut finds the cut of a KindTime target from chain segment start: the
+// point before the first command received after the target. When that
+// command's time is only bounded and the target falls inside its interval,
+// it refuses (*UncertainError) or, with t.Uncertain, moves the cut to the
+// earliest or the latest side and says so in p.Notes.
+func (gi *genInfo) timeCut(ctx context.Context, b storage.Backend, ids []age.Identity, start int, t Target, p *Plan) (*txPoint, point, error) {
+	tms := t.Time.UnixMilli()
+	cut, match, _, tail, err := gi.findCutTail(ctx, b, ids, start, func(r *record) bool { return r.Ms > tms })
+	if err != nil || match == nil || match.From <= 0 || match.From >= tms {
+		return cut, tail, err
+	}
+	// The commands whose interval holds the target: from the match to the
+	// first command known to have run after the target.
+	inside := func(r *record) bool { return r.From > 0 && r.From < tms && r.Ms > tms }
+	var n int64
+	late, _, _, lateTail, err := gi.findCutTail(ctx, b, ids, cut.seg, func(r *record) bool {
+		if r.Offset >= match.Offset && inside(r) {
+			n++
+			return false
+		}
+		return r.Ms > tms
+	})
+	if err != nil {
+		return nil, point{}, err
+	}
+	hi := lateTail.prevMs
+	if late != nil {
+		hi = late.prevMs
+	}
+	ue := &UncertainError{Target: t.String(), Generation: gi.g.ID, From: msTime(match.From), To: msTime(hi), Commands: n}
+	switch t.Uncertain {
+	case UncertainEarliest:
+		p.Notes = append(p.Notes, fmt.Sprintf("%s falls inside %s .. %s, when %d commands ran at times only known within that interval: --uncertain earliest restores the state before them (as at %s)", fmtTime(t.Time), fmtTime(ue.From), fmtTime(ue.To), n, fmtTime(ue.From)))
+		return cut, tail, nil
+	case UncertainLatest:
+		p.Notes = append(p.Notes, fmt.Sprintf("%s falls inside %s .. %s, when %d commands ran at times only known within that interval: --uncertain latest restores the state after them (as at %s)", fmtTime(t.Time), fmtTime(ue.From), fmtTime(ue.To), n, fmtTime(ue.To)))
+		return late, lateTail, nil
+	}
+	return nil, point{}, ue
 }

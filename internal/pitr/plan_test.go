@@ -66,6 +66,13 @@ func emptyRDB(t *testing.T) []byte {
 
 func newSynth(t *testing.T, b storage.Backend, id string, start int64, split []int, lines ...string) *synth {
 	t.Helper()
+	return newSynthMod(t, b, id, start, split, nil, lines...)
+}
+
+// newSynthMod is newSynth with mod applied to the commands before they are
+// written.
+func newSynthMod(t *testing.T, b storage.Backend, id string, start int64, split []int, mod func([]pitrtest.Cmd), lines ...string) *synth {
+	t.Helper()
 	ctx := t.Context()
 	gen := catalog.NewGenerationID(time.Now(), id)
 	base, err := snapshot.Store(ctx, bytes.NewReader(emptyRDB(t)), snapshot.Options{Backend: b, Method: "ship", Generation: gen})
@@ -74,6 +81,9 @@ func newSynth(t *testing.T, b storage.Backend, id string, start int64, split []i
 	}
 	t0 := base.EndTime.UnixMilli() + 1
 	s := &synth{b: b, t0: t0, cmds: cmdsOf(start, t0, lines...)}
+	if mod != nil {
+		mod(s.cmds)
+	}
 	s.g = pitrtest.Generation{ID: gen, ReplID: id, StartOffset: start, BaseSnapshot: base.ID, Cmds: s.cmds, SplitAt: split}
 	if _, err := pitrtest.Write(ctx, b, s.g); err != nil {
 		t.Fatal(err)

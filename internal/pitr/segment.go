@@ -52,7 +52,10 @@ type record struct {
 	Offset    int64
 	Synthetic bool
 	Ms        int64
-	DB        int // db the command applies to (for SELECT: the new db)
+	// From, when > 0, says the command ran at a time only known to lie
+	// in (From, Ms] (see catalog.Checkpoint).
+	From int64
+	DB   int // db the command applies to (for SELECT: the new db)
 }
 
 // errStop ends a scan early without error.
@@ -89,6 +92,7 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 		started bool
 		next    = seg.Start
 		ms      = seg.FirstMs
+		from    int64
 		db      = seg.DBAtStart
 		rec     record
 		n       int
@@ -115,7 +119,7 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 			}
 			return bad(pos, "%w", err)
 		}
-		rec = record{AOFPos: pos, Size: int64(len(sr.raw)), DB: db, Ms: ms, Raw: sr.raw}
+		rec = record{AOFPos: pos, Size: int64(len(sr.raw)), DB: db, Ms: ms, From: from, Raw: sr.raw}
 		if isAnn {
 			rec.Annotation, rec.Offset = true, next
 			if err := fn(&rec); err != nil {
@@ -134,8 +138,8 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 			if cp.Offset() < next {
 				return bad(pos, "index offset %d goes back (expected at least %d)", cp.Offset(), next)
 			}
-			next, ms, started = cp.Offset(), cp.UnixMs(), true
-			rec.Ms = ms
+			next, ms, from, started = cp.Offset(), cp.UnixMs(), cp.FromMs(), true
+			rec.Ms, rec.From = ms, from
 		}
 		rec.Args = sr.args
 		rec.Name = upperName(names, sr.args[0])

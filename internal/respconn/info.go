@@ -13,6 +13,7 @@ type Info struct {
 	Replica     bool          // role:slave
 	PrimaryAddr string        // master_host:master_port, on a replica
 	Keys        map[int]int64 // keys per db holding any (dbN:keys=...)
+	ReplOffset  int64         // master_repl_offset
 }
 
 // ParseInfo reads the fields of Info from the text of an INFO reply;
@@ -39,6 +40,8 @@ func ParseInfo(text string) Info {
 			in.PrimaryAddr = val
 		case k == "master_port":
 			port, hasPort = val, true
+		case k == "master_repl_offset":
+			in.ReplOffset, _ = strconv.ParseInt(val, 10, 64)
 		case strings.HasPrefix(k, "db"):
 			db, err := strconv.Atoi(k[2:])
 			if err != nil {

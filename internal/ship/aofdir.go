@@ -419,7 +419,7 @@ func (s *Shipper) aofResume(ctx context.Context, t *aofTail, base, replID string
 		resume, open = open[n-1], open[:n-1]
 	}
 	for _, g := range open {
-		end, _, _, err := s.storedEnd(ctx, g)
+		end, _, _, _, err := s.storedEnd(ctx, g)
 		if err != nil {
 			return err
 		}
@@ -430,7 +430,7 @@ func (s *Shipper) aofResume(ctx context.Context, t *aofTail, base, replID string
 	if resume == nil {
 		return nil
 	}
-	end, db, known, err := s.storedEnd(ctx, resume)
+	end, db, known, _, err := s.storedEnd(ctx, resume)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,11 @@ type builder struct {
 	maxMs   int64 // latest receive time seen
 	tsSec   int64
 	cpMs    int64
+	cpFrom  int64
+	// unc, when set, bounds the time of the commands that end at or
+	// before unc.until: they ran in (unc.lo, unc.hi] (see bound).
+	unc       uncertainty
+	multiFrom int64
 	// free is a recycled buffer (keeps the heap flat under load); recycled
 	// supplies buffers the uploader is done with; bufSize is the capacity
 	// of a new buffer.
@@ -56,14 +61,43 @@ type builder struct {
 
 // builderState is what a rollback of an unfinished MULTI restores.
 type builderState struct {
-	bufLen, indexLen int
-	commands         int64
-	lastMs           int64
-	needCP           bool
-	tsSec, cpMs      int64
-	maxMs            int64
-	hadSeg           bool
+	bufLen, indexLen    int
+	commands            int64
+	lastMs              int64
+	needCP              bool
+	tsSec, cpMs, cpFrom int64
+	maxMs               int64
+	hadSeg              bool
 }
+
+// uncertainty is a stretch of the stream whose receive times say nothing
+// about when its commands ran: the backlog a primary re-sends after a
+// reconnect (PSYNC +CONTINUE), or what it buffered while sending a full
+// sync's snapshot. Those commands ran after lo (the last time known before
+// the stretch) and at or before hi (when the source's offset was read as
+// until, or later).
+type uncertainty struct {
+	until, lo, hi int64
+}
+
+// bound marks the commands ending at or before offset until as having run
+// in (lo, hi] (unix ms): their checkpoints carry lo as from_ms and hi as
+// their time.
+func (b *builder) bound(until, lo, hi int64) {
+	if until <= b.next || hi <= lo {
+		b.unc = uncertainty{}
+		return
+	}
+	b.unc = uncertainty{until: until, lo: lo, hi: hi}
+}
+
+// known is the latest time stamped so far (unix ms): after a reconnect,
+// the re-sent commands ran after it.
+func (b *builder) known() int64 { return b.maxMs }
+
+// setKnown raises known to ms (the last time of the stored log, when a
+// restarted shipper resumes it).
+func (b *builder) setKnown(ms int64) { b.maxMs = max(b.maxMs, ms) }
 
 // reset starts building generation gen at offset off in database db,
 // dropping anything unfinished.
@@ -73,6 +107,7 @@ func (b *builder) reset(gen string, off int64, db int) {
 	}
 	b.gen, b.end, b.db, b.next = gen, off, db, off
 	b.seg, b.inMulti = nil, false
+	b.unc = uncertainty{}
 }
 
 // isControl reports whether the command is control traffic that is counted
@@ -104,10 +139,21 @@ func (b *builder) add(cmd replica.Command, now time.Time) (unitEnd bool) {
 func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitEnd bool) {
 	// Receive times never go backwards (a wall clock step would otherwise
 	// break time ordering for point-in-time restore).
+	var from int64
+	if b.unc.hi > 0 {
+		if cmd.End() <= b.unc.until {
+			unixMs, from = b.unc.hi, b.unc.lo
+		} else {
+			b.unc = uncertainty{}
+		}
+	}
 	ms := max(unixMs, b.maxMs)
 	b.maxMs = ms
+	if from >= ms {
+		from = 0
+	}
 	if b.inMulti {
-		ms = b.multiMs // a transaction is one unit with one time
+		ms, from = b.multiMs, b.multiFrom // a transaction is one unit with one time
 	}
 	jump := cmd.Offset != b.next
 	b.next = cmd.End()
@@ -130,8 +176,8 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 	isMulti := eqFold(cmd.Args[0], "MULTI")
 	if isMulti && !b.inMulti {
 		b.saved = builderState{bufLen: len(s.buf), indexLen: len(s.index), commands: s.commands, lastMs: prevLast,
-			needCP: b.needCP, tsSec: b.tsSec, cpMs: b.cpMs, maxMs: ms, hadSeg: true}
-		b.inMulti, b.multiMs = true, ms
+			needCP: b.needCP, tsSec: b.tsSec, cpMs: b.cpMs, cpFrom: b.cpFrom, maxMs: ms, hadSeg: true}
+		b.inMulti, b.multiMs, b.multiFrom = true, ms, from
 	}
 	if sec := ms / 1000; sec != b.tsSec {
 		s.buf = append(s.buf, "#TS:"...)
@@ -140,12 +186,12 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 		b.tsSec = sec
 		b.needCP = true
 	}
-	if ms != b.cpMs {
+	if ms != b.cpMs || from != b.cpFrom {
 		b.needCP = true
 	}
 	if b.needCP {
-		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), cmd.Offset, ms})
-		b.cpMs, b.needCP = ms, false
+		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), cmd.Offset, ms, from})
+		b.cpMs, b.cpFrom, b.needCP = ms, from, false
 	}
 	before := len(s.buf)
 	s.buf = resp.AppendCommand(s.buf, cmd.Args...)
@@ -225,7 +271,7 @@ func (b *builder) rollback() {
 	s.buf = s.buf[:st.bufLen]
 	s.index = s.index[:st.indexLen]
 	s.commands, s.lastMs = st.commands, st.lastMs
-	b.needCP, b.tsSec, b.cpMs = st.needCP, st.tsSec, st.cpMs
+	b.needCP, b.tsSec, b.cpMs, b.cpFrom = st.needCP, st.tsSec, st.cpMs, st.cpFrom
 	b.maxMs = st.maxMs
 	b.inMulti = false
 	b.next = b.end

@@ -156,3 +156,30 @@ func TestShipper_QueueCutRefusesBadIndex(t *testing.T) {
 		t.Fatalf("takeBad = %v; builder at %d db %d", bad, s.b.end, s.b.db)
 	}
 }
+
+// Commands up to the offset bound names carry (lo, hi] in their
+// checkpoints; the first command past it is stamped with its receive time.
+func TestBuilder_Bound(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	b := &builder{bufSize: 1024}
+	b.reset("g", 0, 0)
+	a := cmdAt(0, 0, "SET", "a", "1")
+	c := cmdAt(a.End(), 0, "SET", "c", "3")
+	b.bound(c.End(), t0.UnixMilli()-5000, t0.UnixMilli()+100)
+	b.add(a, t0.Add(200*time.Millisecond))
+	b.add(c, t0.Add(200*time.Millisecond))
+	d := cmdAt(c.End(), 0, "SET", "d", "4")
+	b.add(d, t0.Add(300*time.Millisecond))
+	seg := b.cut()
+	if err := checkRaw(seg); err != nil {
+		t.Fatal(err)
+	}
+	want := []catalog.Checkpoint{
+		{int64(bytes.Index(seg.buf, []byte("*3\r\n$3\r\nSET\r\n$1\r\na"))), 0, t0.UnixMilli() + 200, t0.UnixMilli() - 5000},
+		{int64(bytes.Index(seg.buf, []byte("*3\r\n$3\r\nSET\r\n$1\r\nd"))), c.End(), t0.UnixMilli() + 300, 0},
+	}
+	want[0][2] = t0.UnixMilli() + 100 // hi, not the receive time
+	if diff := cmp.Diff(want, seg.index); diff != "" {
+		t.Errorf("index (-want +got):\n%s", diff)
+	}
+}

@@ -1,11 +1,15 @@
 package ship
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"redback/internal/catalog"
 	"redback/internal/pitr"
+	"redback/internal/redisurl"
+	"redback/internal/respconn"
 )
 
 // errBadSegment ends a connection after a built segment failed its check
@@ -68,4 +72,45 @@ func (s *Shipper) takeBad() *badSegment {
 		s.b.reset(bad.gen, bad.start, bad.dbAtStart)
 	}
 	return bad
+}
+
+// boundResent reads the source's replication offset right after a sync
+// (INFO replication on a connection of its own) and bounds the time of
+// every command up to it: they ran after lo and before the reply, whenever
+// the stream delivers them (the backlog re-sent after a reconnect, the
+// writes buffered while a full sync's snapshot was sent). Without INFO
+// (an ACL that forbids it) those commands keep their receive time, which
+// may be later than when they ran; ship says so once.
+func (s *Shipper) boundResent(ctx context.Context, node *redisurl.URL, lo int64) {
+	off, hi, err := sourceOffset(ctx, node)
+	if err != nil {
+		if !s.warnedInfo {
+			s.warnedInfo = true
+			s.Log.Warn("cannot read the source's replication offset (INFO replication): commands re-sent after a reconnect are stamped with their receive time, which may be later than when they ran; allow INFO for exact point-in-time restores", "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	s.b.bound(off, lo, hi)
+	s.mu.Unlock()
+}
+
+// sourceOffset is the source's master_repl_offset and the time (unix ms)
+// its reply arrived.
+func sourceOffset(ctx context.Context, node *redisurl.URL) (int64, int64, error) {
+	c, err := respconn.Dial(ctx, node, respconn.Options{Timeout: 10 * time.Second})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	v, err := c.Do("INFO", "replication")
+	if err != nil {
+		return 0, 0, err
+	}
+	hi := time.Now().UnixMilli()
+	in := respconn.ParseInfo(string(v.Str))
+	if in.ReplOffset <= 0 {
+		return 0, 0, errors.New("INFO replication has no master_repl_offset")
+	}
+	return in.ReplOffset, hi, nil
 }

@@ -32,7 +32,7 @@ func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
 		return nil, nil
 	}
 	for i, g := range open {
-		end, db, dbKnown, err := s.storedEnd(ctx, g)
+		end, db, dbKnown, lastMs, err := s.storedEnd(ctx, g)
 		if err != nil {
 			return nil, err
 		}
@@ -52,6 +52,7 @@ func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
 		}
 		s.mu.Lock()
 		s.b.reset(g.ID, end, db)
+		s.b.setKnown(lastMs) // the stream re-sent from end ran after it
 		s.mu.Unlock()
 		s.setStat(func(x *Stats) {
 			x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, end, end
@@ -72,37 +73,39 @@ func (s *Shipper) endNow(ctx context.Context, g *catalog.Generation, off int64, 
 	return catalog.PutJSON(ctx, s.Backend, catalog.GenerationKey(g.ID), &e)
 }
 
-// storedEnd is the end of gen's contiguous stored log and the database in
-// effect there.
-func (s *Shipper) storedEnd(ctx context.Context, g *catalog.Generation) (end int64, db int, known bool, err error) {
+// storedEnd is the end of gen's contiguous stored log, the database in
+// effect there and the last time it holds (unix ms).
+func (s *Shipper) storedEnd(ctx context.Context, g *catalog.Generation) (end int64, db int, known bool, lastMs int64, err error) {
 	segs, err := catalog.ListSegments(ctx, s.Backend, g.ID)
 	if err != nil {
-		return 0, 0, false, err
+		return 0, 0, false, 0, err
 	}
 	end = g.StartOffset
+	lastMs = g.Created.UnixMilli()
 	var last *catalog.Segment
 	for _, sg := range segs {
 		if sg.Start != end {
 			break // a gap: only the prefix before it is usable
 		}
 		end, last = sg.End, sg
+		lastMs = max(lastMs, sg.LastMs)
 	}
 	if last == nil {
-		return end, 0, true, nil // after a full sync the primary sends SELECT first
+		return end, 0, true, lastMs, nil // after a full sync the primary sends SELECT first
 	}
 	var m catalog.Segment
 	m.DBAtEnd = -1
 	if err := catalog.GetJSON(ctx, s.Backend, catalog.SegmentKey(g.ID, last.Start, last.End), &m); err != nil {
-		return 0, 0, false, err
+		return 0, 0, false, 0, err
 	}
 	if m.DBAtEnd >= 0 {
-		return end, m.DBAtEnd, true, nil
+		return end, m.DBAtEnd, true, lastMs, nil
 	}
 	db, err = s.scanDB(ctx, last)
 	if errors.Is(err, errNoIdentity) {
-		return end, 0, false, nil
+		return end, 0, false, lastMs, nil
 	}
-	return end, db, err == nil, err
+	return end, db, err == nil, lastMs, err
 }
 
 var errNoIdentity = errors.New("segment is encrypted and no identity is configured")

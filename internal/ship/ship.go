@@ -81,6 +81,8 @@ type Shipper struct {
 	// badSeg is set when a built segment failed its check (queueCut);
 	// nothing from its start on is stored until the stream is re-read.
 	badSeg *badSegment
+	// warnedInfo: the source's offset could not be read (said once).
+	warnedInfo bool
 
 	st struct {
 		sync.Mutex
@@ -470,12 +472,17 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 	if st.gen != nil {
 		pos = replica.Position{ReplID: st.gen.ReplID, Offset: s.processed()}
 	}
+	s.mu.Lock()
+	lo := s.b.known() // re-sent commands ran after the last time stored
+	s.mu.Unlock()
+	syncAt := time.Now()
 	res, err := conn.Sync(ctx, pos)
 	if err != nil {
 		return false, err
 	}
 	switch {
 	case res.Full:
+		lo = syncAt.UnixMilli() // commands after the sync's offset ran after the fork
 		if st.gen != nil {
 			reason := "full resync"
 			if st.lastErr != nil {
@@ -499,6 +506,7 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		s.mu.Unlock()
 		s.Log.Info("resumed the log", "gen", st.gen.ID, "offset", pos.Offset)
 	}
+	s.boundResent(ctx, node, lo)
 	gen := st.gen.ID
 	s.mu.Lock()
 	s.conn, s.sessGen = conn, gen

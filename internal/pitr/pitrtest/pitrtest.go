@@ -22,6 +22,9 @@ type Cmd struct {
 	Args   [][]byte
 	Offset int64 // replication offset before it
 	Ms     int64 // receive time, unix ms
+	// From, when set, makes the time uncertain: the command ran in
+	// (From, Ms] (the 4th element of its checkpoint).
+	From int64
 }
 
 // Len is the number of stream bytes of c.
@@ -102,7 +105,7 @@ func segment(g Generation, cmds []Cmd, db int, start int64) (*builtSegment, int,
 	s := &catalog.Segment{Format: catalog.FormatVersion, Generation: g.ID, Start: start, End: start, DBAtStart: db}
 	raw := resp.AppendCommandString(nil, "SELECT", strconv.Itoa(db))
 	needCP := true
-	var lastMs, lastSec int64 = -1, -1
+	var lastMs, lastSec, lastFrom int64 = -1, -1, 0
 	first := true
 	for _, c := range cmds {
 		if c.Offset != s.End {
@@ -118,9 +121,9 @@ func segment(g Generation, cmds []Cmd, db int, start int64) (*builtSegment, int,
 			lastSec = sec
 			needCP = true
 		}
-		if needCP || c.Ms != lastMs {
-			s.Index = append(s.Index, catalog.Checkpoint{int64(len(raw)), c.Offset, c.Ms})
-			needCP = false
+		if needCP || c.Ms != lastMs || c.From != lastFrom {
+			s.Index = append(s.Index, catalog.Checkpoint{int64(len(raw)), c.Offset, c.Ms, c.From})
+			needCP, lastFrom = false, c.From
 		}
 		if first {
 			s.FirstMs, first = c.Ms, false
