@@ -147,6 +147,21 @@ func NewGenerationID(t time.Time, replID string) string {
 	return t.UTC().Format("20060102T150405.000Z") + "-" + r
 }
 
+// Quiet records that a shipper stopped while streaming generation
+// Generation with everything up to Offset stored: the source sent nothing
+// more until UnixMs. A restarted shipper that resumes at Offset takes
+// UnixMs as the last time known (the lower bound of what the primary
+// re-sends); anything else ignores it. Rewritten at every such stop.
+type Quiet struct {
+	Format     int    `json:"format"`
+	Generation string `json:"generation"`
+	Offset     int64  `json:"offset"`
+	UnixMs     int64  `json:"unix_ms"`
+}
+
+// QuietKey is the key of generation gen's Quiet record.
+func QuietKey(gen string) string { return GenerationPrefix + gen + "/quiet.json" }
+
 // GenerationKey is the manifest key of generation gen.
 func GenerationKey(gen string) string { return GenerationPrefix + gen + ".json" }
 

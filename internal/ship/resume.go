@@ -53,6 +53,10 @@ func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
 		s.mu.Lock()
 		s.b.reset(g.ID, end, db)
 		s.b.setKnown(lastMs) // the stream re-sent from end ran after it
+		var q catalog.Quiet
+		if err := catalog.GetJSON(ctx, s.Backend, catalog.QuietKey(g.ID), &q); err == nil && q.Generation == g.ID && q.Offset == end {
+			s.b.setKnown(q.UnixMs) // ... and after the last stop, when ship was still streaming then
+		}
 		s.mu.Unlock()
 		s.setStat(func(x *Stats) {
 			x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, end, end

@@ -83,6 +83,9 @@ type Shipper struct {
 	badSeg *badSegment
 	// warnedInfo: the source's offset could not be read (said once).
 	warnedInfo bool
+	// liveUntil is when Run's context ended while a connection was
+	// streaming (zero otherwise); guarded by mu.
+	liveUntil time.Time
 
 	st struct {
 		sync.Mutex
@@ -250,6 +253,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.b.rollback()
 	s.queueCut()
+	quiet := catalog.Quiet{Format: catalog.FormatVersion, Generation: s.b.gen, Offset: s.b.end}
+	if !s.liveUntil.IsZero() && s.badSeg == nil && !s.b.inMulti {
+		quiet.UnixMs = max(s.liveUntil.UnixMilli(), s.b.known())
+	}
+	s.liveUntil = time.Time{}
 	bad := s.badSeg
 	s.badSeg = nil
 	s.mu.Unlock()
@@ -266,6 +274,19 @@ func (s *Shipper) Run(ctx context.Context) error {
 		upCancel()
 		flushErr = <-upDone
 		flushErr = fmt.Errorf("flush the spool within %s: %w", s.FlushTimeout, flushErr)
+	}
+	if flushErr == nil && quiet.UnixMs > 0 && quiet.Generation != "" {
+		// The stream was read until the stop and everything is stored:
+		// the source was quiet from the durable end until then. A restart
+		// reads it as the last time known, so what the primary re-sends
+		// then is bounded from here, not from the last command.
+		if st := s.Stats(); st.Generation == quiet.Generation && st.DurableOffset == quiet.Offset {
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err := catalog.PutJSON(qctx, s.Backend, catalog.QuietKey(quiet.Generation), &quiet); err != nil {
+				s.Log.Warn("could not record where the log stopped", "err", err)
+			}
+			cancel()
+		}
 	}
 	if flushErr != nil {
 		flushErr = fmt.Errorf("ship: not everything received was stored (the next start resumes from the durable offset %d): %w",
@@ -524,6 +545,9 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		cmd, err := conn.Next(ctx)
 		if err != nil {
 			s.mu.Lock()
+			if ctx.Err() != nil {
+				s.liveUntil = time.Now()
+			}
 			s.b.rollback()
 			s.queueCut()
 			s.mu.Unlock()
