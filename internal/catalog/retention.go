@@ -428,6 +428,24 @@ type PruneResult struct {
 	DeletedGenerationReasons map[string]string `json:"deleted_generation_reasons,omitempty"`
 	// KeptGenerations says why each remaining generation stays.
 	KeptGenerations map[string]string `json:"kept_generations,omitempty"`
+	// Locked lists the snapshots and generations the policy would delete
+	// that a storage retention lock (S3 Object Lock) still protects, with
+	// the time each becomes deletable; they are kept and not tried.
+	Locked map[string]time.Time `json:"locked,omitempty"`
+}
+
+// lockedUntil reports whether key is under a storage retention lock at
+// now, recording id's deletable time in res when it is.
+func (res *PruneResult) lockedUntil(ctx context.Context, b storage.Backend, id, key string, now time.Time) (bool, error) {
+	until, err := storage.LockedUntil(ctx, b, key)
+	if err != nil || !until.After(now) {
+		return false, err
+	}
+	if res.Locked == nil {
+		res.Locked = map[string]time.Time{}
+	}
+	res.Locked[id] = until
+	return true, nil
 }
 
 // Prune applies policy to the repository at now. For each snapshot to
@@ -467,6 +485,15 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 	for _, d := range res.Decisions {
 		s := d.Snapshot
 		if d.Keep {
+			res.KeptBytes += s.Object.StoredBytes
+			continue
+		}
+		// The manifest is written last, so its lock ends last.
+		if locked, err := res.lockedUntil(ctx, b, s.ID, SnapshotManifestKey(s.ID), now); locked || err != nil {
+			if err != nil {
+				res.Failures++
+				errs = append(errs, fmt.Errorf("check the retention lock of snapshot %s: %w", s.ID, err))
+			}
 			res.KeptBytes += s.Object.StoredBytes
 			continue
 		}
@@ -550,6 +577,15 @@ func pruneLogs(ctx context.Context, b storage.Backend, gens []*Generation, polic
 	}
 	var errs []error
 	for _, id := range doomed {
+		if locked, err := generationLocked(ctx, b, id, now, res); locked || err != nil {
+			if err != nil {
+				res.Failures++
+				errs = append(errs, err)
+			}
+			res.KeptGenerations[id] = "retention lock (S3 Object Lock)"
+			delete(res.DeletedGenerationReasons, id)
+			continue
+		}
 		res.DeletedGenerations = append(res.DeletedGenerations, id)
 		if opts.DryRun {
 			continue
@@ -587,6 +623,27 @@ func pruneLogs(ctx context.Context, b storage.Backend, gens []*Generation, polic
 		errs = append(errs, deleteSegments(ctx, b, id, res)...)
 	}
 	return errs
+}
+
+// generationLocked reports whether generation id is under a storage
+// retention lock: its newest segment manifest (written last), or its own
+// manifest when it has no segment.
+func generationLocked(ctx context.Context, b storage.Backend, id string, now time.Time, res *PruneResult) (bool, error) {
+	if !storage.Locks(b) {
+		return false, nil
+	}
+	newest := GenerationKey(id)
+	if err := b.List(ctx, SegmentPrefix(id), func(oi storage.ObjectInfo) error {
+		newest = oi.Key
+		return nil
+	}); err != nil {
+		return false, fmt.Errorf("list segments of %s: %w", id, err)
+	}
+	locked, err := res.lockedUntil(ctx, b, id, newest, now)
+	if err != nil {
+		return false, fmt.Errorf("check the retention lock of generation %s: %w", id, err)
+	}
+	return locked, nil
 }
 
 // deleteSegments removes every segment of generation gen, manifest first.

@@ -206,13 +206,17 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 	tw := tabwriter.NewWriter(e.Out, 2, 4, 2, ' ', 0)
 	for _, d := range res.Decisions {
 		action := "keep"
+		reasons := strings.Join(d.Reasons, "; ")
 		switch {
 		case deleted[d.ID]:
 			action = del
+		case !res.Locked[d.ID].IsZero():
+			action = "locked"
+			reasons += "; retention lock (S3 Object Lock) until " + res.Locked[d.ID].UTC().Format(time.DateTime) + ", deletable after it"
 		case !d.Keep:
 			action = "not deleted"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", action, d.ID, d.EndTime.UTC().Format(time.DateTime), strings.Join(d.Reasons, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", action, d.ID, d.EndTime.UTC().Format(time.DateTime), reasons)
 	}
 	tw.Flush()
 	verb := "deleted"
@@ -233,6 +237,10 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 	}
 	sort.Strings(kept)
 	for _, g := range kept {
-		fmt.Fprintf(e.Out, "keep log generation %s: %s\n", g, res.KeptGenerations[g])
+		why := res.KeptGenerations[g]
+		if until := res.Locked[g]; !until.IsZero() {
+			why += " until " + until.UTC().Format(time.DateTime) + ", deletable after it"
+		}
+		fmt.Fprintf(e.Out, "keep log generation %s: %s\n", g, why)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -162,4 +163,66 @@ func Transient(err error) error {
 		return nil
 	}
 	return &TransientError{Err: err}
+}
+
+// Locker is implemented by backends that can write objects under a
+// retention lock (S3 Object Lock). Locks reports whether this one does;
+// LockedUntil returns the time until which key may not be deleted (zero
+// when it may be deleted now).
+type Locker interface {
+	Locks() bool
+	LockedUntil(ctx context.Context, key string) (time.Time, error)
+}
+
+// locker finds the Locker among b and the backends it decorates.
+func locker(b Backend) Locker {
+	for b != nil {
+		if l, ok := b.(Locker); ok && l.Locks() {
+			return l
+		}
+		u, ok := b.(interface{ Unwrap() Backend })
+		if !ok {
+			return nil
+		}
+		b = u.Unwrap()
+	}
+	return nil
+}
+
+// Locks reports whether b (or the backend it decorates) writes objects
+// under a retention lock.
+func Locks(b Backend) bool { return locker(b) != nil }
+
+// LockedUntil asks b, or the backend it decorates, when key may be deleted;
+// zero for backends without retention locks.
+func LockedUntil(ctx context.Context, b Backend, key string) (time.Time, error) {
+	if l := locker(b); l != nil {
+		return l.LockedUntil(ctx, key)
+	}
+	return time.Time{}, nil
+}
+
+// ParseRetain parses a retention period: a Go duration ("720h") or a
+// whole number of days ("30d").
+func ParseRetain(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 {
+			return 0, errors.New("want a positive number of days (30d) or a duration (720h)")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, errors.New("want a positive number of days (30d) or a duration (720h)")
+	}
+	return v, nil
+}
+
+// FormatRetain is the inverse of ParseRetain: whole days as "Nd".
+func FormatRetain(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
 }
