@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Scope returns a view of b in which every key is below prefix: key k of
@@ -192,3 +193,19 @@ func (g *guarded) List(ctx context.Context, prefix string, fn func(ObjectInfo) e
 func (g *guarded) Properties() Properties { return g.b.Properties() }
 func (g *guarded) Location() string       { return g.b.Location() }
 func (g *guarded) Close() error           { return nil }
+
+// Locks reports whether the scoped backend writes under a retention lock.
+func (s *scoped) Locks() bool { return Locks(s.b) }
+
+// LockedUntil asks the scoped backend about the key inside the scope.
+func (s *scoped) LockedUntil(ctx context.Context, key string) (time.Time, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return LockedUntil(ctx, s.b, k)
+}
+
+// Unwrap returns the guarded backend (same keys), so that optional
+// interfaces such as Locker are found through the guard.
+func (g *guarded) Unwrap() Backend { return g.b }
