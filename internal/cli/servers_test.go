@@ -145,3 +145,59 @@ func shipInBackground(t *testing.T, src *redistest.Server, repo string) (stop fu
 	t.Fatalf("ship: no generation after 30 s\n%s", filepath.Base(repo))
 	return stop
 }
+
+// TestServers_Cross restores one server's RDB into another family's server
+// (Redis 8 → Valkey 9 and back, and each into the oldest server of the
+// set): every key arrives, hash-field TTLs are equal where the target has
+// them, and where it has not their loss is reported, never silent.
+func TestServers_Cross(t *testing.T) {
+	r8, ok1 := redistest.Find(t, "redis", 7, 4)
+	v9, ok2 := redistest.Find(t, "valkey", 9, 0)
+	if !ok1 || !ok2 {
+		t.Skip("REDBACK_TEST_SERVERS names no Redis >= 7.4 and Valkey >= 9.0 pair")
+	}
+	old := redistest.Default(t)
+	for _, pair := range [][2]redistest.Bin{{r8, v9}, {v9, r8}, {r8, old}, {v9, old}} {
+		from, to := pair[0], pair[1]
+		t.Run(from.Name()+"->"+to.Name(), func(t *testing.T) {
+			ctx := t.Context()
+			src := redistest.StartBin(t, from)
+			redistest.PopulateAll(t, src, 40)
+			if err := src.Client().Save(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			dst := redistest.StartBin(t, to)
+			code, out, errs := runCLI(t, "restore", "--from-rdb", filepath.Join(src.Dir, "dump.rdb"), "--to-redis", dst.URL())
+			if code != ExitOK {
+				t.Fatalf("exit %d\n%s%s", code, out, errs)
+			}
+			for db := range 4 {
+				sc := src.Client().Conn()
+				dc := dst.Client().Conn()
+				sc.Select(ctx, db)
+				dc.Select(ctx, db)
+				n1, _ := sc.DBSize(ctx).Result()
+				n2, _ := dc.DBSize(ctx).Result()
+				sc.Close()
+				dc.Close()
+				if n1 != n2 {
+					t.Errorf("db %d: %d keys on the target, %d on the source", db, n2, n1)
+				}
+			}
+			want := redistest.FieldTTLs(t, src)
+			if to.HashFieldTTL() {
+				if got := redistest.FieldTTLs(t, dst); !maps.EqualFunc(got, want, maps.Equal) {
+					t.Errorf("HPEXPIRETIMEs %v, want %v", got, want)
+				}
+			} else if len(want) > 0 && !strings.Contains(errs, "hash field TTLs dropped") {
+				t.Errorf("field TTLs lost without a word:\n%s", errs)
+			}
+			if !from.HashFieldTTL() || to.Valkey() == from.Valkey() {
+				return
+			}
+			if !strings.Contains(out, "converted") {
+				t.Errorf("conversions not counted:\n%s", out)
+			}
+		})
+	}
+}
