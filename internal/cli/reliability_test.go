@@ -1,14 +1,19 @@
 package cli
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"redback/internal/catalog"
+	"redback/internal/redistest"
 	"redback/internal/storage/file"
+	"redback/internal/storage/s3/s3test"
 )
 
 // copyDir copies the repository in src to a new temp dir.
@@ -139,4 +144,75 @@ func TestReliability_AtRestDamage(t *testing.T) {
 			t.Errorf("lease damaged: restore: exit %d\n%s%s", code, out, errs)
 		}
 	})
+}
+
+// TestReliability_S3DamageAtRest alters a stored snapshot's bytes on the S3
+// server's own disk: the SDK's checksum check (or ours) fails, and verify,
+// drill and restore all exit 3 naming the object; verify says DAMAGED,
+// never UNCHECKED, and drill prints its ✗ line and "drill FAILED".
+func TestReliability_S3DamageAtRest(t *testing.T) {
+	srv := s3test.StartServer(t)
+	s3test.SetEnv(t, srv.AccessKey, srv.SecretKey)
+	repo := srv.URL("r")
+	src := redistest.Start(t)
+	ctx := t.Context()
+	for i := range 2000 {
+		src.Client().Set(ctx, fmt.Sprintf("k%d", i), fmt.Sprintf("%x", sha256.Sum256([]byte(strconv.Itoa(i)))), 0)
+	}
+	if code, out, errs := runPITRCLI(t, "snapshot", "--source", src.URL(), "--repo", repo); code != ExitOK {
+		t.Fatalf("snapshot: exit %d\n%s%s", code, out, errs)
+	}
+	var obj string
+	filepath.Walk(filepath.Join(srv.Root, srv.Bucket), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && strings.HasSuffix(p, ".rdb.zst") {
+			obj = p
+		}
+		return nil
+	})
+	if obj == "" {
+		t.Fatal("no stored snapshot object under the server's root")
+	}
+	key := obj[strings.Index(obj, "data/snapshots/"):] // as messages name it
+	for _, damage := range []string{"bit flip", "truncated"} {
+		t.Run(damage, func(t *testing.T) {
+			data, err := os.ReadFile(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig := append([]byte(nil), data...)
+			defer os.WriteFile(obj, orig, 0o644)
+			if damage == "bit flip" {
+				data[len(data)/2] ^= 0x01
+			} else {
+				data = data[:len(data)-100]
+			}
+			if err := os.WriteFile(obj, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{
+				{"verify", "--repo", repo},
+				{"drill", "--repo", repo},
+				{"restore", "--repo", repo, "--latest", "--to-redis", redistest.Start(t).URL()},
+			} {
+				code, out, errs := runPITRCLI(t, args...)
+				if code != ExitVerify || !strings.Contains(out+errs, key) {
+					t.Errorf("%s: %s: exit %d, want 3 naming %s\n%s%s", damage, args[0], code, key, out, errs)
+				}
+				switch args[0] {
+				case "verify":
+					if strings.Contains(out, "UNCHECKED") || !strings.Contains(out, "DAMAGED") {
+						t.Errorf("%s: verify labels:\n%s", damage, out)
+					}
+				case "drill":
+					if !strings.Contains(out, "✗") || !strings.Contains(out, "drill FAILED") {
+						t.Errorf("%s: drill verdict:\n%s%s", damage, out, errs)
+					}
+				case "restore":
+					if !strings.Contains(errs, "nothing was written") {
+						t.Errorf("%s: restore wrote before finding the damage:\n%s%s", damage, out, errs)
+					}
+				}
+			}
+		})
+	}
 }

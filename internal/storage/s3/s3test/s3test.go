@@ -30,6 +30,9 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 	Bucket    string // created by StartServer
+	// Root is the server's posix root: object K of the bucket is the file
+	// Root/Bucket/K (tests damage objects at rest there).
+	Root string
 }
 
 // URL returns the s3:// location of prefix (may be "") in the bucket.
@@ -134,6 +137,7 @@ func StartServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{
+		Root:      root,
 		AccessKey: "test" + randomHex(8),
 		SecretKey: randomHex(20),
 		Bucket:    "redback-" + randomHex(4),
