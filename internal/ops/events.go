@@ -2,6 +2,8 @@ package ops
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +60,69 @@ type EventScanner struct {
 
 	mu    sync.Mutex
 	repos map[string]*repoEvents
+	lists map[string]listMemo // the newest listing per log, by fingerprint
+}
+
+type listMemo struct {
+	print  uint64
+	l      *Listing
+	events []Event // the events found for this listing; nil: not scanned
+	evErr  error   // what stopped that scan
+}
+
+// list is List, reused while the source's manifests are unchanged (same
+// keys, sizes and modification times in one listing).
+func (s *EventScanner) list(ctx context.Context, key string, b storage.Backend, name string) (*Listing, *listMemo, error) {
+	h := fnv.New64a()
+	err := b.List(ctx, "", func(oi storage.ObjectInfo) error {
+		if strings.HasSuffix(oi.Key, ".json") {
+			fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\n", oi.Key, oi.Size, oi.ModTime.UnixNano(), oi.ETag)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	print := h.Sum64()
+	s.mu.Lock()
+	m, ok := s.lists[key]
+	s.mu.Unlock()
+	if ok && m.print == print {
+		return m.l, &m, nil
+	}
+	l, _, err := List(ctx, b, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	if s.lists == nil {
+		s.lists = map[string]listMemo{}
+	}
+	s.lists[key] = listMemo{print: print, l: l}
+	s.mu.Unlock()
+	return l, nil, nil
+}
+
+// events returns the events of the log key, scanning only when its
+// listing changed since the last scan (a scan that stopped at damage or a
+// storage error is tried again once any manifest changes).
+func (s *EventScanner) events(ctx context.Context, key string, b storage.Backend, known *listMemo) ([]Event, error) {
+	if known != nil && known.events != nil {
+		return known.events, known.evErr
+	}
+	evs, err := s.Scan(ctx, key, b)
+	if evs == nil {
+		evs = []Event{}
+	}
+	if ctx.Err() == nil {
+		s.mu.Lock()
+		if m, ok := s.lists[key]; ok {
+			m.events, m.evErr = evs, err
+			s.lists[key] = m
+		}
+		s.mu.Unlock()
+	}
+	return evs, err
 }
 
 type repoEvents struct {

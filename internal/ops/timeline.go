@@ -166,7 +166,15 @@ func overlaps(from, to time.Time, q Query) bool {
 }
 
 func sourceTimeline(ctx context.Context, s Source, q Query, ev *EventScanner, now time.Time) (*SourceTimeline, error) {
-	l, _, err := List(ctx, s.Repo, s.Name)
+	var l *Listing
+	var known *listMemo
+	var err error
+	key := s.RepoURL + "#" + s.Name
+	if ev != nil {
+		l, known, err = ev.list(ctx, key, s.Repo, s.Name)
+	} else {
+		l, _, err = List(ctx, s.Repo, s.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +224,7 @@ func sourceTimeline(ctx context.Context, s Source, q Query, ev *EventScanner, no
 		}
 	}
 	if ev != nil {
-		evs, err := ev.Scan(ctx, s.RepoURL+"#"+s.Name, s.Repo)
+		evs, err := ev.events(ctx, key, s.Repo, known)
 		if err != nil {
 			st.Problems = append(st.Problems, fmt.Sprintf("log events: %v", err))
 		}
