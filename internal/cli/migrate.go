@@ -75,7 +75,10 @@ whole side instance; keep dump for a small --match subset of a large server,
 or where replication is refused.
 
 Keys deleted or expired on the source while the copy runs are counted as
-vanished, not failed. The copy is not a point-in-time snapshot of a source
+vanished, not failed. With --method dump, migrate compares the source's INFO
+before and after the copy (master_repl_offset, rdb_changes_since_last_save,
+key counts) and warns at the end when the source changed meanwhile
+(source_changed in --json), pointing to --method sync. The copy is not a point-in-time snapshot of a source
 that is being written: stop writes to it (or use a side instance) for that.
 
 Exit 0 on success, 1 when the copy failed or some keys were not copied
@@ -98,6 +101,9 @@ type migrateJSON struct {
 	SourceDBs    []int  `json:"source_dbs"`
 	KeysScanned  int64  `json:"keys_scanned"`
 	KeysVanished int64  `json:"keys_vanished"`
+	// SourceChanged says how the source changed during a --method dump
+	// copy (empty when it did not).
+	SourceChanged string `json:"source_changed,omitempty"`
 	keysJSON
 	Error string `json:"error,omitempty"`
 }
@@ -148,7 +154,10 @@ func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
 		rr = &restore.Result{}
 	}
 	j := migrateJSON{Source: res.Source, Target: res.Target, SourceDBs: res.SourceDBs, KeysScanned: res.KeysScanned,
-		KeysVanished: res.KeysVanished, keysJSON: newKeysJSON(rr, dur)}
+		KeysVanished: res.KeysVanished, SourceChanged: res.SourceChanged, keysJSON: newKeysJSON(rr, dur)}
+	if res.SourceChanged != "" {
+		fmt.Fprintf(e.Err, "warning: the source changed while it was copied (%s): keys were read at different moments, so the copy is not one consistent point in time; for that, use --method sync (one full sync of its RDB)\n", res.SourceChanged)
+	}
 	if j.SourceDBs == nil {
 		j.SourceDBs = []int{}
 	}

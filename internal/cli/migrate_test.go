@@ -60,4 +60,50 @@ func TestMigrate_JSON(t *testing.T) {
 	if got, want := dst.Digest(ctx), src.Digest(ctx); got != want {
 		t.Errorf("target digest %s, source %s", got, want)
 	}
+	if strings.Contains(errs, "changed") {
+		t.Errorf("warning about an idle source: %s", errs)
+	}
+}
+
+// TestMigrate_DumpWarnsWhenSourceChanges writes to the source while
+// --method dump copies it: the end of the run must warn that the copy is
+// not one point in time and point to --method sync.
+func TestMigrate_DumpWarnsWhenSourceChanges(t *testing.T) {
+	ctx := t.Context()
+	src, dst := redistest.Start(t), redistest.Start(t)
+	if err := src.Client().Do(ctx, "DEBUG", "POPULATE", "20000", "k", "100").Err(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 1000000; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := src.Client().Incr(ctx, "counter").Err(); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	// The writer has written at least once before the copy starts.
+	for i := 0; i < 1000; i++ {
+		if n, _ := src.Client().Get(ctx, "counter").Int(); n > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	code, out, errs := runCheckCLI(t, "migrate", "--from", src.URL(), "--to", dst.URL(), "--conflict", "replace")
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if code != ExitOK || !strings.Contains(errs, "warning: the source changed while it was copied") || !strings.Contains(errs, "--method sync") {
+		t.Fatalf("exit %d, want a warning pointing to --method sync:\n%s%s", code, out, errs)
+	}
 }

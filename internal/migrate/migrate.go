@@ -80,8 +80,13 @@ type Result struct {
 	KeysVanished int64 // deleted or expired between SCAN and DUMP
 	Duplicates   int64 // keys SCAN returned twice, copied once
 	SourceDBs    []int // source dbs read
-	Source       string
-	Target       string
+	// SourceChanged, with --method dump, says how the source's INFO
+	// differed after the copy from before it (writes, expiries, a save):
+	// the copy is then not one point in time. "" when nothing differed
+	// (or the target is the source server itself).
+	SourceChanged string
+	Source        string
+	Target        string
 }
 
 // recBatch is one round trip of keys and, once fetched, their records.
@@ -238,6 +243,12 @@ func Run(ctx context.Context, from, to *redisurl.URL, o Options) (*Result, error
 	cancel()
 	perr := g.Wait()
 	res.Restore = rres
+	if err == nil && !(from.Network() == to.Network() && from.Addr == to.Addr) {
+		_ = ctl.SetDeadline(time.Now().Add(opts.Timeout))
+		if after, ierr := ctl.info(); ierr == nil {
+			res.SourceChanged = in.Changed(after)
+		}
+	}
 	res.KeysScanned = p.scanned.Load()
 	res.KeysVanished = p.vanished.Load()
 	res.Duplicates = p.dups.Load()

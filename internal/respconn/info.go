@@ -1,6 +1,8 @@
 package respconn
 
 import (
+	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -13,7 +15,40 @@ type Info struct {
 	Replica     bool          // role:slave
 	PrimaryAddr string        // master_host:master_port, on a replica
 	Keys        map[int]int64 // keys per db holding any (dbN:keys=...)
-	ReplOffset  int64         // master_repl_offset
+	ReplOffset  int64         // master_repl_offset (stays 0 until a replica ever connected)
+	Dirty       int64         // rdb_changes_since_last_save: writes since the last save
+}
+
+// Changed reports whether the server took writes between two INFO replies
+// b (before) and a (after): its replication offset, its count of changes
+// since the last save (a save in between also counts) or a db's key count
+// differs. It says what differs, or "" when nothing does.
+func (b Info) Changed(a Info) string {
+	var d []string
+	if a.ReplOffset != b.ReplOffset {
+		d = append(d, fmt.Sprintf("master_repl_offset %d -> %d", b.ReplOffset, a.ReplOffset))
+	}
+	if a.Dirty != b.Dirty {
+		d = append(d, fmt.Sprintf("rdb_changes_since_last_save %d -> %d", b.Dirty, a.Dirty))
+	}
+	dbs := map[int]bool{}
+	for db := range b.Keys {
+		dbs[db] = true
+	}
+	for db := range a.Keys {
+		dbs[db] = true
+	}
+	ids := make([]int, 0, len(dbs))
+	for db := range dbs {
+		ids = append(ids, db)
+	}
+	sort.Ints(ids)
+	for _, db := range ids {
+		if a.Keys[db] != b.Keys[db] {
+			d = append(d, fmt.Sprintf("db%d keys %d -> %d", db, b.Keys[db], a.Keys[db]))
+		}
+	}
+	return strings.Join(d, ", ")
 }
 
 // ParseInfo reads the fields of Info from the text of an INFO reply;
@@ -42,6 +77,8 @@ func ParseInfo(text string) Info {
 			port, hasPort = val, true
 		case k == "master_repl_offset":
 			in.ReplOffset, _ = strconv.ParseInt(val, 10, 64)
+		case k == "rdb_changes_since_last_save":
+			in.Dirty, _ = strconv.ParseInt(val, 10, 64)
 		case strings.HasPrefix(k, "db"):
 			db, err := strconv.Atoi(k[2:])
 			if err != nil {
