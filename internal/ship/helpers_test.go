@@ -144,8 +144,11 @@ func replOffset(t *testing.T, src *redistest.Server) int64 {
 func caughtUp(t *testing.T, src *redistest.Server, s *Shipper) {
 	t.Helper()
 	want := replOffset(t, src)
-	waitFor(t, 30*time.Second, fmt.Sprintf("processed offset %d", want), func() bool {
-		return s.Stats().PrimaryOffset >= want
+	// Stored, not only received: a stop right after a full sync could
+	// otherwise end before the generation's base is in the repository.
+	waitFor(t, 90*time.Second, fmt.Sprintf("durable offset %d", want), func() bool {
+		st := s.Stats()
+		return st.PrimaryOffset >= want && st.DurableOffset >= want && st.Generation != ""
 	})
 }
 
