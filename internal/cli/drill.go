@@ -36,7 +36,7 @@ type drillOpts struct {
 func newDrillCmd(e *env) *cobra.Command {
 	o := &drillOpts{}
 	c := &cobra.Command{
-		Use:   "drill --repo URL [--snapshot ID | --at TIME]",
+		Use:   "drill --repo URL [--name NAME] [--snapshot ID | --at TIME]",
 		Short: "Restore a snapshot into a scratch redis-server and prove it is complete",
 		Long: `Run a recovery drill: fetch a snapshot, restore it through the same code
 path a real recovery to a directory uses (decrypt, decompress, verify, write

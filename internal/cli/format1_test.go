@@ -93,3 +93,42 @@ func sourceView(t *testing.T, dir, name string) storage.Backend {
 	}
 	return catalog.NamedSource(name).Backend(b)
 }
+
+// TestFormat1Fixture_Upgrade: the first writer of another server upgrades
+// the format-1 fixture in place (marker only): its history stays one
+// source, named after its server, that still restores; the new source
+// lives beside it.
+func TestFormat1Fixture_Upgrade(t *testing.T) {
+	repo := copyTree(t, filepath.Join("testdata", "format1"))
+	src := redistest.Start(t)
+	redistest.Populate(t, src, 20)
+	if code, out, errs := runCLI(t, "snapshot", "--source", src.URL(), "--repo", repo, "--name", "other"); code != ExitOK {
+		t.Fatalf("snapshot into the format-1 repository: exit %d\n%s%s", code, out, errs)
+	}
+	l := listRepo(t, repo)
+	if strings.Join(l.Sources, ",") != "127.0.0.1-38057,other" || len(l.Snapshots) != 3 || len(l.Generations) != 1 {
+		t.Fatalf("after the upgrade: sources %v, %d snapshots, %d generations", l.Sources, len(l.Snapshots), len(l.Generations))
+	}
+	if code, out, errs := runCLI(t, "verify", "--repo", repo); code != ExitOK {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errs)
+	}
+	dst := redistest.Start(t)
+	if code, out, errs := runCLI(t, "restore", "--repo", repo, "--name", "127.0.0.1-38057", "--to-offset", "214", "--to-redis", dst.URL()); code != ExitOK {
+		t.Fatalf("restore of the format-1 history: exit %d\n%s%s", code, out, errs)
+	}
+	if got := dst.Digest(t.Context()); got != "ece110d00ba79d80178ef572dea9f65529a908db" {
+		t.Fatalf("format-1 history after the upgrade: digest %s", got)
+	}
+	dst2 := redistest.Start(t)
+	if code, out, errs := runCLI(t, "restore", "--repo", repo, "--name", "other", "--to-redis", dst2.URL()); code != ExitOK {
+		t.Fatalf("restore of the new source: exit %d\n%s%s", code, out, errs)
+	}
+	if got, want := dst2.Digest(t.Context()), src.Digest(t.Context()); got != want {
+		t.Fatalf("new source: digest %s, want %s", got, want)
+	}
+	var m catalog.Marker
+	b, _ := file.New(repo)
+	if err := catalog.GetJSON(t.Context(), b, catalog.MarkerKey, &m); err != nil || m.Format != 2 || m.RootSource != "127.0.0.1-38057" {
+		t.Fatalf("marker after the upgrade: %+v %v", m, err)
+	}
+}

@@ -23,7 +23,7 @@ const keepTry = "redback keep --repo file:///var/lib/redback/cache-a 20261125T14
 func newKeepCmd(e *env) *cobra.Command {
 	o := &keepOpts{}
 	c := &cobra.Command{
-		Use:   "keep --repo URL ID [--unset]",
+		Use:   "keep --repo URL [--name NAME] ID [--unset]",
 		Short: "Mark a snapshot so that retention never deletes it (or unmark it)",
 		Long: `Set (or with --unset clear) the keep mark in a snapshot's manifest. Retention
 (redback prune and the agent) never deletes a marked snapshot. The manifest

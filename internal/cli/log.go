@@ -43,7 +43,7 @@ func (o *logOptions) AddFlags(cmd *cobra.Command) {
 func newLogCmd(e *env) *cobra.Command {
 	var o logOptions
 	c := &cobra.Command{
-		Use:   "log --repo URL [--from TIME] [--to TIME] [--command NAME] [--json]",
+		Use:   "log --repo URL [--name NAME] [--from TIME] [--to TIME] [--command NAME] [--json]",
 		Short: "List the shipped commands with their time, offset, db and generation",
 		Long: `Streams the commands of the shipped log, oldest generation first, in
 offset order: receive time (ms), replication offset (the offset before the

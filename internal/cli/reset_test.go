@@ -79,6 +79,14 @@ func TestShip_ResetKeepsLatest(t *testing.T) {
 	}
 	restoreLatest()
 
+	// ship holds the source's lease: prune after it stopped.
+	if code := ship.stop(); code != ExitOK {
+		t.Fatalf("ship exit %d: %s", code, ship.stderr.String())
+	}
+	var st struct{ Resets int64 }
+	if err := json.Unmarshal([]byte(ship.stdout.String()), &st); err != nil || st.Resets != 1 {
+		t.Fatalf("ship --json: resets %d (%v)\n%s", st.Resets, err, ship.stdout.String())
+	}
 	// Retention keeps the point before the reset, even without a window.
 	code, out, errs = runCLI(t, "prune", "--repo", repo, "--keep-pitr", "0", "--keep-hourly", "0", "--keep-daily", "0",
 		"--keep-weekly", "0", "--keep-monthly", "0")
@@ -87,13 +95,6 @@ func TestShip_ResetKeepsLatest(t *testing.T) {
 	}
 	restoreLatest()
 
-	if code := ship.stop(); code != ExitOK {
-		t.Fatalf("ship exit %d: %s", code, ship.stderr.String())
-	}
-	var st struct{ Resets int64 }
-	if err := json.Unmarshal([]byte(ship.stdout.String()), &st); err != nil || st.Resets != 1 {
-		t.Fatalf("ship --json: resets %d (%v)\n%s", st.Resets, err, ship.stdout.String())
-	}
 	if !strings.Contains(ship.stderr.String(), "the source came back empty") {
 		t.Fatalf("ship logged no warning about the empty source:\n%s", ship.stderr.String())
 	}

@@ -70,7 +70,7 @@ func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
 func newRestoreCmd(e *env) *cobra.Command {
 	var o restoreOptions
 	c := &cobra.Command{
-		Use:   "restore (--repo URL [--latest | --snapshot ID] | --from-rdb FILE) (--to-redis URL | --to-dir DIR | --to-rdb FILE)",
+		Use:   "restore (--repo URL [--name NAME] [--latest | --snapshot ID] | --from-rdb FILE) (--to-redis URL | --to-dir DIR | --to-rdb FILE)",
 		Short: "Restore a snapshot or an RDB file into a server, a data dir or a file",
 		Long: `Restores a repository snapshot (verified against its manifest, decrypted and
 decompressed on the fly) or a local RDB file.

@@ -12,7 +12,6 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/redistest"
-	"redback/internal/storage/file"
 )
 
 // TestServers runs one representative of every end-to-end family against
@@ -28,11 +27,13 @@ func TestServers(t *testing.T) {
 		src := redistest.StartBin(t, b)
 		redistest.PopulateAll(t, src, 200)
 		repo := t.TempDir()
+		// ship writes source "s" (and holds its lease); the snapshot is
+		// source "snap" of the same repository.
 		stopShip := shipInBackground(t, src, repo)
 
 		// snapshot → restore
 		want, wantTTLs := src.Digest(ctx), redistest.FieldTTLs(t, src)
-		code, out, errs := runCLI(t, "snapshot", "--source", src.URL(), "--repo", repo, "--method", "sync", "--json")
+		code, out, errs := runCLI(t, "snapshot", "--source", src.URL(), "--repo", repo, "--name", "snap", "--method", "sync", "--json")
 		if code != ExitOK {
 			t.Fatalf("snapshot: exit %d\n%s", code, errs)
 		}
@@ -41,7 +42,7 @@ func TestServers(t *testing.T) {
 			t.Fatalf("snapshot: %v\n%s", err, out)
 		}
 		dst := redistest.StartBin(t, b)
-		if code, _, errs := runCLI(t, "restore", "--repo", repo, "--snapshot", snap.ID, "--to-redis", dst.URL()); code != ExitOK {
+		if code, _, errs := runCLI(t, "restore", "--repo", repo, "--name", "snap", "--snapshot", snap.ID, "--to-redis", dst.URL()); code != ExitOK {
 			t.Fatalf("restore: exit %d\n%s", code, errs)
 		}
 		if got := dst.Digest(ctx); got != want {
@@ -75,7 +76,7 @@ func TestServers(t *testing.T) {
 		}
 		stopShip()
 		pit := redistest.StartBin(t, b)
-		if code, out, errs := runCLI(t, "restore", "--repo", repo, "--before-command", "FLUSHALL", "--to-redis", pit.URL()); code != ExitOK {
+		if code, out, errs := runCLI(t, "restore", "--repo", repo, "--name", "s", "--before-command", "FLUSHALL", "--to-redis", pit.URL()); code != ExitOK {
 			t.Fatalf("restore --before-command FLUSHALL: exit %d\n%s%s", code, out, errs)
 		}
 		if got := pit.Digest(ctx); got != before {
@@ -86,7 +87,7 @@ func TestServers(t *testing.T) {
 		}
 
 		// drill
-		code, out, errs = runCLI(t, "drill", "--repo", repo, "--snapshot", snap.ID, "--json")
+		code, out, errs = runCLI(t, "drill", "--repo", repo, "--name", "snap", "--snapshot", snap.ID, "--json")
 		if d := decodeDrill(t, out); code != ExitOK || !d.OK || !d.DigestMatch {
 			t.Fatalf("drill: exit %d %+v\n%s", code, d, errs)
 		}
@@ -111,7 +112,7 @@ func shipInBackground(t *testing.T, src *redistest.Server, repo string) (stop fu
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"ship", "--source", src.URL(), "--repo", repo, "--interval", "100ms", "--ack", "durable"},
+		done <- Run(ctx, []string{"ship", "--source", src.URL(), "--repo", repo, "--name", "s", "--interval", "100ms", "--ack", "durable"},
 			Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	}()
 	stopped := false
@@ -126,10 +127,7 @@ func shipInBackground(t *testing.T, src *redistest.Server, repo string) (stop fu
 		}
 	}
 	t.Cleanup(stop)
-	b, err := file.New(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := sourceView(t, repo, "s")
 	for i := 0; i < 1500; i++ {
 		gens, _ := catalog.ListGenerations(ctx, b)
 		if len(gens) == 1 {

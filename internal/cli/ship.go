@@ -32,7 +32,7 @@ type shipOpts struct {
 func newShipCmd(e *env) *cobra.Command {
 	o := &shipOpts{}
 	c := &cobra.Command{
-		Use:   "ship (--source URL | --aof-dir DIR) --repo URL",
+		Use:   "ship (--source URL | --aof-dir DIR) --repo URL [--name NAME]",
 		Short: "Ship a Redis server's replication stream into a repository continuously",
 		Long: `Connect to a Redis server as a replica and store its command stream in the
 repository as log segments, continuously, for point-in-time restore.

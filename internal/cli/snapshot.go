@@ -31,7 +31,7 @@ type snapshotOpts struct {
 func newSnapshotCmd(e *env) *cobra.Command {
 	o := &snapshotOpts{}
 	c := &cobra.Command{
-		Use:   "snapshot --source URL --repo URL",
+		Use:   "snapshot --source URL --repo URL [--name NAME]",
 		Short: "Take a verified snapshot of a Redis server into a repository",
 		Long: `Take a snapshot (RDB) of a Redis server, verify it while it streams (CRC-64,
 full parse, key census, DEBUG DIGEST), compress it with zstd, optionally
