@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every redback test: unit, integration against real redis-server and a
-# real S3 server (versitygw), the timeline page in headless Chromium, then a
+# real S3 server (versitygw), the GCS and Azure Blob emulators
+# (fake-gcs-server, Azurite), the timeline page in headless Chromium, then a
 # short time-boxed fuzz pass per parser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ export REDBACK_TEST_REQUIRE_S3=${REDBACK_TEST_REQUIRE_S3:-1}
 if [ "${REDBACK_SKIP_BROWSER:-0}" != 1 ]; then
   export REDBACK_TEST_REQUIRE_CHROMIUM=${REDBACK_TEST_REQUIRE_CHROMIUM:-1}
 fi
+export REDBACK_TEST_REQUIRE_GCS=${REDBACK_TEST_REQUIRE_GCS:-1}
+export REDBACK_TEST_REQUIRE_AZURE=${REDBACK_TEST_REQUIRE_AZURE:-1}
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -race -timeout 25m ./...

@@ -133,7 +133,8 @@ type source struct {
 	ship struct {
 		lastErr string
 	}
-	rto time.Duration
+	rto    time.Duration
+	copies []*copyState // one per copy_to target
 }
 
 // jobState is the bookkeeping of one scheduled job.
@@ -249,6 +250,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	defer hardCancel(nil)
 	repos := map[string]storage.Backend{}
 	leases := map[string]*catalog.Lease{}
+	var targets []storage.Backend // copy_to repositories
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -258,6 +260,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			}
 		}
 		for _, b := range repos {
+			_ = b.Close()
+		}
+		for _, b := range targets {
 			_ = b.Close()
 		}
 	}()
@@ -286,6 +291,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.log.Info("lease taken", "source", s.cfg.Name, "repo", b.Location(), "holder", a.holder, "ttl", a.cfg.LeaseTTL.String())
 		s.repo = l.Guard(storage.Guard(view, hard, func() error { return nil }))
 		s.cached = cache.New(view, cache.Options{})
+		for _, u := range s.cfg.CopyTo {
+			t, err := a.opts.OpenRepo(ctx, u)
+			if err != nil {
+				return fmt.Errorf("source %s: open copy_to repository: %w", s.cfg.Name, err)
+			}
+			targets = append(targets, t)
+			c := &copyState{target: t, from: b, include: ref.Holds}
+			c.job.Interval = s.cfg.CopyInterval.D()
+			c.job.IntervalS = c.job.Interval.Seconds()
+			s.copies = append(s.copies, c)
+		}
 		if a.opts.NewShipper != nil && s.cfg.Ship.Enabled {
 			s.shipper, err = a.opts.NewShipper(s.cfg, s.repo)
 			if err != nil {
@@ -320,6 +336,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		if s.shipper != nil {
 			work.Go(func() error { return a.superviseShipper(stop, wctx, s) })
+		}
+		for _, c := range s.copies {
+			work.Go(func() error { return a.copyLoop(stop, wctx, s, c) })
 		}
 		if !s.cfg.Ship.Enabled {
 			continue

@@ -34,6 +34,7 @@ type SourceStatus struct {
 	Ship      *ShipView      `json:"ship"`
 	Drill     *DrillView     `json:"drill,omitempty"`
 	Retention retentionState `json:"retention"`
+	Copies    []CopyView     `json:"copies,omitempty"`
 }
 
 // ShipView is the shipping part of a SourceStatus.
@@ -86,6 +87,10 @@ func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
 		Retention: s.ret,
 		Ship:      &ShipView{Enabled: s.cfg.Ship.Enabled, Available: s.shipper != nil, LastError: s.ship.lastErr},
 	}
+	for _, c := range s.copies {
+		ss.Copies = append(ss.Copies, CopyView{Target: c.target.Location(), jobState: c.job,
+			LagSeconds: a.copyLag(c, now).Seconds(), Copied: c.copied})
+	}
 	if s.drilSch != nil {
 		ss.Drill = &DrillView{jobState: s.dril, RTOSeconds: s.rto.Seconds(), RTOObjectiveSeconds: s.cfg.Drill.RTOObjective.D().Seconds()}
 	}
@@ -108,6 +113,9 @@ func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
 		}
 	}
 	late("snapshot", ss.Snapshot)
+	for _, c := range ss.Copies {
+		late("copy to "+c.Target, c.jobState)
+	}
 	if s.cfg.Ship.Enabled {
 		if s.shipper == nil {
 			reasons = append(reasons, "shipping is enabled but not available in this build")

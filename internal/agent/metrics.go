@@ -12,6 +12,7 @@ type metrics struct {
 	drillLast, drillResult, drillRTO, drillObj     *prometheus.GaugeVec
 	drillFailures                                  *prometheus.CounterVec
 	retDeletions, retFailures                      *prometheus.CounterVec
+	copyFailures                                   *prometheus.CounterVec
 	repoBytes, repoSnapshots, healthy              *prometheus.GaugeVec
 }
 
@@ -46,6 +47,10 @@ func newMetrics(reg prometheus.Registerer, a *Agent) *metrics {
 		repoSnapshots: g("redback_repository_snapshots", "Snapshots in the repository after the last retention run."),
 		healthy:       g("redback_source_healthy", "1 when the source passes every /healthz check."),
 	}
+	m.copyFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redback_copy_failures_total",
+		Help: "Copies to a copy_to target that failed (damage in the repository included)."}, []string{"source", "target"})
+	reg.MustRegister(m.copyFailures)
+	reg.MustRegister(&copyCollector{a: a})
 	reg.MustRegister(&shipCollector{a: a})
 	return m
 }

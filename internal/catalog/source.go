@@ -63,6 +63,20 @@ func NamedSource(name string) SourceRef {
 // Backend is the view of b that holds only this source's objects.
 func (r SourceRef) Backend(b storage.Backend) storage.Backend { return storage.Scope(b, r.Root) }
 
+// Holds reports whether key (relative to the repository) belongs to source
+// r, or is one of the repository-level objects a copy of r needs (the
+// marker and r's source record): what `redback copy --name` and the
+// agent's copy_to copy.
+func (r SourceRef) Holds(key string) bool {
+	switch {
+	case key == MarkerKey || key == SourceRecordKey(r.Name):
+		return true
+	case r.Root != "":
+		return strings.HasPrefix(key, r.Root)
+	}
+	return !strings.HasPrefix(key, SourceRootPrefix) && !strings.HasPrefix(key, SourceRecordPrefix)
+}
+
 // ErrNoRepository is returned when a location holds no redback repository.
 var ErrNoRepository = errors.New("no redback repository")
 

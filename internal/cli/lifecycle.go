@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -21,7 +22,7 @@ type lifecycleOpts struct {
 const lifecycleTry = "redback lifecycle --repo s3://bucket/redis/cache-a > lifecycle.json"
 
 // lifecycleWarning says what bucket rules cannot know.
-const lifecycleWarning = `warning: S3 lifecycle rules expire objects by age alone. They cannot know
+const lifecycleWarning = `warning: lifecycle rules expire objects by age alone. They cannot know
   - which snapshot is the newest verified one: if snapshots stop, the rules
     delete your last good backup;
   - what the point-in-time window depends on (generation bases and the log
@@ -44,26 +45,93 @@ type lifecycleRule struct {
 	} `json:"AbortIncompleteMultipartUpload,omitempty"`
 }
 
+// lifecycleExpiry is one "delete what is under prefix after days" rule.
+type lifecycleExpiry struct {
+	id, prefix string
+	days       int
+}
+
+// s3Lifecycle is the document for aws s3api put-bucket-lifecycle-configuration.
+func s3Lifecycle(prefix string, rules []lifecycleExpiry) any {
+	var out []lifecycleRule
+	for _, r := range rules {
+		out = append(out, lifecycleRule{ID: r.id, Filter: map[string]any{"Prefix": prefix + r.prefix},
+			Status: "Enabled", Expiration: &struct{ Days int }{r.days}})
+	}
+	out = append(out, lifecycleRule{ID: "redback-abort-incomplete-uploads", Filter: map[string]any{"Prefix": prefix},
+		Status: "Enabled", AbortIncompleteMultipartUpload: &struct{ DaysAfterInitiation int }{1}})
+	return map[string]any{"Rules": out}
+}
+
+// gcsLifecycle is the document for gcloud storage buckets update
+// --lifecycle-file. Redback uploads with resumable uploads, which GCS
+// itself abandons after a week; the abort rule covers XML API multipart
+// uploads of other tools under the prefix.
+func gcsLifecycle(prefix string, rules []lifecycleExpiry) any {
+	type rule struct {
+		Action    map[string]string `json:"action"`
+		Condition map[string]any    `json:"condition"`
+	}
+	var out []rule
+	for _, r := range rules {
+		out = append(out, rule{Action: map[string]string{"type": "Delete"},
+			Condition: map[string]any{"age": r.days, "matchesPrefix": []string{prefix + r.prefix}}})
+	}
+	out = append(out, rule{Action: map[string]string{"type": "AbortIncompleteMultipartUpload"},
+		Condition: map[string]any{"age": 1, "matchesPrefix": []string{prefix}}})
+	return map[string]any{"rule": out}
+}
+
+// azureLifecycle is the document for az storage account management-policy
+// create --policy @FILE (prefixes start with the container). Azure has no
+// rule for uncommitted blocks: it discards them after a week by itself.
+func azureLifecycle(container, prefix string, rules []lifecycleExpiry) any {
+	var out []map[string]any
+	for _, r := range rules {
+		out = append(out, map[string]any{
+			"enabled": true, "name": r.id, "type": "Lifecycle",
+			"definition": map[string]any{
+				"actions": map[string]any{"baseBlob": map[string]any{"delete": map[string]int{"daysAfterModificationGreaterThan": r.days}}},
+				"filters": map[string]any{"blobTypes": []string{"blockBlob"}, "prefixMatch": []string{container + "/" + prefix + r.prefix}},
+			},
+		})
+	}
+	if out == nil {
+		out = []map[string]any{}
+	}
+	return map[string]any{"rules": out}
+}
+
 func newLifecycleCmd(e *env) *cobra.Command {
 	o := &lifecycleOpts{}
 	c := &cobra.Command{
 		Use:   "lifecycle --repo URL [--keep-hourly N ...]",
-		Short: "Print the S3 lifecycle rules closest to a retention policy (with what they cannot know)",
-		Long: `Print, as JSON for 'aws s3api put-bucket-lifecycle-configuration', the S3
-lifecycle rules closest to the retention policy given by the same flags as
-prune: snapshot manifests expire when older than the oldest snapshot the
-policy would keep, their data one day later (so a manifest never outlives its
-data), and incomplete multipart uploads after a day. A policy that keeps some
-bucket forever (-1, the default for monthly) cannot expire snapshots at all.
+		Short: "Print the bucket lifecycle rules closest to a retention policy (S3, GCS, Azure; with what they cannot know)",
+		Long: `Print, as JSON for the store's own tool, the lifecycle rules closest to the
+retention policy given by the same flags as prune: snapshot manifests expire
+when older than the oldest snapshot the policy would keep, their data one day
+later (so a manifest never outlives its data), and incomplete uploads after a
+day. A policy that keeps some bucket forever (-1, the default for monthly)
+cannot expire snapshots at all.
+
+  s3://      aws s3api put-bucket-lifecycle-configuration --lifecycle-configuration file://F
+  gs://      gcloud storage buckets update gs://BUCKET --lifecycle-file=F
+             (resumable uploads, which redback uses, are abandoned by GCS after a week)
+  azblob://  az storage account management-policy create --policy @F
+             (Azure has no rule for uncommitted blocks; it discards them after a week)
+
 Lifecycle rules know nothing of verification, pins, keep marks or the
-point-in-time window: see the warning printed to stderr.`,
-		Example: "  " + lifecycleTry + "\n  aws s3api put-bucket-lifecycle-configuration --bucket bucket --lifecycle-configuration file://lifecycle.json",
-		Args:    exactArgs(0, lifecycleTry),
+point-in-time window: see the warning printed to stderr. Local folders have no
+lifecycle rules: use prune.`,
+		Example: "  " + lifecycleTry + "\n  aws s3api put-bucket-lifecycle-configuration --bucket bucket --lifecycle-configuration file://lifecycle.json" +
+			"\n  redback lifecycle --repo gs://bucket/redis/cache-a > lifecycle.json && gcloud storage buckets update gs://bucket --lifecycle-file=lifecycle.json" +
+			"\n  redback lifecycle --repo azblob://backups/cache-a > policy.json && az storage account management-policy create --account-name acct --resource-group rg --policy @policy.json",
+		Args: exactArgs(0, lifecycleTry),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runLifecycle(e, o)
 		},
 	}
-	c.Flags().StringVar(&o.repo, "repo", "", "repository URL (s3://bucket/prefix)")
+	c.Flags().StringVar(&o.repo, "repo", "", "repository URL (s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix)")
 	c.Flags().StringVar(&o.name, "name", "", "the source the rules are for (its objects lie under src/NAME/); empty: the top-level source of a repository upgraded from format 1")
 	o.keep.addFlags(c.Flags())
 	return c
@@ -99,9 +167,6 @@ func runLifecycle(e *env, o *lifecycleOpts) error {
 	if err != nil {
 		return usagef(lifecycleTry, "--repo is not a URL")
 	}
-	if u.Scheme != "s3" {
-		fmt.Fprintf(e.Err, "note: %s is not an S3 repository; the rules below apply only to a bucket\n", u.Scheme+"://")
-	}
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" {
 		prefix += "/"
@@ -112,21 +177,28 @@ func runLifecycle(e *env, o *lifecycleOpts) error {
 		}
 		prefix += catalog.NamedSource(o.name).Root
 	}
-	var rules []lifecycleRule
+	var rules []lifecycleExpiry
 	days, ok := lifecycleHorizon(policy)
 	if ok {
-		rules = append(rules,
-			lifecycleRule{ID: "redback-snapshot-manifests", Filter: map[string]any{"Prefix": prefix + catalog.SnapshotPrefix},
-				Status: "Enabled", Expiration: &struct{ Days int }{days}},
-			lifecycleRule{ID: "redback-snapshot-data", Filter: map[string]any{"Prefix": prefix + catalog.SnapshotDataPref},
-				Status: "Enabled", Expiration: &struct{ Days int }{days + 1}},
-		)
+		rules = []lifecycleExpiry{
+			{"redback-snapshot-manifests", catalog.SnapshotPrefix, days},
+			{"redback-snapshot-data", catalog.SnapshotDataPref, days + 1},
+		}
 	}
-	rules = append(rules, lifecycleRule{ID: "redback-abort-incomplete-uploads", Filter: map[string]any{"Prefix": prefix},
-		Status: "Enabled", AbortIncompleteMultipartUpload: &struct{ DaysAfterInitiation int }{1}})
+	var doc any
+	switch u.Scheme {
+	case "s3":
+		doc = s3Lifecycle(prefix, rules)
+	case "gs":
+		doc = gcsLifecycle(prefix, rules)
+	case "azblob":
+		doc = azureLifecycle(u.Host, prefix, rules)
+	default:
+		return usagef(lifecycleTry, "--repo %s: lifecycle rules exist for s3://, gs:// and azblob:// repositories; a %s repository has none (use redback prune)", u.Scheme+"://", cmp.Or(u.Scheme, "local"))
+	}
 	enc := json.NewEncoder(e.Out)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(map[string]any{"Rules": rules}); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return err
 	}
 	if !ok {

@@ -216,6 +216,47 @@ func TestLifecycle(t *testing.T) {
 	if code != 0 || strings.Contains(out, "Expiration") || !strings.Contains(errs, "forever") {
 		t.Fatalf("default policy: %d\n%s\n%s", code, out, errs)
 	}
+
+	// GCS: gcloud's lifecycle file.
+	code, out, errs = runRetentionCLI(t, "lifecycle", "--repo", "gs://bucket/redis/cache-a", "--keep-monthly", "12")
+	var gdoc struct {
+		Rule []struct {
+			Action    struct{ Type string }
+			Condition struct {
+				Age           int
+				MatchesPrefix []string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &gdoc); code != 0 || err != nil || len(gdoc.Rule) != 3 ||
+		gdoc.Rule[0].Action.Type != "Delete" || gdoc.Rule[0].Condition.Age != 12*31+1 || gdoc.Rule[0].Condition.MatchesPrefix[0] != "redis/cache-a/snapshots/" ||
+		gdoc.Rule[2].Action.Type != "AbortIncompleteMultipartUpload" {
+		t.Fatalf("gs: exit %d %v\n%s\n%s", code, err, out, errs)
+	}
+	// Azure: a management policy; prefixes start with the container.
+	code, out, errs = runRetentionCLI(t, "lifecycle", "--repo", "azblob://backups/cache-a?account=acct", "--keep-monthly", "12")
+	var adoc struct {
+		Rules []struct {
+			Name       string
+			Definition struct {
+				Actions struct {
+					BaseBlob struct {
+						Delete struct{ DaysAfterModificationGreaterThan int }
+					}
+				}
+				Filters struct{ PrefixMatch []string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &adoc); code != 0 || err != nil || len(adoc.Rules) != 2 ||
+		adoc.Rules[0].Definition.Filters.PrefixMatch[0] != "backups/cache-a/snapshots/" ||
+		adoc.Rules[1].Definition.Actions.BaseBlob.Delete.DaysAfterModificationGreaterThan != 12*31+2 {
+		t.Fatalf("azblob: exit %d %v\n%s\n%s", code, err, out, errs)
+	}
+	// A local folder has none.
+	if code, _, errs := runRetentionCLI(t, "lifecycle", "--repo", "/var/lib/redback/a"); code != ExitUsage || !strings.Contains(errs, "has none") {
+		t.Fatalf("file: exit %d %s", code, errs)
+	}
 }
 
 func TestAgent_CheckConfig(t *testing.T) {

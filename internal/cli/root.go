@@ -117,6 +117,7 @@ func verbs(e *env) []*cobra.Command {
 		newMigrateCmd(e),
 		newACLCmd(e),
 		newUICmd(e),
+		newCopyCmd(e),
 	}
 }
 

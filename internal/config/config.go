@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"redback/internal/redisurl"
+	"redback/internal/storage/backends"
 )
 
 // Defaults, matching the classic recipe (docs in classic-recipe.md).
@@ -36,6 +37,7 @@ const (
 	DefaultGracePeriod   = 30 * time.Second
 	DefaultLeaseTTL      = 15 * time.Second
 	DefaultHeartbeat     = time.Minute
+	DefaultCopyInterval  = 5 * time.Minute
 )
 
 // Config is the whole agent configuration file.
@@ -71,14 +73,21 @@ type Source struct {
 	// Source is redis://[user:pass@]host:port[/db], rediss://...,
 	// unix:///path or redis+sentinel://[user:pass@]host:port[,host:port...]/MASTERNAME. It may carry a password: show it only through Redact.
 	Source string `yaml:"source"`
-	// Repo is the repository URL: file:///path, s3://bucket/prefix, mem://
-	// (tests) or an absolute path.
+	// Repo is the repository URL: file:///path, s3://bucket/prefix,
+	// gs://bucket/prefix, azblob://container/prefix, mem:// (tests) or an
+	// absolute path.
 	Repo       string     `yaml:"repo"`
 	Snapshot   Snapshot   `yaml:"snapshot"`
 	Ship       Ship       `yaml:"ship"`
 	Retention  Retention  `yaml:"retention"`
 	Drill      Drill      `yaml:"drill"`
 	Encryption Encryption `yaml:"encryption"`
+	// CopyTo lists repositories (any backend) the agent keeps a copy of
+	// Repo in, with redback copy's rules, every CopyInterval.
+	CopyTo []string `yaml:"copy_to"`
+	// CopyInterval is the longest a copy waits before it catches up; the
+	// copy is at most about this (plus one copy's duration) behind.
+	CopyInterval Duration `yaml:"copy_interval"`
 }
 
 // Snapshot says how and when snapshots are taken. Exactly one of Every and
@@ -184,6 +193,8 @@ func DefaultSource() Source {
 		Ship:      Ship{Enabled: true, Interval: Duration(DefaultShipInterval), Ack: DefaultAck},
 		Retention: Retention{Hourly: DefaultHourly, Daily: DefaultDaily, Weekly: DefaultWeekly, Monthly: DefaultMonthly, PITR: Duration(DefaultPITR)},
 		Drill:     Drill{Enabled: true, Schedule: DefaultDrillSchedule, RTOObjective: Duration(DefaultRTOObjective)},
+
+		CopyInterval: Duration(DefaultCopyInterval),
 	}
 }
 
@@ -572,6 +583,16 @@ func (c *Config) Validate() error {
 		}
 		checkSourceURL(p+".source", s.Source, &ps)
 		checkRepoURL(p+".repo", s.Repo, &ps)
+		for j, u := range s.CopyTo {
+			cp := fmt.Sprintf("%s.copy_to[%d]", p, j)
+			checkRepoURL(cp, u, &ps)
+			if u == s.Repo {
+				ps.add(cp, "the same repository as repo")
+			}
+		}
+		if len(s.CopyTo) > 0 && s.CopyInterval.D() < time.Second {
+			ps.add(p+".copy_interval", "%s is shorter than 1s", s.CopyInterval)
+		}
 		sn := s.Snapshot
 		switch sn.Method {
 		case "sync", "bgsave":
@@ -669,29 +690,16 @@ func checkSourceURL(path, raw string, ps *problems) {
 
 func checkRepoURL(path, raw string, ps *problems) {
 	if raw == "" {
-		ps.add(path, "required (file:///var/lib/redback/NAME or s3://bucket/prefix)")
+		ps.add(path, "required (file:///var/lib/redback/NAME, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix)")
 		return
 	}
-	if strings.HasPrefix(raw, "/") {
+	if !strings.Contains(raw, "://") && !strings.HasPrefix(raw, "/") {
+		ps.add(path, "want an absolute path or a URL (file:///path, s3://bucket/prefix, gs://bucket/prefix, azblob://container/prefix)")
 		return
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		ps.add(path, "not a URL (file:///path or s3://bucket/prefix)")
-		return
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Path == "" || u.Host != "" {
-			ps.add(path, "want file:///absolute/path")
-		}
-	case "s3":
-		if u.Host == "" {
-			ps.add(path, "no bucket (s3://bucket/prefix)")
-		}
-	case "mem":
-	default:
-		ps.add(path, "scheme %q: want file, s3 or mem", u.Scheme)
+	// Each backend parses and validates its own URLs.
+	if err := backends.Check(raw); err != nil {
+		ps.add(path, "%v", err)
 	}
 }
 

@@ -95,7 +95,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"bad int", src("    retention: {daily: many}\n"), []string{"sources[0].retention.daily: want a whole number"}, nil},
 		{"retention", src("    retention: {weekly: -2}\n"), []string{"sources[0].retention.weekly: -2: want a count >= 0, or -1 for forever"}, nil},
 		{"bad source url", "sources:\n  - name: a\n    source: http://u:hunter2@h:1\n    repo: s3://b/p\n", []string{`sources[0].source: scheme "http": want redis, rediss, unix, redis+sentinel or rediss+sentinel`}, []string{"hunter2"}},
-		{"bad repo url", "sources:\n  - name: a\n    source: redis://h:1\n    repo: ftp://h/x\n", []string{`sources[0].repo: scheme "ftp": want file, s3 or mem`}, nil},
+		{"bad repo url", "sources:\n  - name: a\n    source: redis://h:1\n    repo: ftp://h/x\n", []string{`sources[0].repo: unsupported repository scheme "ftp" (supported: azblob, file, gs, mem, s3, or a plain path)`}, nil},
 		{"missing env", "sources:\n  - name: a\n    source: redis://:${REDIS_PASSWORD}@h:1\n    repo: s3://b/p\n", []string{"sources[0].source: environment variable REDIS_PASSWORD is not set"}, nil},
 		{"duplicate", src("  - name: a\n    source: redis://h:2\n    repo: /var/x\n"), []string{`sources[1].name: duplicate source name "a" (also sources[0])`}, nil},
 		{"no sources", "listen: 127.0.0.1:1\n", []string{"sources: at least one source is required"}, nil},

@@ -340,6 +340,15 @@ func CheckStored(src io.Reader, exp Expect) error {
 	}
 }
 
+// Verify returns a reader of src's bytes that checks their size and sha256
+// against exp when it reaches EOF, returning an *IntegrityError instead of
+// io.EOF when they differ (and as soon as more than exp.Size bytes come).
+// It neither decrypts nor decompresses: for copying stored objects as they
+// are.
+func Verify(src io.Reader, exp Expect) io.Reader {
+	return &verifying{r: src, key: exp.Key, size: exp.Size, sha: exp.SHA256, h: sha256.New()}
+}
+
 // Expect describes what a stored object should be.
 type Expect struct {
 	Key       string // for messages
@@ -356,7 +365,7 @@ type Expect struct {
 // core than the caller's parsing. Close stops it and releases
 // the decoder; close src first when a read from it might block.
 func NewReader(src io.Reader, exp Expect, ids []age.Identity) (io.ReadCloser, error) {
-	var r io.Reader = &verifying{r: src, key: exp.Key, size: exp.Size, sha: exp.SHA256, h: sha256.New()}
+	r := Verify(src, exp)
 	if exp.Encrypted {
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("object %s is encrypted: give --identity FILE (or $REDBACK_IDENTITY_FILE)", exp.Key)

@@ -1,5 +1,5 @@
 // Package storage defines the Backend interface every repository store
-// implements (local folder, S3, in-memory), its error sentinels, and the
+// implements (local folder, S3, GCS, Azure Blob, in-memory), its error sentinels, and the
 // decorators (retry) that wrap any backend.
 //
 // Keys are slash-separated relative paths ("gen/0001/snap/...") with no
@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -155,6 +157,22 @@ func ValidatePrefix(prefix string) error {
 		}
 	}
 	return nil
+}
+
+// IsConnectionError reports the network failures every backend treats as
+// transient: timeouts, refused, reset or broken connections and responses
+// cut short.
+func IsConnectionError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 // Transient wraps err in a TransientError; it returns nil for nil.

@@ -33,29 +33,39 @@ type Backend struct {
 	root string // absolute, cleaned
 }
 
-// New returns a backend rooted at dir, given as a plain path (made
-// absolute) or a "file:///abs/path" URL. The directory is created by the
-// first write.
-func New(dir string) (*Backend, error) {
+// ParseURL checks a plain path or a "file:///abs/path" URL and returns the
+// absolute directory it names, without touching the file system.
+func ParseURL(dir string) (string, error) {
 	if strings.HasPrefix(dir, "file:") {
 		u, err := url.Parse(dir)
 		if err != nil {
-			return nil, fmt.Errorf("%w: file: invalid URL %q", storage.ErrInvalidLocation, dir)
+			return "", fmt.Errorf("%w: file: invalid URL %q", storage.ErrInvalidLocation, dir)
 		}
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("%w: file: URL %q: remote host %q is not supported (use file:///abs/path)", storage.ErrInvalidLocation, dir, u.Host)
+			return "", fmt.Errorf("%w: file: URL %q: remote host %q is not supported (use file:///abs/path)", storage.ErrInvalidLocation, dir, u.Host)
 		}
 		if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
-			return nil, fmt.Errorf("%w: file: URL %q: want an absolute path, like file:///var/backups/redis", storage.ErrInvalidLocation, dir)
+			return "", fmt.Errorf("%w: file: URL %q: want an absolute path, like file:///var/backups/redis", storage.ErrInvalidLocation, dir)
 		}
 		dir = u.Path
 	}
 	if dir == "" {
-		return nil, fmt.Errorf("%w: file: empty directory path", storage.ErrInvalidLocation)
+		return "", fmt.Errorf("%w: file: empty directory path", storage.ErrInvalidLocation)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("file: %w", err)
+		return "", fmt.Errorf("file: %w", err)
+	}
+	return abs, nil
+}
+
+// New returns a backend rooted at dir, given as a plain path (made
+// absolute) or a "file:///abs/path" URL. The directory is created by the
+// first write.
+func New(dir string) (*Backend, error) {
+	abs, err := ParseURL(dir)
+	if err != nil {
+		return nil, err
 	}
 	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("file: %s is not a directory", abs)

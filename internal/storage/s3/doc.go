@@ -20,6 +20,10 @@
 // though the first attempt won; callers of PutIf (leases) should re-read
 // the object when that matters.
 //
+// A read of a whole object is checked by the SDK against the checksum S3
+// stored with it (when there is one); a mismatch is a *storage.CorruptError
+// (exit 3).
+//
 // Errors: 404 NoSuchKey (NotFound for HEAD) wraps storage.ErrNotExist. Some
 // servers answer a HEAD with an unknown access key with a bare 404
 // (versitygw does), which Stat then reports as ErrNotExist; every other

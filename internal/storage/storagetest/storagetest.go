@@ -558,3 +558,25 @@ func testLocation(t *testing.T, b storage.Backend) {
 		t.Errorf("Properties().Connections = %d, want >= 1", b.Properties().Connections)
 	}
 }
+
+// URLs checks a backend's URL parser (parse returns the Location of what it
+// parsed) against cases: {URL, the location it should report, or a
+// fragment of the error it should return}. No error may contain
+// "topsecret" (put it where a credential would leak).
+func URLs(t *testing.T, parse func(string) (string, error), cases [][3]string) {
+	t.Helper()
+	for _, c := range cases {
+		tc := struct{ In, WantLoc, WantErr string }{c[0], c[1], c[2]}
+		loc, err := parse(tc.In)
+		switch {
+		case tc.WantErr == "" && err != nil:
+			t.Errorf("parse(%q): %v", tc.In, err)
+		case tc.WantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.WantErr)):
+			t.Errorf("parse(%q) error = %v, want %q", tc.In, err, tc.WantErr)
+		case err != nil && strings.Contains(err.Error(), "topsecret"):
+			t.Errorf("parse(%q) error leaks the secret: %v", tc.In, err)
+		case err == nil && loc != tc.WantLoc:
+			t.Errorf("parse(%q) location = %q, want %q", tc.In, loc, tc.WantLoc)
+		}
+	}
+}

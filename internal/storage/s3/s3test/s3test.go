@@ -4,21 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"redback/internal/storage/storagetest"
 )
 
 // Region is the region the test server and clients use.
@@ -81,27 +78,7 @@ func SetEnv(t testing.TB, accessKey, secretKey string) {
 // REDBACK_TEST_REQUIRE_S3=1) the test when it is missing.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			gopath = strings.TrimSpace(string(out))
-		}
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", "versitygw")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	const msg = "versitygw not found in PATH or GOPATH/bin (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)"
-	if os.Getenv("REDBACK_TEST_REQUIRE_S3") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return storagetest.Binary(t, "versitygw", "REDBACK_TEST_REQUIRE_S3", "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
 }
 
 func randomHex(n int) string {
@@ -112,18 +89,7 @@ func randomHex(n int) string {
 
 // FreePort returns a loopback address with a port nothing listens on
 // (at the time of the call).
-func FreePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
+func FreePort(t testing.TB) string { return storagetest.FreePort(t) }
 
 // StartServer starts versitygw on a free loopback port with random root
 // credentials, waits until it answers, creates a bucket and stops the
@@ -142,52 +108,18 @@ func StartServer(t testing.TB) *Server {
 		SecretKey: randomHex(20),
 		Bucket:    "redback-" + randomHex(4),
 	}
-	var cmd *exec.Cmd
-	var logPath string
-	for attempt := 0; ; attempt++ { // a port race with another process: retry a few times
-		addr := FreePort(t)
-		s.Endpoint = "http://" + addr
-		logPath = filepath.Join(dir, fmt.Sprintf("versitygw-%d.log", attempt))
-		logf, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd = exec.Command(bin, "--port", addr, "posix", root)
-		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			_ = logf.Close()
-			t.Fatalf("start versitygw: %v", err)
-		}
-		_ = logf.Close()
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		err = waitReady(s.Endpoint, exited, 15*time.Second)
-		if err == nil {
-			t.Cleanup(func() {
-				_ = cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					_ = cmd.Process.Kill()
-					<-exited
-				}
-			})
-			break
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		if attempt == 2 {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("versitygw did not start: %v\n%s", err, log)
-		}
-	}
+	addr := storagetest.StartEmulator(t, storagetest.Emulator{
+		Name: "versitygw",
+		Bin:  bin,
+		Args: func(addr string) []string { return []string{"--port", addr, "posix", root} },
+		Env:  []string{"ROOT_ACCESS_KEY=" + s.AccessKey, "ROOT_SECRET_KEY=" + s.SecretKey},
+	})
+	s.Endpoint = "http://" + addr
 	client := s.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)}); err != nil {
-		log, _ := os.ReadFile(logPath)
-		t.Fatalf("create bucket %s: %v\n%s", s.Bucket, err, log)
+		t.Fatalf("create bucket %s: %v", s.Bucket, err)
 	}
 	return s
 }
@@ -201,28 +133,4 @@ func (s *Server) Client() *s3.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		HTTPClient:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 	})
-}
-
-// waitReady polls endpoint until it answers HTTP, the process exits or
-// the timeout passes.
-func waitReady(endpoint string, exited <-chan error, timeout time.Duration) error {
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := hc.Get(endpoint)
-		if err == nil {
-			_ = resp.Body.Close()
-			return nil
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		case <-deadline.C:
-			return errors.New("timed out waiting for it to answer")
-		case <-tick.C:
-		}
-	}
 }
