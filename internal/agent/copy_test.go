@@ -50,7 +50,15 @@ func TestAgent_CopyTo(t *testing.T) {
 		}
 	}()
 	eventually(t, 20*time.Second, "a snapshot in the copy", func() (bool, string) {
-		snaps, _, err := catalog.ListSnapshots(t.Context(), second)
+		repo, err := catalog.OpenRepository(t.Context(), second)
+		if err != nil {
+			return false, err.Error()
+		}
+		ref, ok := repo.Source("cache-a")
+		if !ok {
+			return false, "no source cache-a in the copy"
+		}
+		snaps, _, err := catalog.ListSnapshots(t.Context(), ref.Backend(second))
 		return err == nil && len(snaps) > 0, ""
 	})
 	eventually(t, 20*time.Second, "the copy reported", func() (bool, string) {
