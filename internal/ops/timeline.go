@@ -273,6 +273,9 @@ func timeGaps(ws []pitr.Window) []TimeGap {
 }
 
 func gapReason(prev, next *pitr.Window) string {
+	if next.Reset {
+		return fmt.Sprintf("generation %s is a reset of %s (%s): the source came back without its data", next.Generation, next.ResetFrom, next.ResetReason)
+	}
 	for _, g := range prev.Gaps {
 		if !g.Overlap {
 			return fmt.Sprintf("generation %s is missing its log between offsets %d and %d", prev.Generation, g.From, g.To)

@@ -133,8 +133,8 @@
       if (w.problem) continue;
       const [a, b] = clip(ms(w.from), ms(w.to));
       if (b < L || a > W - R) continue;
-      const r = el("svg:rect", { class: "window", x: a, y: 10, width: Math.max(2, b - a), height: 16, "data-generation": w.generation });
-      r.appendChild(el("svg:title", {}, `window ${w.generation}: ${local(ms(w.from))} → ${local(ms(w.to))}, ${w.commands} commands`));
+      const r = el("svg:rect", { class: "window" + (w.reset ? " reset" : ""), x: a, y: 10, width: Math.max(2, b - a), height: 16, "data-generation": w.generation });
+      r.appendChild(el("svg:title", {}, `window ${w.generation}${w.reset ? " (RESET: " + w.reset_reason + ")" : ""}: ${local(ms(w.from))} → ${local(ms(w.to))}, ${w.commands} commands`));
       svg.appendChild(r);
     }
     for (const g of s.gaps) {
@@ -217,7 +217,7 @@
     const w = el("table", { class: "windows" });
     w.appendChild(el("tr")).append(el("th", {}, "window (generation)"), el("th", {}, "from"), el("th", {}, "to"), el("th", {}, "commands"), el("th", {}, "state"));
     for (const x of s.windows) {
-      const state = x.problem ? "not restorable: " + x.problem : (x.ended ? "ended" + (x.end_reason ? " (" + x.end_reason + ")" : "") : "live") +
+      const state = x.problem ? "not restorable: " + x.problem : (x.reset ? "RESET (" + (x.reset_reason || "") + "); " : "") + (x.ended ? "ended" + (x.end_reason ? " (" + x.end_reason + ")" : "") : "live") +
         (x.gaps || []).filter((g) => !g.overlap).map((g) => "; " + (g.reason || `log missing ${g.from}-${g.to}`)).join("");
       w.appendChild(el("tr")).append(el("td", {}, x.generation), el("td", {}, x.problem ? "–" : local(ms(x.from))), el("td", {}, x.problem ? "–" : local(ms(x.to))), el("td", {}, String(x.commands)), el("td", {}, state));
     }
