@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -70,7 +69,7 @@ func runSync(ctx context.Context, from, to *redisurl.URL, opts Options, res *Res
 	if rres != nil {
 		res.KeysScanned = rres.KeysRestored + rres.KeysSkipped + rres.KeysExpired + rres.KeysFailed
 		if waited >= time.Second {
-			rres.Notes = append(rres.Notes, fmt.Sprintf("the source waited %s before sending its RDB: set repl-diskless-sync-delay 0 on it to avoid the wait", waited.Round(time.Millisecond)))
+			rres.Notes = append(rres.Notes, replica.DelayHint(ctx, from, waited))
 		}
 	}
 	return err

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"redback/internal/redisurl"
 	"redback/internal/resp"
 )
@@ -797,4 +799,25 @@ func (d *deadlineConn) isInterrupted() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.interrupted
+}
+
+// DelayHint explains why a primary made a full sync wait before sending its
+// RDB: its repl-diskless-sync-delay (then: set it to 0), or, when that is
+// already 0, another replica's full sync or a BGSAVE that was in progress
+// (the primary serves one at a time). It asks the server with CONFIG GET
+// and falls back to naming both causes when that is not permitted.
+func DelayHint(ctx context.Context, u *redisurl.URL, waited time.Duration) string {
+	w := waited.Round(time.Millisecond)
+	c := redis.NewClient(u.GoRedisOptions())
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := c.ConfigGet(ctx, "repl-diskless-sync-delay").Result()
+	switch {
+	case err != nil || v["repl-diskless-sync-delay"] == "":
+		return fmt.Sprintf("the source waited %s before sending its RDB: its repl-diskless-sync-delay (set it to 0) or another replica's full sync in progress", w)
+	case v["repl-diskless-sync-delay"] == "0":
+		return fmt.Sprintf("the source waited %s before sending its RDB: another replica's full sync (or a BGSAVE) was in progress on it (repl-diskless-sync-delay is already 0)", w)
+	}
+	return fmt.Sprintf("the source waited %s before sending its RDB: set repl-diskless-sync-delay 0 on it (it is %ss) to avoid the wait", w, v["repl-diskless-sync-delay"])
 }

@@ -38,8 +38,7 @@ func TakeSync(ctx context.Context, u *redisurl.URL, opts Options, log *slog.Logg
 		return nil, fmt.Errorf("sync from %s: expected a full resync, got +CONTINUE", u.Redacted())
 	}
 	if res.WaitedBeforePayload >= time.Second {
-		log.Info("the source delayed the snapshot; set repl-diskless-sync-delay 0 on it to avoid the wait",
-			"waited", res.WaitedBeforePayload.Round(time.Millisecond).String(), "keepalives", res.Keepalives)
+		log.Info(replica.DelayHint(ctx, u, res.WaitedBeforePayload), "keepalives", res.Keepalives)
 	}
 	if res.Size > 0 && opts.Progress != nil {
 		opts.Progress.SetTotal(res.Size)
