@@ -49,6 +49,43 @@ type Generation struct {
 	Reset       bool   `json:"reset,omitempty"`
 	ResetFrom   string `json:"reset_from,omitempty"`
 	ResetReason string `json:"reset_reason,omitempty"`
+	// Failovers are the primary changes the generation followed without a
+	// full resync (PSYNC continued on the promoted replica): from Offset on
+	// the history is the new primary's, under ReplID (which becomes the
+	// generation's ReplID).
+	Failovers []Failover `json:"failovers,omitempty"`
+	// Parent, when set, is the generation whose history this one continues:
+	// a failover promoted a replica that had not received the parent's log
+	// after StartOffset. This generation's history is the parent's base
+	// snapshot and log up to StartOffset, then its own segments; its
+	// BaseSnapshot is the parent's.
+	Parent string `json:"parent,omitempty"`
+	// Fork, on a generation that ended at a failover that lost writes, says
+	// where the new primary's history left this one: the commands after
+	// Fork.Offset (up to EndOffset) were acknowledged by the old primary and
+	// are not in the new primary's data.
+	Fork *Fork `json:"fork,omitempty"`
+}
+
+// Failover is one primary change followed inside a generation.
+type Failover struct {
+	// Offset is the last offset of the old primary's history that the new
+	// primary holds (its second_repl_offset - 1).
+	Offset int64     `json:"offset"`
+	ReplID string    `json:"replid"`         // the new primary's replication id
+	Node   string    `json:"node,omitempty"` // the new primary (redacted URL)
+	Time   time.Time `json:"time"`
+}
+
+// Fork records a failover that lost writes: the new primary took over at
+// Offset, while the generation's log goes on to EndOffset with commands the
+// old primary acknowledged and then lost. Child follows the new primary.
+type Fork struct {
+	Offset int64     `json:"offset"`
+	Child  string    `json:"child"`
+	ReplID string    `json:"replid"`
+	Node   string    `json:"node,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // Segment is the manifest of one log segment: the commands of the

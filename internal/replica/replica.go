@@ -31,7 +31,11 @@ const (
 // Config tunes a replica connection. The zero value is usable.
 type Config struct {
 	// ListeningPort is announced with REPLCONF listening-port; it shows in
-	// the primary's INFO replication. 0 announces no usable port.
+	// the primary's INFO replication. 0 (the default) announces no usable
+	// port, and that keeps the link out of Sentinel's failovers: sentinels
+	// learn replicas from the primary's INFO replication and treat port 0
+	// as an invalid address, so they never connect to such a replica,
+	// never reconfigure it and never promote it (see package sentinel).
 	ListeningPort int
 	// RDBOnly asks the primary (6.2+) to send the RDB and then close the
 	// link, without a command stream. Older servers reject it; the Conn
@@ -333,6 +337,25 @@ func (c *Conn) permErr(err error) error {
 func isReply(err error) bool {
 	var re resp.Error
 	return errors.As(err, &re)
+}
+
+// Info runs INFO section on the connection, after Dial and before Sync (for
+// example to read the primary's replication ids and decide what to ask
+// PSYNC for).
+func (c *Conn) Info(ctx context.Context, section string) (string, error) {
+	if c.state != stateHandshake {
+		return "", errors.New("replica: Info called after Sync")
+	}
+	defer c.watch(ctx)()
+	v, err := c.roundTrip(ctx, "INFO", section)
+	if err != nil {
+		if isReply(err) {
+			return "", fmt.Errorf("INFO %s on %s: %w", section, c.addr, err)
+		}
+		c.state = stateBroken
+		return "", err
+	}
+	return v.Text(), nil
 }
 
 // RDBOnly reports whether the primary accepted REPLCONF rdb-only.

@@ -17,6 +17,12 @@ type Info struct {
 	Keys        map[int]int64 // keys per db holding any (dbN:keys=...)
 	ReplOffset  int64         // master_repl_offset (stays 0 until a replica ever connected)
 	Dirty       int64         // rdb_changes_since_last_save: writes since the last save
+	// Replication history (INFO replication): the current replication id,
+	// and the previous id with the first offset it is not valid for
+	// (second_repl_offset, -1 when there is none).
+	ReplID           string // master_replid
+	ReplID2          string // master_replid2
+	SecondReplOffset int64  // second_repl_offset
 }
 
 // Changed reports whether the server took writes between two INFO replies
@@ -54,7 +60,7 @@ func (b Info) Changed(a Info) string {
 // ParseInfo reads the fields of Info from the text of an INFO reply;
 // unknown and malformed lines are skipped.
 func ParseInfo(text string) Info {
-	in := Info{Keys: map[int]int64{}}
+	in := Info{Keys: map[int]int64{}, SecondReplOffset: -1}
 	var port string
 	hasPort := false
 	for _, line := range strings.Split(text, "\n") {
@@ -75,10 +81,18 @@ func ParseInfo(text string) Info {
 			in.PrimaryAddr = val
 		case k == "master_port":
 			port, hasPort = val, true
+		case k == "master_replid":
+			in.ReplID = val
+		case k == "master_replid2":
+			in.ReplID2 = val
 		case k == "master_repl_offset":
 			in.ReplOffset, _ = strconv.ParseInt(val, 10, 64)
 		case k == "rdb_changes_since_last_save":
 			in.Dirty, _ = strconv.ParseInt(val, 10, 64)
+		case k == "second_repl_offset":
+			if n, err := strconv.ParseInt(val, 10, 64); err == nil {
+				in.SecondReplOffset = n
+			}
 		case strings.HasPrefix(k, "db"):
 			db, err := strconv.Atoi(k[2:])
 			if err != nil {

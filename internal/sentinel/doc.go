@@ -15,7 +15,7 @@
 // announced with REPLCONF listening-port. It then connects to ip:port to
 // monitor the replica, except when the port is 0, which sentinel.c treats as
 // an invalid address (sentinelReconnectInstance returns at once). redback
-// announces port 0 (replica.AnnouncePort), so a sentinel lists the link once
+// announces port 0 (replica.Config.ListeningPort left at 0), so a sentinel lists the link once
 // as a replica that is disconnected, never connects to it (no error every
 // second), never sends it REPLICAOF, and never selects it for promotion
 // (sentinelSelectSlave skips disconnected replicas). Replicas skips such

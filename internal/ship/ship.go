@@ -39,9 +39,6 @@ const (
 // keep up and the spool reached its size.
 var ErrSpoolFull = errors.New("spool full: storage is not keeping up")
 
-// errReplIDChanged drops a connection whose +CONTINUE named a new replid.
-var errReplIDChanged = errors.New("the source's replication id changed")
-
 // Shipper ships one source's replication stream into a repository as log
 // segments. Set the exported fields, then call Run; Stats and Pinned may be
 // called concurrently with Run. A Shipper runs one Run at a time; after Run
@@ -74,10 +71,12 @@ type Shipper struct {
 	AOFDir string
 	PinDir string
 
-	mu      sync.Mutex // guards b, conn, sessGen, badSeg
-	b       builder
-	conn    *replica.Conn
-	sessGen string
+	mu         sync.Mutex // guards b, conn, sessGen, sessCancel, badSeg
+	b          builder
+	conn       *replica.Conn
+	sessGen    string
+	sessCancel context.CancelCauseFunc // ends the current session (errSwitch)
+	node       atomic.Pointer[string]  // the server followed (redacted)
 	// badSeg is set when a built segment failed its check (queueCut);
 	// nothing from its start on is stored until the stream is re-read.
 	badSeg *badSegment
@@ -92,6 +91,7 @@ type Shipper struct {
 		Stats
 	}
 	reconnects, generations, uploaded, resets atomic.Int64
+	failovers                                 atomic.Int64
 	up                                        *uploader
 	base                                      atomic.Pointer[string] // base snapshot of the current generation
 }
@@ -127,6 +127,12 @@ type Stats struct {
 	Resets int64
 	// SpoolBytes are received but not yet stored.
 	SpoolBytes int64
+	// Node is the server followed (redacted URL): for a redis+sentinel://
+	// source, the primary the sentinels named.
+	Node string
+	// Failovers counts the primary changes followed without a full resync
+	// (PSYNC continued on the promoted replica, with or without a fork).
+	Failovers int64
 	// LastError is the last connection or storage problem ("" when fine).
 	LastError string
 }
@@ -140,6 +146,8 @@ func (s *Shipper) Stats() Stats {
 	st.Generations = s.generations.Load()
 	st.Resets = s.resets.Load()
 	st.SegmentsUploaded = s.uploaded.Load()
+	st.Failovers = s.failovers.Load()
+	st.Node = s.Node()
 	s.mu.Lock()
 	up := s.up
 	pend := s.b.pending()
@@ -241,12 +249,23 @@ func (s *Shipper) Run(ctx context.Context) error {
 	cutDone := make(chan struct{})
 	go func() { defer close(cutDone); s.cutter(cutCtx) }()
 
+	watchCtx, watchStop := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if s.Source != nil && s.Source.IsSentinel() {
+			s.watchSentinels(watchCtx)
+		}
+	}()
+
 	var err error
 	if s.AOFDir != "" {
 		err = s.aofLoop(ctx)
 	} else {
 		err = s.loop(ctx)
 	}
+	watchStop()
+	<-watchDone
 
 	cutStop()
 	<-cutDone
@@ -382,12 +401,15 @@ func (s *Shipper) loop(ctx context.Context) error {
 		case errors.Is(err, ErrSpoolFull):
 			s.Log.Error("spool full: storage is not keeping up; disconnected from the source until the spool is stored",
 				"spool_bytes", s.SpoolSize, "offset", s.processed())
-		case errors.Is(err, errReplIDChanged):
-			s.Log.Warn("the source's replication history changed; starting a new generation")
-			continue
+		case errors.Is(err, errSwitch):
+			continue // reconnect to the new primary at once
 		case time.Since(lastLog) >= 10*time.Second || streamed:
 			s.Log.Warn("replication link lost; reconnecting", "err", err, "backoff", backoff.String())
 			lastLog = time.Now()
+		}
+		if errors.Is(err, errNotPrimary) {
+			// A failover is under way: ask the sentinels again soon.
+			backoff = min(backoff, time.Second)
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -466,17 +488,29 @@ func (s *Shipper) endGeneration(g *catalog.Generation, off int64, reason string)
 
 // session runs one connection. streamed reports whether commands arrived.
 func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer func() {
+		if errors.Is(context.Cause(ctx), errSwitch) {
+			err = fmt.Errorf("%w (%v)", errSwitch, err)
+		}
+	}()
 	node, err := sentinel.Resolve(ctx, s.Source, sentinel.Options{})
 	if err != nil {
 		return false, err
 	}
+	addr := node.Redacted()
+	s.node.Store(&addr)
+	s.mu.Lock()
+	s.sessCancel = cancel
+	s.mu.Unlock()
 	conn, err := replica.Dial(ctx, node, replica.Config{Logger: s.Log})
 	if err != nil {
 		return false, err
 	}
 	defer func() {
 		s.mu.Lock()
-		s.conn, s.sessGen = nil, ""
+		s.conn, s.sessGen, s.sessCancel = nil, "", nil
 		s.mu.Unlock()
 		conn.Close()
 	}()
@@ -490,8 +524,11 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 	s.takeBad() // found by the cutter or the last cut of the previous connection
 	s.mu.Unlock()
 	var pos replica.Position
+	fork, takeover := int64(-1), int64(0)
 	if st.gen != nil {
-		pos = replica.Position{ReplID: st.gen.ReplID, Offset: s.processed()}
+		if pos, fork, takeover, err = s.resumePoint(ctx, conn, st.gen); err != nil {
+			return false, err
+		}
 	}
 	s.mu.Lock()
 	lo := s.b.known() // re-sent commands ran after the last time stored
@@ -505,11 +542,18 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 	case res.Full:
 		lo = syncAt.UnixMilli() // commands after the sync's offset ran after the fork
 		if st.gen != nil {
-			reason := "full resync"
+			reason := fmt.Sprintf("full resync: %s (replid %s) did not continue this history at offset %d", addr, res.Position.ReplID, pos.Offset)
 			if st.lastErr != nil {
 				reason += " after: " + st.lastErr.Error()
 			}
-			s.endGeneration(st.gen, s.processed(), reason)
+			g := st.gen
+			if fork >= 0 {
+				f := *g
+				f.Fork = &catalog.Fork{Offset: fork, ReplID: res.Position.ReplID, Node: addr, Time: time.Now().UTC()}
+				g = &f
+				reason += fmt.Sprintf("; the commands after offset %d were lost by the failover", fork)
+			}
+			s.endGeneration(g, s.processed(), reason)
 			st.gen = nil
 		}
 		g, err := s.startGeneration(ctx, conn, res)
@@ -517,10 +561,17 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 			return false, err
 		}
 		st.gen = g
+	case fork >= 0:
+		if err := s.forkGeneration(ctx, st, node, res.Position.ReplID, fork); err != nil {
+			return false, err
+		}
 	case res.NewReplID != "":
-		s.endGeneration(st.gen, s.processed(), "replid changed to "+res.NewReplID)
-		st.gen = nil
-		return false, errReplIDChanged
+		if err := s.followFailover(ctx, st, node, res.NewReplID, takeover); err != nil {
+			return false, err
+		}
+		s.mu.Lock()
+		conn.SetDB(s.b.db)
+		s.mu.Unlock()
 	default:
 		s.mu.Lock()
 		conn.SetDB(s.b.db)

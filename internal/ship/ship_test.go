@@ -316,8 +316,8 @@ func TestShipper_Pinned(t *testing.T) {
 }
 
 // TestShipper_Failover ships from a replica that is then promoted: the
-// partial resync answers +CONTINUE with a new replid, which ends the
-// generation and starts a new one from a full sync.
+// partial resync answers +CONTINUE with a new replid, and the generation
+// goes on under it (no full resync), recording the failover.
 func TestShipper_Failover(t *testing.T) {
 	p := startSource(t)
 	r := startSource(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port))
@@ -335,15 +335,19 @@ func TestShipper_Failover(t *testing.T) {
 	if err := r.Client().Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a second generation", func() bool { return s.Stats().Generations >= 2 })
+	waitFor(t, 30*time.Second, "the failover followed", func() bool { return s.Stats().Failovers >= 1 })
 	load(t, r, 21, 300)
 	caughtUp(t, r, s)
 	run.stop(t)
 	gens := checkRepo(t, b, r.Digest(ctx))
-	if len(gens) != 2 || !gens[0].Ended {
-		t.Fatalf("want 2 generations, the first ended: %+v", gens)
+	if len(gens) != 1 || gens[0].Ended || len(gens[0].Failovers) != 1 {
+		t.Fatalf("want 1 open generation with 1 failover: %+v", gens)
 	}
-	t.Logf("first generation ended: %q", gens[0].EndReason)
+	info, _ := r.Client().Info(ctx, "replication").Result()
+	if !strings.Contains(info, "master_replid:"+gens[0].ReplID) {
+		t.Fatalf("generation replid %s is not the promoted replica's:\n%s", gens[0].ReplID, info)
+	}
+	t.Logf("failover recorded: %+v", gens[0].Failovers[0])
 }
 
 func TestShipper_Encrypted(t *testing.T) {
