@@ -53,6 +53,11 @@ type ShipStatus struct {
 	SpoolBytes int64  `json:"spool_bytes"`
 	Generation string `json:"generation,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
+	// Node is the server the shipper follows (redacted URL): for a
+	// redis+sentinel:// source, the primary the sentinels named.
+	Node string `json:"node,omitempty"`
+	// Failovers counts the failovers followed without a full resync.
+	Failovers int64 `json:"failovers"`
 }
 
 // Pinner is implemented by shippers whose log depends on snapshots that

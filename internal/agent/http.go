@@ -152,10 +152,18 @@ func (a *Agent) handler() http.Handler {
 		if !st.Healthy {
 			code = http.StatusServiceUnavailable
 		}
+		// following: the server each shipping source follows.
+		following := map[string]string{}
+		for _, s := range st.Sources {
+			if s.Ship != nil && s.Ship.Status != nil && s.Ship.Status.Node != "" {
+				following[s.Name] = s.Ship.Status.Node
+			}
+		}
 		ui.WriteJSON(w, code, struct {
-			Healthy bool     `json:"healthy"`
-			Reasons []string `json:"reasons,omitempty"`
-		}{st.Healthy, st.Reasons})
+			Healthy   bool              `json:"healthy"`
+			Reasons   []string          `json:"reasons,omitempty"`
+			Following map[string]string `json:"following,omitempty"`
+		}{st.Healthy, st.Reasons, following})
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		ui.WriteJSON(w, http.StatusOK, a.Status())

@@ -67,10 +67,12 @@ var (
 	descResets     = prometheus.NewDesc("redback_source_resets_total", "New log generations marked as a reset: the source came back empty (or drastically smaller) under a new replid, e.g. after a crash without persistence.", []string{"source"}, nil)
 	descSpool      = prometheus.NewDesc("redback_ship_spool_bytes", "Bytes received but not yet uploaded.", []string{"source"}, nil)
 	descGeneration = prometheus.NewDesc("redback_ship_generation_info", "The current log generation (value 1).", []string{"source", "generation"}, nil)
+	descFailovers  = prometheus.NewDesc("redback_ship_failovers_total", "Failovers of the source followed without a full resync (PSYNC continued on the promoted replica).", []string{"source"}, nil)
+	descNode       = prometheus.NewDesc("redback_ship_node_info", "The server the shipper follows (value 1); for a Sentinel source, the current primary.", []string{"source", "node"}, nil)
 )
 
 func (c *shipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descResets, descSpool, descGeneration} {
+	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descResets, descSpool, descGeneration, descFailovers, descNode} {
 		ch <- d
 	}
 }
@@ -95,6 +97,10 @@ func (c *shipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSpool, prometheus.GaugeValue, float64(st.SpoolBytes), n)
 		if st.Generation != "" {
 			ch <- prometheus.MustNewConstMetric(descGeneration, prometheus.GaugeValue, 1, n, st.Generation)
+		}
+		ch <- prometheus.MustNewConstMetric(descFailovers, prometheus.CounterValue, float64(st.Failovers), n)
+		if st.Node != "" {
+			ch <- prometheus.MustNewConstMetric(descNode, prometheus.GaugeValue, 1, n, st.Node)
 		}
 	}
 }

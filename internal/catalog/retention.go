@@ -325,6 +325,22 @@ func PlanGenerations(gens []*Generation, policy Policy, now time.Time) []Generat
 		}
 		out[i] = d
 	}
+	// A generation that continues another after a failover replays the
+	// other's base and log up to the fork: keep every ancestor of a kept
+	// generation (newest first, so chains of forks are followed).
+	index := make(map[string]int, len(gens))
+	for i, g := range gens {
+		index[g.ID] = i
+	}
+	for i := last; i >= 0; i-- {
+		g := gens[i]
+		if !out[i].Keep || g.Parent == "" {
+			continue
+		}
+		if j, ok := index[g.Parent]; ok && !out[j].Keep {
+			out[j] = GenerationDecision{ID: g.Parent, Keep: true, Reason: "continued by generation " + g.ID + " after a failover"}
+		}
+	}
 	return out
 }
 

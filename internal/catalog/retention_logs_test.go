@@ -216,3 +216,23 @@ func TestPlanGenerations_Reset(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanGenerations_Forks: a generation that continues another after a
+// failover (Parent) keeps its whole chain of ancestors, whose base and log
+// up to each fork it replays.
+func TestPlanGenerations_Forks(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	gens := []*Generation{
+		{ID: "g0", Created: now.Add(-60 * time.Hour), Ended: true},
+		{ID: "g1", Created: now.Add(-50 * time.Hour), Ended: true},
+		{ID: "g2", Created: now.Add(-40 * time.Hour), Ended: true, Parent: "g1"},
+		{ID: "g3", Created: now.Add(-30 * time.Hour), Parent: "g2"},
+	}
+	got := map[string]bool{}
+	for _, d := range PlanGenerations(gens, Policy{PITR: time.Hour}, now) {
+		got[d.ID] = d.Keep
+	}
+	if d := cmp.Diff(map[string]bool{"g0": false, "g1": true, "g2": true, "g3": true}, got); d != "" {
+		t.Fatalf("(-want +got)\n%s", d)
+	}
+}

@@ -250,6 +250,8 @@ func (a agentShipper) Status() agent.ShipStatus {
 		SpoolBytes:    st.SpoolBytes,
 		Generation:    st.Generation,
 		LastError:     st.LastError,
+		Node:          st.Node,
+		Failovers:     st.Failovers,
 	}
 }
 

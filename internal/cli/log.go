@@ -82,6 +82,9 @@ type logJSON struct {
 	Args          []string   `json:"args"` // arguments after the name, each cut to --max-arg bytes
 	ArgsTotal     int        `json:"args_total"`
 	InTransaction bool       `json:"in_transaction"`
+	// Lost: the old primary acknowledged the command and a failover lost
+	// it (not in the new primary's data; see docs/sentinel.md).
+	Lost bool `json:"lost,omitempty"`
 }
 
 func runLog(ctx context.Context, e *env, o *logOptions) error {
@@ -131,7 +134,7 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 		n++
 		if o.JSON {
 			j := logJSON{Time: c.Time, UnixMs: c.Time.UnixMilli(), Offset: c.Offset, Size: c.Size, DB: c.DB, Generation: c.Generation,
-				Name: c.Name, Args: []string{}, ArgsTotal: len(c.Args) - 1, InTransaction: c.InTransaction}
+				Name: c.Name, Args: []string{}, ArgsTotal: len(c.Args) - 1, InTransaction: c.InTransaction, Lost: c.Lost}
 			if !c.TimeFrom.IsZero() {
 				j.TimeFrom = &c.TimeFrom
 			}
@@ -149,6 +152,9 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 		}
 		if !c.TimeFrom.IsZero() {
 			tx += "  (ran between " + fmtWindowTime(c.TimeFrom) + " and " + fmtWindowTime(c.Time) + ")"
+		}
+		if c.Lost {
+			tx += "  LOST by a failover"
 		}
 		_, err := fmt.Fprintf(e.Out, "%s  %-12d  %-2d  %-33s  %s%s\n", fmtWindowTime(c.Time), c.Offset, c.DB, c.Generation, pitr.Display(c.Args, o.MaxArg, 16), tx)
 		return err

@@ -68,7 +68,8 @@ func Log(ctx context.Context, b storage.Backend, f Filter, o Options, fn func(*C
 				if r.Offset < from || r.Ms < fromMs || (name != "" && r.Name != name) {
 					return nil
 				}
-				c = Command{Generation: gi.g.ID, Offset: r.Offset, Size: r.Size, Time: msTime(r.Ms), DB: r.DB, Name: r.Name, Args: r.Args, InTransaction: tx}
+				c = Command{Generation: gi.g.ID, Offset: r.Offset, Size: r.Size, Time: msTime(r.Ms), DB: r.DB, Name: r.Name, Args: r.Args, InTransaction: tx,
+					Lost: gi.lost >= 0 && r.Offset >= gi.lost}
 				if r.From > 0 {
 					c.TimeFrom = msTime(r.From)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -154,6 +155,11 @@ type Command struct {
 	Name          string    `json:"name"` // upper-cased
 	Args          [][]byte  `json:"-"`    // all arguments, the name included
 	InTransaction bool      `json:"in_transaction"`
+	// Lost marks a command the old primary acknowledged and a failover
+	// then lost: it is in the log of a generation after the offset where a
+	// promoted replica took over (a child generation follows the new
+	// primary from there), so it is not in the new primary's data.
+	Lost bool `json:"lost,omitempty"`
 	// Text is the command for display (arguments cut), set on the
 	// commands a Plan reports (Match, Skipped); Log leaves it empty.
 	Text string `json:"command,omitempty"`
@@ -241,6 +247,13 @@ type Window struct {
 	// Problem, when set, says why nothing of this generation can be
 	// restored (its base snapshot is missing or unreadable).
 	Problem string `json:"problem,omitempty"`
+	// Parent is the generation whose history this one continues after a
+	// failover that lost writes (its window starts at the parent's base).
+	Parent string `json:"parent,omitempty"`
+	// LostAfter, when set, is the offset after which this generation's log
+	// was lost by a failover: the window ends there (restore the lost
+	// commands only by naming the generation with --generation).
+	LostAfter int64 `json:"lost_after,omitempty"`
 }
 
 func (w *Window) String() string {
@@ -330,22 +343,49 @@ func (e *GapError) Error() string {
 }
 func (e *GapError) Unwrap() error { return ErrGap }
 
-// link is one segment of a chain; commands before From were replayed from
-// an earlier, overlapping segment.
+// link is one segment of a chain; commands before from were replayed from
+// an earlier, overlapping segment, and commands at or after to belong to
+// another history (a failover forked it there).
 type link struct {
-	seg  *catalog.Segment
-	from int64
+	seg      *catalog.Segment
+	from, to int64
 }
+
+// noLimit is a link's to when the whole segment counts.
+const noLimit = math.MaxInt64
 
 // genInfo is a generation with its segments, its contiguous chain and base.
 type genInfo struct {
 	g       *catalog.Generation
-	segs    []*catalog.Segment
-	chain   []link
-	end     int64        // offset after the chain
-	gap     *catalog.Gap // first hole after the chain
+	segs    []*catalog.Segment // its own segments
+	chain   []link             // for a child: the parent's chain up to the fork, then its own
+	start   int64              // offset of the base (the parent's for a child)
+	end     int64              // offset after the chain
+	gap     *catalog.Gap       // first hole after the chain
 	base    *catalog.Snapshot
 	baseErr error
+	// lost is the offset after which the log was lost by a failover (a
+	// child generation follows the new primary from there), -1 if none.
+	lost int64
+}
+
+// clipped returns gi as the new primary's history sees it: the chain ends
+// at the fork when a failover lost the log after it.
+func (gi *genInfo) clipped() *genInfo {
+	if gi.lost < 0 || gi.end <= gi.lost {
+		return gi
+	}
+	c := *gi
+	c.chain = nil
+	for _, l := range gi.chain {
+		if l.from >= gi.lost {
+			break
+		}
+		l.to = min(l.to, gi.lost)
+		c.chain = append(c.chain, l)
+	}
+	c.end, c.gap = gi.lost, nil
+	return &c
 }
 
 func (gi *genInfo) fromMs() int64 {
@@ -378,10 +418,13 @@ func (gi *genInfo) lastMsAll() int64 {
 }
 
 func (gi *genInfo) window() Window {
-	w := Window{Generation: gi.g.ID, ReplID: gi.g.ReplID, Base: gi.g.BaseSnapshot, FromOffset: gi.g.StartOffset,
+	w := Window{Generation: gi.g.ID, ReplID: gi.g.ReplID, Base: gi.g.BaseSnapshot, FromOffset: gi.start,
 		ToOffset: gi.end, Segments: len(gi.chain), Ended: gi.g.Ended, EndReason: gi.g.EndReason,
 		Reset: gi.g.Reset, ResetFrom: gi.g.ResetFrom, ResetReason: gi.g.ResetReason,
-		Gaps: catalog.Contiguity(gi.g, gi.segs)}
+		Gaps: catalog.Contiguity(gi.g, gi.segs), Parent: gi.g.Parent}
+	if gi.lost >= 0 {
+		w.LostAfter = gi.lost
+	}
 	for _, l := range gi.chain {
 		w.Commands += l.seg.Commands
 	}
@@ -391,7 +434,7 @@ func (gi *genInfo) window() Window {
 	}
 	w.From, w.To = msTime(gi.fromMs()), msTime(gi.toMs())
 	w.Uncertain = gi.uncertain()
-	if gi.g.Ended && gi.gap == nil && gi.g.EndOffset > gi.end {
+	if gi.g.Ended && gi.gap == nil && gi.g.EndOffset > gi.end && gi.lost < 0 {
 		w.Gaps = append(w.Gaps, catalog.Gap{Generation: gi.g.ID, From: gi.end, To: gi.g.EndOffset})
 	}
 	return w
@@ -402,7 +445,11 @@ func loadGens(ctx context.Context, b storage.Backend) ([]*genInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Oldest first, so that a parent is loaded before the generation that
+	// continues it.
+	sort.SliceStable(gens, func(i, j int) bool { return gens[i].Created.Before(gens[j].Created) })
 	out := make([]*genInfo, 0, len(gens))
+	byID := make(map[string]*genInfo, len(gens))
 	for _, g := range gens {
 		segs, err := catalog.ListSegments(ctx, b, g.ID)
 		if err != nil {
@@ -414,30 +461,70 @@ func loadGens(ctx context.Context, b storage.Backend) ([]*genInfo, error) {
 			}
 			return segs[i].End > segs[j].End
 		})
-		gi := &genInfo{g: g, segs: segs, end: g.StartOffset}
-		for _, s := range segs {
-			if s.End <= gi.end {
-				continue
+		gi := &genInfo{g: g, segs: segs, start: g.StartOffset, end: g.StartOffset, lost: -1}
+		byID[g.ID] = gi
+		if g.Parent != "" {
+			if err := gi.inherit(byID[g.Parent]); err != nil {
+				gi.baseErr = err
 			}
-			if s.Start > gi.end {
-				gi.gap = &catalog.Gap{Generation: g.ID, From: gi.end, To: s.Start}
-				break
+		} else {
+			base, err := catalog.ReadSnapshot(ctx, b, g.BaseSnapshot)
+			switch {
+			case err != nil:
+				gi.baseErr = fmt.Errorf("base snapshot %s: %w", g.BaseSnapshot, err)
+			case base.Generation != g.ID:
+				gi.baseErr = fmt.Errorf("base snapshot %s belongs to generation %q", base.ID, base.Generation)
+			default:
+				gi.base = base
 			}
-			gi.chain = append(gi.chain, link{seg: s, from: gi.end})
-			gi.end = s.End
 		}
-		base, err := catalog.ReadSnapshot(ctx, b, g.BaseSnapshot)
-		switch {
-		case err != nil:
-			gi.baseErr = fmt.Errorf("base snapshot %s: %w", g.BaseSnapshot, err)
-		case base.Generation != g.ID:
-			gi.baseErr = fmt.Errorf("base snapshot %s belongs to generation %q", base.ID, base.Generation)
-		default:
-			gi.base = base
+		if gi.gap == nil {
+			for _, s := range segs {
+				if s.End <= gi.end {
+					continue
+				}
+				if s.Start > gi.end {
+					gi.gap = &catalog.Gap{Generation: g.ID, From: gi.end, To: s.Start}
+					break
+				}
+				gi.chain = append(gi.chain, link{seg: s, from: gi.end, to: noLimit})
+				gi.end = s.End
+			}
 		}
 		out = append(out, gi)
 	}
 	return out, nil
+}
+
+// inherit makes gi, a generation that continues parent's history after a
+// failover that lost writes, start as parent's base and chain up to gi's
+// start offset; parent's log after that offset is marked lost.
+func (gi *genInfo) inherit(parent *genInfo) error {
+	g := gi.g
+	if parent == nil {
+		return fmt.Errorf("generation %s continues generation %s, which is not in the repository", g.ID, g.Parent)
+	}
+	if parent.lost < 0 || g.StartOffset < parent.lost {
+		parent.lost = g.StartOffset
+	}
+	gi.base, gi.baseErr, gi.start = parent.base, parent.baseErr, parent.start
+	gi.end = parent.start
+	for _, l := range parent.chain {
+		if l.from >= g.StartOffset {
+			break
+		}
+		l.to = min(l.to, g.StartOffset)
+		gi.chain = append(gi.chain, l)
+		gi.end = min(l.seg.End, g.StartOffset)
+	}
+	if gi.end < g.StartOffset {
+		// The parent's log does not reach the fork.
+		gi.gap = &catalog.Gap{Generation: parent.g.ID, From: gi.end, To: g.StartOffset}
+		if parent.gap != nil {
+			gi.gap = parent.gap
+		}
+	}
+	return nil
 }
 
 // Windows returns every generation's recoverable window, oldest first.
@@ -448,7 +535,7 @@ func Windows(ctx context.Context, b storage.Backend) ([]Window, error) {
 	}
 	ws := make([]Window, 0, len(gens))
 	for _, gi := range gens {
-		ws = append(ws, gi.window())
+		ws = append(ws, gi.clipped().window())
 	}
 	return ws, nil
 }
@@ -478,6 +565,7 @@ type Plan struct {
 	b       storage.Backend
 	ids     []age.Identity
 	from    []int64 // per segment: commands before this offset are skipped (overlap)
+	to      []int64 // per segment: commands at or after this offset are skipped (a fork)
 	stopPos int64   // AOF position in the last segment where replay stops; -1: none
 	skip    map[int64]bool
 }
@@ -512,6 +600,12 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 			return nil, fmt.Errorf("no generation %q in %s: see `redback list --repo %s`", t.Generation, b.Location(), b.Location())
 		}
 		gens = keep
+	} else {
+		// Follow the new primary's history: a generation's log after a
+		// failover that lost it is replayed only when it is named.
+		for i, gi := range gens {
+			gens[i] = gi.clipped()
+		}
 	}
 	windows := func() []Window {
 		ws := make([]Window, 0, len(gens))
@@ -568,10 +662,11 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 	case KindOffset:
 		var cands []*genInfo
 		for _, c := range gens {
-			if c.base != nil && c.g.StartOffset <= t.Offset && t.Offset <= c.end {
+			if c.base != nil && c.start <= t.Offset && t.Offset <= c.end {
 				cands = append(cands, c)
 			}
 		}
+		cands = dropParents(cands)
 		if len(cands) > 1 {
 			ids := make([]string, len(cands))
 			for i, c := range cands {
@@ -662,7 +757,7 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 	if cut == nil {
 		for _, l := range gi.chain {
 			p.Segments = append(p.Segments, l.seg)
-			p.from = append(p.from, l.from)
+			p.from, p.to = append(p.from, l.from), append(p.to, l.to)
 		}
 		p.Offset, p.Time = gi.end, msTime(gi.toMs())
 		if tail.seg == -1 && tail.prevEnd > 0 {
@@ -673,7 +768,7 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 	} else {
 		for _, l := range gi.chain[:cut.seg+1] {
 			p.Segments = append(p.Segments, l.seg)
-			p.from = append(p.from, l.from)
+			p.from, p.to = append(p.from, l.from), append(p.to, l.to)
 		}
 		p.stopPos, p.Offset, p.Time = cut.pos, cut.offset, msTime(max(cut.prevMs, gi.fromMs()))
 		if cut.prevMs == 0 {
@@ -698,6 +793,25 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 		return nil, err
 	}
 	return p, nil
+}
+
+// dropParents removes from cands every generation that another candidate
+// continues (up to the fork their histories are the same; the child
+// follows the new primary).
+func dropParents(cands []*genInfo) []*genInfo {
+	parents := map[string]bool{}
+	for _, c := range cands {
+		if c.g.Parent != "" {
+			parents[c.g.Parent] = true
+		}
+	}
+	out := cands[:0:0]
+	for _, c := range cands {
+		if !parents[c.g.ID] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (t Target) validate() error {
@@ -846,7 +960,7 @@ func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Ide
 	for si := from; si < len(gi.chain) && cut == nil; si++ {
 		l := gi.chain[si]
 		err = scanSegment(ctx, b, ids, l.seg, func(r *record) error {
-			if r.Annotation || r.Synthetic || r.Offset < l.from {
+			if r.Annotation || r.Synthetic || r.Offset < l.from || r.Offset >= l.to {
 				return nil
 			}
 			switch r.Name {
@@ -898,7 +1012,7 @@ func (p *Plan) resolveSkips(ctx context.Context, gi *genInfo) error {
 		}
 		si := -1
 		for i, s := range p.Segments {
-			if s.Start <= off && off < s.End && off >= p.from[i] {
+			if s.Start <= off && off < s.End && off >= p.from[i] && off < p.to[i] {
 				si = i
 			}
 		}

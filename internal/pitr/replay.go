@@ -54,11 +54,13 @@ type Result struct {
 func (p *Plan) replay(ctx context.Context, emit func(*record) error) error {
 	for i, seg := range p.Segments {
 		last := i == len(p.Segments)-1
-		from := p.from[i]
+		from, to := p.from[i], p.to[i]
 		err := scanSegment(ctx, p.b, p.ids, seg, func(r *record) error {
 			switch {
 			case last && p.stopPos >= 0 && r.AOFPos >= p.stopPos:
 				return nil
+			case !r.Annotation && !r.Synthetic && r.Offset >= to:
+				return nil // another history (after a fork)
 			case r.Annotation, r.Synthetic, r.Name == "SELECT":
 				return emit(r)
 			case r.Offset < from, p.skip[r.Offset]:

@@ -61,6 +61,10 @@ func (s *Shipper) watchSentinels(ctx context.Context) {
 			s.sessCancel(errSwitch)
 		}
 		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	})
 }
 

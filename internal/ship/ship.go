@@ -77,6 +77,7 @@ type Shipper struct {
 	sessGen    string
 	sessCancel context.CancelCauseFunc // ends the current session (errSwitch)
 	node       atomic.Pointer[string]  // the server followed (redacted)
+	wake       chan struct{}           // a new primary was named: end the back-off
 	// badSeg is set when a built segment failed its check (queueCut);
 	// nothing from its start on is stored until the stream is re-read.
 	badSeg *badSegment
@@ -249,6 +250,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	cutDone := make(chan struct{})
 	go func() { defer close(cutDone); s.cutter(cutCtx) }()
 
+	s.wake = make(chan struct{}, 1)
 	watchCtx, watchStop := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
 	go func() {
@@ -416,6 +418,8 @@ func (s *Shipper) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 		case <-t.C:
+		case <-s.wake:
+			t.Stop()
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
