@@ -262,7 +262,7 @@ func (p *pingShipper) Flush(ctx context.Context) error {
 }
 
 func (p *pingShipper) Status() ShipStatus {
-	return ShipStatus{Connected: p.connected.Load(), LagSeconds: 0.25, Generation: "0123", Resets: 1}
+	return ShipStatus{Connected: p.connected.Load(), LagSeconds: 0.25, Generation: "0123", Resets: 1, Node: "redis://127.0.0.1:6390", Failovers: 2}
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -344,6 +344,9 @@ func TestAgent_EndToEnd(t *testing.T) {
 		}
 	}
 	eventually(t, 30*time.Second, "healthy", health(200))
+	if _, body := get(t, base+"/healthz"); !strings.Contains(body, `"cache-a": "redis://127.0.0.1:6390"`) {
+		t.Errorf("/healthz does not say which node cache-a follows: %s", body)
+	}
 	eventually(t, 30*time.Second, "retention deleting", func() (bool, string) {
 		_, body := get(t, base+"/metrics")
 		return strings.Contains(body, `redback_retention_deletions_total{source="cache-a"}`) &&
@@ -363,6 +366,8 @@ func TestAgent_EndToEnd(t *testing.T) {
 			`redback_snapshot_expected_interval_seconds{source="cache-a"} 1`,
 			`redback_ship_generation_info{generation="0123",source="cache-a"} 1`,
 			`redback_source_resets_total{source="cache-a"} 1`,
+			`redback_ship_failovers_total{source="cache-a"} 2`,
+			`redback_ship_node_info{node="redis://127.0.0.1:6390",source="cache-a"} 1`,
 			`redback_repository_bytes{source="cache-a"}`,
 			`redback_snapshot_failures_total{source="cache-a"}`,
 		} {

@@ -190,7 +190,11 @@ func (a *Agent) timelineSources() []ops.Source {
 				if sh == nil {
 					return nil
 				}
-				return &ops.Shipping{Live: true, Connected: sh.Connected, Following: config.Redact(s.cfg.Source),
+				following := config.Redact(s.cfg.Source)
+				if sh.Node != "" {
+					following = sh.Node // the server itself, e.g. the primary a Sentinel set names
+				}
+				return &ops.Shipping{Live: true, Connected: sh.Connected, Following: following, Failovers: sh.Failovers,
 					LagSeconds: sh.LagSeconds, LagBytes: sh.LagBytes, Generation: sh.Generation, Healthy: st.Healthy, Reasons: st.Reasons}
 			}
 		}

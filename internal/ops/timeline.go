@@ -92,9 +92,11 @@ type TimeGap struct {
 type Shipping struct {
 	// Live is true when an agent reports it; false when it is read from
 	// the stored log.
-	Live       bool    `json:"live"`
-	Connected  bool    `json:"connected"`
-	Following  string  `json:"following,omitempty"`
+	Live      bool   `json:"live"`
+	Connected bool   `json:"connected"`
+	Following string `json:"following,omitempty"`
+	// Failovers counts the failovers the shipper followed (agent only).
+	Failovers  int64   `json:"failovers,omitempty"`
 	LagSeconds float64 `json:"lag_seconds"`
 	LagBytes   int64   `json:"lag_bytes"`
 	Generation string  `json:"generation,omitempty"`
