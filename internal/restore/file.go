@@ -251,6 +251,10 @@ func countRecords(ctx context.Context, rd *rdb.Reader, fan *rdb.Fanout, res *Res
 		pr.add(rd.Offset(), false)
 	}
 	pr.add(rd.Offset(), true)
+	if res.KeysExpired > 0 {
+		res.note("the file holds all %d keys, %d of them already expired (counted as expired): a server loading it as a primary drops those, a replica keeps them until its primary expires them",
+			res.KeysRestored+res.KeysExpired, res.KeysExpired)
+	}
 	return nil
 }
 

@@ -690,6 +690,10 @@ func TestToFile_Keys(t *testing.T) {
 	if err != nil || res.KeysExpired != 1 || res.KeysRestored != 1 {
 		t.Errorf("copy: %v %+v", err, res)
 	}
+	// The copied file still holds the expired key: the result says so.
+	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "the file holds all 2 keys, 1 of them already expired") {
+		t.Errorf("copy notes %q", res.Notes)
+	}
 	dst := redistest.Start(t)
 	res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{Now: later})
 	if err != nil || res.KeysExpired != 1 || res.KeysRestored != 1 {
