@@ -16,30 +16,6 @@ import (
 	"redback/internal/storage/s3/s3test"
 )
 
-// copyDir copies the repository in src to a new temp dir.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 func flipByte(t *testing.T, path string, at func(n int) int) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -108,7 +84,7 @@ func TestReliability_AtRestDamage(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
-			dir := copyDir(t, r.dir)
+			dir := copyTree(t, r.dir)
 			tc.damage(dir)
 			for _, args := range [][]string{
 				{"verify", "--repo", dir},
@@ -129,7 +105,7 @@ func TestReliability_AtRestDamage(t *testing.T) {
 	// A damaged lease: verify reports it (exit 3), writers refuse naming
 	// it (exit 3); drill and restore do not need the lease and still work.
 	t.Run("lease", func(t *testing.T) {
-		dir := copyDir(t, r.dir)
+		dir := copyTree(t, r.dir)
 		if err := os.WriteFile(filepath.Join(dir, catalog.LeaseKey), []byte(`{"format": 1, "holder": "h`), 0o644); err != nil {
 			t.Fatal(err)
 		}
