@@ -118,6 +118,7 @@ func verbs(e *env) []*cobra.Command {
 		newACLCmd(e),
 		newUICmd(e),
 		newCopyCmd(e),
+		newRekeyCmd(e),
 	}
 }
 
