@@ -59,7 +59,10 @@ type pruneOpts struct {
 	keep   policyFlags
 	dryRun bool
 	json   bool
-	now    func() time.Time // tests
+	// uploadAge: incomplete multipart uploads started longer ago than
+	// this are abandoned (reported, and aborted unless dryRun).
+	uploadAge string
+	now       func() time.Time // tests
 }
 
 const pruneTry = "redback prune --repo file:///var/lib/redback/cache-a --dry-run"
@@ -104,6 +107,7 @@ source (the agent prunes after each snapshot itself).`,
 	o.keep.addFlags(f)
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted and why each kept snapshot stays; change nothing")
 	f.BoolVar(&o.json, "json", false, "print the decisions as JSON")
+	f.StringVar(&o.uploadAge, "uploads-older-than", "24h", "abort incomplete multipart uploads (S3) started longer ago than this (an upload in flight is younger)")
 	return c
 }
 
@@ -111,6 +115,10 @@ func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
 	policy, err := o.keep.policy(pruneTry)
 	if err != nil {
 		return err
+	}
+	uploadAge, err := config.ParseDuration(o.uploadAge)
+	if err != nil || uploadAge <= 0 {
+		return usagef(pruneTry, "--uploads-older-than: bad duration %q (use 24h or 7d)", o.uploadAge)
 	}
 	set, err := openSources(ctx, e, o.repo, o.name, pruneTry)
 	if err != nil {
@@ -130,7 +138,7 @@ func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
 			}
 			fmt.Fprintf(e.Out, "== source %s ==\n", src.Name)
 		}
-		if err := prune(ctx, e, o, policy, set.view(src), src.Name); err != nil {
+		if err := prune(ctx, e, o, policy, uploadAge.D(), set.view(src), src.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -139,18 +147,25 @@ func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
 
 // prune runs retention on the source whose objects are repo and prints
 // the outcome.
-func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, repo storage.Backend, name string) error {
+func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, uploadAge time.Duration, repo storage.Backend, name string) error {
 	now := time.Now
 	if o.now != nil {
 		now = o.now
 	}
 	var res *catalog.PruneResult
 	var perr error
+	var uploads []abandonedUpload
 	if o.dryRun {
 		res, perr = catalog.Prune(ctx, repo, policy, now(), catalog.PruneOptions{DryRun: true})
+		var uerr error
+		uploads, uerr = abandonedUploads(ctx, e, repo, now().Add(-uploadAge), true)
+		perr = errors.Join(perr, uerr)
 	} else {
 		err := leased(ctx, e, repo, name, func(ctx context.Context, repo storage.Backend) error {
 			res, perr = catalog.Prune(ctx, repo, policy, now(), catalog.PruneOptions{})
+			var uerr error
+			uploads, uerr = abandonedUploads(ctx, e, repo, now().Add(-uploadAge), false)
+			perr = errors.Join(perr, uerr)
 			return nil
 		})
 		if err != nil {
@@ -172,8 +187,12 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, rep
 			SourceName string `json:"source_name"`
 			DryRun     bool   `json:"dry_run"`
 			*catalog.PruneResult
-			Errors []string `json:"errors"`
-		}{Repo: repo.Location(), SourceName: name, DryRun: o.dryRun, PruneResult: res, Errors: []string{}}
+			AbandonedUploads []abandonedUpload `json:"abandoned_uploads"`
+			Errors           []string          `json:"errors"`
+		}{Repo: repo.Location(), SourceName: name, DryRun: o.dryRun, PruneResult: res, AbandonedUploads: uploads, Errors: []string{}}
+		if out.AbandonedUploads == nil {
+			out.AbandonedUploads = []abandonedUpload{}
+		}
 		if perr != nil {
 			out.Errors = strings.Split(perr.Error(), "\n")
 		}
@@ -187,6 +206,7 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, rep
 		}
 	} else {
 		printPrune(e, o.dryRun, res)
+		printUploads(e, o.dryRun, uploads, now())
 	}
 	if perr != nil {
 		return fmt.Errorf("prune: %d delete(s) failed: %w", res.Failures, perr)
@@ -242,5 +262,60 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 			why += " until " + until.UTC().Format(time.DateTime) + ", deletable after it"
 		}
 		fmt.Fprintf(e.Out, "keep log generation %s: %s\n", g, why)
+	}
+}
+
+// abandonedUpload is an incomplete multipart upload prune found.
+type abandonedUpload struct {
+	Key       string    `json:"key"`
+	UploadID  string    `json:"upload_id"`
+	Initiated time.Time `json:"initiated"`
+	Aborted   bool      `json:"aborted"`
+}
+
+// abandonedUploads lists the incomplete multipart uploads of repo started
+// before cutoff and, unless dryRun, aborts them. A failed abort is
+// reported in the error (naming the object) and the others go on; a store
+// that refuses the listing (a policy without s3:ListBucketMultipartUploads)
+// is a warning, not a failed prune.
+func abandonedUploads(ctx context.Context, e *env, repo storage.Backend, cutoff time.Time, dryRun bool) ([]abandonedUpload, error) {
+	var found []storage.Upload
+	err := storage.ListUploads(ctx, repo, "", func(u storage.Upload) error {
+		if u.Initiated.Before(cutoff) {
+			found = append(found, u)
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(e.Err, "warning: incomplete multipart uploads not checked: %v\n", err)
+		return nil, nil
+	}
+	var out []abandonedUpload
+	var errs []error
+	for _, u := range found {
+		a := abandonedUpload{Key: u.Key, UploadID: u.ID, Initiated: u.Initiated}
+		if !dryRun {
+			if err := storage.AbortUpload(ctx, repo, u); err != nil {
+				errs = append(errs, err)
+			} else {
+				a.Aborted = true
+			}
+		}
+		out = append(out, a)
+	}
+	return out, errors.Join(errs...)
+}
+
+func printUploads(e *env, dryRun bool, uploads []abandonedUpload, now time.Time) {
+	for _, u := range uploads {
+		action := "would abort"
+		switch {
+		case u.Aborted:
+			action = "aborted"
+		case !dryRun:
+			action = "failed to abort"
+		}
+		fmt.Fprintf(e.Out, "%s an abandoned multipart upload of %s (started %s, %s ago; its parts are stored but never visible)\n",
+			action, u.Key, u.Initiated.UTC().Format(time.DateTime), now.Sub(u.Initiated).Round(time.Second))
 	}
 }

@@ -151,7 +151,7 @@ func TestPrune_FailedDeleteIsAnError(t *testing.T) {
 	e := &env{Stdio: Stdio{Out: &out, Err: &errb}, getenv: func(string) string { return "" }}
 	e.log = slog.New(slog.NewTextHandler(&errb, nil))
 	o := &pruneOpts{}
-	err := prune(t.Context(), e, o, catalog.Policy{Hourly: 1}, failDeletes{b}, "")
+	err := prune(t.Context(), e, o, catalog.Policy{Hourly: 1}, 24*time.Hour, failDeletes{b}, "")
 	if err == nil || ExitCode(err) != ExitFailure || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "2 delete(s) failed") {
 		t.Fatalf("want failure naming AccessDenied, got %v", err)
 	}

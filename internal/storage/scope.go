@@ -77,13 +77,23 @@ func (s *scoped) List(ctx context.Context, prefix string, fn func(ObjectInfo) er
 		return err
 	}
 	return s.b.List(ctx, s.prefix+prefix, func(oi ObjectInfo) error {
-		k, ok := strings.CutPrefix(oi.Key, s.prefix)
-		if !ok {
-			return fmt.Errorf("list %s: backend returned %q outside the prefix", s.prefix+prefix, oi.Key)
+		k, err := s.rel("list", prefix, oi.Key)
+		if err != nil {
+			return err
 		}
 		oi.Key = k
 		return fn(oi)
 	})
+}
+
+// rel is key of the backend relative to the scope; listing prefix (op)
+// must not return keys outside it.
+func (s *scoped) rel(op, prefix, key string) (string, error) {
+	k, ok := strings.CutPrefix(key, s.prefix)
+	if !ok {
+		return "", fmt.Errorf("%s %s: backend returned %q outside the prefix", op, s.prefix+prefix, key)
+	}
+	return k, nil
 }
 
 func (s *scoped) Delete(ctx context.Context, key string) error {
@@ -209,3 +219,46 @@ func (s *scoped) LockedUntil(ctx context.Context, key string) (time.Time, error)
 // Unwrap returns the guarded backend (same keys), so that optional
 // interfaces such as Locker are found through the guard.
 func (g *guarded) Unwrap() Backend { return g.b }
+
+// ListUploads lists the incomplete uploads of the scoped backend inside
+// the scope, with keys relative to it.
+func (s *scoped) ListUploads(ctx context.Context, prefix string, fn func(Upload) error) error {
+	if err := ValidatePrefix(prefix); err != nil {
+		return err
+	}
+	return ListUploads(ctx, s.b, s.prefix+prefix, func(u Upload) error {
+		k, err := s.rel("list uploads", prefix, u.Key)
+		if err != nil {
+			return err
+		}
+		u.Key = k
+		return fn(u)
+	})
+}
+
+// AbortUpload aborts an upload ListUploads reported inside the scope.
+func (s *scoped) AbortUpload(ctx context.Context, u Upload) error {
+	k, err := s.key(u.Key)
+	if err != nil {
+		return err
+	}
+	u.Key = k
+	return AbortUpload(ctx, s.b, u)
+}
+
+// ListUploads lists the guarded backend's incomplete uploads.
+func (g *guarded) ListUploads(ctx context.Context, prefix string, fn func(Upload) error) error {
+	c, done := g.bind(ctx)
+	defer done()
+	return ListUploads(c, g.b, prefix, fn)
+}
+
+// AbortUpload is a write: it checks the fence first.
+func (g *guarded) AbortUpload(ctx context.Context, u Upload) error {
+	c, done, err := g.write(ctx)
+	if err != nil {
+		return fmt.Errorf("abort upload %s: %w", u.Key, err)
+	}
+	defer done()
+	return AbortUpload(c, g.b, u)
+}

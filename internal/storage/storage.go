@@ -192,19 +192,27 @@ type Locker interface {
 	LockedUntil(ctx context.Context, key string) (time.Time, error)
 }
 
-// locker finds the Locker among b and the backends it decorates.
-func locker(b Backend) Locker {
+// decorated returns the first of b and the backends it decorates
+// (through Unwrap) that is a T for which use is true.
+func decorated[T any](b Backend, use func(T) bool) (T, bool) {
 	for b != nil {
-		if l, ok := b.(Locker); ok && l.Locks() {
-			return l
+		if t, ok := b.(T); ok && use(t) {
+			return t, true
 		}
 		u, ok := b.(interface{ Unwrap() Backend })
 		if !ok {
-			return nil
+			break
 		}
 		b = u.Unwrap()
 	}
-	return nil
+	var zero T
+	return zero, false
+}
+
+// locker finds the Locker among b and the backends it decorates.
+func locker(b Backend) Locker {
+	l, _ := decorated(b, Locker.Locks)
+	return l
 }
 
 // Locks reports whether b (or the backend it decorates) writes objects
@@ -243,4 +251,46 @@ func FormatRetain(d time.Duration) string {
 		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 	}
 	return d.String()
+}
+
+// Upload is a multipart upload that was started and neither completed nor
+// aborted: a writer killed mid-Put leaves one behind. Its parts are never
+// visible as an object, but the store keeps (and bills) them until the
+// upload is aborted.
+type Upload struct {
+	Key       string    // the object key the upload would have written
+	ID        string    // the store's upload id
+	Initiated time.Time // when the upload was started
+}
+
+// Uploader is implemented by backends with multipart uploads (S3): it
+// lists the incomplete uploads of keys starting with prefix and aborts one.
+type Uploader interface {
+	ListUploads(ctx context.Context, prefix string, fn func(Upload) error) error
+	AbortUpload(ctx context.Context, u Upload) error
+}
+
+// uploader finds the Uploader among b and the backends it decorates.
+func uploader(b Backend) Uploader {
+	u, _ := decorated(b, func(Uploader) bool { return true })
+	return u
+}
+
+// ListUploads calls fn for every incomplete multipart upload of b (or the
+// backend it decorates) whose key starts with prefix; backends without
+// multipart uploads have none.
+func ListUploads(ctx context.Context, b Backend, prefix string, fn func(Upload) error) error {
+	if u := uploader(b); u != nil {
+		return u.ListUploads(ctx, prefix, fn)
+	}
+	return nil
+}
+
+// AbortUpload aborts an incomplete multipart upload that ListUploads
+// reported on b, discarding its parts.
+func AbortUpload(ctx context.Context, b Backend, u Upload) error {
+	if up := uploader(b); up != nil {
+		return up.AbortUpload(ctx, u)
+	}
+	return fmt.Errorf("abort upload %s: %s has no multipart uploads", u.Key, b.Location())
 }

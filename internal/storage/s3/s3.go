@@ -508,6 +508,51 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// ListUploads lists the incomplete multipart uploads of keys starting
+// with prefix (a writer killed mid-Put leaves one; its parts cost storage
+// until it is aborted). Keys are relative to the backend's prefix.
+func (b *Backend) ListUploads(ctx context.Context, prefix string, fn func(storage.Upload) error) error {
+	if err := storage.ValidatePrefix(prefix); err != nil {
+		return err
+	}
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(b.cfg.Bucket), Prefix: aws.String(b.cfg.Prefix + prefix)}
+	for {
+		out, err := b.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return b.wrap("list uploads", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			key, ok := strings.CutPrefix(aws.ToString(u.Key), b.cfg.Prefix)
+			if !ok || storage.ValidateKey(key) != nil {
+				continue
+			}
+			if err := fn(storage.Upload{Key: key, ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)}); err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || out.NextKeyMarker == nil && out.NextUploadIdMarker == nil {
+			return nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// AbortUpload aborts an incomplete multipart upload, discarding its parts.
+// An upload that is already gone is not an error.
+func (b *Backend) AbortUpload(ctx context.Context, u storage.Upload) error {
+	k, err := b.key(u.Key)
+	if err != nil {
+		return err
+	}
+	_, err = b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k), UploadId: aws.String(u.ID),
+	})
+	if err != nil && code(err) != "NoSuchUpload" {
+		return b.wrap("abort upload", u.Key, err)
+	}
+	return nil
+}
+
 // Properties reports 8 connections.
 func (b *Backend) Properties() storage.Properties { return storage.Properties{Connections: 8} }
 
