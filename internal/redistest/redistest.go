@@ -113,7 +113,9 @@ func (s *Server) start(extra []string) *Server {
 	if s.Bin.Path == "" {
 		s.Bin = Default(t)
 	}
-	s.Port = FreePort(t)
+	if s.Port == 0 {
+		s.Port = FreePort(t)
+	}
 	ports := []string{"--port", strconv.Itoa(s.Port)}
 	if s.tls != nil {
 		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}
