@@ -12,6 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"redback/internal/catalog"
+	"redback/internal/cluster"
+	"redback/internal/clusterset"
+	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
 	"redback/internal/sentinel"
@@ -24,6 +27,9 @@ type snapshotOpts struct {
 	name                 string
 	json                 bool
 	preferReplica        bool
+	singleNode           bool
+	parallel             int
+	migrationWait        time.Duration
 	redis                redisFlags
 	pack                 packFlags
 }
@@ -42,6 +48,14 @@ The snapshot belongs to the source --name of the repository (default: a
 name from the server's host and port, printed); snapshot holds the source's
 lease while it writes, so it is refused while another writer (an agent, ship)
 writes to that source.
+
+A node of a Redis Cluster (INFO cluster says cluster_enabled:1) means the
+whole cluster: every shard is snapshotted (an online replica of each when
+there is one, see --prefer-replica; --parallel shards at once) into a source
+of its own (NAME-shard-FIRSTSLOT, NAME from --name), and a backup set
+manifest naming them, written last, makes them one unit (see docs/cluster.md).
+While slots migrate, snapshot waits up to --migration-wait, then refuses.
+--single-node backs up the named node alone.
 
 Methods:
   sync    (default) connect as a replica and receive the RDB over the
@@ -62,7 +76,10 @@ Methods:
 	f.StringVar(&o.method, "method", "sync", "sync (replication protocol) or bgsave (BGSAVE + local file)")
 	o.pack.addFlags(f, "fastest")
 	f.BoolVar(&o.json, "json", false, "print the manifest as JSON")
-	f.BoolVar(&o.preferReplica, "prefer-replica", true, "for a redis+sentinel:// source, read a healthy replica when there is one (else the primary)")
+	f.BoolVar(&o.preferReplica, "prefer-replica", true, "for a redis+sentinel:// source or a cluster's shards, read a healthy replica when there is one (else the primary)")
+	f.BoolVar(&o.singleNode, "single-node", false, "for a cluster node: back up that node alone, not the whole cluster")
+	f.IntVar(&o.parallel, "parallel", clusterset.DefaultParallel, "for a cluster: shards snapshotted at once")
+	f.DurationVar(&o.migrationWait, "migration-wait", clusterset.DefaultMigrationWait, "for a cluster: how long to wait while slots migrate before refusing")
 	o.redis.addFlags(f)
 	return c
 }
@@ -78,6 +95,15 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 	po, err := o.pack.options()
 	if err != nil {
 		return err
+	}
+	if !o.singleNode && !u.IsSentinel() && u.Network() == "tcp" {
+		on, err := cluster.Enabled(ctx, u)
+		if err != nil {
+			return err
+		}
+		if on {
+			return runClusterSnapshot(ctx, e, o, u, po)
+		}
 	}
 	base, view, src, err := openWriter(ctx, e, o.repo, o.name, u.Redacted())
 	if err != nil {
@@ -199,3 +225,65 @@ func sourceInfo(ctx context.Context, u *redisurl.URL) (catalog.Source, error) {
 
 // humanBytes formats a byte count for people.
 func humanBytes(n int64) string { return progress.HumanBytes(n) }
+
+// runClusterSnapshot backs up every shard of the cluster u belongs to as
+// one backup set.
+func runClusterSnapshot(ctx context.Context, e *env, o *snapshotOpts, u *redisurl.URL, po pack.Options) error {
+	name := o.name
+	if name == "" {
+		name = catalog.NameFromAddress(u.Redacted())
+		fmt.Fprintf(e.Err, "cluster name: %s (from %s; set another with --name)\n", name, u.Redacted())
+	}
+	if err := catalog.ValidSourceName(name); err != nil || len(name) > 52 {
+		return usagef("--name cache", "--name: a cluster's name must be a valid source name of at most 52 characters (its shards are NAME-shard-NNNNN)")
+	}
+	base, err := openRepo(ctx, e, o.repo)
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+	shard := func(ctx context.Context, source string, node *redisurl.URL) (*catalog.Snapshot, error) {
+		src, err := catalog.InitSource(ctx, base, source, node.Redacted())
+		if err != nil {
+			return nil, err
+		}
+		var snap *catalog.Snapshot
+		err = leased(ctx, e, src.Backend(base), source, func(ctx context.Context, repo storage.Backend) error {
+			snap, err = takeSnapshot(ctx, e, node, snapshotParams{
+				Method: o.method,
+				Store:  snapshot.Options{Backend: repo, Pack: po, Progress: progress.New(e.Err, source, -1, false), Log: e.log},
+			})
+			return err
+		})
+		return snap, err
+	}
+	set, err := clusterset.Take(ctx, base, u, shard, clusterset.TakeOptions{Cluster: name, PreferReplica: o.preferReplica,
+		Parallel: o.parallel, MigrationWait: o.migrationWait, Log: e.log})
+	if err != nil {
+		return err
+	}
+	if o.json {
+		enc := json.NewEncoder(e.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(set)
+	}
+	fmt.Fprintf(e.Out, "set %s of cluster %s: %d shards, %d keys, union digest %s, %.1fs\n",
+		set.ID, set.Cluster, len(set.Shards), set.Keys, set.Digest, set.Duration)
+	for _, sh := range set.Shards {
+		fmt.Fprintf(e.Out, "  %s: snapshot %s, slots %s, %d keys, %s %s (offset %d)\n",
+			sh.Source, sh.Snapshot, slotsText(sh.Slots), sh.Keys, sh.Role, sh.NodeAddress, sh.Offset)
+	}
+	if set.Migration != nil {
+		fmt.Fprintf(e.Out, "  waited %.1fs for migrating slots: %s\n", set.Migration.WaitedSeconds, strings.Join(set.Migration.Seen, ", "))
+	}
+	return nil
+}
+
+// slotsText is "0-5460,6000".
+func slotsText(rs [][2]int) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = cluster.Range(r).String()
+	}
+	return strings.Join(s, ",")
+}

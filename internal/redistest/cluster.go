@@ -185,10 +185,29 @@ func (c *Cluster) Keys(ctx context.Context) int64 {
 }
 
 // WaitReplicated waits (bounded) until every replica has the offset of its
-// primary, so a replica's data equals its primary's.
+// primary, so a replica's data equals its primary's, and every node sees
+// every replica as online in CLUSTER SHARDS (a replica whose offset was
+// not gossiped yet shows as "loading").
 func (c *Cluster) WaitReplicated() {
 	c.t.Helper()
 	ctx := context.Background()
+	defer func() {
+		for i := 0; i < 300; i++ {
+			loading := false
+			for _, n := range c.Nodes {
+				v, err := n.Client().Do(ctx, "CLUSTER", "SHARDS").Result()
+				if err != nil {
+					c.t.Fatalf("CLUSTER SHARDS on %s: %v", n.Addr(), err)
+				}
+				loading = loading || strings.Contains(fmt.Sprint(v), "loading")
+			}
+			if !loading {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		c.t.Fatal("replicas still loading in CLUSTER SHARDS")
+	}()
 	for _, p := range c.Primaries() {
 		info, _ := p.Client().Info(ctx, "replication").Result()
 		if strings.Contains(info, "connected_slaves:0") {
