@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -170,7 +171,18 @@ func (a *Agent) handler() http.Handler {
 	})
 	ui.Register(mux, ui.Options{Sources: a.timelineSources, Listen: a.cfg.Listen, Token: a.cfg.UIToken,
 		Events: &ops.EventScanner{Options: pitr.Options{Identities: a.opts.Identities}}, Now: a.clock.Now})
-	return mux
+	return ui.Guard(mux, a.httpPolicy())
+}
+
+// httpPolicy is who may use the listener: anyone on loopback; elsewhere
+// only requests with ui_token, but for the static page and, with
+// metrics_open, /metrics.
+func (a *Agent) httpPolicy() ui.Policy {
+	open := slices.Clone(ui.StaticPaths)
+	if a.cfg.MetricsOpen {
+		open = append(open, "/metrics")
+	}
+	return ui.Policy{Remote: !ui.Loopback(a.cfg.Listen), Token: a.cfg.UIToken, Open: open}
 }
 
 // timelineSources are the agent's sources as the timeline shows them: their

@@ -52,6 +52,9 @@ HTTP on --listen (default from the file, else 127.0.0.1:9477):
             snapshot and drill succeeded within 2x their expected intervals;
             503 with the reasons as JSON otherwise
   /status   JSON status of every source
+Off loopback every route but the timeline page needs
+"Authorization: Bearer <ui_token>" (403 without ui_token set);
+metrics_open: true leaves /metrics open to scrapers.
 
 SIGTERM or SIGINT stops scheduling, lets running work finish within the
 grace period (grace_period, default 30s) and exits 0.
@@ -118,7 +121,7 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 		return err
 	}
 	if err := ui.CheckListen(cfg.Listen, cfg.UIToken); err != nil {
-		log.Warn("the recovery timeline (/ and /api/v1/timeline) answers 403 until ui_token is set", "listen", cfg.Listen)
+		log.Warn("the listener is off loopback without ui_token: every route but the page (and /metrics with metrics_open) answers 403 until ui_token is set", "listen", cfg.Listen)
 	}
 	a, err := agent.New(agent.Options{
 		Identities: ids,

@@ -45,10 +45,15 @@ type Config struct {
 	// Listen is the HTTP address of /metrics, /healthz, /status and the
 	// recovery timeline (/ and /api/v1/timeline).
 	Listen string `yaml:"listen"`
-	// UIToken is the bearer token the timeline requires when Listen is off
-	// loopback (without one the timeline answers 403 there). A secret:
+	// UIToken is the bearer token every route of the listener (but the
+	// static page) requires when Listen is off loopback (without one they
+	// answer 403 there). A secret:
 	// never logged or shown.
 	UIToken string `yaml:"ui_token"`
+	// MetricsOpen leaves /metrics answering without the token off
+	// loopback (for a scraper that cannot send one); every other route but
+	// the static page still needs it.
+	MetricsOpen bool `yaml:"metrics_open"`
 	// GracePeriod is how long running work may take to finish after
 	// SIGTERM before it is cancelled.
 	GracePeriod Duration `yaml:"grace_period"`
@@ -282,6 +287,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 	var top struct {
 		Listen      *string     `yaml:"listen"`
 		UIToken     *string     `yaml:"ui_token"`
+		MetricsOpen *bool       `yaml:"metrics_open"`
 		GracePeriod *Duration   `yaml:"grace_period"`
 		LeaseTTL    *Duration   `yaml:"lease_ttl"`
 		Heartbeat   *Heartbeat  `yaml:"heartbeat"`
@@ -295,6 +301,9 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 	}
 	if top.UIToken != nil {
 		cfg.UIToken = *top.UIToken
+	}
+	if top.MetricsOpen != nil {
+		cfg.MetricsOpen = *top.MetricsOpen
 	}
 	if top.GracePeriod != nil {
 		cfg.GracePeriod = *top.GracePeriod

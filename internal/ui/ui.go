@@ -47,7 +47,7 @@ type Options struct {
 
 // ErrTokenRequired is returned by CheckListen for an address off loopback
 // without a token.
-var ErrTokenRequired = errors.New("the timeline listens off loopback: a bearer token is required (ui_token in the config, --token for redback ui)")
+var ErrTokenRequired = errors.New("this listener is off loopback: a bearer token is required (ui_token in the config, --token for redback ui)")
 
 // Loopback reports whether the listen address binds only loopback
 // (127.0.0.0/8, ::1 or localhost). An empty host binds every address.
@@ -112,18 +112,56 @@ func noCache(w http.ResponseWriter) {
 // authorize refuses API requests without the token when the server is off
 // loopback.
 func (o Options) authorize(h http.Handler) http.Handler {
+	return Guard(h, Policy{Remote: !Loopback(o.Listen), Token: o.Token})
+}
+
+// Policy says who may use an HTTP listener of redback's.
+type Policy struct {
+	// Remote: the listener is off loopback, so requests need Token.
+	Remote bool
+	// Token is the bearer token (ui_token). Off loopback without one,
+	// every guarded request is refused (403).
+	Token string
+	// Open are paths answered without a token anyway: exact paths, or
+	// prefixes ending in "/" ("/" itself is only the exact path).
+	Open []string
+}
+
+// Allow reports whether r may be served, and otherwise the status code and
+// message of the refusal. The token is compared in constant time.
+func (p Policy) Allow(r *http.Request) (bool, int, string) {
+	if !p.Remote {
+		return true, 0, ""
+	}
+	for _, o := range p.Open {
+		if r.URL.Path == o || (o != "/" && strings.HasSuffix(o, "/") && strings.HasPrefix(r.URL.Path, o)) {
+			return true, 0, ""
+		}
+	}
+	if p.Token == "" {
+		return false, http.StatusForbidden, ErrTokenRequired.Error()
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(p.Token)) != 1 {
+		return false, http.StatusUnauthorized, "a bearer token is required (open the page as /#token=TOKEN)"
+	}
+	return true, 0, ""
+}
+
+// StaticPaths are the page and its assets: they hold no data (the page
+// reads the token from its URL fragment and sends it with every API call),
+// so a browser can load them without a token.
+var StaticPaths = []string{"/", "/assets/"}
+
+// Guard serves h only to requests p allows.
+func Guard(h http.Handler, p Policy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !Loopback(o.Listen) {
-			if o.Token == "" {
-				writeError(w, http.StatusForbidden, ErrTokenRequired.Error())
-				return
-			}
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(o.Token)) != 1 {
+		if ok, code, msg := p.Allow(r); !ok {
+			if code == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="redback"`)
-				writeError(w, http.StatusUnauthorized, "a bearer token is required (open the page as /#token=TOKEN)")
-				return
 			}
+			writeError(w, code, msg)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})
