@@ -84,6 +84,10 @@ type Decision struct {
 //     the window, the last one before a reset), and a base whose generation
 //     is newer than every listed one (its manifest is not written yet).
 //
+// Snapshots synthesized from a generation's log (Snapshot.FromLog) are not
+// bases: the pitr and base rules pass them over (the base and the log
+// cover their moments), so only the other rules keep them.
+//
 // When there is no verified snapshot at all, nothing is deleted.
 func Plan(snaps []*Snapshot, policy Policy, now time.Time) []Decision {
 	sorted := append([]*Snapshot(nil), snaps...)
@@ -202,7 +206,7 @@ func planPITR(sorted []*Snapshot, start time.Time, window time.Duration, keep fu
 	// First base time of each generation (the generation's start).
 	first := map[string]time.Time{}
 	for _, s := range sorted {
-		if s.Generation == "" {
+		if s.Generation == "" || s.FromLog() {
 			continue
 		}
 		if t, ok := first[s.Generation]; !ok || s.EndTime.Before(t) {
@@ -227,7 +231,7 @@ func planPITR(sorted []*Snapshot, start time.Time, window time.Duration, keep fu
 	}
 	beforeKept := map[string]bool{}
 	for i, s := range sorted { // newest first
-		if s.Generation == "" || !live[s.Generation] {
+		if s.Generation == "" || s.FromLog() || !live[s.Generation] {
 			continue
 		}
 		switch {
@@ -255,7 +259,7 @@ func keepBases(sorted []*Snapshot, policy Policy, now time.Time, keep func(int, 
 		}
 	}
 	for i, s := range sorted {
-		if s.Generation == "" {
+		if s.Generation == "" || s.FromLog() {
 			continue
 		}
 		if r, ok := why[s.Generation]; ok {

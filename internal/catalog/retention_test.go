@@ -272,3 +272,29 @@ func TestPrune_OrderDryRunAndFailures(t *testing.T) {
 		t.Fatalf("data of undeleted manifest removed: %v", err)
 	}
 }
+
+// TestPlan_LogSnapshotsAreNotBases: snapshots synthesized from a
+// generation's log are kept only by the ordinary rules; the generation's
+// base stays while the generation does.
+func TestPlan_LogSnapshotsAreNotBases(t *testing.T) {
+	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	base := snapAt(now.Add(-20*day), true)
+	base.Generation = "g"
+	fromLog := func(ago time.Duration) *Snapshot {
+		s := snapAt(now.Add(-ago), true)
+		s.Generation, s.Method = "g", MethodLog
+		return s
+	}
+	before, inside, newest := fromLog(9*day), fromLog(3*day), fromLog(time.Hour)
+	g := &Generation{ID: "g", BaseSnapshot: base.ID, Created: base.StartTime}
+	ds := Plan([]*Snapshot{base, before, inside, newest}, Policy{PITR: 7 * day, Generations: []*Generation{g}}, now)
+	keep := map[string]bool{}
+	for _, d := range ds {
+		keep[d.ID] = d.Keep
+	}
+	want := map[string]bool{base.ID: true, before.ID: false, inside.ID: false, newest.ID: true}
+	if d := cmp.Diff(want, keep); d != "" {
+		t.Fatalf("(-want +got)\n%s", d)
+	}
+}

@@ -83,7 +83,7 @@ type Snapshot struct {
 	StartTime  time.Time `json:"start_time"`
 	EndTime    time.Time `json:"end_time"`
 	Duration   float64   `json:"duration_seconds"`
-	Method     string    `json:"method"` // sync, bgsave, rdb-file, ship
+	Method     string    `json:"method"` // sync, bgsave, rdb-file, ship, aof, log (MethodLog)
 	Source     Source    `json:"source"`
 	RDBVersion int       `json:"rdb_version"`
 	RDBCTime   int64     `json:"rdb_ctime,omitempty"` // aux ctime (unix s)
@@ -92,9 +92,20 @@ type Snapshot struct {
 	Census     Census    `json:"census"`
 	Digest     string    `json:"digest"` // DEBUG DIGEST of the data (Redis 7.0 score format)
 	Verified   bool      `json:"verified"`
-	Generation string    `json:"generation,omitempty"` // set when this is the base of a log generation
-	Keep       bool      `json:"keep,omitempty"`
+	// Generation is set on the base of a log generation, and on a snapshot
+	// synthesized from a generation's log (Method MethodLog; its
+	// Source.Offset is the offset of the state it holds).
+	Generation string `json:"generation,omitempty"`
+	Keep       bool   `json:"keep,omitempty"`
 }
+
+// MethodLog is the Method of a snapshot synthesized from a generation's
+// base (or an earlier synthesized snapshot) and its shipped log, without
+// contacting the source (redback snapshot --from-log).
+const MethodLog = "log"
+
+// FromLog reports whether s was synthesized from the shipped log.
+func (s *Snapshot) FromLog() bool { return s.Method == MethodLog && s.Generation != "" }
 
 // NewSnapshotID returns a fixed-width id that sorts by time:
 // 20261125T140312.123Z-a1b2c3.

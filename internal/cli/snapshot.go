@@ -32,12 +32,13 @@ type snapshotOpts struct {
 	migrationWait        time.Duration
 	redis                redisFlags
 	pack                 packFlags
+	log                  fromLogFlags
 }
 
 func newSnapshotCmd(e *env) *cobra.Command {
 	o := &snapshotOpts{}
 	c := &cobra.Command{
-		Use:   "snapshot --source URL --repo URL [--name NAME]",
+		Use:   "snapshot --source URL --repo URL [--name NAME] | --from-log --repo URL [--name NAME] [--at TIME | --to-offset N]",
 		Short: "Take a verified snapshot of a Redis server into a repository",
 		Long: `Take a snapshot (RDB) of a Redis server, verify it while it streams (CRC-64,
 full parse, key census, DEBUG DIGEST), compress it with zstd, optionally
@@ -61,8 +62,21 @@ Methods:
   sync    (default) connect as a replica and receive the RDB over the
           replication protocol; works remotely, touches no disk on the server.
   bgsave  run BGSAVE and read the file from the server's dir; for an agent
-          on the Redis host.`,
+          on the Redis host.
+
+--from-log builds the snapshot without contacting the source: the newest
+snapshot of the source's log generation (its base, or one synthesized
+before) and the shipped segments after it are replayed into a scratch
+redis-server on this host, which saves it; the RDB is verified like any
+other snapshot and its digest proven against the scratch server's DEBUG
+DIGEST. It is published in the same generation with method "log" and its
+offset, so the source never forks for it (see docs/performance.md for its
+cost here: CPU, memory about the dataset's size, time). Default point: the
+newest durable point of the log. With --source too, a repository without a
+usable log (no shipping, a gap, a generation without a base) falls back to
+a normal snapshot of --source and says why.`,
 		Example: `  redback snapshot --source redis://127.0.0.1:6379 --repo file:///var/lib/redback/cache-a
+  redback snapshot --from-log --repo file:///var/lib/redback/cache-a --name cache-a
   redback snapshot --source redis://10.0.0.5:6379 --repo 's3://bucket/redis?region=eu-west-1' --encrypt-to age1...`,
 		Args: exactArgs(0, "redback snapshot --source redis://127.0.0.1:6379 --repo file:///backups/redis"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -81,10 +95,17 @@ Methods:
 	f.IntVar(&o.parallel, "parallel", clusterset.DefaultParallel, "for a cluster: shards snapshotted at once")
 	f.DurationVar(&o.migrationWait, "migration-wait", clusterset.DefaultMigrationWait, "for a cluster: how long to wait while slots migrate before refusing")
 	o.redis.addFlags(f)
+	o.log.addFlags(f)
 	return c
 }
 
 func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
+	if o.log.FromLog {
+		return runSnapshotFromLog(ctx, e, o)
+	}
+	if o.log.requested() {
+		return usagef("redback snapshot --from-log --repo URL --at 2026-11-25T14:03:12Z", "--at, --to-offset, --redis-server, --scratch-dir and --identity go with --from-log")
+	}
 	if o.method != "sync" && o.method != "bgsave" {
 		return usagef("--method sync", "--method must be sync or bgsave, not %q", o.method)
 	}
@@ -124,10 +145,15 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 	if err != nil {
 		return err
 	}
-	if o.json {
+	return printSnapshot(e, o.json, snap, snap)
+}
+
+// printSnapshot prints v (with --json) or snap's summary line.
+func printSnapshot(e *env, asJSON bool, v any, snap *catalog.Snapshot) error {
+	if asJSON {
 		enc := json.NewEncoder(e.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(snap)
+		return enc.Encode(v)
 	}
 	ratio := 0.0
 	if snap.Object.StoredBytes > 0 {

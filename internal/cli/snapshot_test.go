@@ -139,3 +139,67 @@ func TestSnapshot_UnixSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshot_FromLog: snapshot --from-log synthesizes a snapshot from a
+// shipped log (refused while ship holds the source's lease), which
+// restores to the source's digest; with --source, a repository without a
+// log falls back to a normal snapshot and says why.
+func TestSnapshot_FromLog(t *testing.T) {
+	src := redistest.Start(t, "--repl-backlog-size", "16mb")
+	redistest.Populate(t, src, 50)
+	repo := "file://" + t.TempDir()
+	sh := startShip(t, src, repo, "--name", "cache")
+	if err := src.Client().Set(t.Context(), "later", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gen := sh.waitDurable()
+	code, _, errs := runCLI(t, "snapshot", "--from-log", "--repo", repo, "--name", "cache")
+	if code != ExitFailure || !strings.Contains(errs, "lease") {
+		t.Fatalf("while ship runs: exit %d, want %d naming the lease:\n%s", code, ExitFailure, errs)
+	}
+	if code := sh.stop(); code != ExitOK {
+		t.Fatalf("ship exit %d", code)
+	}
+	want := src.Digest(t.Context())
+	code, out, errs := runCLI(t, "snapshot", "--from-log", "--repo", repo, "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	var res struct {
+		Snapshot catalog.Snapshot `json:"snapshot"`
+		Base     string           `json:"base_snapshot"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	s := res.Snapshot
+	if s.Method != "log" || s.Generation != gen || !s.Verified || res.Base == "" {
+		t.Fatalf("manifest %+v", res)
+	}
+	dst := redistest.Start(t)
+	if code, _, errs := runCLI(t, "restore", "--repo", repo, "--snapshot", s.ID, "--to-redis", dst.URL()); code != ExitOK {
+		t.Fatalf("restore: exit %d\n%s", code, errs)
+	}
+	if got := dst.Digest(t.Context()); got != want {
+		t.Fatalf("restored digest %s, source %s", got, want)
+	}
+	if code, out, _ := runCLI(t, "list", "--repo", repo); code != ExitOK || !strings.Contains(out, "log") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+
+	// No log: fall back to a normal snapshot of --source.
+	other := "file://" + t.TempDir()
+	code, out, errs = runCLI(t, "snapshot", "--from-log", "--source", src.URL(), "--repo", other)
+	if code != ExitOK || !strings.Contains(errs, "no_log") || !strings.Contains(errs, "taking a normal snapshot") {
+		t.Fatalf("fallback: exit %d\n%s%s", code, out, errs)
+	}
+	if l := listRepo(t, other); len(l.Snapshots) != 1 || l.Snapshots[0].Method != "sync" {
+		t.Fatalf("fallback snapshot: %+v", l.Snapshots)
+	}
+	if code, _, _ := runCLI(t, "snapshot", "--from-log", "--repo", other+"-none"); code != ExitFailure {
+		t.Fatalf("no repository: exit %d", code)
+	}
+	if code, _, _ := runCLI(t, "snapshot", "--source", src.URL(), "--repo", other, "--to-offset", "5"); code != ExitUsage {
+		t.Fatalf("--to-offset without --from-log: exit %d", code)
+	}
+}

@@ -792,7 +792,55 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 	if err := p.resolveSkips(ctx, gi); err != nil {
 		return nil, err
 	}
+	if err := p.nearerBase(ctx, gi); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// nearerBase makes the plan start from the newest snapshot synthesized
+// from gi's log (catalog.MethodLog) that holds a state at or before the
+// plan's offset (and before every skipped command), instead of the
+// generation's base: such a snapshot is the base and the log up to its
+// offset, verified, so only the log after it is replayed. Segments that
+// end at or before its offset are dropped; commands before it in the
+// first kept segment are skipped like an overlap.
+func (p *Plan) nearerBase(ctx context.Context, gi *genInfo) error {
+	if gi.base == nil {
+		return nil
+	}
+	limit := p.Offset
+	for _, off := range p.Target.Skip {
+		limit = min(limit, off)
+	}
+	snaps, _, err := catalog.ListSnapshots(ctx, p.b)
+	if err != nil {
+		return err
+	}
+	var best *catalog.Snapshot
+	for _, s := range snaps {
+		if !s.FromLog() || s.Generation != gi.g.ID || !s.Verified {
+			continue
+		}
+		if off := s.Source.Offset; off > gi.start && off <= limit && (best == nil || off > best.Source.Offset) {
+			best = s
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	off := best.Source.Offset
+	var segs []*catalog.Segment
+	var from, to []int64
+	for i, s := range p.Segments {
+		if s.End <= off {
+			continue
+		}
+		segs = append(segs, s)
+		from, to = append(from, max(p.from[i], off)), append(to, p.to[i])
+	}
+	p.Base, p.Segments, p.from, p.to = best, segs, from, to
+	return nil
 }
 
 // dropParents removes from cands every generation that another candidate

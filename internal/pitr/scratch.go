@@ -13,44 +13,68 @@ import (
 	"redback/internal/redisurl"
 	"redback/internal/restore"
 	"redback/internal/scratch"
+	"redback/internal/serverver"
 )
 
-// ToRDB writes the restored state as one RDB file at path: it writes the
-// AOF directory into a scratch dir next to path, loads it into a scratch
-// server (bin, or when empty the server on PATH that scratch.Choose picks
-// for the base snapshot's RDB version and source) on a free
-// loopback port, runs SAVE, and moves dump.rdb to path (fsynced). The
-// scratch server runs as a replica of an unreachable address so it expires
-// nothing. The scratch server and dir are removed in every case. An
-// existing path is refused unless ro.Force.
+// ToRDB writes the restored state as one RDB file at path: it rebuilds
+// the point in a scratch server next to path (see Rebuild), runs SAVE, and
+// moves dump.rdb to path (fsynced). An existing path is refused unless
+// ro.Force.
 func (p *Plan) ToRDB(ctx context.Context, path, bin string, ro restore.Options) (*Result, error) {
-	start := time.Now()
 	if _, err := os.Stat(path); err == nil && !ro.Force {
 		return &Result{}, fmt.Errorf("%s: %w (use --force to replace it)", path, restore.ErrExists)
 	}
-	build, err := scratch.Choose(ctx, bin, p.ScratchNeed())
-	if err != nil {
-		return &Result{}, fmt.Errorf("turning the log into an RDB needs a scratch server: %w", err)
-	}
-	bin = build.Path
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return &Result{}, err
 	}
-	s, err := scratch.New(filepath.Dir(abs), ".redback-pitr-")
+	dro := ro
+	dro.Force = false
+	return p.Rebuild(ctx, filepath.Dir(abs), bin, dro, func(ctx context.Context, s *scratch.Server, _ serverver.Build) error {
+		c := s.Client(0)
+		defer c.Close()
+		if err := c.Do(ctx, "SAVE").Err(); err != nil {
+			return fmt.Errorf("scratch redis-server SAVE: %w", err)
+		}
+		s.Stop()
+		src, err := os.Open(filepath.Join(s.Dir, "dump.rdb"))
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		return atomicfile.Write(abs, func(w io.Writer) error {
+			_, err := io.Copy(w, src)
+			return err
+		})
+	})
+}
+
+// Rebuild loads the point into a scratch server and calls fn while it
+// serves: it writes the AOF directory (ToDir) into a scratch dir made in
+// parent (os.TempDir() when ""), starts the server bin (or, when empty,
+// the one scratch.Choose picks for the base snapshot's RDB version and
+// source) on a free loopback port on it, and waits until it loaded. The
+// scratch server runs as a replica of an unreachable address, so it
+// expires nothing. The scratch server and dir are removed in every case,
+// after fn returns.
+func (p *Plan) Rebuild(ctx context.Context, parent, bin string, ro restore.Options, fn func(context.Context, *scratch.Server, serverver.Build) error) (*Result, error) {
+	start := time.Now()
+	build, err := scratch.Choose(ctx, bin, p.ScratchNeed())
+	if err != nil {
+		return &Result{}, fmt.Errorf("turning the log into an RDB needs a scratch server: %w", err)
+	}
+	s, err := scratch.New(parent, ".redback-pitr-")
 	if err != nil {
 		return &Result{}, fmt.Errorf("scratch dir: %w", err)
 	}
 	defer s.Close()
-	dro := ro
-	dro.Force = false
-	res, err := p.ToDir(ctx, s.Dir, dro)
+	res, err := p.ToDir(ctx, s.Dir, ro)
 	if err != nil {
 		return res, err
 	}
 	defer func() { res.Duration = time.Since(start) }()
 	// Any db the log SELECTs must exist.
-	if err := s.Start(ctx, scratch.Options{Bin: bin, Databases: 256, AOFDir: AOFDirName}); err != nil {
+	if err := s.Start(ctx, scratch.Options{Bin: build.Path, Databases: 256, AOFDir: AOFDirName}); err != nil {
 		return res, err
 	}
 	if err := s.Wait(ctx, nil); err != nil {
@@ -59,22 +83,7 @@ func (p *Plan) ToRDB(ctx context.Context, path, bin string, ro restore.Options) 
 		}
 		return res, err
 	}
-	c := s.Client(0)
-	defer c.Close()
-	if err := c.Do(ctx, "SAVE").Err(); err != nil {
-		return res, fmt.Errorf("scratch redis-server SAVE: %w", err)
-	}
-	s.Stop()
-	src, err := os.Open(filepath.Join(s.Dir, "dump.rdb"))
-	if err != nil {
-		return res, err
-	}
-	defer src.Close()
-	err = atomicfile.Write(abs, func(w io.Writer) error {
-		_, err := io.Copy(w, src)
-		return err
-	})
-	return res, err
+	return res, fn(ctx, s, build)
 }
 
 // ToRedisExact restores the point into the server at u without replaying

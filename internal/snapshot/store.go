@@ -32,6 +32,11 @@ type Options struct {
 	// Start is when the snapshot was requested (before any wait for the
 	// source); zero means when Store is called.
 	Start time.Time
+	// Check, when set, is called with the manifest after the data object
+	// was stored and before the manifest is written (to prove the digest
+	// against a server, say): an error removes the data object, so the
+	// repository is left as it was, and is returned.
+	Check func(*catalog.Snapshot) error
 }
 
 // Stats are measured on the way.
@@ -169,6 +174,12 @@ func Store(ctx context.Context, src io.Reader, opts Options) (*catalog.Snapshot,
 	if encrypted {
 		snap.Object.Encryption = pack.EncryptionAge
 		snap.Object.Recipients = opts.Pack.Recipients.Fingerprints
+	}
+	if opts.Check != nil {
+		if err := opts.Check(snap); err != nil {
+			_ = b.Delete(context.WithoutCancel(ctx), key)
+			return nil, err
+		}
 	}
 	if err := catalog.PutJSON(ctx, b, catalog.SnapshotManifestKey(id), snap); err != nil {
 		// The data object without a manifest is invisible; remove it.
