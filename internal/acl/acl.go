@@ -133,6 +133,16 @@ var Modes = []Mode{
 		Commands: cat(connectPing, []Perm{info}, replication),
 	},
 	{
+		Name: "sentinel", Server: "sentinels", Summary: "a redis+sentinel:// source or target (sentinel_user in the URL): asks the sentinels for the primary or a replica and follows failovers",
+		Commands: []Perm{connect[0],
+			{Command: "ping", Why: "checks the +switch-master subscription after 2 s of silence (a connection that fails it is replaced)"},
+			{Command: "sentinel|get-master-addr-by-name", Why: "asks for the primary's address"},
+			{Command: "sentinel|replicas", Why: "lists the replicas when a replica is preferred as the source (snapshots, ship)",
+				Optional: "the primary is read instead of a replica"},
+			{Command: "subscribe", Why: "follows failovers (+switch-master) as they happen", Channels: []string{"+switch-master"}},
+		},
+	},
+	{
 		Name: "consistency", Server: "source", Summary: "redback consistency: DEBUG RELOAD between two DEBUG DIGESTs",
 		Commands: cat(connect, []Perm{info,
 			{Command: "debug", Why: "DEBUG DIGEST before and after, and DEBUG RELOAD itself (the server must also allow DEBUG: enable-debug-command)"},

@@ -49,6 +49,11 @@ explains each.`,
 			if err != nil {
 				return usagef(aclTry, "--for: %v", err)
 			}
+			for _, m := range modes {
+				if m.Server == "sentinels" && len(modes) > 1 {
+					return usagef("redback acl --for sentinel --user redback | redis-cli -p 26379", "--for: the sentinel mode's user goes on the sentinels, not on a data node: name it on its own")
+				}
+			}
 			if err := acl.CheckUser(o.user); err != nil {
 				return usagef(aclTry, "--user: %v", err)
 			}

@@ -26,7 +26,11 @@ func TestACL_Usage(t *testing.T) {
 	if code, out, _ := runCLI(t, "acl", "--for", "drill"); code != ExitOK || out != "" {
 		t.Fatalf("drill: exit %d %q", code, out)
 	}
-	for _, args := range [][]string{{"acl", "--for", "everything"}, {"acl", "--user", "a b"}, {"acl", "extra"}} {
+	code, out, errs = runCLI(t, "acl", "--for", "sentinel")
+	if code != ExitOK || !strings.Contains(out, " +sentinel|get-master-addr-by-name ") || !strings.Contains(out, " &+switch-master") || strings.Contains(out, "psync") {
+		t.Fatalf("sentinel: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, args := range [][]string{{"acl", "--for", "everything"}, {"acl", "--user", "a b"}, {"acl", "extra"}, {"acl", "--for", "snapshot,sentinel"}} {
 		if code, _, _ := runCLI(t, args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, ExitUsage)
 		}
