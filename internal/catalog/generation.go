@@ -267,20 +267,18 @@ func ListGenerations(ctx context.Context, b storage.Backend) ([]*Generation, err
 
 // ListSegments returns generation gen's segment manifests in offset order.
 func ListSegments(ctx context.Context, b storage.Backend, gen string) ([]*Segment, error) {
-	var keys []string
-	err := b.List(ctx, SegmentPrefix(gen), func(oi storage.ObjectInfo) error {
-		if strings.HasSuffix(oi.Key, ".json") {
-			keys = append(keys, oi.Key)
-		}
-		return nil
-	})
+	set, err := readManifests(ctx, b, SegmentPrefix(gen), false)
 	if err != nil {
 		return nil, fmt.Errorf("list segments of %s: %w", gen, err)
 	}
-	segs := make([]*Segment, 0, len(keys))
-	for _, k := range keys {
+	segs := make([]*Segment, 0, len(set.list))
+	for _, m := range set.list {
+		k := m.info.Key
+		if m.err != nil {
+			return nil, m.err
+		}
 		var s Segment
-		if err := GetJSON(ctx, b, k, &s); err != nil {
+		if err := decodeManifest(k, m.data, &s); err != nil {
 			return nil, err
 		}
 		if s.Generation != gen || s.End < s.Start || !strings.HasPrefix(s.Object.Key, SegmentDataPref) {

@@ -570,6 +570,8 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 			}
 			res.ExpiredPins = append(res.ExpiredPins, p.ID)
 		}
+		// The index is a cache: failing to refresh it fails nothing.
+		_ = IndexManifests(ctx, b)
 	}
 	return res, errors.Join(errs...)
 }

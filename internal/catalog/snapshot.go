@@ -157,18 +157,32 @@ const maxManifestBytes = 16 << 20
 
 // GetJSON reads key into v, refusing oversize or malformed documents.
 func GetJSON(ctx context.Context, b storage.Backend, key string, v any) error {
+	data, err := getManifest(ctx, b, key)
+	if err != nil {
+		return err
+	}
+	return decodeManifest(key, data, v)
+}
+
+// getManifest reads the document at key, refusing oversize ones.
+func getManifest(ctx context.Context, b storage.Backend, key string) ([]byte, error) {
 	rc, err := b.Get(ctx, key, 0, -1)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, maxManifestBytes+1))
 	if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	if len(data) > maxManifestBytes {
-		return &ManifestError{Key: key, Err: fmt.Errorf("larger than %d bytes", maxManifestBytes)}
+		return nil, &ManifestError{Key: key, Err: fmt.Errorf("larger than %d bytes", maxManifestBytes)}
 	}
+	return data, nil
+}
+
+// decodeManifest decodes the document read from key into v.
+func decodeManifest(key string, data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		return &ManifestError{Key: key, Err: err}
 	}
@@ -190,12 +204,20 @@ func ReadSnapshot(ctx context.Context, b storage.Backend, id string) (*Snapshot,
 	if !ValidID(id) {
 		return nil, fmt.Errorf("snapshot id %q: %w", id, ErrNoSnapshot)
 	}
-	var s Snapshot
 	key := SnapshotManifestKey(id)
-	if err := GetJSON(ctx, b, key, &s); err != nil {
+	data, err := getManifest(ctx, b, key)
+	if err != nil {
 		if errors.Is(err, storage.ErrNotExist) {
 			return nil, fmt.Errorf("snapshot %s: %w", id, ErrNoSnapshot)
 		}
+		return nil, err
+	}
+	return decodeSnapshot(key, data)
+}
+
+func decodeSnapshot(key string, data []byte) (*Snapshot, error) {
+	var s Snapshot
+	if err := decodeManifest(key, data, &s); err != nil {
 		return nil, err
 	}
 	if err := s.check(key); err != nil {
@@ -224,21 +246,19 @@ func (s *Snapshot) check(key string) error {
 // that cannot be read are returned as errs (one per manifest) without
 // stopping the listing.
 func ListSnapshots(ctx context.Context, b storage.Backend) (snaps []*Snapshot, errs []error, err error) {
-	var ids []string
-	err = b.List(ctx, SnapshotPrefix, func(oi storage.ObjectInfo) error {
-		name := strings.TrimPrefix(oi.Key, SnapshotPrefix)
-		if strings.HasSuffix(name, ".json") && !strings.Contains(name, "/") {
-			ids = append(ids, strings.TrimSuffix(name, ".json"))
-		}
-		return nil
-	})
+	set, err := readManifests(ctx, b, SnapshotPrefix, true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list snapshots: %w", err)
 	}
-	for _, id := range ids {
-		s, err := ReadSnapshot(ctx, b, id)
+	for _, m := range set.list {
+		var s *Snapshot
+		if err = m.err; err == nil {
+			s, err = decodeSnapshot(m.info.Key, m.data)
+		}
 		if err != nil {
-			errs = append(errs, err)
+			if !errors.Is(err, storage.ErrNotExist) { // deleted since the listing
+				errs = append(errs, err)
+			}
 			continue
 		}
 		snaps = append(snaps, s)

@@ -54,9 +54,10 @@ func syntheticRepo(b *testing.B, snaps, segs int) storage.Backend {
 }
 
 // BenchmarkTimeline lists a synthetic repository of 10,000 snapshots and a
-// week of segments (one a minute), cold (every manifest read, as `redback
-// list` does) and as the agent and `redback ui` do: through the manifest
-// cache, and with the last listing reused while one listing of the keys
+// week of segments (one a minute): cold (every manifest read: no index),
+// indexed (the packs of the manifest index read, as `redback list` does once
+// a writer kept it), and as the agent and `redback ui` do: through the
+// manifest cache, and with the last listing reused while one listing of the keys
 // shows nothing changed. (No log data: the event scan is incremental.)
 func BenchmarkTimeline(b *testing.B) {
 	repo := syntheticRepo(b, 10000, 7*24*60)
@@ -67,6 +68,20 @@ func BenchmarkTimeline(b *testing.B) {
 		}
 	}
 	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			d, err := Timeline(b.Context(), []Source{{Name: "a", Repo: repo, RepoURL: "file:///r"}}, Query{}, nil, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(d)
+		}
+	})
+	b.Run("indexed", func(b *testing.B) {
+		// As `redback list` and a fresh `redback ui` read a repository
+		// whose writers keep the manifest index: one pack per prefix.
+		if err := catalog.IndexManifests(b.Context(), repo); err != nil {
+			b.Fatal(err)
+		}
 		for b.Loop() {
 			d, err := Timeline(b.Context(), []Source{{Name: "a", Repo: repo, RepoURL: "file:///r"}}, Query{}, nil, now)
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/storage"
 )
@@ -122,6 +123,7 @@ func (m *manifest) resolve(objs map[string]storage.ObjectInfo) {
 func local(key string) bool {
 	base := path.Base(key)
 	return base == "lease.json" || strings.HasPrefix(key, "pins/") || strings.Contains(key, "/pins/") ||
+		strings.HasPrefix(key, catalog.IndexPrefix) || strings.Contains(key, "/"+catalog.IndexPrefix) ||
 		strings.HasPrefix(base, "lease-") && strings.HasSuffix(base, ".json")
 }
 

@@ -186,6 +186,9 @@ func Store(ctx context.Context, src io.Reader, opts Options) (*catalog.Snapshot,
 		_ = b.Delete(context.WithoutCancel(ctx), key)
 		return nil, err
 	}
+	if err := catalog.IndexManifests(ctx, b); err != nil && opts.Log != nil {
+		opts.Log.Warn("manifest index not updated (listings read each manifest until it is)", "err", err)
+	}
 	return snap, nil
 }
 

@@ -190,6 +190,7 @@ func (s *Summary) Has(code string) bool {
 // error only when the repository cannot be checked at all (the listing
 // fails, ctx ends); everything else is a Finding.
 func Run(ctx context.Context, b storage.Backend, opts Options) (*Summary, error) {
+	ctx = catalog.Direct(ctx) // check the manifests themselves, not the index
 	sum := &Summary{Findings: []Finding{}, ByKind: map[string]int{}}
 	var mu sync.Mutex
 	add := func(it Item) {
