@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 
+	"redback/internal/ops"
 	"redback/internal/redistest"
 )
 
@@ -50,18 +52,27 @@ func browser(t *testing.T) context.Context {
 
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	code, err := tryJSON(url, v)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code
+}
+
+// tryJSON is getJSON returning its error (a server not listening yet).
+func tryJSON(url string, v any) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if v != nil && resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(body, v); err != nil {
-			t.Fatalf("%s: %v\n%s", url, err, body)
+			return 0, fmt.Errorf("%s: %v\n%s", url, err, body)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 // timelineDoc is the part of GET /api/v1/timeline the tests read.
@@ -74,6 +85,8 @@ type timelineDoc struct {
 		Events    []struct {
 			Command string `json:"command"`
 			Point   string `json:"point"`
+			Time    string `json:"time"`
+			Offset  int64  `json:"offset"`
 		} `json:"events"`
 	} `json:"sources"`
 }
@@ -124,7 +137,7 @@ sources:
 			case <-time.After(200 * time.Millisecond):
 			}
 			var d timelineDoc
-			if getJSON(t, base+"/api/v1/timeline", &d) == http.StatusOK && len(d.Sources) == 1 && ok(&d) {
+			if code, _ := tryJSON(base+"/api/v1/timeline", &d); code == http.StatusOK && len(d.Sources) == 1 && ok(&d) {
 				return &d
 			}
 		}
@@ -146,14 +159,26 @@ sources:
 	if err := c.FlushAll(t.Context()).Err(); err != nil {
 		t.Fatal(err)
 	}
+	var flushTime string
+	var flushOffset int64
 	waitDoc("the FLUSHALL event", func(d *timelineDoc) bool {
 		for _, e := range d.Sources[0].Events {
 			if e.Command == "FLUSHALL" {
+				flushTime, flushOffset = e.Time, e.Offset
 				return true
 			}
 		}
 		return false
 	})
+	// GET /api/v1/point plans the event's point as the restore will.
+	var facts ops.PointFacts
+	if code := getJSON(t, base+"/api/v1/point?name=cache-a&before_command=FLUSHALL&after="+url.QueryEscape(flushTime), &facts); code != http.StatusOK ||
+		facts.Match == nil || facts.Match.Offset != flushOffset || facts.Offset != flushOffset || facts.BaseSnapshot == "" || facts.Uncertain != nil {
+		t.Fatalf("point of the FLUSHALL (offset %d): %d %+v", flushOffset, code, facts)
+	}
+	if code := getJSON(t, base+"/api/v1/point?name=cache-a", nil); code != http.StatusBadRequest {
+		t.Errorf("point without a point: %d, want 400", code)
+	}
 
 	err := chromedp.Do(bctx,
 		chromedp.Navigate(base+"/"),
@@ -178,6 +203,14 @@ sources:
 	command, err := chromedp.Run(bctx, chromedp.Text(`#command`))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The page replaces its estimate with the server's plan of the point.
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(`#facts li.exact`)); err != nil {
+		t.Fatalf("exact facts: %v", err)
+	}
+	exact, err := chromedp.Run(bctx, chromedp.Text(`#facts li.exact`))
+	if err != nil || !strings.HasPrefix(exact, "exact: base snapshot "+facts.BaseSnapshot) || !strings.Contains(exact, fmt.Sprintf("to offset %d", flushOffset)) {
+		t.Errorf("exact facts shown: %q, %v", exact, err)
 	}
 	if snapshots < 2 || windows != 1 {
 		t.Errorf("page draws %d snapshots and %d windows", snapshots, windows)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"redback/internal/ops"
+	"redback/internal/pitr"
 )
 
 //go:embed assets
@@ -94,6 +95,7 @@ func Register(mux *http.ServeMux, o Options) {
 		files.ServeHTTP(w, r)
 	})))
 	mux.Handle("GET /api/v1/timeline", o.authorize(http.HandlerFunc(o.timeline)))
+	mux.Handle("GET /api/v1/point", o.authorize(http.HandlerFunc(o.point)))
 }
 
 // Handler is a mux with only the timeline's routes.
@@ -167,20 +169,26 @@ func Guard(h http.Handler, p Policy) http.Handler {
 	})
 }
 
-func (o Options) timeline(w http.ResponseWriter, r *http.Request) {
-	q := ops.Query{Name: r.URL.Query().Get("name")}
-	for _, p := range []struct {
-		name string
-		t    *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if s := r.URL.Query().Get(p.name); s != "" {
+// queryTimes parses the named RFC 3339 query parameters into ts (left
+// zero when absent); on a bad one it writes the error and returns false.
+func queryTimes(w http.ResponseWriter, r *http.Request, names []string, ts ...*time.Time) bool {
+	for i, name := range names {
+		if s := r.URL.Query().Get(name); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s=%q: want an RFC 3339 time such as 2026-11-25T14:03:12Z", p.name, s))
-				return
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s=%q: want an RFC 3339 time such as 2026-11-25T14:03:12Z", name, s))
+				return false
 			}
-			*p.t = t
+			*ts[i] = t
 		}
+	}
+	return true
+}
+
+func (o Options) timeline(w http.ResponseWriter, r *http.Request) {
+	q := ops.Query{Name: r.URL.Query().Get("name")}
+	if !queryTimes(w, r, []string{"from", "to"}, &q.From, &q.To) {
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
@@ -195,6 +203,47 @@ func (o Options) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, doc)
+}
+
+// point is GET /api/v1/point?name=S&at=T, or
+// ?name=S&before_command=NAME[&after=T][&key=PATTERN]: the facts of
+// restoring that point, planned as `redback restore` plans it.
+func (o Options) point(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var at, after time.Time
+	if !queryTimes(w, r, []string{"at", "after"}, &at, &after) {
+		return
+	}
+	var t pitr.Target
+	switch cmd := strings.TrimSpace(q.Get("before_command")); {
+	case !at.IsZero() && cmd == "":
+		t = pitr.AtTime(at)
+	case at.IsZero() && cmd != "":
+		t = pitr.BeforeCommand(pitr.CommandMatch{Name: cmd, After: after, KeyPattern: q.Get("key")})
+	default:
+		writeError(w, http.StatusBadRequest, "give one point: at=TIME, or before_command=NAME (with after=TIME, key=PATTERN)")
+		return
+	}
+	var src *ops.Source
+	var names []string
+	for _, s := range o.Sources() {
+		names = append(names, s.Name)
+		if s.Name == q.Get("name") || q.Get("name") == "" && src == nil {
+			src = &s
+		}
+	}
+	if src == nil || q.Get("name") == "" && len(names) > 1 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("name=%q: give one of the sources %s", q.Get("name"), strings.Join(names, ", ")))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	f, err := ops.Point(ctx, *src, t)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, f)
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

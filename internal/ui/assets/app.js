@@ -137,6 +137,15 @@
       r.appendChild(el("svg:title", {}, `window ${w.generation}${w.reset ? " (RESET: " + w.reset_reason + ")" : ""}: ${local(ms(w.from))} → ${local(ms(w.to))}, ${w.commands} commands`));
       svg.appendChild(r);
     }
+    for (const w of s.windows) {
+      for (const u of w.uncertain || []) {
+        const [a, b] = clip(ms(u.from), ms(u.to));
+        if (b < L || a > W - R) continue;
+        const r = el("svg:rect", { class: "uncertain", x: a, y: 10, width: Math.max(2, b - a), height: 16 });
+        r.appendChild(el("svg:title", {}, `times uncertain: ${local(ms(u.from))} → ${local(ms(u.to))} (commands re-sent after a reconnect: only bounded in time)`));
+        svg.appendChild(r);
+      }
+    }
     for (const g of s.gaps) {
       const [a, b] = clip(ms(g.from), ms(g.to));
       if (b < L || a > W - R) continue;
@@ -237,7 +246,8 @@
       const ev = sel.ev, w = s.windows.find((x) => x.generation === ev.generation);
       facts.push(`restores the state just before ${ev.text} (${ev.command === "DEL" || ev.command === "UNLINK" ? `the first of ${ev.commands} commands deleting ${ev.keys} keys, ` : ""}received ${local(ms(ev.time))}, offset ${ev.offset}, db ${ev.db})`);
       if (w) facts.push(`from snapshot ${w.base_snapshot} plus ${ev.commands_before} logged commands of generation ${ev.generation}`);
-      return { title: `${ev.command} at ${local(ms(ev.time))}`, args: ev.point, facts, rto };
+      return { title: `${ev.command} at ${local(ms(ev.time))}`, args: ev.point, facts, rto,
+        query: "before_command=" + encodeURIComponent(ev.command) + "&after=" + encodeURIComponent(ev.time) };
     }
     if (sel.kind === "snapshot") {
       const sn = sel.snap;
@@ -247,9 +257,15 @@
     const at = sel.t, w = s.windows.find((x) => !x.problem && ms(x.from) <= at && at <= ms(x.to));
     if (w) {
       const f = ms(w.to) > ms(w.from) ? (at - ms(w.from)) / (ms(w.to) - ms(w.from)) : 1;
+      const u = (w.uncertain || []).find((x) => ms(x.from) < at && at < ms(x.to));
+      if (u) {
+        facts.push(`${local(at)} falls where the log only bounds when commands ran (between ${local(ms(u.from))} and ${local(ms(u.to))}: re-sent by the source after the shipper reconnected)`);
+        facts.push(`--uncertain earliest restores the state before those commands (exact at ${local(ms(u.from))}); --uncertain latest the state after them (exact at ${local(ms(u.to))})`);
+        return { title: "moment " + local(at), args: "--at " + iso(at) + " --uncertain earliest", facts, rto, query: "at=" + encodeURIComponent(iso(at)) };
+      }
       facts.push(`restores the state after the last command received at or before ${local(at)}`);
       facts.push(`from snapshot ${w.base_snapshot} plus about ${Math.round(w.commands * Math.min(1, Math.max(0, f)))} of generation ${w.generation}'s ${w.commands} logged commands`);
-      return { title: "moment " + local(at), args: "--at " + iso(at), facts, rto };
+      return { title: "moment " + local(at), args: "--at " + iso(at), facts, rto, query: "at=" + encodeURIComponent(iso(at)) };
     }
     const before = s.snapshots.filter((x) => x.verified && ms(x.end_time) <= at).sort((a, b) => ms(b.end_time) - ms(a.end_time))[0];
     const gap = s.gaps.find((g) => ms(g.from) < at && at < ms(g.to));
@@ -278,6 +294,27 @@
     const target = $("#target");
     if (!target.dataset.edited || target.dataset.source !== s.name) { target.value = defaultTarget(s); target.dataset.source = s.name; }
     $("#command").textContent = p.args ? `${s.restore} ${p.args} --to-redis ${quote(target.value)}` : "(nothing restores this moment)";
+    if (p.query) exact(selected, s, p.query);
+  }
+
+  // exact asks the server to plan the selected point as a restore would
+  // and replaces the estimate with what it found.
+  async function exact(sel, s, query) {
+    const headers = token ? { Authorization: "Bearer " + token } : {};
+    let line;
+    try {
+      const r = await fetch(`api/v1/point?name=${encodeURIComponent(s.name)}&${query}`, { headers, cache: "no-store" });
+      const f = await r.json();
+      if (!r.ok) throw new Error(f.error || r.statusText);
+      if (f.uncertain) line = `exact: ${f.uncertain.commands} commands of generation ${f.uncertain.generation} ran at times only known to lie between ${local(ms(f.uncertain.from))} and ${local(ms(f.uncertain.to))}`;
+      else line = `exact: base snapshot ${f.base_snapshot} (${local(ms(f.base_time))}), then ${bytes(f.log_bytes)} of log from ${f.segments} segments of generation ${f.generation}, to offset ${f.offset}; last command received ${local(ms(f.time))}`;
+    } catch (e) {
+      line = "the server could not plan this point: " + e.message;
+    }
+    if (selected !== sel) return;
+    let li = $("#facts li.exact");
+    if (!li) { li = el("li", { class: "exact" }); $("#facts").prepend(li); }
+    li.textContent = line;
   }
 
   $("#target").addEventListener("input", (e) => { e.target.dataset.edited = "1"; if (selected) showDetail(); });
