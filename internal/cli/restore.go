@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +31,10 @@ type restoreOptions struct {
 	ToDir   string
 	ToRDB   string
 
+	Method    string
+	Listen    string
+	Advertise string
+
 	Conflict   string
 	Match      []string
 	DBs        []int
@@ -55,6 +60,9 @@ func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.ToRedis, "to-redis", "", "restore into a live server: redis://[user:pass@]host:port, rediss://..., unix:///path")
 	f.StringVar(&o.ToDir, "to-dir", "", "write DIR/dump.rdb for `redis-server --dir DIR`")
 	f.StringVar(&o.ToRDB, "to-rdb", "", "write a plain RDB file")
+	f.StringVar(&o.Method, "method", "auto", "with --to-redis: replicate (the target loads the RDB as redback's replica, at its own load speed), restore (RESTORE commands), or auto (replicate when the target allows it)")
+	f.StringVar(&o.Listen, "listen", "", "with --method replicate/auto: HOST:PORT redback listens on for the target's replication connection (default: the local address of its connection to the target, any port)")
+	f.StringVar(&o.Advertise, "advertise", "", "with --method replicate/auto: HOST:PORT the target is told to connect to (default: the listening address)")
 	f.StringVar(&o.Conflict, "conflict", "fail", "keys that already exist on the target: fail (refuse non-empty target dbs before writing), replace, skip")
 	f.StringArrayVar(&o.Match, "match", nil, "restore only keys matching this Redis glob (repeatable)")
 	f.IntSliceVar(&o.DBs, "db", nil, "restore only this source db (repeatable)")
@@ -83,6 +91,22 @@ knows the type, and otherwise (and for values above its proto-max-bulk-len)
 rebuilt with plain commands (SET, RPUSH, SADD, ZADD, HSET, XADD, XGROUP,
 XCLAIM); the summary counts those keys as converted. Cluster targets and
 replicas are refused.
+
+--method auto (the default) restores by replication when the target is a
+standalone primary without replicas, holds no keys and no functions,
+allows CONFIG SET and REPLICAOF, loads the RDB's version and can connect
+to redback: redback listens (--listen, or the local address of its own
+connection to the target), sets a one-time token as the target's
+masterauth, sends REPLICAOF, answers the target's PSYNC with a full sync
+and streams the RDB (rewritten when filtered, checked as it goes; the end
+mark only once all of it was checked), waits until the target loaded it,
+compares DEBUG DIGEST, then sends REPLICAOF NO ONE and puts masterauth
+and repl-diskless-load back. On any failure the target is made a primary
+again with its config as before, and emptied again; the error says what it
+holds. Otherwise auto uses RESTORE commands and says why. --method
+replicate fails instead of falling back; with --conflict replace it also
+replaces a non-empty target's whole dataset. --method restore always
+uses RESTORE commands.
 
 --conflict fail (the default) refuses, before writing anything, a target db
 that will receive keys and is not empty; replace overwrites (restoring twice
@@ -142,6 +166,25 @@ func (o *restoreOptions) validate() (restore.Options, error) {
 		return ro, err
 	}
 	ro.Conflict, ro.Parallel, ro.Force, ro.Filter, ro.NoPrecheck = c, o.Parallel, o.Force, f, o.NoPrecheck
+	m, err := restore.ParseMethod(o.Method)
+	if err != nil {
+		return ro, usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 --method replicate", "--method: %v", err)
+	}
+	if o.ToRedis == "" && (o.Method != "auto" || o.Listen != "" || o.Advertise != "") {
+		return ro, usagef(try, "--method, --listen and --advertise apply to --to-redis")
+	}
+	if m == restore.MethodRestore && (o.Listen != "" || o.Advertise != "") {
+		return ro, usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 --listen 127.0.0.1:7000", "--listen and --advertise go with --method replicate or auto")
+	}
+	for _, a := range []struct{ flag, v string }{{"--listen", o.Listen}, {"--advertise", o.Advertise}} {
+		if a.v == "" {
+			continue
+		}
+		if _, p, err := net.SplitHostPort(a.v); err != nil || p == "" {
+			return ro, usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 "+a.flag+" 127.0.0.1:7000", "%s %q: want HOST:PORT", a.flag, a.v)
+		}
+	}
+	ro.Method, ro.Listen, ro.Advertise = m, o.Listen, o.Advertise
 	if o.ToRedis == "" && ro.Conflict != restore.ConflictFail {
 		return ro, usagef("redback restore --from-rdb dump.rdb --to-dir /var/lib/redis --force", "--conflict applies to --to-redis; use --force to replace an existing file")
 	}
@@ -217,6 +260,9 @@ func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, ta
 		return rerr // stopped before reading the source: no summary
 	}
 	what := src.Name
+	if res.Method != "" {
+		target += " by " + res.Method
+	}
 	fmt.Fprintf(e.Out, "restored %s to %s: %d keys restored, %d skipped (conflict), %d expired, %d filtered, %d converted (fallback), %d failed; %d functions; %s in %.1fs (%.0f keys/s)\n",
 		what, target, res.KeysRestored, res.KeysSkipped, res.KeysExpired, res.KeysFiltered, res.KeysConverted, res.KeysFailed,
 		res.FunctionsLoaded, humanBytes(res.Bytes), dur, j.KeysPerSecond)

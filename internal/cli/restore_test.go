@@ -28,6 +28,10 @@ func TestRestore_Usage(t *testing.T) {
 		{"conflict with file", []string{"restore", "--from-rdb", rdbPath, "--to-dir", "/tmp", "--conflict", "replace"}, "--force"},
 		{"db in url", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1/3"}, "--map-db"},
 		{"bad url", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "http://x"}, "--to-redis"},
+		{"bad method", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--method", "sync"}, "unknown method"},
+		{"method with file", []string{"restore", "--from-rdb", rdbPath, "--to-dir", "/tmp", "--method", "replicate"}, "apply to --to-redis"},
+		{"listen with restore", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--method", "restore", "--listen", "127.0.0.1:7000"}, "--listen and --advertise go with"},
+		{"bad advertise", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--advertise", "nohost"}, "HOST:PORT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,17 +66,17 @@ func TestRestore_FromRDB(t *testing.T) {
 			t.Errorf("--json lacks %q", k)
 		}
 	}
-	if j["keys_restored"].(float64) != 11 || j["keys_filtered"].(float64) != 89 {
-		t.Errorf("json %v", j)
+	if j["keys_restored"].(float64) != 11 || j["keys_filtered"].(float64) != 89 || j["method"] != "replicate" || j["digest"] == "" {
+		t.Errorf("json %v; want 11 keys restored by replicate, with the digest", j)
 	}
 	// fail mode on a non-empty target: exit 1, nothing written
 	code, _, errs = runCheckCLI(t, "restore", "--from-rdb", path, "--to-redis", dst.URL())
 	if code != ExitFailure || !strings.Contains(errs, "--conflict replace") {
 		t.Errorf("conflict: exit %d, %s", code, errs)
 	}
-	code, out, _ = runCheckCLI(t, "restore", "--from-rdb", path, "--to-redis", dst.URL(), "--conflict", "skip")
-	if code != ExitOK || !strings.Contains(out, "89 keys restored, 11 skipped") {
-		t.Errorf("skip: exit %d, %s", code, out)
+	code, out, errs = runCheckCLI(t, "restore", "--from-rdb", path, "--to-redis", dst.URL(), "--conflict", "skip")
+	if code != ExitOK || !strings.Contains(out, "by restore: 89 keys restored, 11 skipped") || !strings.Contains(errs, "note: not restored by replication: the target holds 11 keys") {
+		t.Errorf("skip: exit %d, %s %s", code, out, errs)
 	}
 	dir := t.TempDir()
 	code, out, errs = runCheckCLI(t, "restore", "--from-rdb", path, "--to-dir", dir)

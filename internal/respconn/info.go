@@ -23,6 +23,11 @@ type Info struct {
 	ReplID           string // master_replid
 	ReplID2          string // master_replid2
 	SecondReplOffset int64  // second_repl_offset
+	// ConnectedReplicas is connected_slaves (replicas attached to it).
+	ConnectedReplicas int
+	// On a replica: master_link_status:up, master_sync_in_progress:1;
+	// on any server: loading:1 (loading a dataset).
+	LinkUp, SyncInProgress, Loading bool
 }
 
 // Changed reports whether the server took writes between two INFO replies
@@ -87,6 +92,14 @@ func ParseInfo(text string) Info {
 			in.ReplID2 = val
 		case k == "master_repl_offset":
 			in.ReplOffset, _ = strconv.ParseInt(val, 10, 64)
+		case k == "connected_slaves":
+			in.ConnectedReplicas, _ = strconv.Atoi(val)
+		case k == "master_link_status":
+			in.LinkUp = val == "up"
+		case k == "master_sync_in_progress":
+			in.SyncInProgress = val == "1"
+		case k == "loading":
+			in.Loading = val == "1"
 		case k == "rdb_changes_since_last_save":
 			in.Dirty, _ = strconv.ParseInt(val, 10, 64)
 		case k == "second_repl_offset":

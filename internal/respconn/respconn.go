@@ -150,6 +150,9 @@ func (c *Conn) Close() {
 	c.nc.Close()
 }
 
+// LocalAddr is this end's address of the connection.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
 // Addr is the server's redacted URL, for messages.
 func (c *Conn) Addr() string { return c.addr }
 

@@ -67,6 +67,7 @@ func probe(c *respconn.Conn) (Target, error) {
 		return t, &TargetError{Addr: c.Addr(), Msg: "INFO", Err: err}
 	}
 	t.RedisVersion, t.Cluster, t.Replica, t.PrimaryAddr, t.Keys = in.Version, in.Cluster, in.Replica, in.PrimaryAddr, in.Keys
+	t.Replicas = in.ConnectedReplicas
 	if t.RDBVersion, err = RDBVersionFor(t.RedisVersion); err != nil {
 		return t, &TargetError{Addr: c.Addr(), Msg: "INFO server", Err: err}
 	}

@@ -90,23 +90,10 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return res, err
 	}
-	if !opts.Filter.IsZero() && len(opts.Filter.MapDB) > 0 {
-		var from []int
-		for d := range opts.Filter.MapDB {
-			from = append(from, d)
-		}
-		dbs := src.DBs
-		if dbs == nil {
-			var err error
-			if dbs, err = scanSource(ctx, src, opts.MaxValueBytes); err != nil {
-				return res, err
-			}
-		}
-		from = append(from, dbs...)
-		sort.Ints(from)
-		if a, b, to, ok := opts.Filter.collision(from); ok {
-			return res, fmt.Errorf("--map-db sends source dbs %d and %d both to db %d: an RDB file cannot merge dbs (duplicate keys stop the server loading it); restore into a live server instead", a, b, to)
-		}
+	if msg, err := mapCollision(ctx, src, opts); err != nil {
+		return res, err
+	} else if msg != "" {
+		return res, fmt.Errorf("%s; restore into a live server instead", msg)
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".redback-*")
@@ -156,17 +143,47 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 	return res, nil
 }
 
+// mapCollision says which two source dbs --map-db sends to one target db
+// ("" when none): an RDB cannot merge dbs. It reads the source once when
+// its dbs are not known.
+func mapCollision(ctx context.Context, src Source, opts Options) (string, error) {
+	if len(opts.Filter.MapDB) == 0 {
+		return "", nil
+	}
+	var from []int
+	for d := range opts.Filter.MapDB {
+		from = append(from, d)
+	}
+	dbs := src.DBs
+	if dbs == nil {
+		var err error
+		if dbs, err = scanSource(ctx, src, opts.MaxValueBytes); err != nil {
+			return "", err
+		}
+	}
+	from = append(from, dbs...)
+	sort.Ints(from)
+	if a, b, to, ok := opts.Filter.collision(from); ok {
+		return fmt.Sprintf("--map-db sends source dbs %d and %d both to db %d: an RDB file cannot merge dbs (duplicate keys stop the server loading it)", a, b, to), nil
+	}
+	return "", nil
+}
+
 // progressFn adapts Options.Progress to byte offsets.
 type progressFn struct {
 	fn         func(bytes, keys int64)
 	last, keys int64
 }
 
+// add counts a key at source offset off (force: reports what is counted,
+// counting nothing).
 func (p *progressFn) add(off int64, force bool) {
 	if p.fn == nil {
 		return
 	}
-	p.keys++
+	if !force {
+		p.keys++
+	}
 	if force || p.keys >= 512 {
 		p.fn(off-p.last, p.keys)
 		p.last, p.keys = off, 0
@@ -192,12 +209,20 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 		}
 		return err
 	}
-	err = countRecords(ctx, rd, fan, res, opts)
+	var add func(*rdb.Record) error
+	if fan != nil {
+		add = fan.Add
+	}
+	err = countRecords(ctx, rd, add, res, opts)
 	if fan != nil {
 		err = fan.Wait(err)
 	}
 	if err != nil {
 		return err
+	}
+	if res.KeysExpired > 0 {
+		res.note("the file holds all %d keys, %d of them already expired (counted as expired): a server loading it as a primary drops those, a replica keeps them until its primary expires them",
+			res.KeysRestored+res.KeysExpired, res.KeysExpired)
 	}
 	if err := aw.Close(); err != nil {
 		return err
@@ -217,8 +242,8 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 }
 
 // countRecords reads every record, counting keys and functions into res
-// and handing key records to fan when it is not nil.
-func countRecords(ctx context.Context, rd *rdb.Reader, fan *rdb.Fanout, res *Result, opts Options) error {
+// and handing key records to add when it is not nil.
+func countRecords(ctx context.Context, rd *rdb.Reader, add func(*rdb.Record) error, res *Result, opts Options) error {
 	now := opts.Now().UnixMilli()
 	pr := progressFn{fn: opts.Progress}
 	for i := 0; ; i++ {
@@ -238,8 +263,8 @@ func countRecords(ctx context.Context, rd *rdb.Reader, fan *rdb.Fanout, res *Res
 		if rec.Kind != rdb.RecordKey {
 			continue
 		}
-		if fan != nil {
-			if err := fan.Add(rec); err != nil {
+		if add != nil {
+			if err := add(rec); err != nil {
 				return err
 			}
 		}
@@ -251,10 +276,7 @@ func countRecords(ctx context.Context, rd *rdb.Reader, fan *rdb.Fanout, res *Res
 		pr.add(rd.Offset(), false)
 	}
 	pr.add(rd.Offset(), true)
-	if res.KeysExpired > 0 {
-		res.note("the file holds all %d keys, %d of them already expired (counted as expired): a server loading it as a primary drops those, a replica keeps them until its primary expires them",
-			res.KeysRestored+res.KeysExpired, res.KeysExpired)
-	}
+	res.Bytes = rd.Offset()
 	return nil
 }
 
@@ -265,7 +287,21 @@ func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Op
 		return err
 	}
 	bw := bufio.NewWriterSize(&atomicfile.Writer{F: f}, 1<<20)
-	w, err := rdb.NewWriter(bw, rd.Version())
+	if err := rewriteRecords(ctx, rd, bw, res, opts, nil); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// rewriteRecords writes the records of rd that opts.Filter keeps, and
+// are not expired, as an RDB of rd's version to out (header to CRC-64
+// trailer), handing each key record written to add when it is not nil.
+func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Result, opts Options, add func(*rdb.Record) error) error {
+	w, err := rdb.NewWriter(out, rd.Version())
 	if err != nil {
 		return err
 	}
@@ -309,7 +345,13 @@ func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Op
 				curDB = db
 			}
 			res.KeysRestored++
-			err = w.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq)
+			if err = w.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq); err == nil && add != nil {
+				moved := *rec // as the target holds it (a digest mixes in the db)
+				moved.DB = curDB
+				if err := add(&moved); err != nil {
+					return err
+				}
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("write: %w", err)
@@ -317,12 +359,5 @@ func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Op
 	}
 	pr.add(rd.Offset(), true)
 	res.Bytes = rd.Offset()
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, rc)
-	return err
+	return w.Close()
 }

@@ -137,6 +137,7 @@ type Target struct {
 	Cluster      bool
 	Replica      bool   // role:slave
 	PrimaryAddr  string // when Replica
+	Replicas     int    // replicas attached to it (connected_slaves)
 	Keys         map[int]int64
 }
 

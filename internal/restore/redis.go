@@ -89,11 +89,47 @@ type executor struct {
 	ctlMu   sync.Mutex
 }
 
-// ToRedis restores src into the server at u. It refuses a cluster, a
-// replica and (with ConflictFail) non-empty target dbs before writing
-// anything. Keys that fail are counted and listed in the Result, which is
-// returned together with any error; a damaged source gives a *SourceError.
+// ToRedis restores src into the server at u, by replication or with
+// RESTORE commands (Options.Method).
+//
+// By replication (MethodReplicate, or MethodAuto when the target allows
+// it): the target, a standalone primary without replicas whose dbs and
+// functions are all empty (or, with MethodReplicate and ConflictReplace
+// and no filter, any standalone primary: its whole dataset is replaced),
+// is told REPLICAOF an address this process listens on (Options.Listen,
+// Options.Advertise), with a one-time token as its masterauth, and loads
+// the RDB (rewritten when filtered) as in a full sync, checked as it is
+// sent; then REPLICAOF NO ONE, its config is put back and its DEBUG
+// DIGEST compared with the data's (a *DigestError when it differs). On
+// any failure the target is made a primary again with its config as
+// before and, when it was empty, emptied; the error says what it holds.
+// With MethodAuto, a target that cannot replicate (refuses CONFIG or
+// REPLICAOF, cannot reach this process, does not load the RDB version,
+// holds keys, ...) is restored with RESTORE commands and Result.Notes
+// says why.
+//
+// With RESTORE commands it refuses a cluster, a replica and (with
+// ConflictFail) non-empty target dbs before writing anything. Keys that
+// fail are counted and listed in the Result, which is returned together
+// with any error; a damaged source gives a *SourceError.
 func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Result, error) {
+	if o.Method != MethodRestore {
+		opts := o.withDefaults()
+		res, done, err := replicate(ctx, src, u, opts)
+		if done {
+			return res, err
+		}
+		notes := res.Notes
+		res, err = restoreToRedis(ctx, src, u, o)
+		res.Notes = append(notes, res.Notes...)
+		return res, err
+	}
+	return restoreToRedis(ctx, src, u, o)
+}
+
+// restoreToRedis is ToRedis with RESTORE commands.
+func restoreToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (res *Result, err error) {
+	defer func() { res.Method = "restore" }()
 	var rc io.ReadCloser
 	defer func() {
 		if rc != nil {

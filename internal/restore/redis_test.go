@@ -19,7 +19,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/rdb"
 	"redback/internal/redistest"
@@ -644,16 +643,7 @@ func TestToRedis_DamagedSnapshotWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stored bytes.Buffer
-	w, err := pack.NewWriter(&stored, pack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(raw)
-	w.Close()
-	snap := &catalog.Snapshot{ID: "s1", Verified: true, Object: catalog.Object{Key: "data/snapshots/s1.rdb.zst",
-		RawBytes: int64(len(raw)), StoredBytes: w.Stored.N, SHA256: w.Stored.Sum(), Compression: pack.CompressionZstd}}
-	data := stored.Bytes()
+	snap, data := sealed(t, raw)
 	data[len(data)-40] ^= 0x01 // near the end: found by the sha256 only after most keys
 	b := mem.New()
 	if _, err := b.Put(ctx, snap.Object.Key, bytes.NewReader(data)); err != nil {

@@ -37,6 +37,14 @@ type Options struct {
 	// NoPrecheck skips Source.Precheck: the stored object is then read
 	// once, and damage found at its end comes after keys were written.
 	NoPrecheck bool
+	// Method chooses how ToRedis writes (MethodRestore when zero).
+	Method Method
+	// Listen is the address ToRedis listens on for the target's
+	// replication connection ("" : the local address of its own
+	// connection to the target, port chosen by the system); Advertise is
+	// the address the target is told to connect to ("" : the listening
+	// address).
+	Listen, Advertise string
 	// Now is the clock deciding which keys already expired (time.Now if nil).
 	Now func() time.Time
 	// Progress, when set, receives increments of source bytes read and
@@ -84,6 +92,11 @@ type Source struct {
 	// the manifest) without decoding them; ToRedis runs it before the
 	// first write (see Options.NoPrecheck).
 	Precheck func(ctx context.Context) error
+	// Digest is the DEBUG DIGEST of the data (Redis 7.0 score format)
+	// when known (a snapshot's manifest), and ZSets says whether the data
+	// holds sorted sets (whose digest depends on the score format).
+	Digest string
+	ZSets  bool
 }
 
 // Failure is one key (or function library, DB -1) that was not restored.
@@ -96,19 +109,29 @@ type Failure struct {
 // Result counts what a restore did. KeysConverted is the part of
 // KeysRestored that took the fallback path (plain commands).
 type Result struct {
-	KeysRestored     int64         `json:"keys_restored"`
-	KeysSkipped      int64         `json:"keys_skipped"`
-	KeysExpired      int64         `json:"keys_expired"`
-	KeysFiltered     int64         `json:"keys_filtered"`
-	KeysConverted    int64         `json:"keys_converted"`
-	KeysRewritten    int64         `json:"keys_footer_rewritten"`
-	KeysFailed       int64         `json:"keys_failed"`
-	Failures         []Failure     `json:"failures"`
-	FunctionsLoaded  int64         `json:"functions_loaded"`
-	FunctionsSkipped int64         `json:"functions_skipped"`
-	Bytes            int64         `json:"bytes"`
-	Duration         time.Duration `json:"-"`
-	Notes            []string      `json:"notes,omitempty"`
+	KeysRestored     int64     `json:"keys_restored"`
+	KeysSkipped      int64     `json:"keys_skipped"`
+	KeysExpired      int64     `json:"keys_expired"`
+	KeysFiltered     int64     `json:"keys_filtered"`
+	KeysConverted    int64     `json:"keys_converted"`
+	KeysRewritten    int64     `json:"keys_footer_rewritten"`
+	KeysFailed       int64     `json:"keys_failed"`
+	Failures         []Failure `json:"failures"`
+	FunctionsLoaded  int64     `json:"functions_loaded"`
+	FunctionsSkipped int64     `json:"functions_skipped"`
+	Bytes            int64     `json:"bytes"`
+	// Method is how the keys were written into a live server: "replicate"
+	// or "restore" ("" for a file).
+	Method string `json:"method,omitempty"`
+	// Digest is the target's DEBUG DIGEST after a restore by replication,
+	// checked equal to the data's ("" when not compared).
+	Digest string `json:"digest,omitempty"`
+	// DigestSeconds is how long the target took to answer DEBUG DIGEST
+	// (part of the restore's duration; the target is still a read-only
+	// replica meanwhile, so nothing else changes it).
+	DigestSeconds float64       `json:"digest_seconds,omitempty"`
+	Duration      time.Duration `json:"-"`
+	Notes         []string      `json:"notes,omitempty"`
 
 	mu        sync.Mutex
 	maxListed int

@@ -51,19 +51,20 @@ func SnapshotSource(b storage.Backend, s *catalog.Snapshot, ids []age.Identity) 
 		defer rc.Close()
 		return pack.CheckStored(rc, exp)
 	}
-	return Source{Name: "snapshot " + s.ID, Size: obj.RawBytes, DBs: dbs, Verified: s.Verified, Precheck: precheck, Open: func(ctx context.Context) (io.ReadCloser, error) {
-		rc, err := b.Get(ctx, obj.Key, 0, -1)
-		if err != nil {
-			return nil, fmt.Errorf("read snapshot %s: %w", s.ID, err)
-		}
-		ur, err := pack.NewReader(rc, exp, ids)
-		if err != nil {
-			rc.Close()
-			return nil, err
-		}
-		// rc first: it ends a read the unsealing goroutine may be blocked in.
-		return &both{Reader: ur, closers: []io.Closer{rc, ur}}, nil
-	}}
+	return Source{Name: "snapshot " + s.ID, Size: obj.RawBytes, DBs: dbs, Verified: s.Verified, Precheck: precheck,
+		Digest: s.Digest, ZSets: s.Census.Types["zset"] > 0, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			rc, err := b.Get(ctx, obj.Key, 0, -1)
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot %s: %w", s.ID, err)
+			}
+			ur, err := pack.NewReader(rc, exp, ids)
+			if err != nil {
+				rc.Close()
+				return nil, err
+			}
+			// rc first: it ends a read the unsealing goroutine may be blocked in.
+			return &both{Reader: ur, closers: []io.Closer{rc, ur}}, nil
+		}}
 }
 
 type both struct {
