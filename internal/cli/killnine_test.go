@@ -70,77 +70,8 @@ sources:
 		args = []string{"agent", "--config", cfg}
 	}
 
-	// The acknowledged writer: one connection (WAIT counts the writes made
-	// on its own connection), INCR then WAIT 1.
-	ackc := redis.NewClient(&redis.Options{Addr: src.Addr(), PoolSize: 1, DisableIdentity: true, MaxRetries: -1})
-	defer ackc.Close()
-	var acked, writes, ackedWrites atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			v, err := ackc.Incr(ctx, "seq").Result()
-			if err != nil {
-				return
-			}
-			if n, err := ackc.Do(ctx, "WAIT", 1, 500).Int(); err == nil && n >= 1 {
-				acked.Store(v)
-				ackedWrites.Add(1)
-			}
-		}
-	}()
-	// Background load: pipelined batches of random writes (TTLs of hours,
-	// so nothing expires during the test).
-	go func() {
-		defer wg.Done()
-		lr := rand.New(rand.NewPCG(seed, 14))
-		c := src.Client()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			p := c.Pipeline()
-			for j := 0; j < 20; j++ {
-				k := "k" + strconv.Itoa(lr.IntN(500))
-				switch lr.IntN(6) {
-				case 0:
-					p.Set(ctx, k, i, 0)
-				case 1:
-					p.HSet(ctx, "h"+k, "f"+strconv.Itoa(j), i)
-				case 2:
-					p.RPush(ctx, "l"+k, i)
-				case 3:
-					p.Del(ctx, k)
-				case 4:
-					p.SetEx(ctx, k, strconv.Itoa(i), 3*time.Hour)
-				default:
-					p.ZAdd(ctx, "z"+k, redis.Z{Score: float64(i), Member: j})
-				}
-			}
-			if _, err := p.Exec(ctx); err != nil && ctx.Err() != nil {
-				return
-			}
-			writes.Add(20)
-		}
-	}()
-	stopLoad := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-			wg.Wait()
-		}
-	}
-	defer stopLoad()
+	ld := startWriteLoad(t, src, seed)
+	defer ld.stop()
 
 	checked, lost := 0, 0
 	for i := 0; i < kills; i++ {
@@ -152,7 +83,7 @@ sources:
 		p.wait(10 * time.Second)
 		// Every write acknowledged before the kill must be in the newest
 		// durable point.
-		want := acked.Load()
+		want := ld.acked.Load()
 		if want == 0 {
 			continue
 		}
@@ -173,9 +104,9 @@ sources:
 
 	// The last run: catch up at a quiet point, stop cleanly.
 	p := startRedback(t, append([]string{}, args...)...)
-	stopLoad()
-	if n, err := ackc.Do(ctx, "WAIT", 1, 60000).Int(); err != nil || n < 1 {
-		t.Fatalf("the last %s did not store the writes within 60 s (WAIT %d, %v):\n%s", verb, n, err, p.out.String())
+	ld.stop()
+	if !ld.durable(60 * time.Second) {
+		t.Fatalf("the last %s did not store the writes within 60 s:\n%s", verb, p.out.String())
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -204,5 +135,105 @@ sources:
 	}
 	t.Logf("kill -9 of %s: seed %d (REDBACK_SOAK_SEED), %d kills, %d restores checked after a kill, %d acknowledged writes lost; "+
 		"%d writes, %d acknowledged by WAIT (last seq %d); %d generation(s), 0 silent gaps; verify clean; final restore digest-equal",
-		verb, seed, kills, checked, lost, writes.Load(), ackedWrites.Load(), acked.Load(), gens)
+		verb, seed, kills, checked, lost, ld.writes.Load(), ld.ackedWrites.Load(), ld.acked.Load(), gens)
+}
+
+// writeLoad is the write load of the fault tests: one connection writes
+// `INCR seq` then `WAIT 1 500` in a loop (WAIT counts the writes of its
+// own connection; with --ack durable a replica acknowledges stored
+// offsets), and another sends pipelined batches of random writes (TTLs of
+// hours, so nothing expires during a test).
+type writeLoad struct {
+	ctx                        context.Context
+	ackc                       *redis.Client
+	acked, writes, ackedWrites atomic.Int64 // last acknowledged seq, writes sent, writes acknowledged
+	done                       chan struct{}
+	once                       sync.Once
+	wg                         sync.WaitGroup
+}
+
+func startWriteLoad(t *testing.T, src *redistest.Server, seed uint64) *writeLoad {
+	ctx := t.Context()
+	l := &writeLoad{ctx: ctx, done: make(chan struct{}),
+		// No read timeout: WAIT's own timeout bounds each call.
+		ackc: redis.NewClient(&redis.Options{Addr: src.Addr(), PoolSize: 1, DisableIdentity: true, MaxRetries: -1,
+			ReadTimeout: -1, PoolTimeout: 10 * time.Minute})}
+	t.Cleanup(func() { l.stop(); l.ackc.Close() })
+	l.wg.Add(2)
+	go func() {
+		defer l.wg.Done()
+		for {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			v, err := l.ackc.Incr(ctx, "seq").Result()
+			if err != nil {
+				return
+			}
+			if n, err := l.ackc.Do(ctx, "WAIT", 1, 500).Int(); err == nil && n >= 1 {
+				l.acked.Store(v)
+				l.ackedWrites.Add(1)
+			}
+		}
+	}()
+	go func() {
+		defer l.wg.Done()
+		lr := rand.New(rand.NewPCG(seed, 14))
+		c := src.Client()
+		for i := 0; ; i++ {
+			select {
+			case <-l.done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			p := c.Pipeline()
+			for j := 0; j < 20; j++ {
+				k := "k" + strconv.Itoa(lr.IntN(500))
+				switch lr.IntN(6) {
+				case 0:
+					p.Set(ctx, k, i, 0)
+				case 1:
+					p.HSet(ctx, "h"+k, "f"+strconv.Itoa(j), i)
+				case 2:
+					p.RPush(ctx, "l"+k, i)
+				case 3:
+					p.Del(ctx, k)
+				case 4:
+					p.SetEx(ctx, k, strconv.Itoa(i), 3*time.Hour)
+				default:
+					p.ZAdd(ctx, "z"+k, redis.Z{Score: float64(i), Member: j})
+				}
+			}
+			if _, err := p.Exec(ctx); err != nil && ctx.Err() != nil {
+				return
+			}
+			l.writes.Add(20)
+		}
+	}()
+	return l
+}
+
+// stop ends the load (the writes made so far stay).
+func (l *writeLoad) stop() {
+	l.once.Do(func() {
+		close(l.done)
+		l.wg.Wait()
+	})
+}
+
+// durable reports whether every write of the acknowledged connection is
+// stored within d (one more write, then WAIT 1).
+func (l *writeLoad) durable(d time.Duration) bool {
+	v, err := l.ackc.Incr(l.ctx, "seq").Result()
+	if err != nil {
+		return false
+	}
+	n, err := l.ackc.Do(l.ctx, "WAIT", 1, d.Milliseconds()).Int()
+	if err != nil || n < 1 {
+		return false
+	}
+	l.acked.Store(v)
+	return true
 }

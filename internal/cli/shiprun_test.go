@@ -30,9 +30,15 @@ type shipRun struct {
 // until stop (or the test's end).
 func startShip(t *testing.T, src *redistest.Server, repo string, extra ...string) *shipRun {
 	t.Helper()
+	return startShipVia(t, src, src.URL(), repo, extra...)
+}
+
+// startShipVia is startShip reaching src at the URL via (a fault proxy).
+func startShipVia(t *testing.T, src *redistest.Server, via, repo string, extra ...string) *shipRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	r := &shipRun{t: t, src: src, repo: repo, done: make(chan int, 1), cancel: cancel, code: -1}
-	args := append([]string{"ship", "--source", src.URL(), "--repo", repo}, extra...)
+	args := append([]string{"ship", "--source", via, "--repo", repo}, extra...)
 	go func() {
 		r.done <- Run(ctx, args, Stdio{In: strings.NewReader(""), Out: &r.stdout, Err: &r.stderr})
 	}()
