@@ -268,6 +268,15 @@ func (l *Lease) Renew(ctx context.Context) error {
 		BootID: me.bootID, ProcStart: me.start}
 	data, _ := json.Marshal(rec)
 	info, err := l.b.PutIf(ctx, LeaseKey, data, storage.Condition{IfMatch: etag})
+	if errors.Is(err, storage.ErrPrecondition) {
+		// A renewal whose answer was lost (a connection reset after the
+		// store applied it) changed the ETag under us, and its retry
+		// fails on the old one: the lease is still ours if the stored
+		// record is one this lease wrote. Renew on its ETag.
+		if cur, curTag, ok := l.mine(ctx, acquired); ok && !cur.Released {
+			info, err = l.b.PutIf(ctx, LeaseKey, data, storage.Condition{IfMatch: curTag})
+		}
+	}
 	if err != nil {
 		if errors.Is(err, storage.ErrPrecondition) || errors.Is(err, storage.ErrNotExist) {
 			err := fmt.Errorf("%w: %s changed lease.json (taken over or removed)", ErrLeaseLost, l.b.Location())
@@ -278,6 +287,17 @@ func (l *Lease) Renew(ctx context.Context) error {
 	}
 	l.set(info.ETag, time.Time{}, rec.Expires)
 	return nil
+}
+
+// mine reads lease.json and reports whether the record stored is one this
+// lease wrote (same holder and acquisition time: holder ids are unique per
+// process, acquisition times per lease), with the ETag it was read at.
+func (l *Lease) mine(ctx context.Context, acquired time.Time) (*LeaseRecord, string, bool) {
+	cur, etag, err := readLease(ctx, l.b)
+	if err != nil || cur.Holder != l.holder || !cur.Acquired.Equal(acquired) {
+		return nil, "", false
+	}
+	return cur, etag, true
 }
 
 // Run renews the lease every ttl/3 until ctx is done (then it returns nil;
@@ -340,6 +360,18 @@ func (l *Lease) Release(ctx context.Context) error {
 	rec := LeaseRecord{Format: FormatVersion, Holder: l.holder, Acquired: acquired, Renewed: t, Expires: t, Released: true}
 	data, _ := json.Marshal(rec)
 	if _, err := l.b.PutIf(ctx, LeaseKey, data, storage.Condition{IfMatch: etag}); err != nil {
+		if errors.Is(err, storage.ErrPrecondition) {
+			// A write of ours whose answer was lost (see Renew): release
+			// what is stored when it is still this lease's.
+			if cur, curTag, ok := l.mine(ctx, acquired); ok {
+				if cur.Released {
+					return nil
+				}
+				if _, err := l.b.PutIf(ctx, LeaseKey, data, storage.Condition{IfMatch: curTag}); err == nil {
+					return nil
+				}
+			}
+		}
 		if errors.Is(err, storage.ErrPrecondition) || errors.Is(err, storage.ErrNotExist) {
 			return fmt.Errorf("%w: %s changed lease.json before release", ErrLeaseLost, l.b.Location())
 		}

@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -229,5 +231,73 @@ func TestLease_FenceAtLocalDeadline(t *testing.T) {
 	}
 	if err := l.Run(ctx); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("Run after the deadline: %v", err)
+	}
+}
+
+// lostAnswer applies the next conditional write but answers it with a
+// connection reset, as when the connection breaks after the store wrote.
+type lostAnswer struct {
+	storage.Backend
+	lose bool
+}
+
+func (b *lostAnswer) PutIf(ctx context.Context, key string, data []byte, cond storage.Condition) (storage.ObjectInfo, error) {
+	info, err := b.Backend.PutIf(ctx, key, data, cond)
+	if err == nil && b.lose {
+		b.lose = false
+		return storage.ObjectInfo{}, storage.Transient(errors.New("read: connection reset by peer"))
+	}
+	return info, err
+}
+
+// TestLease_LostAnswerIsNotLost: a renewal (or release) the store applied
+// but whose answer was lost leaves lease.json with an ETag the lease does
+// not know; the next renewal fails its condition, finds its own record and
+// goes on instead of reporting the lease lost. Another holder's record is
+// still a lost lease.
+func TestLease_LostAnswerIsNotLost(t *testing.T) {
+	for name, b := range leaseBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			lb := &lostAnswer{Backend: b}
+			l, err := AcquireLease(ctx, lb, NewHolderID(), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb.lose = true
+			if err := l.Renew(ctx); err == nil || errors.Is(err, ErrLeaseLost) {
+				t.Fatalf("renewal with a lost answer: %v, want a transient error", err)
+			}
+			if err := l.Renew(ctx); err != nil {
+				t.Fatalf("renewal after a lost answer: %v", err)
+			}
+			if err := l.Check(); err != nil {
+				t.Fatal(err)
+			}
+			lb.lose = true
+			if err := l.Renew(ctx); err == nil {
+				t.Fatal("want the lost answer's error")
+			}
+			if err := l.Release(ctx); err != nil {
+				t.Fatalf("release after a lost answer: %v", err)
+			}
+			if cur, err := ReadLease(ctx, b); err != nil || !cur.Released {
+				t.Fatalf("after release: %+v %v", cur, err)
+			}
+
+			// Another holder's record is not ours: lost.
+			l2, err := AcquireLease(ctx, b, NewHolderID(), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := LeaseRecord{Format: FormatVersion, Holder: "other/1/x", Acquired: time.Now(), Renewed: time.Now(), Expires: time.Now().Add(time.Minute)}
+			data, _ := json.Marshal(rec)
+			if _, err := b.Put(ctx, LeaseKey, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l2.Renew(ctx); !errors.Is(err, ErrLeaseLost) {
+				t.Fatalf("renewal of a lease another holder took: %v, want ErrLeaseLost", err)
+			}
+		})
 	}
 }
