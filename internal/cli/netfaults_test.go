@@ -68,6 +68,9 @@ type netFault struct {
 	attrs  map[string]any
 	hold   time.Duration
 	long   bool // only with REDBACK_RELIABILITY=1
+	// exits: ship must stop (exit 1, lease lost: it could not renew its
+	// lease for longer than the lease TTL) and is started again.
+	exits bool
 }
 
 // TestReliability_NetworkFaults runs `redback ship --ack durable` from a
@@ -107,9 +110,11 @@ func TestReliability_NetworkFaults(t *testing.T) {
 		{name: "s3 bandwidth 16 KB/s up", s3: true, typ: "bandwidth", stream: "upstream", attrs: map[string]any{"rate": 16}, hold: 3 * time.Second},
 		{name: "s3 reset_peer after 100ms", s3: true, typ: "reset_peer", stream: "downstream", attrs: map[string]any{"timeout": 100}, hold: 3 * time.Second},
 		{name: "s3 timeout 2s (data swallowed, then closed)", s3: true, typ: "timeout", stream: "upstream", attrs: map[string]any{"timeout": 2000}, hold: 3 * time.Second},
-		{name: "s3 half-open (blackhole both ways, never closed)", s3: true, typ: "timeout", stream: "both", attrs: map[string]any{"timeout": 0}, hold: 20 * time.Second, long: true},
+		{name: "s3 half-open for 8 s (blackhole both ways, never closed)", s3: true, typ: "timeout", stream: "both", attrs: map[string]any{"timeout": 0}, hold: 8 * time.Second, long: true},
+		{name: "s3 half-open for 25 s, beyond the lease TTL (15 s)", s3: true, typ: "timeout", stream: "both", attrs: map[string]any{"timeout": 0}, hold: 25 * time.Second, long: true, exits: true},
 	}
 	injected := 0
+	logs := "" // of the ship runs that ended
 	for i, f := range faults {
 		if f.long && !long {
 			continue
@@ -130,6 +135,17 @@ func TestReliability_NetworkFaults(t *testing.T) {
 			p.remove(fmt.Sprintf("f%d-%s", i, st))
 		}
 		injected++
+		if f.exits {
+			for i := 0; i < 600 && !strings.Contains(r.stderr.String(), "lease lost"); i++ {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if code := r.stop(); code != ExitFailure || !strings.Contains(r.stderr.String(), "repository lease lost: not renewed before") {
+				t.Fatalf("%s: ship exit %d, want 1 saying the lease could not be renewed:\n%s", f.name, code, r.stderr.String())
+			}
+			t.Logf("%s: ship stopped with exit 1: %s", f.name, lastLine(r.stderr.String()))
+			logs += r.stderr.String()
+			r = startShipVia(t, src, "redis://"+redis.Addr(), repo, "--ack", "durable", "--interval", "200ms", "--json")
+		}
 		began := time.Now()
 		if !ld.durable(90 * time.Second) {
 			t.Fatalf("%s: the writes did not become durable within 90 s after the fault was removed:\n%s", f.name, r.stderr.String())
@@ -148,7 +164,7 @@ func TestReliability_NetworkFaults(t *testing.T) {
 		Generations int64 `json:"generations"`
 	}
 	_ = json.Unmarshal([]byte(r.stdout.String()), &st)
-	logs := r.stderr.String()
+	logs += r.stderr.String()
 	gens := listRepo(t, repo).Generations
 	for _, w := range gens {
 		for _, g := range w.Gaps {
