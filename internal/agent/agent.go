@@ -20,8 +20,10 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/config"
+	"redback/internal/scratch"
 	"redback/internal/storage"
 	"redback/internal/storage/cache"
+	"redback/internal/synth"
 )
 
 // Shipper ships one source's replication stream into its repository.
@@ -93,6 +95,12 @@ type Options struct {
 	// Snapshot takes one verified snapshot of src into repo and returns its
 	// manifest. nil: snapshots are not available in this build.
 	Snapshot func(ctx context.Context, src config.Source, repo storage.Backend) (*catalog.Snapshot, error)
+	// SnapshotFromLog synthesizes a snapshot of src from repo's newest
+	// snapshot and shipped log (snapshot method log) without contacting the
+	// source. An error wrapping a *synth.NoLogError (no usable log) or
+	// scratch.ErrNoServer makes the agent take a normal snapshot with
+	// Snapshot instead. nil: not available in this build.
+	SnapshotFromLog func(ctx context.Context, src config.Source, repo storage.Backend) (*catalog.Snapshot, error)
 	// NewShipper makes the shipper of src. nil: shipping is not available.
 	NewShipper func(src config.Source, repo storage.Backend) (Shipper, error)
 	// Drill runs one restore drill of src from repo. nil: drills are not
@@ -138,8 +146,21 @@ type source struct {
 	ship struct {
 		lastErr string
 	}
-	rto    time.Duration
-	copies []*copyState // one per copy_to target
+	rto     time.Duration
+	copies  []*copyState // one per copy_to target
+	fromLog logState     // snapshot method log
+}
+
+// logState is the bookkeeping of snapshots synthesized from the log.
+type logState struct {
+	// Snapshot, Generation and Offset are the newest synthesized snapshot.
+	Snapshot   string `json:"snapshot,omitempty"`
+	Generation string `json:"generation,omitempty"`
+	Offset     int64  `json:"offset"`
+	// Fallbacks counts normal snapshots taken instead, by reason.
+	Fallbacks map[string]int64 `json:"fallbacks,omitempty"`
+	// LastFallback says why the last fallback happened.
+	LastFallback string `json:"last_fallback,omitempty"`
 }
 
 // jobState is the bookkeeping of one scheduled job.
@@ -435,6 +456,63 @@ func (a *Agent) seed(ctx context.Context, s *source) {
 			break
 		}
 	}
+	for _, sn := range snaps {
+		if sn.Verified && sn.FromLog() {
+			a.noteFromLog(s, sn)
+			break
+		}
+	}
+}
+
+// noteFromLog records sn as the newest snapshot synthesized from the log.
+func (a *Agent) noteFromLog(s *source, sn *catalog.Snapshot) {
+	s.mu.Lock()
+	s.fromLog.Snapshot, s.fromLog.Generation, s.fromLog.Offset = sn.ID, sn.Generation, sn.Source.Offset
+	s.mu.Unlock()
+	a.m.logOffset.WithLabelValues(s.cfg.Name).Set(float64(sn.Source.Offset))
+}
+
+// takeSnapshot takes one snapshot of s by its method. Method log
+// synthesizes it from the shipped log; when there is no usable log
+// (shipping off, a gap, a generation without a base, no scratch server)
+// a normal snapshot is taken instead, logged with the reason and counted
+// in redback_snapshot_fallback_total{reason}.
+func (a *Agent) takeSnapshot(ctx context.Context, s *source) (*catalog.Snapshot, error) {
+	if s.cfg.Snapshot.Method != "log" {
+		return a.opts.Snapshot(ctx, s.cfg, s.repo)
+	}
+	var reason, detail string
+	switch {
+	case a.opts.SnapshotFromLog == nil:
+		reason, detail = "unavailable", "snapshots from the log are not available in this build"
+	case s.shipper == nil:
+		reason, detail = "shipping_off", "shipping is off for this source, so there is no log to synthesize from"
+	default:
+		snap, err := a.opts.SnapshotFromLog(ctx, s.cfg, s.repo)
+		var nl *synth.NoLogError
+		switch {
+		case errors.As(err, &nl):
+			reason, detail = nl.Reason, nl.Detail
+		case errors.Is(err, scratch.ErrNoServer):
+			reason, detail = "no_scratch_server", s.scrub(err)
+		case err != nil:
+			return nil, err
+		default:
+			a.noteFromLog(s, snap)
+			return snap, nil
+		}
+	}
+	n := s.cfg.Name
+	a.log.Warn("no usable log to synthesize the snapshot from: taking a normal snapshot instead", "source", n, "reason", reason, "detail", detail)
+	a.m.snapFallback.WithLabelValues(n, reason).Inc()
+	s.mu.Lock()
+	if s.fromLog.Fallbacks == nil {
+		s.fromLog.Fallbacks = map[string]int64{}
+	}
+	s.fromLog.Fallbacks[reason]++
+	s.fromLog.LastFallback = reason + ": " + detail
+	s.mu.Unlock()
+	return a.opts.Snapshot(ctx, s.cfg, s.repo)
 }
 
 // schedule runs job on sch until stop is done. A due run while the
@@ -525,7 +603,7 @@ func (a *Agent) snapshotOnce(ctx context.Context, s *source) {
 			sctx, cancel = context.WithTimeout(ctx, t)
 			defer cancel()
 		}
-		snap, err = a.opts.Snapshot(sctx, s.cfg, s.repo)
+		snap, err = a.takeSnapshot(sctx, s)
 	}
 	end := a.clock.Now()
 	if err != nil {
@@ -547,7 +625,7 @@ func (a *Agent) snapshotOnce(ctx context.Context, s *source) {
 	a.m.snapLast.WithLabelValues(n).Set(float64(end.UnixNano()) / 1e9)
 	a.m.snapDuration.WithLabelValues(n).Set(end.Sub(start).Seconds())
 	a.m.snapSize.WithLabelValues(n).Set(float64(snap.Object.StoredBytes))
-	a.log.Info("snapshot taken", "source", n, "id", snap.ID, "bytes", snap.Object.StoredBytes, "dur", end.Sub(start).String())
+	a.log.Info("snapshot taken", "source", n, "id", snap.ID, "method", snap.Method, "bytes", snap.Object.StoredBytes, "dur", end.Sub(start).String())
 	a.retention(ctx, s)
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -35,7 +36,10 @@ type SourceStatus struct {
 	Ship      *ShipView      `json:"ship"`
 	Drill     *DrillView     `json:"drill,omitempty"`
 	Retention retentionState `json:"retention"`
-	Copies    []CopyView     `json:"copies,omitempty"`
+	// FromLog is set for snapshot method log: the newest synthesized
+	// snapshot, how far it trails the durable log, and the fallbacks.
+	FromLog *FromLogView `json:"from_log,omitempty"`
+	Copies  []CopyView   `json:"copies,omitempty"`
 }
 
 // ShipView is the shipping part of a SourceStatus.
@@ -44,6 +48,14 @@ type ShipView struct {
 	Available bool        `json:"available"`
 	Status    *ShipStatus `json:"status,omitempty"`
 	LastError string      `json:"last_error,omitempty"`
+}
+
+// FromLogView is the snapshot-from-the-log part of a SourceStatus.
+type FromLogView struct {
+	logState
+	// TrailBytes is how far the snapshot trails the durable shipped log
+	// (set while both are of the current generation).
+	TrailBytes *int64 `json:"trail_bytes,omitempty"`
 }
 
 // DrillView is the drill part of a SourceStatus.
@@ -92,6 +104,11 @@ func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
 		ss.Copies = append(ss.Copies, CopyView{Target: c.target.Location(), jobState: c.job,
 			LagSeconds: a.copyLag(c, now).Seconds(), Copied: c.copied})
 	}
+	if s.cfg.Snapshot.Method == "log" {
+		fl := s.fromLog
+		fl.Fallbacks = maps.Clone(fl.Fallbacks)
+		ss.FromLog = &FromLogView{logState: fl}
+	}
 	if s.drilSch != nil {
 		ss.Drill = &DrillView{jobState: s.dril, RTOSeconds: s.rto.Seconds(), RTOObjectiveSeconds: s.cfg.Drill.RTOObjective.D().Seconds()}
 	}
@@ -123,6 +140,9 @@ func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
 		} else {
 			sh := s.shipper.Status()
 			ss.Ship.Status = &sh
+			if trail, ok := s.logTrail(sh); ok && ss.FromLog != nil {
+				ss.FromLog.TrailBytes = &trail
+			}
 			if !sh.Connected {
 				r := "shipper not connected to the source"
 				if sh.LastError != "" {

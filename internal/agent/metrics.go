@@ -12,7 +12,8 @@ type metrics struct {
 	drillLast, drillResult, drillRTO, drillObj     *prometheus.GaugeVec
 	drillFailures                                  *prometheus.CounterVec
 	retDeletions, retFailures                      *prometheus.CounterVec
-	copyFailures                                   *prometheus.CounterVec
+	copyFailures, snapFallback                     *prometheus.CounterVec
+	logOffset                                      *prometheus.GaugeVec
 	repoBytes, repoSnapshots, healthy              *prometheus.GaugeVec
 }
 
@@ -50,6 +51,10 @@ func newMetrics(reg prometheus.Registerer, a *Agent) *metrics {
 	m.copyFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redback_copy_failures_total",
 		Help: "Copies to a copy_to target that failed (damage in the repository included)."}, []string{"source", "target"})
 	reg.MustRegister(m.copyFailures)
+	m.snapFallback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redback_snapshot_fallback_total",
+		Help: "Snapshots of method log taken as normal snapshots instead, by reason (no_log, gap, no_base, ended, shipping_off, no_scratch_server)."}, []string{"source", "reason"})
+	reg.MustRegister(m.snapFallback)
+	m.logOffset = g("redback_snapshot_log_offset", "Replication offset of the newest snapshot synthesized from the log (snapshot method log).")
 	reg.MustRegister(&copyCollector{a: a})
 	reg.MustRegister(&shipCollector{a: a})
 	return m
@@ -68,11 +73,12 @@ var (
 	descSpool      = prometheus.NewDesc("redback_ship_spool_bytes", "Bytes received but not yet uploaded.", []string{"source"}, nil)
 	descGeneration = prometheus.NewDesc("redback_ship_generation_info", "The current log generation (value 1).", []string{"source", "generation"}, nil)
 	descFailovers  = prometheus.NewDesc("redback_ship_failovers_total", "Failovers of the source followed without a full resync (PSYNC continued on the promoted replica).", []string{"source"}, nil)
+	descLogTrail   = prometheus.NewDesc("redback_snapshot_log_trail_bytes", "How far the newest snapshot synthesized from the log trails the durable shipped log, in replication bytes (while both are of the current generation).", []string{"source"}, nil)
 	descNode       = prometheus.NewDesc("redback_ship_node_info", "The server the shipper follows (value 1); for a Sentinel source, the current primary.", []string{"source", "node"}, nil)
 )
 
 func (c *shipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descResets, descSpool, descGeneration, descFailovers, descNode} {
+	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descResets, descSpool, descGeneration, descFailovers, descNode, descLogTrail} {
 		ch <- d
 	}
 }
@@ -102,5 +108,20 @@ func (c *shipCollector) Collect(ch chan<- prometheus.Metric) {
 		if st.Node != "" {
 			ch <- prometheus.MustNewConstMetric(descNode, prometheus.GaugeValue, 1, n, st.Node)
 		}
+		if trail, ok := s.logTrail(st); ok {
+			ch <- prometheus.MustNewConstMetric(descLogTrail, prometheus.GaugeValue, float64(trail), n)
+		}
 	}
+}
+
+// logTrail is how far the newest synthesized snapshot trails the durable
+// log st reports; ok is false without one of the current generation.
+func (s *source) logTrail(st ShipStatus) (int64, bool) {
+	s.mu.Lock()
+	fl := s.fromLog
+	s.mu.Unlock()
+	if fl.Snapshot == "" || fl.Generation == "" || fl.Generation != st.Generation {
+		return 0, false
+	}
+	return max(0, st.DurableOffset-fl.Offset), true
 }

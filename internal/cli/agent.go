@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ import (
 	"redback/internal/ship"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
+	"redback/internal/synth"
 	"redback/internal/ui"
 )
 
@@ -132,6 +134,9 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 		Snapshot: func(ctx context.Context, src config.Source, repo storage.Backend) (*catalog.Snapshot, error) {
 			return agentSnapshot(ctx, e, o, log, src, repo)
 		},
+		SnapshotFromLog: func(ctx context.Context, src config.Source, repo storage.Backend) (*catalog.Snapshot, error) {
+			return agentSnapshotFromLog(ctx, log, src, repo, ids)
+		},
 		Drill: func(ctx context.Context, src config.Source, repo storage.Backend) (*agent.DrillResult, error) {
 			return agentDrill(ctx, e, src, repo)
 		},
@@ -158,11 +163,32 @@ func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, 
 	}
 	se := *e
 	se.log = log.With("source", src.Name)
+	method := src.Snapshot.Method
+	if method == "log" {
+		method = "sync" // the fallback when there is no usable log
+	}
 	return takeSnapshot(ctx, &se, u, snapshotParams{
-		Method:        src.Snapshot.Method,
+		Method:        method,
 		PreferReplica: true,
 		Store:         snapshot.Options{Backend: repo, Pack: pack.Options{Recipients: rs}, Log: se.log},
 	})
+}
+
+// agentSnapshotFromLog synthesizes a snapshot of src from repo's newest
+// snapshot and shipped log, as `redback snapshot --from-log` does.
+func agentSnapshotFromLog(ctx context.Context, log *slog.Logger, src config.Source, repo storage.Backend, ids []age.Identity) (*catalog.Snapshot, error) {
+	rs, err := sourceRecipients(src)
+	if err != nil {
+		return nil, err
+	}
+	res, err := synth.Build(ctx, synth.Options{Backend: repo, Pack: pack.Options{Recipients: rs}, Identities: ids, Log: log.With("source", src.Name)})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("snapshot synthesized from the log", "source", src.Name, "id", res.Snapshot.ID, "generation", res.Snapshot.Generation,
+		"offset", res.Snapshot.Source.Offset, "base", res.Base, "segments", res.Segments, "commands", res.Commands,
+		"scratch_server", res.Server.String(), "scratch_cpu_seconds", res.ScratchCPUSeconds, "scratch_rss_bytes", res.ScratchRSSBytes)
+	return res.Snapshot, nil
 }
 
 // agentDrill drills the newest verified snapshot of repo, as `redback
@@ -196,6 +222,12 @@ func printConfigSummary(e *env, cfg *config.Config) {
 		if s.Snapshot.Schedule != "" {
 			when = "schedule " + s.Snapshot.Schedule
 		}
+		method := s.Snapshot.Method
+		if method == "log" && !s.Ship.Enabled {
+			method += " (ship is off: every snapshot falls back to sync)"
+		} else if method == "log" {
+			method += " (from the shipped log; sync when there is no usable log)"
+		}
 		ship := "off"
 		if s.Ship.Enabled {
 			ship = fmt.Sprintf("every %s, ack %s", s.Ship.Interval, s.Ship.Ack)
@@ -216,7 +248,7 @@ func printConfigSummary(e *env, cfg *config.Config) {
 			enc = strings.TrimSpace(fmt.Sprintf("%d recipient(s) %s", n, s.Encryption.RecipientsFile))
 		}
 		fmt.Fprintf(e.Out, "  %s: %s -> %s\n    snapshot: %s %s\n    ship: %s\n    retention: hourly %s, daily %s, weekly %s, monthly %s, within %s, pitr %s\n    drill: %s\n    encryption: %s\n",
-			s.Name, config.Redact(s.Source), config.Redact(s.Repo), s.Snapshot.Method, when, ship,
+			s.Name, config.Redact(s.Source), config.Redact(s.Repo), method, when, ship,
 			keep(r.Hourly), keep(r.Daily), keep(r.Weekly), keep(r.Monthly), r.Within, r.PITR, drill, enc)
 	}
 }

@@ -98,7 +98,10 @@ type Source struct {
 // Snapshot says how and when snapshots are taken. Exactly one of Every and
 // Schedule is set after defaults.
 type Snapshot struct {
-	Method string `yaml:"method"` // sync or bgsave
+	// Method is sync, bgsave, or log: synthesize snapshots from the
+	// shipped log (no fork on the source); when there is no usable log
+	// the agent takes a sync snapshot instead.
+	Method string `yaml:"method"`
 	// Every is a fixed interval between snapshots.
 	Every Duration `yaml:"every"`
 	// Schedule is a 5-field cron expression or a descriptor (@daily),
@@ -604,9 +607,9 @@ func (c *Config) Validate() error {
 		}
 		sn := s.Snapshot
 		switch sn.Method {
-		case "sync", "bgsave":
+		case "sync", "bgsave", "log":
 		default:
-			ps.add(p+".snapshot.method", "%q: want sync or bgsave", sn.Method)
+			ps.add(p+".snapshot.method", "%q: want sync, bgsave or log", sn.Method)
 		}
 		switch {
 		case sn.Every != 0 && sn.Schedule != "":

@@ -99,7 +99,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"missing env", "sources:\n  - name: a\n    source: redis://:${REDIS_PASSWORD}@h:1\n    repo: s3://b/p\n", []string{"sources[0].source: environment variable REDIS_PASSWORD is not set"}, nil},
 		{"duplicate", src("  - name: a\n    source: redis://h:2\n    repo: /var/x\n"), []string{`sources[1].name: duplicate source name "a" (also sources[0])`}, nil},
 		{"no sources", "listen: 127.0.0.1:1\n", []string{"sources: at least one source is required"}, nil},
-		{"method", src("    snapshot: {method: copy}\n"), []string{`sources[0].snapshot.method: "copy": want sync or bgsave`}, nil},
+		{"method", src("    snapshot: {method: copy}\n"), []string{`sources[0].snapshot.method: "copy": want sync, bgsave or log`}, nil},
 		{"listen", "listen: nowhere\n" + src(""), []string{"listen: want host:port"}, nil},
 		{"not a list", "sources: {name: a}\n", []string{"sources: want a list"}, nil},
 		{"yaml syntax", "sources: [\n", []string{"not valid YAML"}, nil},
@@ -165,5 +165,15 @@ func TestLoad_DeployExample(t *testing.T) {
 	}
 	if len(cfg.Sources) != 1 || cfg.Sources[0].Snapshot.Every.D() != 6*time.Hour {
 		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestLoad_MethodLog(t *testing.T) {
+	cfg, err := Load(strings.NewReader("sources:\n  - name: a\n    source: redis://127.0.0.1:6379\n    repo: file:///tmp/a\n    snapshot: {method: log, every: 6h}\n    ship: {enabled: true}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Sources[0].Snapshot; s.Method != "log" || s.Every.D() != 6*time.Hour {
+		t.Fatalf("snapshot %+v", s)
 	}
 }

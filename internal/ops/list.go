@@ -26,6 +26,10 @@ type Listing struct {
 // SourceSnapshot is a snapshot manifest and the name of its source.
 type SourceSnapshot struct {
 	SourceName string `json:"source_name"`
+	// FromLog marks a snapshot synthesized from the shipped log
+	// (method "log"; its source.offset is the state's offset): the
+	// timeline draws it apart.
+	FromLog bool `json:"from_log,omitempty"`
 	*catalog.Snapshot
 }
 
@@ -50,7 +54,7 @@ func List(ctx context.Context, b storage.Backend, name string) (l *Listing, dama
 		l.Sources = append(l.Sources, name)
 	}
 	for _, s := range snaps {
-		l.Snapshots = append(l.Snapshots, SourceSnapshot{SourceName: name, Snapshot: s})
+		l.Snapshots = append(l.Snapshots, SourceSnapshot{SourceName: name, FromLog: s.FromLog(), Snapshot: s})
 	}
 	for _, e := range bad {
 		l.Problems = append(l.Problems, e.Error())

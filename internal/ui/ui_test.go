@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"redback/internal/catalog"
 	"redback/internal/ops"
 	"redback/internal/storage/mem"
 )
@@ -80,5 +81,32 @@ func TestHandler_PageAndQueries(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if body := rec.Body.String(); !strings.Contains(body, "assets/app.js") || strings.Contains(body, "http://") || strings.Contains(body, "https://") {
 		t.Errorf("page loads something from elsewhere or not its script:\n%s", body)
+	}
+}
+
+// TestTimeline_MarksSnapshotsFromLog: a snapshot synthesized from the log
+// is marked in the timeline's JSON (from_log), which the page draws apart.
+func TestTimeline_MarksSnapshotsFromLog(t *testing.T) {
+	b := mem.New()
+	now := time.Now().UTC()
+	for i, m := range []string{"sync", catalog.MethodLog} {
+		at := now.Add(time.Duration(i-2) * time.Minute)
+		id := catalog.NewSnapshotID(at)
+		s := &catalog.Snapshot{Format: catalog.FormatVersion, ID: id, StartTime: at, EndTime: at, Verified: true, Method: m,
+			Generation: "g", Source: catalog.Source{Offset: 1234}, Object: catalog.Object{Key: catalog.SnapshotDataKey(id, false)}}
+		if err := catalog.PutJSON(t.Context(), b, catalog.SnapshotManifestKey(id), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := Handler(Options{Sources: func() []ops.Source { return []ops.Source{{Name: "a", Repo: b, RepoURL: "mem://"}} }, Listen: "127.0.0.1:9478"})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/timeline?name=a", nil))
+	if n := strings.Count(rec.Body.String(), `"from_log": true`) + strings.Count(rec.Body.String(), `"from_log":true`); rec.Code != http.StatusOK || n != 1 {
+		t.Fatalf("%d, %d snapshots marked from_log:\n%s", rec.Code, n, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/assets/app.js", nil))
+	if !strings.Contains(rec.Body.String(), "from_log") {
+		t.Error("the page does not mark snapshots from the log")
 	}
 }

@@ -156,8 +156,8 @@
     for (const sn of s.snapshots) {
       const px = x(ms(sn.end_time));
       if (px < L || px > W - R) continue;
-      const r = el("svg:rect", { class: "snapshot" + (sn.keep ? " kept" : ""), x: px - 2, y: 38, width: 4, height: 16, "data-id": sn.id });
-      r.appendChild(el("svg:title", {}, `snapshot ${sn.id}: ${sn.census.keys} keys, ${bytes(sn.object.raw_bytes)}`));
+      const r = el("svg:rect", { class: "snapshot" + (sn.keep ? " kept" : "") + (sn.from_log ? " from-log" : ""), x: px - 2, y: 38, width: 4, height: 16, "data-id": sn.id });
+      r.appendChild(el("svg:title", {}, `snapshot ${sn.id}: ${sn.census.keys} keys, ${bytes(sn.object.raw_bytes)}` + (sn.from_log ? `, synthesized from the log at offset ${sn.source.offset} (no fork on the source)` : "")));
       r.addEventListener("click", (e) => { e.stopPropagation(); select({ source: s, kind: "snapshot", t: ms(sn.end_time), snap: sn }); });
       svg.appendChild(r);
     }
@@ -216,7 +216,7 @@
     t.appendChild(el("tr")).append(el("th", {}, "snapshot"), el("th", {}, "time (UTC)"), el("th", {}, "keys"), el("th", {}, "size"), el("th", {}, "verified"), el("th", {}, "digest"), el("th", {}, ""));
     for (const sn of s.snapshots.slice(0, 200)) {
       const tr = el("tr", { class: "pick snapshot-row", "data-id": sn.id });
-      const flags = [sn.keep ? "kept" : "", (s.pinned || []).includes(sn.id) ? "pinned" : "", sn.generation ? "base of " + sn.generation : ""].filter(Boolean).join(", ");
+      const flags = [sn.keep ? "kept" : "", (s.pinned || []).includes(sn.id) ? "pinned" : "", sn.from_log ? "from the log of " + sn.generation + " at offset " + sn.source.offset : sn.generation ? "base of " + sn.generation : ""].filter(Boolean).join(", ");
       tr.append(el("td", {}, sn.id), el("td", {}, local(ms(sn.end_time))), el("td", {}, String(sn.census.keys)), el("td", {}, bytes(sn.object.raw_bytes) + " (" + bytes(sn.object.stored_bytes) + " stored)"),
         el("td", {}, sn.verified ? "yes" : "no"), el("td", {}, (sn.digest || "").slice(0, 12)), el("td", {}, flags));
       tr.addEventListener("click", () => select({ source: s, kind: "snapshot", t: ms(sn.end_time), snap: sn }));
