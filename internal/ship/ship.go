@@ -560,7 +560,7 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 			s.endGeneration(g, s.processed(), reason)
 			st.gen = nil
 		}
-		g, err := s.startGeneration(ctx, conn, res)
+		g, err := s.startGeneration(ctx, res)
 		if err != nil {
 			return false, err
 		}
@@ -588,6 +588,9 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 	s.conn, s.sessGen = conn, gen
 	s.mu.Unlock()
 	if s.Ack == AckDurable {
+		// Only now is the base snapshot (after a full sync) stored: ACKing
+		// its offset earlier would satisfy WAIT for writes that a full disk
+		// or an outage could still lose.
 		d := s.Stats()
 		if d.Generation == gen {
 			conn.SetAckOffset(d.DurableOffset)
@@ -654,12 +657,9 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 
 // startGeneration stores the full sync's RDB as the base snapshot of a new
 // generation and writes the generation manifest.
-func (s *Shipper) startGeneration(ctx context.Context, conn *replica.Conn, res *replica.SyncResult) (*catalog.Generation, error) {
+func (s *Shipper) startGeneration(ctx context.Context, res *replica.SyncResult) (*catalog.Generation, error) {
 	now := time.Now()
 	id := catalog.NewGenerationID(now, res.Position.ReplID)
-	if s.Ack == AckDurable {
-		conn.SetAckOffset(res.Position.Offset)
-	}
 	s.Log.Info("full sync: storing the base snapshot of a new generation", "gen", id, "offset", res.Position.Offset)
 	snap, err := snapshot.Store(ctx, res.RDB, snapshot.Options{
 		Backend:    s.Backend,
