@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"redback/internal/resp"
 )
 
 // InputKind is what Check found at the path it was given, detected as
@@ -496,13 +498,13 @@ func (c *checker) processRESP(name string, multi *int) (bool, error) {
 		}
 		if i == 0 {
 			s := cstr(head)
-			if eqFold(s, "multi") {
+			if resp.IsName(s, "multi") {
 				*multi++
 				if *multi-1 != 0 {
 					c.setErr("Unexpected MULTI in AOF %s", name)
 					return false, nil
 				}
-			} else if eqFold(s, "exec") {
+			} else if resp.IsName(s, "exec") {
 				*multi--
 				if *multi != 0 {
 					c.setErr("Unexpected EXEC in AOF %s", name)

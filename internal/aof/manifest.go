@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"redback/internal/resp"
 )
 
 // FileType is the type of a file listed in a manifest.
@@ -119,15 +121,15 @@ func ParseManifest(r io.Reader) (*Manifest, error) {
 		for i := 0; i < len(argv); i += 2 {
 			k, v := cstr(argv[i]), argv[i+1]
 			switch {
-			case eqFold(k, "file"):
+			case resp.IsName(k, "file"):
 				name := cstr(v)
 				f.Name, haveName = string(name), true
 				if bytes.ContainsAny(name, "/\\") {
 					return nil, merr(ErrManifestPath)
 				}
-			case eqFold(k, "seq"):
+			case resp.IsName(k, "seq"):
 				f.Seq = atoll(cstr(v))
-			case eqFold(k, "type"):
+			case resp.IsName(k, "type"):
 				if len(v) > 0 {
 					f.Type = FileType(v[0])
 				} else {
@@ -167,24 +169,6 @@ func cstr(b []byte) []byte {
 	return b
 }
 
-func eqFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
 
 // cIsSpace is C's isspace in the "C" locale.
 func cIsSpace(c byte) bool {

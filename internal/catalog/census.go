@@ -71,9 +71,19 @@ func LibraryName(code []byte) string {
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
 		line = line[:i]
 	}
-	for _, f := range bytes.Fields(line) {
-		if bytes.HasPrefix(f, []byte("name=")) {
-			return string(f[5:])
+	// As Redis reads it (functionExtractLibMetaData): the first line is
+	// "#!<engine> key=value ...", the engine first.
+	rest, ok := bytes.CutPrefix(line, []byte("#!"))
+	if !ok {
+		return "?"
+	}
+	fields := bytes.Fields(rest)
+	if len(fields) == 0 {
+		return "?"
+	}
+	for _, f := range fields[1:] {
+		if name, ok := bytes.CutPrefix(f, []byte("name=")); ok && len(name) > 0 {
+			return string(name)
 		}
 	}
 	return "?"

@@ -68,6 +68,9 @@ func TestLibraryName(t *testing.T) {
 		"#!lua name=mylib\nredis.register_function('f', function() return 1 end)": "mylib",
 		"#!lua   name=x y=z": "x",
 		"no shebang":         "?",
+		"name=x\n":           "?", // Redis refuses code without "#!"
+		"#!name=x":           "?", // the first word is the engine
+		"#!lua\nname=x":      "?", // metadata is the first line only
 	} {
 		if got := LibraryName([]byte(code)); got != want {
 			t.Errorf("%q: got %q want %q", code, got, want)

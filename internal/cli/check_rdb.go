@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"redback/internal/catalog"
 	"redback/internal/progress"
 	"redback/internal/rdb"
 )
@@ -211,7 +211,7 @@ func (r *checkReport) add(rec *rdb.Record, nowMS int64) {
 		}
 	case rdb.RecordFunction:
 		if len(r.Functions) < maxFunctions {
-			r.Functions = append(r.Functions, functionName(rec.FunctionCode))
+			r.Functions = append(r.Functions, catalog.LibraryName(rec.FunctionCode))
 		}
 	case rdb.RecordModuleAux:
 		r.module(rec.Module).Aux++
@@ -245,23 +245,6 @@ func (r *checkReport) module(name string) *moduleReport {
 	return m
 }
 
-// functionName returns the library name from a function's shebang line
-// ("#!lua name=mylib ..."), or "?" when there is none.
-func functionName(code []byte) string {
-	line := code
-	if i := bytes.IndexByte(line, '\n'); i >= 0 {
-		line = line[:i]
-	}
-	if !bytes.HasPrefix(line, []byte("#!")) {
-		return "?"
-	}
-	for _, f := range strings.Fields(string(line[2:])) {
-		if name, ok := strings.CutPrefix(f, "name="); ok {
-			return name
-		}
-	}
-	return "?"
-}
 
 // scanRDB opens path and calls fn for every record, streaming, reading
 // with opts. It returns the reader (for its version and checksum status;

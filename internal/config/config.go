@@ -116,8 +116,8 @@ type Snapshot struct {
 type Ship struct {
 	Enabled  bool     `yaml:"enabled"`
 	Interval Duration `yaml:"interval"` // how often segments are uploaded
-	// Ack is when the primary is acknowledged: received, processed or
-	// durable (after upload).
+	// Ack is the offset reported to the primary: processed (received and
+	// parsed) or durable (stored in the repository).
 	Ack string `yaml:"ack"`
 }
 
@@ -633,9 +633,9 @@ func (c *Config) Validate() error {
 				ps.add(p+".ship.interval", "must be positive")
 			}
 			switch s.Ship.Ack {
-			case "received", "processed", "durable":
+			case "processed", "durable":
 			default:
-				ps.add(p+".ship.ack", "%q: want received, processed or durable", s.Ship.Ack)
+				ps.add(p+".ship.ack", "%q: want processed or durable", s.Ship.Ack)
 			}
 		}
 		r := s.Retention

@@ -91,6 +91,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"bad cron tz", src("    snapshot: {schedule: \"CRON_TZ=Mars/Olympus 0 * * * *\"}\n"), []string{"sources[0].snapshot.schedule"}, nil},
 		{"bad drill cron", src("    drill: {schedule: \"0 3 32 * *\"}\n"), []string{"sources[0].drill.schedule: bad cron expression"}, nil},
 		{"both", src("    snapshot: {every: 1h, schedule: \"@daily\"}\n"), []string{"sources[0].snapshot: set either every or schedule, not both"}, nil},
+		{"ack the shipper does not have", src("    ship: {ack: received}\n"), []string{`sources[0].ship.ack: "received": want processed or durable`}, nil},
 		{"bad duration", src("    ship: {interval: soon}\n"), []string{"sources[0].ship.interval: bad duration \"soon\""}, nil},
 		{"bad int", src("    retention: {daily: many}\n"), []string{"sources[0].retention.daily: want a whole number"}, nil},
 		{"retention", src("    retention: {weekly: -2}\n"), []string{"sources[0].retention.weekly: -2: want a count >= 0, or -1 for forever"}, nil},

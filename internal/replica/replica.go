@@ -699,20 +699,20 @@ func (c *Conn) Next(ctx context.Context) (Command, error) {
 	c.offset += n
 	name := args[0]
 	switch {
-	case eq(name, "SELECT") && len(args) == 2:
+	case resp.IsName(name, "SELECT") && len(args) == 2:
 		db, err := strconv.Atoi(string(args[1]))
 		if err != nil || db < 0 {
 			c.state = stateBroken
 			return Command{}, fmt.Errorf("replication stream from %s at offset %d: bad SELECT %q", c.addr, cmd.Offset, clipText(string(args[1])))
 		}
 		c.db, cmd.DB = db, db
-	case eq(name, "MULTI"):
+	case resp.IsName(name, "MULTI"):
 		c.inMulti, c.preDB = true, c.db
-	case eq(name, "EXEC"):
+	case resp.IsName(name, "EXEC"):
 		c.inMulti = false
-	case eq(name, "DISCARD"):
+	case resp.IsName(name, "DISCARD"):
 		c.inMulti, c.db = false, c.preDB
-	case eq(name, "REPLCONF") && len(args) >= 2 && eq(args[1], "GETACK"):
+	case resp.IsName(name, "REPLCONF") && len(args) >= 2 && resp.IsName(args[1], "GETACK"):
 		// Report the offset before the GETACK, as Redis replicas do.
 		if err := c.write("REPLCONF", "ACK", strconv.FormatInt(c.ackValue(), 10)); err != nil {
 			c.state = stateBroken
@@ -725,7 +725,6 @@ func (c *Conn) Next(ctx context.Context) (Command, error) {
 	return cmd, nil
 }
 
-func eq(b []byte, s string) bool { return len(b) == len(s) && strings.EqualFold(string(b), s) }
 
 func (c *Conn) startAcks() {
 	c.mu.Lock()

@@ -475,3 +475,24 @@ func (r *Reader) ReadCommand() (args [][]byte, n int64, err error) {
 	}
 	return args, r.n - start, nil
 }
+
+// IsName reports whether arg is name, ignoring ASCII case: how Redis
+// matches command and subcommand names.
+func IsName(arg []byte, name string) bool {
+	if len(arg) != len(name) {
+		return false
+	}
+	for i := range len(arg) {
+		a, b := arg[i], name[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}

@@ -237,3 +237,15 @@ func BenchmarkAppendCommand(b *testing.B) {
 		buf = AppendCommand(buf[:0], args...)
 	}
 }
+
+func TestIsName(t *testing.T) {
+	for _, tc := range []struct {
+		arg, name string
+		want      bool
+	}{{"multi", "MULTI", true}, {"MuLtI", "multi", true}, {"EXEC", "EXEC", true}, {"exe", "EXEC", false},
+		{"execs", "EXEC", false}, {"@", "`", false}, {"[", "{", false}, {"", "", true}} {
+		if got := IsName([]byte(tc.arg), tc.name); got != tc.want {
+			t.Errorf("IsName(%q, %q) = %v", tc.arg, tc.name, got)
+		}
+	}
+}

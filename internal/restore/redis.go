@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -369,11 +370,11 @@ func (x *executor) loadFunction(ctl *respconn.Conn, code []byte) error {
 		if f := fatalReply(ctl.Addr(), re); f != nil {
 			return f
 		}
-		if x.opts.Conflict == ConflictSkip && re.Code() == "ERR" && containsFold(string(re), "already exists") {
+		if x.opts.Conflict == ConflictSkip && re.Code() == "ERR" && strings.Contains(strings.ToLower(string(re)), "already exists") {
 			x.res.FunctionsSkipped++
 			return nil
 		}
-		if x.opts.Conflict == ConflictFail && containsFold(string(re), "already exists") {
+		if x.opts.Conflict == ConflictFail && strings.Contains(strings.ToLower(string(re)), "already exists") {
 			return &ConflictError{Target: ctl.Addr(), Note: fmt.Sprintf("function library %q already exists", name)}
 		}
 		x.res.fail(-1, []byte("function library "+name), string(re))
@@ -383,24 +384,6 @@ func (x *executor) loadFunction(ctl *respconn.Conn, code []byte) error {
 	return nil
 }
 
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if eqFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
-}
-
-func eqFold(a, b string) bool {
-	for i := range len(a) {
-		ca, cb := a[i]|0x20, b[i]|0x20
-		if ca != cb {
-			return false
-		}
-	}
-	return true
-}
 
 // key handles one key record.
 func (x *executor) key(ctx context.Context, rec *rdb.Record) error {

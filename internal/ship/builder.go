@@ -2,7 +2,6 @@ package ship
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"redback/internal/catalog"
@@ -117,7 +116,7 @@ func isControl(args [][]byte) bool {
 	return eqFold(n, "PING") || eqFold(n, "REPLCONF")
 }
 
-func eqFold(b []byte, s string) bool { return len(b) == len(s) && strings.EqualFold(string(b), s) }
+func eqFold(b []byte, s string) bool { return resp.IsName(b, s) }
 
 // pending reports the raw bytes held by the segment being built.
 func (b *builder) pending() int64 {
