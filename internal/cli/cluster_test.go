@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,11 +65,104 @@ func TestClusterSnapshot(t *testing.T) {
 					t.Errorf("shard %+v", sh)
 				}
 			}
+			if replicas > 0 {
+				testRestoreSet(t, c, repo, set)
+			}
+			// list and verify show the set.
+			code, out, errs := runCLI(t, "list", "--repo", repo)
+			if code != 0 || !strings.Contains(out, set.ID) || !strings.Contains(out, "backup sets") {
+				t.Fatalf("list: exit %d\n%s%s", code, out, errs)
+			}
+			code, out, errs = runCLI(t, "verify", "--repo", repo)
+			if code != 0 || !strings.Contains(out, "ok        set "+set.ID) {
+				t.Fatalf("verify: exit %d\n%s%s", code, out, errs)
+			}
 			// --single-node backs up one node, as before.
-			code, out, errs := runCLI(t, "snapshot", "--source", c.Primaries()[0].URL(), "--repo", repo, "--name", "one", "--single-node")
+			code, out, errs = runCLI(t, "snapshot", "--source", c.Primaries()[0].URL(), "--repo", repo, "--name", "one", "--single-node")
 			if code != 0 || !strings.Contains(out, "snapshot ") {
 				t.Fatalf("--single-node: exit %d\n%s%s", code, out, errs)
 			}
+			// A set whose manifest does not match its shards is damage (exit 3).
+			path := filepath.Join(strings.TrimPrefix(repo, "file://"), catalog.SetKey(set.Cluster, set.ID))
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(strings.Replace(string(data), set.Digest, strings.Repeat("1", 40), 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs = runCLI(t, "verify", "--repo", repo)
+			if code != ExitVerify || !strings.Contains(out, "union of the shards' digests") {
+				t.Fatalf("verify of a damaged set: exit %d\n%s%s", code, out, errs)
+			}
 		})
 	}
+}
+
+// pexpiretimes reads PEXPIRETIME of a sample of PopulateCluster's keys.
+func pexpiretimes(t *testing.T, get func(key string) (int64, error)) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, k := range []string{"key:3", "key:7", "key:1999", "c0:hash", "c5:hash", "key:1"} {
+		v, err := get(k)
+		if err != nil {
+			t.Fatalf("PEXPIRETIME %s: %v", k, err)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// testRestoreSet restores set into a fresh 3-primary cluster, a 2-primary
+// cluster and a standalone server: each union-digest-equal to the source
+// cluster, PEXPIRETIME equal on a sample.
+func testRestoreSet(t *testing.T, src *redistest.Cluster, repo string, set *catalog.Set) {
+	ctx := context.Background()
+	scc := src.Client()
+	defer scc.Close()
+	want := pexpiretimes(t, func(k string) (int64, error) { return scc.Do(ctx, "PEXPIRETIME", k).Int64() })
+	if want["key:3"] <= 0 || want["key:1"] != -1 {
+		t.Fatalf("source PEXPIRETIME sample %v", want)
+	}
+	for _, primaries := range []int{3, 2} {
+		t.Run(fmt.Sprintf("into %d primaries", primaries), func(t *testing.T) {
+			dst := redistest.StartCluster(t, primaries, 0)
+			code, out, errs := runCLI(t, "restore", "--repo", repo, "--name", "cache", "--latest", "--to-redis", dst.URL(), "--json")
+			if code != 0 {
+				t.Fatalf("restore: exit %d\n%s%s", code, out, errs)
+			}
+			var j setRestoreJSON
+			if err := json.Unmarshal([]byte(out), &j); err != nil || !j.TargetCluster || len(j.Targets) != primaries || j.KeysRestored != set.Keys {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if got := clusterUnion(t, dst); got != set.Digest {
+				t.Fatalf("target union digest %s, set %s", got, set.Digest)
+			}
+			dcc := dst.Client()
+			defer dcc.Close()
+			got := pexpiretimes(t, func(k string) (int64, error) { return dcc.Do(ctx, "PEXPIRETIME", k).Int64() })
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("PEXPIRETIME %v, source %v", got, want)
+			}
+		})
+	}
+	t.Run("into a standalone server", func(t *testing.T) {
+		dst := redistest.Start(t)
+		code, out, errs := runCLI(t, "restore", "--repo", repo, "--snapshot", set.ID, "--to-redis", dst.URL())
+		if code != 0 || !strings.Contains(out, "standalone server") {
+			t.Fatalf("restore: exit %d\n%s%s", code, out, errs)
+		}
+		if got := dst.Digest(ctx); got != set.Digest {
+			t.Fatalf("standalone digest %s, set %s", got, set.Digest)
+		}
+		got := pexpiretimes(t, func(k string) (int64, error) { return dst.Client().Do(ctx, "PEXPIRETIME", k).Int64() })
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("PEXPIRETIME %v, source %v", got, want)
+		}
+		// Restoring again into the now non-empty server is refused before writing.
+		code, _, errs = runCLI(t, "restore", "--repo", repo, "--latest", "--to-redis", dst.URL())
+		if code == 0 {
+			t.Fatalf("second restore into a non-empty server: exit 0\n%s", errs)
+		}
+	})
 }

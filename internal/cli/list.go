@@ -25,7 +25,8 @@ func newListCmd(e *env) *cobra.Command {
 		Long: `List the snapshots and log generations of a repository, newest first. A
 repository holds one or more sources (servers), each with its own history:
 without --name, every source is listed under its name. A location that holds
-no repository is an error (exit 1).`,
+no repository is an error (exit 1). Without --name, the backup sets of
+clusters (one snapshot per shard, restored as a unit) follow.`,
 		Example: "  redback list --repo file:///var/lib/redback/cache-a --json",
 		Args:    exactArgs(0, "redback list --repo file:///backups/redis"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -86,6 +87,22 @@ func runList(ctx context.Context, e *env, o *listOpts) error {
 		}
 		fmt.Fprintln(e.Out)
 		printWindows(e.Out, one.Windows())
+	}
+	if o.name == "" && out != nil {
+		damaged, err := out.AddSets(ctx, set.base)
+		if err != nil {
+			return err
+		}
+		failed = failed || damaged
+		if len(out.Sets) > 0 && !o.json {
+			fmt.Fprintf(e.Out, "\n== backup sets (clusters) ==\n")
+			tw := tabwriter.NewWriter(e.Out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SET\tCLUSTER\tTIME\tSHARDS\tKEYS\tUNION DIGEST")
+			for _, s := range out.Sets {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", s.ID, s.Cluster, s.EndTime.Local().Format(time.DateTime), len(s.Shards), s.Keys, s.Digest[:min(12, len(s.Digest))])
+			}
+			tw.Flush()
+		}
 	}
 	if o.json {
 		enc := json.NewEncoder(e.Out)

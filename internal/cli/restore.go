@@ -89,8 +89,14 @@ Keys whose TTL already passed are skipped and counted. Where the target is
 older than the source, payloads are relabelled to its RDB version when it
 knows the type, and otherwise (and for values above its proto-max-bulk-len)
 rebuilt with plain commands (SET, RPUSH, SADD, ZADD, HSET, XADD, XGROUP,
-XCLAIM); the summary counts those keys as converted. Cluster targets and
-replicas are refused.
+XCLAIM); the summary counts those keys as converted. Replicas are refused.
+
+A backup set of a Redis Cluster (taken by snapshot at a cluster node;
+--snapshot SET, or --name CLUSTER with --latest) restores into a cluster of
+any shape (each key to the primary serving its slot, one pipeline per
+primary; keys answered MOVED/ASK/TRYAGAIN/CLUSTERDOWN are written again with
+a fresh slot map) or into a standalone server (all keys in db 0); see
+docs/cluster.md. A single snapshot into a cluster target is refused.
 
 --method auto (the default) restores by replication when the target is a
 standalone primary without replicas, holds no keys and no functions,
@@ -192,12 +198,26 @@ func (o *restoreOptions) validate() (restore.Options, error) {
 }
 
 func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
+	set, base, err := o.findSet(ctx, e)
+	if err != nil {
+		return err
+	}
+	if set != nil && o.pitr.requested() {
+		base.Close()
+		return errSetPITR
+	}
 	if o.pitr.requested() {
 		return runPITR(ctx, e, o)
 	}
 	ro, err := o.validate()
 	if err != nil {
+		if base != nil {
+			base.Close()
+		}
 		return err
+	}
+	if set != nil {
+		return o.runSet(ctx, e, set, base, ro)
 	}
 	// Target URL first: a malformed one is a usage error before any I/O.
 	var target string

@@ -9,8 +9,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"redback/internal/catalog"
+	"redback/internal/clusterset"
 	"redback/internal/pack"
 	"redback/internal/progress"
+	"redback/internal/storage"
 	"redback/internal/verify"
 )
 
@@ -41,6 +44,9 @@ Without IDs (or with --all) every snapshot is checked. --sample P checks P
 percent of them, chosen by hashing their ids: the same ones on every run.
 A repository of several sources is checked source by source unless --name
 chooses one; a location that holds no repository is an error (exit 1).
+Without --name and IDs, the backup sets of clusters are checked too: each
+shard's snapshot exists, is verified and has the digest the set recorded,
+the shards cover every slot once, and their union digest is the set's.
 
 Exit status: 0 all good, 3 something is damaged or missing, 1 the
 repository could not be read, 2 usage (also: encrypted snapshots and no
@@ -166,6 +172,11 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 		}
 		sum.Add(one)
 	}
+	if o.name == "" && len(ids) == 0 {
+		if err := verifySets(ctx, e, set.base, sum, o.json); err != nil {
+			return err
+		}
+	}
 	out.OK, out.Snapshots, out.Checked, out.ByKind, out.Findings = sum.OK(), sum.Snapshots, sum.Checked, sum.ByKind, sum.Findings
 	if o.json {
 		enc := json.NewEncoder(e.Out)
@@ -219,6 +230,44 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 			return &silentError{code: ExitUsage}
 		}
 		return usagef("redback verify --repo "+o.repo+" --identity key.txt", "encrypted snapshots could not be checked without a matching identity")
+	}
+	return nil
+}
+
+// verifySets checks every backup set's manifest against its shards'
+// snapshots (clusterset.Check) and adds a finding per problem.
+func verifySets(ctx context.Context, e *env, base storage.Backend, sum *verify.Summary, quiet bool) error {
+	sets, bad, err := catalog.ListSets(ctx, base, "")
+	if err != nil {
+		return err
+	}
+	for _, b := range bad {
+		sum.Findings = append(sum.Findings, verify.Finding{Object: catalog.SetPrefix, Severity: verify.Error, Code: verify.CodeManifest, Message: b.Error()})
+	}
+	if len(sets) > 0 && !quiet {
+		fmt.Fprintf(e.Out, "\n== backup sets ==\n")
+	}
+	for _, s := range sets {
+		problems, err := clusterset.Check(ctx, base, s)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", s.ID, err)
+		}
+		sum.ByKind["set"]++
+		key := catalog.SetKey(s.Cluster, s.ID)
+		for _, p := range problems {
+			sum.Findings = append(sum.Findings, verify.Finding{Snapshot: s.ID, Object: key, Severity: verify.Error, Code: "set", Message: p})
+		}
+		if quiet {
+			continue
+		}
+		status := "ok"
+		if len(problems) > 0 {
+			status = "DAMAGED"
+		}
+		fmt.Fprintf(e.Out, "%-9s set %s of cluster %s  %d shards  %d keys  union digest %s\n", status, s.ID, s.Cluster, len(s.Shards), s.Keys, s.Digest)
+		for _, p := range problems {
+			fmt.Fprintf(e.Out, "          error: %s: %s\n", key, p)
+		}
 	}
 	return nil
 }

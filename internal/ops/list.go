@@ -18,6 +18,9 @@ type Listing struct {
 	Snapshots []SourceSnapshot `json:"snapshots"`
 	// Generations are the log generations with their point-in-time windows.
 	Generations []SourceWindow `json:"generations"`
+	// Sets are the backup sets of clusters (every set of the repository
+	// when no --name was given), newest first.
+	Sets []*catalog.Set `json:"sets"`
 	// Problems are manifests that could not be read and log generations
 	// that could not be listed; each makes the listing incomplete.
 	Problems []string `json:"problems"`
@@ -49,7 +52,7 @@ func List(ctx context.Context, b storage.Backend, name string) (l *Listing, dama
 	if err != nil {
 		return nil, false, err
 	}
-	l = &Listing{Repo: b.Location(), Sources: []string{}, Snapshots: []SourceSnapshot{}, Generations: []SourceWindow{}, Problems: []string{}}
+	l = &Listing{Repo: b.Location(), Sources: []string{}, Snapshots: []SourceSnapshot{}, Generations: []SourceWindow{}, Sets: []*catalog.Set{}, Problems: []string{}}
 	if name != "" {
 		l.Sources = append(l.Sources, name)
 	}
@@ -68,6 +71,20 @@ func List(ctx context.Context, b storage.Backend, name string) (l *Listing, dama
 		l.Generations = append(l.Generations, SourceWindow{SourceName: name, Window: w})
 	}
 	return l, len(bad) > 0, nil
+}
+
+// AddSets lists the backup sets of the repository at base into l (their
+// unreadable manifests as problems) and reports whether one was unreadable.
+func (l *Listing) AddSets(ctx context.Context, base storage.Backend) (damaged bool, err error) {
+	sets, bad, err := catalog.ListSets(ctx, base, "")
+	if err != nil {
+		return false, err
+	}
+	l.Sets = append(l.Sets, sets...)
+	for _, e := range bad {
+		l.Problems = append(l.Problems, e.Error())
+	}
+	return len(bad) > 0, nil
 }
 
 // Add appends the listing of another source to l; its problems are

@@ -58,6 +58,27 @@ func StartCluster(t testing.TB, primaries, replicas int, extra ...string) *Clust
 		c.Nodes = append(c.Nodes, s)
 		args = append(args, s.Addr())
 	}
+	if primaries < 3 {
+		// redis-cli --cluster create wants 3 primaries: assign the slots
+		// and join the nodes by hand.
+		if replicas != 0 {
+			t.Fatal("StartCluster: fewer than 3 primaries only without replicas")
+		}
+		ctx := context.Background()
+		for i, n := range c.Nodes {
+			lo, hi := i*16384/primaries, (i+1)*16384/primaries-1
+			if err := n.Client().Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+				t.Fatalf("CLUSTER ADDSLOTSRANGE on %s: %v", n.Addr(), err)
+			}
+			if i > 0 {
+				if err := n.Client().ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(c.Nodes[0].Port)).Err(); err != nil {
+					t.Fatalf("CLUSTER MEET: %v", err)
+				}
+			}
+		}
+		c.WaitOK()
+		return c
+	}
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command(cli, args...).CombinedOutput()
 	if err != nil {

@@ -218,6 +218,9 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	if err != nil {
 		return res, err
 	}
+	if opts.Cluster {
+		tgt.Cluster = false // the caller routes every key to the node that serves its slot
+	}
 	f, err := open(ctx, opts, tgt)
 	if err != nil {
 		return res, err
@@ -384,6 +387,15 @@ func (x *executor) loadFunction(ctl *respconn.Conn, code []byte) error {
 	return nil
 }
 
+// redirected reports a cluster reply that says "not here, not now": the
+// key goes to another node or must be sent again.
+func redirected(re resp.Error) bool {
+	switch re.Code() {
+	case "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN":
+		return true
+	}
+	return false
+}
 
 // key handles one key record.
 func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
@@ -620,6 +632,12 @@ func (x *executor) readLoop(ctx context.Context, w *worker) error {
 			for j := range e.n {
 				v, err := rd.ReadValue()
 				var re resp.Error
+				if errors.As(err, &re) && e.kind == kRestore && x.opts.Cluster && redirected(re) {
+					x.res.mu.Lock()
+					x.res.Redirected = append(x.res.Redirected, string(b.key(e)))
+					x.res.mu.Unlock()
+					continue
+				}
 				if errors.As(err, &re) {
 					if f := fatalReply(c.Addr(), re); f != nil {
 						if e.kind != kConvertCleanup {

@@ -47,6 +47,11 @@ type Options struct {
 	Listen, Advertise string
 	// Now is the clock deciding which keys already expired (time.Now if nil).
 	Now func() time.Time
+	// Cluster lets the target be a cluster node whose keys the caller
+	// routes by slot (package clusterset): RESTORE replies MOVED, ASK,
+	// TRYAGAIN and CLUSTERDOWN then add the key to Result.Redirected, for
+	// the caller to write again, instead of stopping the restore.
+	Cluster bool
 	// Progress, when set, receives increments of source bytes read and
 	// keys handled. It is called from one goroutine.
 	Progress func(bytes, keys int64)
@@ -132,6 +137,9 @@ type Result struct {
 	DigestSeconds float64       `json:"digest_seconds,omitempty"`
 	Duration      time.Duration `json:"-"`
 	Notes         []string      `json:"notes,omitempty"`
+	// Redirected are the keys the target answered with a redirect or a
+	// retry-later error (Options.Cluster): not restored, not failed.
+	Redirected []string `json:"-"`
 
 	mu        sync.Mutex
 	maxListed int

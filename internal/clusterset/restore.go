@@ -1,0 +1,405 @@
+package clusterset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"redback/internal/catalog"
+	"redback/internal/cluster"
+	"redback/internal/rdb"
+	"redback/internal/redisurl"
+	"redback/internal/restore"
+	"redback/internal/storage"
+)
+
+// Defaults of RestoreOptions.
+const (
+	DefaultRounds = 10
+	routeKeys     = 256     // records handed to a target's pipeline at once
+	routeBytes    = 1 << 20 // or this many value bytes
+)
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	// Restore are the options of each target primary's pipelined restore
+	// (conflicts, connections, batches, timeouts, progress).
+	Restore    restore.Options
+	Identities []age.Identity
+	// Rounds bounds the passes that re-send keys a target answered with
+	// MOVED, ASK, TRYAGAIN or CLUSTERDOWN (DefaultRounds).
+	Rounds int
+	// Wait is the pause before each such pass (1 s if 0).
+	Wait time.Duration
+	Log  *slog.Logger
+}
+
+// TargetResult is what one target primary received.
+type TargetResult struct {
+	Addr         string `json:"addr"`
+	Slots        int    `json:"slots"`
+	KeysRestored int64  `json:"keys_restored"`
+	KeysFailed   int64  `json:"keys_failed"`
+	Redirected   int    `json:"keys_redirected"`
+}
+
+// RestoreResult is what Restore did: the sum of the targets' results, each
+// target's share, and the keys written again after redirects.
+type RestoreResult struct {
+	restore.Result
+	Cluster bool           `json:"cluster"` // the target is a cluster
+	Targets []TargetResult `json:"targets"`
+	// Resent counts keys written again through a cluster client after a
+	// redirect (a resharding or failover during the restore), in Rounds.
+	Resent int64 `json:"keys_resent"`
+	Rounds int   `json:"resend_rounds"`
+}
+
+// shardSource is one shard's snapshot, opened for reading.
+type shardSource struct {
+	src    restore.Source
+	footer uint16
+}
+
+// Restore writes every key of set into the server or cluster at target:
+// see the package doc. repo is the repository (not a source's view).
+func Restore(ctx context.Context, repo storage.Backend, set *catalog.Set, target *redisurl.URL, o RestoreOptions) (*RestoreResult, error) {
+	if o.Rounds <= 0 {
+		o.Rounds = DefaultRounds
+	}
+	if o.Wait <= 0 {
+		o.Wait = time.Second
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	res := &RestoreResult{}
+	sources, version, err := openShards(ctx, repo, set, o.Identities)
+	if err != nil {
+		return res, err
+	}
+	if !o.Restore.NoPrecheck {
+		// Prove every shard's stored bytes before the first write.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(4)
+		for _, s := range sources {
+			g.Go(func() error { return s.src.Precheck(gctx) })
+		}
+		if err := g.Wait(); err != nil {
+			return res, err
+		}
+	}
+	// Where each slot goes.
+	targets := []*redisurl.URL{target}
+	var slotMap []int
+	on, err := cluster.Enabled(ctx, target)
+	if err != nil {
+		return res, err
+	}
+	if on {
+		topo, err := cluster.Discover(ctx, target)
+		if err != nil {
+			return res, err
+		}
+		if topo.Uncovered > 0 {
+			return res, fmt.Errorf("target cluster: %d slots are served by no node: fix the cluster (redis-cli --cluster fix) before restoring", topo.Uncovered)
+		}
+		res.Cluster, slotMap, targets = true, topo.SlotMap(), nil
+		for _, s := range topo.Shards {
+			targets = append(targets, target.Node(s.Primary.Addr))
+			res.Targets = append(res.Targets, TargetResult{Addr: s.Primary.Addr, Slots: s.SlotCount()})
+		}
+	} else {
+		res.Targets = []TargetResult{{Addr: target.Addr}}
+	}
+	ro := o.Restore
+	ro.NoPrecheck, ro.Cluster = true, on
+	if p := ro.Progress; p != nil {
+		var mu sync.Mutex
+		ro.Progress = func(bytes, keys int64) { mu.Lock(); p(bytes, keys); mu.Unlock() }
+	}
+
+	// One pipelined restore per target primary, fed by one router per
+	// source shard.
+	chans := make([]chan []*rdb.Record, len(targets))
+	for i := range chans {
+		chans[i] = make(chan []*rdb.Record, 4)
+	}
+	results := make([]*restore.Result, len(targets))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, u := range targets {
+		g.Go(func() error {
+			var cur []*rdb.Record
+			next := func(ctx context.Context) (*rdb.Record, error) {
+				for len(cur) == 0 {
+					select {
+					case b, ok := <-chans[i]:
+						if !ok {
+							return nil, io.EOF
+						}
+						cur = b
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+				r := cur[0]
+				cur = cur[1:]
+				return r, nil
+			}
+			r, err := restore.FromRecords(gctx, restore.Records{Name: "set " + set.ID, Version: version, DBs: []int{0}, Next: next}, u, ro)
+			results[i] = r
+			if err != nil {
+				return fmt.Errorf("target %s: %w", u.Addr, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer func() {
+			for _, c := range chans {
+				close(c)
+			}
+		}()
+		rg, rctx := errgroup.WithContext(gctx)
+		rg.SetLimit(4)
+		for i, s := range sources {
+			rg.Go(func() error { return route(rctx, s.src, i == 0, slotMap, chans, ro.MaxValueBytes) })
+		}
+		return rg.Wait()
+	})
+	err = g.Wait()
+	redirected := map[string]bool{}
+	for i, r := range results {
+		if r == nil {
+			continue
+		}
+		merge(&res.Result, r)
+		res.Targets[i].KeysRestored, res.Targets[i].KeysFailed, res.Targets[i].Redirected = r.KeysRestored, r.KeysFailed, len(r.Redirected)
+		for _, k := range r.Redirected {
+			redirected[k] = true
+		}
+	}
+	if err == nil && len(redirected) > 0 {
+		log.Info("keys answered with a redirect: writing them again with a fresh slot map", "keys", len(redirected))
+		err = resend(ctx, sources, target, res, redirected, o)
+	}
+	res.Duration = time.Since(start)
+	return res, err
+}
+
+// openShards reads the manifests of the set's shard snapshots.
+func openShards(ctx context.Context, repo storage.Backend, set *catalog.Set, ids []age.Identity) ([]shardSource, int, error) {
+	var out []shardSource
+	version := 0
+	for _, sh := range set.Shards {
+		view := catalog.NamedSource(sh.Source).Backend(repo)
+		snap, err := catalog.ReadSnapshot(ctx, view, sh.Snapshot)
+		if err != nil {
+			return nil, 0, fmt.Errorf("set %s, shard %s: %w", set.ID, sh.Source, err)
+		}
+		if snap.Object.Encryption != "" && len(ids) == 0 {
+			return nil, 0, fmt.Errorf("set %s: snapshot %s is encrypted (recipients %s): give --identity FILE or set $REDBACK_IDENTITY_FILE", set.ID, snap.ID, strings.Join(snap.Object.Recipients, ", "))
+		}
+		src := restore.SnapshotSource(view, snap, ids)
+		src.Name = sh.Source + " snapshot " + snap.ID
+		out = append(out, shardSource{src: src, footer: uint16(snap.RDBVersion)})
+		version = max(version, snap.RDBVersion)
+	}
+	return out, version, nil
+}
+
+// route reads one shard's snapshot and hands every key to the target that
+// serves its slot (all to target 0 without a slot map); function libraries
+// of the first shard go to every target (every node holds them).
+func route(ctx context.Context, src restore.Source, functions bool, slotMap []int, chans []chan []*rdb.Record, maxValue int64) error {
+	rc, err := src.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: maxValue})
+	if err != nil {
+		return fmt.Errorf("%s: %w", src.Name, err)
+	}
+	pending := make([][]*rdb.Record, len(chans))
+	size := make([]int, len(chans))
+	send := func(i int) error {
+		if len(pending[i]) == 0 {
+			return nil
+		}
+		select {
+		case chans[i] <- pending[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		pending[i], size[i] = nil, 0
+		return nil
+	}
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			// Read to the end so the stored object's size and sha256 are checked.
+			if _, err := io.Copy(io.Discard, rc); err != nil {
+				return fmt.Errorf("%s: %w", src.Name, err)
+			}
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", src.Name, err)
+		}
+		switch rec.Kind {
+		case rdb.RecordFunction:
+			if !functions {
+				continue
+			}
+			for i := range chans {
+				c := *rec
+				c.FunctionCode = slices.Clone(rec.FunctionCode)
+				pending[i] = append(pending[i], &c)
+			}
+		case rdb.RecordKey:
+			i := 0
+			if slotMap != nil {
+				if i = slotMap[cluster.Slot(rec.Key)]; i < 0 {
+					i = 0 // not served: the target answers with a redirect or CLUSTERDOWN, and resend retries
+				}
+			}
+			c := *rec
+			c.Key, c.Value = slices.Clone(rec.Key), slices.Clone(rec.Value)
+			pending[i] = append(pending[i], &c)
+			size[i] += len(c.Value)
+			if len(pending[i]) >= routeKeys || size[i] >= routeBytes {
+				if err := send(i); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i := range chans {
+		if err := send(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge adds r's counts to into.
+func merge(into, r *restore.Result) {
+	into.KeysRestored += r.KeysRestored
+	into.KeysSkipped += r.KeysSkipped
+	into.KeysExpired += r.KeysExpired
+	into.KeysFiltered += r.KeysFiltered
+	into.KeysConverted += r.KeysConverted
+	into.KeysRewritten += r.KeysRewritten
+	into.KeysFailed += r.KeysFailed
+	into.Failures = append(into.Failures, r.Failures...)
+	into.FunctionsLoaded += r.FunctionsLoaded
+	into.FunctionsSkipped += r.FunctionsSkipped
+	into.Bytes += r.Bytes
+	for _, n := range r.Notes {
+		if !slices.Contains(into.Notes, n) {
+			into.Notes = append(into.Notes, n)
+		}
+	}
+}
+
+// resend writes the keys in left again, reading the shards' snapshots once
+// per round, through a cluster client that follows MOVED and ASK with a
+// fresh slot map and retries TRYAGAIN and CLUSTERDOWN; keys still
+// redirected wait for the next round (bounded by o.Rounds).
+func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, res *RestoreResult, left map[string]bool, o RestoreOptions) error {
+	ro := target.GoRedisOptions()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: []string{target.Addr}, Username: ro.Username, Password: ro.Password, TLSConfig: ro.TLSConfig,
+		DisableIdentity: true, MaxRedirects: 16, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+	})
+	defer cc.Close()
+	replace := o.Restore.Conflict == restore.ConflictReplace
+	now := time.Now().UnixMilli()
+	for round := 1; round <= o.Rounds && len(left) > 0; round++ {
+		res.Rounds = round
+		t := time.NewTimer(o.Wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		cc.ReloadState(ctx)
+		for _, s := range sources {
+			rc, err := s.src.Open(ctx)
+			if err != nil {
+				return err
+			}
+			rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: o.Restore.MaxValueBytes})
+			for err == nil {
+				var rec *rdb.Record
+				if rec, err = rd.Next(); err != nil || rec.Kind != rdb.RecordKey || !left[string(rec.Key)] {
+					continue
+				}
+				if rec.Expire > 0 && rec.Expire <= now {
+					res.KeysExpired++
+					delete(left, string(rec.Key))
+					continue
+				}
+				rerr := cc.Do(ctx, restore.RestoreArgs(rec, s.footer, replace)...).Err()
+				var re redis.Error
+				switch {
+				case rerr == nil:
+					res.KeysRestored++
+					res.Resent++
+					delete(left, string(rec.Key))
+				case errors.As(rerr, &re) && retryLater(re.Error()):
+					// next round
+				case errors.As(rerr, &re) && strings.HasPrefix(re.Error(), "BUSYKEY") && o.Restore.Conflict == restore.ConflictSkip:
+					res.KeysSkipped++
+					delete(left, string(rec.Key))
+				case errors.As(rerr, &re):
+					res.KeysFailed++
+					if len(res.Failures) < 100 {
+						res.Failures = append(res.Failures, restore.Failure{DB: 0, Key: string(rec.Key), Reason: re.Error()})
+					}
+					delete(left, string(rec.Key))
+				default:
+					rc.Close()
+					return fmt.Errorf("write key again after a redirect: %w", rerr)
+				}
+			}
+			rc.Close()
+			if err != io.EOF {
+				return fmt.Errorf("%s: %w", s.src.Name, err)
+			}
+		}
+	}
+	if len(left) > 0 {
+		res.KeysFailed += int64(len(left))
+		for k := range left {
+			if len(res.Failures) >= 100 {
+				break
+			}
+			res.Failures = append(res.Failures, restore.Failure{DB: 0, Key: k, Reason: fmt.Sprintf("still redirected after %d rounds", o.Rounds)})
+		}
+	}
+	return nil
+}
+
+func retryLater(msg string) bool {
+	for _, p := range []string{"MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
