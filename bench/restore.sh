@@ -58,7 +58,7 @@ for run in $(seq 1 "$RUNS"); do
 
   # (c) redback restore --to-redis
   rm -rf "$tmp/c"; mkdir -p "$tmp/c"; start "$tmp/c"; sync
-  /usr/bin/time -f '%e %M' -o "$tmp/c.time" "$RB" restore --from-rdb "$rdb" --to-redis "redis://127.0.0.1:$port" --parallel "$PARALLEL" --json >"$tmp/c.json"
+  /usr/bin/time -f '%e %M' -o "$tmp/c.time" "$RB" restore --from-rdb "$rdb" --to-redis "redis://127.0.0.1:$port" --method restore --parallel "$PARALLEL" --json >"$tmp/c.json"
   read -r s kb <"$tmp/c.time"; C+=("$s"); [ "$kb" -gt "$c_kb" ] && c_kb=$kb
   c_dig=$(digest "$port"); stop "$port"
 

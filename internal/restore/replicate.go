@@ -362,20 +362,20 @@ func (r *replication) attach(token, adv string) (reason string, err error) {
 // checking it, and returns the digest the target must show. The end mark
 // goes out only once everything was checked (to the stored object's
 // sha256): a payload found damaged is never loaded.
+//
+// The bytes go straight into the connection's buffer: the target loads
+// slower than the stream is read, so the socket's own buffer already lets
+// reading run ahead of it.
 func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.Sync) (want string, err error) {
-	aw := newAsyncWriter(s)
 	defer func() {
 		if err != nil {
-			s.Close() // unblocks the writer
-		}
-		if cerr := aw.Close(); cerr != nil && err == nil {
-			err = cerr
+			s.Close()
 		}
 	}()
 	filtered := !r.opts.Filter.IsZero()
 	var in io.Reader = br
 	if !filtered {
-		in = io.TeeReader(br, aw)
+		in = io.TeeReader(br, s)
 	}
 	// Values are checked beside the reader: by the digest when it is
 	// computed here, else by CheckValues unless the precheck proved the
@@ -386,7 +386,7 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 	}
 	scan := func(ctx context.Context, add func(*rdb.Record) error) error {
 		if filtered {
-			return rewriteRecords(ctx, rd, aw, r.res, r.opts, add)
+			return rewriteRecords(ctx, rd, s, r.res, r.opts, add)
 		}
 		return countRecords(ctx, rd, add, r.res, r.opts)
 	}
@@ -424,11 +424,8 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return "", err
 	}
-	if err := aw.Close(); err != nil {
-		return "", err
-	}
-	if !filtered && aw.n > rd.Offset() {
-		return "", &rdb.FormatError{Offset: rd.Offset(), Err: fmt.Errorf("%d bytes follow the RDB's end", aw.n-rd.Offset())}
+	if !filtered && s.Written() > rd.Offset() {
+		return "", &rdb.FormatError{Offset: rd.Offset(), Err: fmt.Errorf("%d bytes follow the RDB's end", s.Written()-rd.Offset())}
 	}
 	return want, s.Finish()
 }
