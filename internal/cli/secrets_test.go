@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -132,6 +134,12 @@ func TestSecrets_NeverLeak(t *testing.T) {
 	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: 127.0.0.1:0\nsources:\n  - name: canary\n    source: redis://default:${CANARY_PASS}@%s\n    repo: %s\n", src.Addr(), repo)), 0o600)
 	run(true, "agent", "--config", cfg, "--check-config")
 
+	// The agent running: its logs, /metrics, /healthz, /status, the
+	// timeline API, with the password, a wrong password (a failing
+	// source), the age identity ($REDBACK_IDENTITY), the UI token and a
+	// heartbeat URL token as canaries.
+	outputs = append(outputs, agentOutputs(t, src, repo, pass, wrong, id, canaries)...)
+
 	for i, o := range outputs {
 		for what, secret := range canaries {
 			if strings.Contains(o, secret) {
@@ -176,4 +184,89 @@ func TestSecrets_NeverLeak(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// agentOutputs runs the agent with canary secrets until it has taken a
+// snapshot, shipped and failed on a source with a wrong password, and
+// returns its log and every HTTP answer it gave. It adds its own canaries.
+func agentOutputs(t *testing.T, src *redistest.Server, repo, pass, wrong string, id *age.X25519Identity, canaries map[string]string) []string {
+	t.Helper()
+	token := "canary-ui-token-" + fmt.Sprint(time.Now().UnixNano())
+	hbToken := "canary-heartbeat-" + fmt.Sprint(time.Now().UnixNano())
+	canaries["ui token"], canaries["heartbeat token"] = token, hbToken
+	hb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer hb.Close()
+	t.Setenv("CANARY_PASS", pass)
+	t.Setenv("CANARY_WRONG", wrong)
+	t.Setenv("CANARY_TOKEN", token)
+	t.Setenv("CANARY_HB", hbToken)
+	t.Setenv("REDBACK_IDENTITY", id.String())
+	port := redistest.FreePort(t)
+	cfg := filepath.Join(t.TempDir(), "agent.yaml")
+	text := fmt.Sprintf(`listen: 127.0.0.1:%d
+ui_token: ${CANARY_TOKEN}
+grace_period: 5s
+heartbeat: {url: "%s/ping/${CANARY_HB}", interval: 1s}
+sources:
+  - name: canary
+    source: redis://default:${CANARY_PASS}@%s
+    repo: %s
+    snapshot: {every: 1h}
+    ship: {enabled: true, interval: 100ms}
+    encryption: {recipients: [%s]}
+  - name: wrongpass
+    source: redis://default:${CANARY_WRONG}@%s
+    repo: %s
+    snapshot: {every: 1h}
+    ship: {enabled: true, interval: 100ms}
+`, port, hb.URL, src.Addr(), repo, id.Recipient().String(), src.Addr(), repo)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var so, se pitrShipLog
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"--verbose", "agent", "--config", cfg}, Stdio{In: strings.NewReader(""), Out: &so, Err: &se})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	get := func(path string) string {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	// Wait for a snapshot and a failure of the wrong password, in the
+	// status, then for a shipped segment of the timeline.
+	ready := false
+	for i := 0; i < 600 && !ready; i++ {
+		st := get("/status")
+		ready = strings.Contains(st, `"last_success": "2`) && strings.Contains(strings.ToLower(st), "wrongpass") && strings.Contains(st, "WRONGPASS")
+		if !ready {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ready {
+		t.Fatalf("the agent never snapshotted and failed on the wrong password:\n%s\n%s", get("/status"), se.String())
+	}
+	var outs []string
+	for _, p := range []string{"/metrics", "/healthz", "/status", "/api/v1/timeline", "/api/v1/timeline?name=canary", "/api/v1/timeline?name=wrongpass", "/"} {
+		outs = append(outs, get(p))
+	}
+	if !strings.Contains(outs[0], "redback_") {
+		t.Fatalf("no metrics scraped:\n%s", outs[0])
+	}
+	cancel()
+	<-done
+	done <- 0
+	return append(outs, so.String(), se.String())
 }
