@@ -58,6 +58,10 @@ Off loopback every route but the timeline page needs
 "Authorization: Bearer <ui_token>" (403 without ui_token set);
 metrics_open: true leaves /metrics open to scrapers.
 
+tls: {ca: FILE, cert: FILE, key: FILE} (top level, or per source) is how
+rediss:// sources and their sentinels are reached (else the --tls-* flags);
+the files are read again when they change, at the next connection.
+
 SIGTERM or SIGINT stops scheduling, lets running work finish within the
 grace period (grace_period, default 30s) and exits 0.
 
@@ -103,7 +107,25 @@ func loadAgentConfig(e *env, o *agentOpts) (*config.Config, error) {
 			return nil, usagef(agentTry, "--listen: %v", err)
 		}
 	}
+	for i := range cfg.Sources {
+		cfg.Sources[i].TLS = cfg.SourceTLS(cfg.Sources[i])
+	}
 	return cfg, nil
+}
+
+// sourceTLS is how the agent reaches src over TLS: the config's tls (the
+// source's own, else the top-level one), else the --tls-* flags; the files
+// are read again when they change.
+func sourceTLS(o *agentOpts, src config.Source) redisurl.TLSOptions {
+	t := o.redis.tls
+	if !strings.HasPrefix(src.Source, "rediss") && !strings.Contains(src.Source, "tls=true") {
+		return t // no TLS: the config's tls is for the sources that use it
+	}
+	if c := src.TLS; c != nil {
+		t = redisurl.TLSOptions{CAFile: c.CA, CertFile: c.Cert, KeyFile: c.Key, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
+	}
+	t.Reload = true
+	return t
 }
 
 func runAgent(ctx context.Context, e *env, o *agentOpts) error {
@@ -153,7 +175,7 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 // agentSnapshot takes one snapshot of src through the same code path as
 // `redback snapshot`.
 func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend) (*catalog.Snapshot, error) {
-	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: o.redis.tls, Getenv: e.getenv})
+	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +314,7 @@ func (a agentShipper) Status() agent.ShipStatus {
 
 // agentShipperFor builds the shipper of src, as `redback ship` does.
 func agentShipperFor(e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend) (agent.Shipper, error) {
-	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: o.redis.tls, Getenv: e.getenv})
+	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
 	if err != nil {
 		return nil, err
 	}

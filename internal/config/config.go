@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -61,7 +62,23 @@ type Config struct {
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// Heartbeat is pinged (HTTP GET) only while every source is healthy.
 	Heartbeat Heartbeat `yaml:"heartbeat"`
-	Sources   []Source  `yaml:"sources"`
+	// TLS applies to every source (and its sentinels) reached over TLS
+	// (rediss://, rediss+sentinel://, ?tls=true) that has no tls of its own.
+	TLS     *TLS     `yaml:"tls"`
+	Sources []Source `yaml:"sources"`
+}
+
+// TLS names the files of a TLS client: the CAs to trust, and a client
+// certificate for mutual TLS. The agent reads them again when they change
+// (at the next connection): a rotated certificate needs no restart.
+type TLS struct {
+	CA   string `yaml:"ca"`   // PEM file of CAs; "" = system roots
+	Cert string `yaml:"cert"` // client certificate (PEM); with key
+	Key  string `yaml:"key"`  // its private key (PEM)
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify does not verify the server (testing only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Heartbeat configures the optional dead-man's-switch ping.
@@ -93,6 +110,8 @@ type Source struct {
 	// CopyInterval is the longest a copy waits before it catches up; the
 	// copy is at most about this (plus one copy's duration) behind.
 	CopyInterval Duration `yaml:"copy_interval"`
+	// TLS replaces the top-level tls for this source and its sentinels.
+	TLS *TLS `yaml:"tls"`
 }
 
 // Snapshot says how and when snapshots are taken. Exactly one of Every and
@@ -294,6 +313,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 		GracePeriod *Duration   `yaml:"grace_period"`
 		LeaseTTL    *Duration   `yaml:"lease_ttl"`
 		Heartbeat   *Heartbeat  `yaml:"heartbeat"`
+		TLS         *TLS        `yaml:"tls"`
 		Sources     []yaml.Node `yaml:"sources"`
 	}
 	if err := root.Decode(&top); err != nil {
@@ -308,6 +328,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 	if top.MetricsOpen != nil {
 		cfg.MetricsOpen = *top.MetricsOpen
 	}
+	cfg.TLS = top.TLS
 	if top.GracePeriod != nil {
 		cfg.GracePeriod = *top.GracePeriod
 	}
@@ -573,12 +594,14 @@ func (c *Config) Validate() error {
 			ps.add("heartbeat.interval", "must be positive")
 		}
 	}
+	c.TLS.validate("tls", &ps)
 	if len(c.Sources) == 0 {
 		ps.add("sources", "at least one source is required")
 	}
 	names := map[string]int{}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("sources[%d]", i)
+		s.TLS.validate(p+".tls", &ps)
 		switch {
 		case s.Name == "":
 			ps.add(p+".name", "required")
@@ -732,4 +755,31 @@ func Redact(raw string) string {
 		return raw
 	}
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// validate checks that the files exist and that cert and key come together.
+func (t *TLS) validate(path string, ps *problems) {
+	if t == nil {
+		return
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		ps.add(path, "cert and key must be given together")
+	}
+	for _, f := range []struct{ name, file string }{{"ca", t.CA}, {"cert", t.Cert}, {"key", t.Key}} {
+		if f.file == "" {
+			continue
+		}
+		if _, err := os.Stat(f.file); err != nil {
+			ps.add(path+"."+f.name, "%v", err)
+		}
+	}
+}
+
+// SourceTLS is the TLS configuration of source s: its own, else the
+// top-level one (nil when neither is set).
+func (c *Config) SourceTLS(s Source) *TLS {
+	if s.TLS != nil {
+		return s.TLS
+	}
+	return c.TLS
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,6 +53,16 @@ type TLSOptions struct {
 	CertFile, KeyFile  string // client certificate for mutual TLS; both or neither
 	InsecureSkipVerify bool   // do not verify the server certificate (testing only)
 	ServerName         string // overrides the name checked in the certificate; "" = the URL's host
+	// Reload re-reads CAFile, CertFile and KeyFile when they change
+	// (checked at every new connection), so that long-running users (the
+	// agent) take rotated certificates without a restart.
+	Reload bool
+}
+
+// empty reports whether o sets nothing that needs TLS.
+func (o TLSOptions) empty() bool {
+	o.Reload = false
+	return o == TLSOptions{}
 }
 
 // Options are the inputs of Parse besides the URL text.
@@ -77,6 +88,7 @@ type URL struct {
 	Sentinel *Sentinel
 
 	tls       *tls.Config // non-nil for rediss and rediss+sentinel
+	tlsFiles  *tlsFiles   // non-nil when tls reloads its files
 	fixedName bool        // tls.ServerName was given; Node keeps it
 }
 
@@ -91,7 +103,8 @@ type Sentinel struct {
 	Username string
 	Password Secret
 
-	tls *tls.Config // non-nil when the sentinels are reached over TLS
+	tls      *tls.Config // non-nil when the sentinels are reached over TLS
+	tlsFiles *tlsFiles
 }
 
 // TLS reports whether the sentinels are reached over TLS.
@@ -200,12 +213,12 @@ func Parse(s string, opts Options) (*URL, error) {
 		u.Password = Secret(envPassword(opts.Getenv))
 	}
 	if u.Scheme == "rediss" {
-		cfg, err := buildTLS(opts.TLS, u.Addr)
+		cfg, files, err := buildTLS(opts.TLS, u.Addr)
 		if err != nil {
 			return fail("tls: %v", err)
 		}
-		u.tls, u.fixedName = cfg, opts.TLS.ServerName != ""
-	} else if opts.TLS != (TLSOptions{}) {
+		u.tls, u.tlsFiles, u.fixedName = cfg, files, opts.TLS.ServerName != ""
+	} else if !opts.TLS.empty() {
 		return fail("TLS options given but the scheme is %s (use rediss://)", u.Scheme)
 	}
 	return u, nil
@@ -256,35 +269,146 @@ func hostPortDefault(s string, defPort int) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-func buildTLS(o TLSOptions, addr string) (*tls.Config, error) {
+func buildTLS(o TLSOptions, addr string) (*tls.Config, *tlsFiles, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in
 	cfg.ServerName = o.ServerName
 	if cfg.ServerName == "" {
 		host, _, _ := net.SplitHostPort(addr)
 		cfg.ServerName = host
 	}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return nil, nil, errors.New("client certificate and key must be given together")
+	}
+	if o.Reload {
+		f := &tlsFiles{ca: o.CAFile, cert: o.CertFile, key: o.KeyFile, skipVerify: o.InsecureSkipVerify}
+		if _, _, err := f.current(); err != nil {
+			return nil, nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", o.CAFile)
+		if o.CertFile != "" {
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				_, c, err := f.current()
+				return c, err
+			}
+		}
+		f.verifyAs(cfg)
+		return cfg, f, nil
+	}
+	if o.CAFile != "" {
+		pool, err := loadCA(o.CAFile)
+		if err != nil {
+			return nil, nil, err
 		}
 		cfg.RootCAs = pool
-	}
-	if (o.CertFile == "") != (o.KeyFile == "") {
-		return nil, errors.New("client certificate and key must be given together")
 	}
 	if o.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("load client certificate: %w", err)
+			return nil, nil, fmt.Errorf("load client certificate: %w", err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
-	return cfg, nil
+	return cfg, nil, nil
+}
+
+func loadCA(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// tlsFiles holds the CA pool and client certificate read from files, and
+// reads them again when a file's size or modification time changed. A
+// rotation caught half-way (a new certificate with the old key) keeps the
+// previous pair until both files match.
+type tlsFiles struct {
+	ca, cert, key string
+	skipVerify    bool
+
+	mu        sync.Mutex
+	caStamp   string
+	pairStamp string
+	pool      *x509.CertPool
+	pair      *tls.Certificate
+}
+
+// stamp identifies the files' versions: size and modification time.
+func stamp(paths ...string) (string, error) {
+	var b strings.Builder
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+// current returns the CA pool and the client certificate, read again when
+// their files changed. A file that cannot be read or does not load keeps
+// the previous version (when there is one).
+func (f *tlsFiles) current() (*x509.CertPool, *tls.Certificate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ca != "" {
+		st, err := stamp(f.ca)
+		if err == nil && st != f.caStamp {
+			var pool *x509.CertPool
+			if pool, err = loadCA(f.ca); err == nil {
+				f.pool, f.caStamp = pool, st
+			}
+		}
+		if err != nil && f.pool == nil {
+			return nil, nil, err
+		}
+	}
+	if f.cert != "" {
+		st, err := stamp(f.cert, f.key)
+		if err == nil && st != f.pairStamp {
+			var c tls.Certificate
+			if c, err = tls.LoadX509KeyPair(f.cert, f.key); err == nil {
+				f.pair, f.pairStamp = &c, st
+			} else {
+				err = fmt.Errorf("load client certificate: %w", err)
+			}
+		}
+		if err != nil && f.pair == nil {
+			return nil, nil, err
+		}
+	}
+	return f.pool, f.pair, nil
+}
+
+// verifyAs makes cfg verify the server's certificate for cfg.ServerName
+// against the current CA file (Go's own check takes a fixed pool). A nil
+// f, or no CA file, leaves cfg as it is.
+func (f *tlsFiles) verifyAs(cfg *tls.Config) {
+	if f == nil || f.ca == "" || f.skipVerify {
+		return
+	}
+	name := cfg.ServerName
+	cfg.InsecureSkipVerify = true //nolint:gosec // verified below, by VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		pool, _, err := f.current()
+		if err != nil {
+			return err
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("tls: the server sent no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: pool, DNSName: name, Intermediates: x509.NewCertPool()}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		_, err = cs.PeerCertificates[0].Verify(opts)
+		return err
+	}
 }
 
 // TLS reports whether connections use TLS.
@@ -381,17 +505,17 @@ func parseSentinel(s string, opts Options) (*URL, string) {
 	}
 	var err2 error
 	if scheme == "rediss+sentinel" {
-		if u.tls, err2 = buildTLS(opts.TLS, ""); err2 != nil {
+		if u.tls, u.tlsFiles, err2 = buildTLS(opts.TLS, ""); err2 != nil {
 			return nil, "tls: " + err2.Error()
 		}
 		u.fixedName = opts.TLS.ServerName != ""
 	}
 	if sentinelTLS {
-		if u.Sentinel.tls, err2 = buildTLS(opts.TLS, ""); err2 != nil {
+		if u.Sentinel.tls, u.Sentinel.tlsFiles, err2 = buildTLS(opts.TLS, ""); err2 != nil {
 			return nil, "tls: " + err2.Error()
 		}
 	}
-	if u.tls == nil && u.Sentinel.tls == nil && opts.TLS != (TLSOptions{}) {
+	if u.tls == nil && u.Sentinel.tls == nil && !opts.TLS.empty() {
 		return nil, "TLS options given but neither the nodes (rediss+sentinel://) nor the sentinels (tls=true) use TLS"
 	}
 	return u, ""
@@ -406,11 +530,11 @@ func (u *URL) Node(addr string) *URL {
 	n := *u
 	n.Addr, n.Sentinel = addr, nil
 	n.Scheme = strings.TrimSuffix(u.Scheme, "+sentinel")
-	n.tls = withServerName(u.tls, addr, u.fixedName)
+	n.tls = withServerName(u.tls, u.tlsFiles, addr, u.fixedName)
 	return &n
 }
 
-func withServerName(cfg *tls.Config, addr string, fixed bool) *tls.Config {
+func withServerName(cfg *tls.Config, files *tlsFiles, addr string, fixed bool) *tls.Config {
 	if cfg == nil {
 		return nil
 	}
@@ -418,6 +542,7 @@ func withServerName(cfg *tls.Config, addr string, fixed bool) *tls.Config {
 	if !fixed {
 		c.ServerName, _, _ = net.SplitHostPort(addr)
 	}
+	files.verifyAs(c)
 	return c
 }
 
@@ -428,7 +553,7 @@ func (u *URL) SentinelOptions(addr string) *redis.Options {
 		Addr:               addr,
 		Username:           u.Sentinel.Username,
 		Password:           u.Sentinel.Password.Reveal(),
-		TLSConfig:          withServerName(u.Sentinel.tls, addr, u.fixedName),
+		TLSConfig:          withServerName(u.Sentinel.tls, u.Sentinel.tlsFiles, addr, u.fixedName),
 		DisableIdentity:    true,
 		DialerRetries:      1,
 		DialerRetryTimeout: 100 * time.Millisecond,
