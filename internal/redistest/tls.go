@@ -115,6 +115,15 @@ func NewCA(t testing.TB, dir, name string) *CA {
 // paths. It is good for a server and a client.
 func (ca *CA) Issue(t testing.TB, dir, cn string) (cert, key string) {
 	t.Helper()
+	cert, key = filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+"-key.pem")
+	ca.IssueTo(t, cert, key, cn)
+	return cert, key
+}
+
+// IssueTo is Issue writing to the files cert and key, each replaced
+// atomically (as a certificate rotation does).
+func (ca *CA) IssueTo(t testing.TB, cert, key, cn string) {
+	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -135,10 +144,8 @@ func (ca *CA) Issue(t testing.TB, dir, cn string) (cert, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key = filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+"-key.pem")
 	WriteFileAtomic(t, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	WriteFileAtomic(t, key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
-	return cert, key
 }
 
 // WriteFileAtomic replaces path with data (a temp file renamed over it), as

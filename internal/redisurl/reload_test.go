@@ -77,16 +77,7 @@ func TestTLS_ReloadOnFileChange(t *testing.T) {
 
 	caFile := filepath.Join(dir, "ca.pem")
 	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
-	install := func(ca *redistest.CA, cn string) {
-		c, k := ca.Issue(t, t.TempDir(), cn)
-		for src, dst := range map[string]string{c: certFile, k: keyFile} {
-			b, err := os.ReadFile(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			redistest.WriteFileAtomic(t, dst, b)
-		}
-	}
+	install := func(ca *redistest.CA, cn string) { ca.IssueTo(t, certFile, keyFile, cn) }
 	copyCA := func(ca *redistest.CA) {
 		b, err := os.ReadFile(ca.File)
 		if err != nil {
@@ -150,4 +141,3 @@ func TestTLS_ReloadOnFileChange(t *testing.T) {
 		t.Fatal("a certificate for 127.0.0.1 was accepted for localhost")
 	}
 }
-
