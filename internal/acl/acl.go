@@ -105,6 +105,8 @@ var Modes = []Mode{
 		Commands: cat(connect, []Perm{infoNote}, replication, []Perm{
 			{Command: "publish", Why: "time markers on __redback__:tick, carried in order with the writes, so every shipped command has a known time",
 				Optional: "shipping works; commands re-sent after a reconnect then carry a time interval instead of a time", Channels: []string{markerChannels}},
+			{Command: "spublish", Why: "the time markers on a cluster node (SPUBLISH keeps them in the node's shard)",
+				Optional: "needed only for a cluster node; without it shipping works, as without publish", Channels: []string{markerChannels}, Since: "Redis 7.0, Valkey 7.2"},
 		}),
 	},
 	{

@@ -337,6 +337,7 @@ func agentShipperFor(e *env, o *agentOpts, log *slog.Logger, src config.Source, 
 		Identities: ids,
 		Interval:   src.Ship.Interval.D(),
 		Ack:        ack,
+		Tick:       src.Ship.Tick.D(),
 		Log:        log.With("source", src.Name),
 	}}, nil
 }

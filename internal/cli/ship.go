@@ -23,7 +23,7 @@ import (
 type shipOpts struct {
 	source, repo, ack, spool, aofDir, pinDir string
 	name                                     string
-	interval                                 time.Duration
+	interval, tick                           time.Duration
 	json                                     bool
 	redis                                    redisFlags
 	pack                                     packFlags
@@ -57,6 +57,15 @@ link, logs an error, and reconnects (PSYNC) once the spool is stored.
 --ack durable reports the durable offset to the primary, so "WAIT 1 <ms>"
 returns only once a write is in the repository.
 
+While shipping, redback publishes a time marker (PUBLISH __redback__:tick
+<unix ms>, SPUBLISH in a cluster) to the source every --tick while writes
+flow (every 10s while it is idle). The markers come back through the
+replication stream in order with the writes and are stored in the segments
+(never replayed): after a dropped link or a restart of ship, the commands the
+primary re-sends are then known to within a marker interval instead of the
+whole outage. A source whose ACL refuses PUBLISH turns them off with one log
+line (see redback acl); --tick 0 turns them off.
+
 Where replication is not allowed, --aof-dir DIR tails the server's multi-part
 AOF directory (Redis 7, appendonly yes, aof-use-rdb-preamble yes) instead: each
 AOF base file becomes the base snapshot of a generation and its incr files the
@@ -86,6 +95,7 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
 	addNameFlag(f, &o.name, true)
 	f.DurationVar(&o.interval, "interval", ship.DefaultInterval, "longest time received data waits before it is uploaded")
+	f.DurationVar(&o.tick, "tick", ship.DefaultTick, "how often a time marker is published to the source while writes flow (PUBLISH __redback__:tick); 0: none")
 	f.StringVar(&o.ack, "ack", ship.AckProcessed, "offset reported to the primary: processed or durable (stored)")
 	f.StringVar(&o.spool, "spool-size", "64MiB", "memory for data received but not yet stored (e.g. 64MiB, 1GiB); a single larger command waits for it to drain, then passes alone")
 	o.pack.addFlags(f, "default")
@@ -136,6 +146,9 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 	if o.interval <= 0 {
 		return usagef("--interval 1s", "--interval must be positive")
 	}
+	if o.tick < 0 || (o.tick > 0 && o.tick < 10*time.Millisecond) {
+		return usagef("--tick 100ms", "--tick must be 0 (no time markers) or at least 10ms, not %s", o.tick)
+	}
 	spool, err := parseSpoolSize(o.spool)
 	if err != nil || spool < 1<<20 {
 		return usagef("--spool-size 64MiB", "--spool-size must be a size of at least 1MiB, not %q", o.spool)
@@ -181,11 +194,12 @@ func shipLeased(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, po pa
 		Identities: ids,
 		Interval:   o.interval,
 		Ack:        o.ack,
+		Tick:       o.tick,
 		SpoolSize:  spool,
 		Log:        e.log,
 	}
 	if u != nil {
-		e.log.Info("shipping", "source", u.Redacted(), "repo", repo.Location(), "name", name, "ack", o.ack, "interval", o.interval.String())
+		e.log.Info("shipping", "source", u.Redacted(), "repo", repo.Location(), "name", name, "ack", o.ack, "interval", o.interval.String(), "tick", o.tick.String())
 	} else {
 		e.log.Info("shipping", "aof_dir", o.aofDir, "repo", repo.Location(), "name", name, "interval", o.interval.String())
 	}

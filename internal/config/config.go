@@ -28,6 +28,7 @@ const (
 	DefaultMethod        = "sync"
 	DefaultShipInterval  = time.Second
 	DefaultAck           = "processed"
+	DefaultShipTick      = 100 * time.Millisecond
 	DefaultHourly        = 24
 	DefaultDaily         = 30
 	DefaultWeekly        = 52
@@ -138,6 +139,9 @@ type Ship struct {
 	// Ack is the offset reported to the primary: processed (received and
 	// parsed) or durable (stored in the repository).
 	Ack string `yaml:"ack"`
+	// Tick is how often a time marker is published to the source while
+	// writes flow (PUBLISH __redback__:tick); 0 turns markers off.
+	Tick Duration `yaml:"tick"`
 }
 
 // Retention is the GFS policy applied after each snapshot; -1 keeps
@@ -217,7 +221,7 @@ func Default() *Config {
 func DefaultSource() Source {
 	return Source{
 		Snapshot:  Snapshot{Method: DefaultMethod, Every: Duration(DefaultSnapshotEvery)},
-		Ship:      Ship{Enabled: true, Interval: Duration(DefaultShipInterval), Ack: DefaultAck},
+		Ship:      Ship{Enabled: true, Interval: Duration(DefaultShipInterval), Ack: DefaultAck, Tick: Duration(DefaultShipTick)},
 		Retention: Retention{Hourly: DefaultHourly, Daily: DefaultDaily, Weekly: DefaultWeekly, Monthly: DefaultMonthly, PITR: Duration(DefaultPITR)},
 		Drill:     Drill{Enabled: true, Schedule: DefaultDrillSchedule, RTOObjective: Duration(DefaultRTOObjective)},
 
@@ -654,6 +658,9 @@ func (c *Config) Validate() error {
 		if s.Ship.Enabled {
 			if s.Ship.Interval <= 0 {
 				ps.add(p+".ship.interval", "must be positive")
+			}
+			if t := s.Ship.Tick; t < 0 || (t > 0 && t.D() < 10*time.Millisecond) {
+				ps.add(p+".ship.tick", "%s: want 0 (no time markers) or at least 10ms", t)
 			}
 			switch s.Ship.Ack {
 			case "processed", "durable":

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"redback/internal/catalog"
 	"redback/internal/storage"
 )
 
@@ -19,8 +20,8 @@ type Filter struct {
 
 // Log calls fn for every stored command that matches f, generation by
 // generation (oldest first) in offset order, with its receive time, offset,
-// db, generation and arguments. SELECT is not listed (the db is a field);
-// MULTI and EXEC are. Segments outside the time bounds are not read. The
+// db, generation and arguments. SELECT is not listed (the db is a field),
+// nor redback's time markers; MULTI and EXEC are. Segments outside the time bounds are not read. The
 // Command's Args are valid only during the call. Returning an error from fn
 // stops the listing and is returned.
 func Log(ctx context.Context, b storage.Backend, f Filter, o Options, fn func(*Command) error) error {
@@ -52,7 +53,7 @@ func Log(ctx context.Context, b storage.Backend, f Filter, o Options, fn func(*C
 			inTx := false
 			var c Command
 			err := scanSegment(ctx, b, o.Identities, seg, func(r *record) error {
-				if r.Annotation || r.Synthetic || r.Name == "SELECT" {
+				if r.Annotation || r.Synthetic || r.Name == "SELECT" || catalog.IsMarkerPublish(r.Args) {
 					return nil
 				}
 				if r.Ms > toMs {

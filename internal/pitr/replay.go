@@ -15,6 +15,7 @@ import (
 
 	"redback/internal/aof"
 	"redback/internal/atomicfile"
+	"redback/internal/catalog"
 	"redback/internal/redisurl"
 	"redback/internal/resp"
 	"redback/internal/respconn"
@@ -61,6 +62,8 @@ func (p *Plan) replay(ctx context.Context, emit func(*record) error) error {
 				return nil
 			case !r.Annotation && !r.Synthetic && r.Offset >= to:
 				return nil // another history (after a fork)
+			case r.Tick > 0, !r.Annotation && catalog.IsMarkerPublish(r.Args):
+				return nil // redback's time markers are not data
 			case r.Annotation, r.Synthetic, r.Name == "SELECT":
 				return emit(r)
 			case r.Offset < from, p.skip[r.Offset]:

@@ -56,6 +56,9 @@ type record struct {
 	// in (From, Ms] (see catalog.Checkpoint).
 	From int64
 	DB   int // db the command applies to (for SELECT: the new db)
+	// Tick is the time of a time marker annotation ("#TICK:<ms>", see
+	// catalog.TickChannel); 0 for anything else.
+	Tick int64
 }
 
 // errStop ends a scan early without error.
@@ -122,6 +125,7 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 		rec = record{AOFPos: pos, Size: int64(len(sr.raw)), DB: db, Ms: ms, From: from, Raw: sr.raw}
 		if isAnn {
 			rec.Annotation, rec.Offset = true, next
+			rec.Tick, _ = catalog.ParseTick(sr.raw)
 			if err := fn(&rec); err != nil {
 				return err
 			}

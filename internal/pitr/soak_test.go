@@ -51,7 +51,7 @@ func soakShipChild(source, repo string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	s := &ship.Shipper{Source: u, Backend: b, Interval: 50 * time.Millisecond, Ack: ship.AckDurable,
+	s := &ship.Shipper{Source: u, Backend: b, Interval: 50 * time.Millisecond, Ack: ship.AckDurable, Tick: ship.DefaultTick,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if err := s.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)

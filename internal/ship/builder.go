@@ -43,13 +43,26 @@ type builder struct {
 	saved   builderState // state before the open MULTI
 	needCP  bool
 	maxMs   int64 // latest receive time seen
-	tsSec   int64
-	cpMs    int64
-	cpFrom  int64
+	// lowMs is the latest time known to be before whatever the stream
+	// brings next: a receive time, a time marker, the lower bound of a
+	// bounded stretch (never its upper bound, which later re-sent
+	// commands may precede).
+	lowMs  int64
+	tsSec  int64
+	cpMs   int64
+	cpFrom int64
 	// unc, when set, bounds the time of the commands that end at or
 	// before unc.until: they ran in (unc.lo, unc.hi] (see bound).
 	unc       uncertainty
 	multiFrom int64
+	// uncIdx is where, in the segment being built, the checkpoints bounded
+	// by unc.lo begin: a time marker re-sent inside the stretch lowers
+	// their upper bound to its time (see tick).
+	uncIdx int
+	// tickSeen is the time of the last time marker seen; cmdsSeen counts
+	// the commands seen (not markers, not control traffic): the marker
+	// publisher slows down while the source is idle.
+	tickSeen, cmdsSeen int64
 	// free is a recycled buffer (keeps the heap flat under load); recycled
 	// supplies buffers the uploader is done with; bufSize is the capacity
 	// of a new buffer.
@@ -65,7 +78,7 @@ type builderState struct {
 	lastMs              int64
 	needCP              bool
 	tsSec, cpMs, cpFrom int64
-	maxMs               int64
+	maxMs, lowMs        int64
 	hadSeg              bool
 }
 
@@ -88,15 +101,19 @@ func (b *builder) bound(until, lo, hi int64) {
 		return
 	}
 	b.unc = uncertainty{until: until, lo: lo, hi: hi}
+	b.uncIdx = 0
+	if b.seg != nil {
+		b.uncIdx = len(b.seg.index)
+	}
 }
 
-// known is the latest time stamped so far (unix ms): after a reconnect,
-// the re-sent commands ran after it.
-func (b *builder) known() int64 { return b.maxMs }
+// known is the latest time known to be before what the stream brings
+// next (unix ms): after a reconnect, the re-sent commands ran after it.
+func (b *builder) known() int64 { return b.lowMs }
 
 // setKnown raises known to ms (the last time of the stored log, when a
-// restarted shipper resumes it).
-func (b *builder) setKnown(ms int64) { b.maxMs = max(b.maxMs, ms) }
+// restarted shipper resumes it); later times are stamped no earlier.
+func (b *builder) setKnown(ms int64) { b.maxMs, b.lowMs = max(b.maxMs, ms), max(b.lowMs, ms) }
 
 // reset starts building generation gen at offset off in database db,
 // dropping anything unfinished.
@@ -154,6 +171,11 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 	if b.inMulti {
 		ms, from = b.multiMs, b.multiFrom // a transaction is one unit with one time
 	}
+	if from > 0 {
+		b.lowMs = max(b.lowMs, from)
+	} else {
+		b.lowMs = max(b.lowMs, ms)
+	}
 	jump := cmd.Offset != b.next
 	b.next = cmd.End()
 	if b.seg == nil {
@@ -172,10 +194,20 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 		}
 		return false
 	}
+	if tms, ok := catalog.TickOf(cmd.Args); ok && !b.inMulti {
+		// A time marker: stored as an annotation, not as a command (it is
+		// never replayed); like control traffic it counts in offsets.
+		s.buf = catalog.AppendTick(s.buf, tms)
+		b.needCP = true
+		b.tick(tms, from)
+		b.end, b.db = cmd.End(), cmd.DB
+		return true
+	}
+	b.cmdsSeen++
 	isMulti := eqFold(cmd.Args[0], "MULTI")
 	if isMulti && !b.inMulti {
 		b.saved = builderState{bufLen: len(s.buf), indexLen: len(s.index), commands: s.commands, lastMs: prevLast,
-			needCP: b.needCP, tsSec: b.tsSec, cpMs: b.cpMs, cpFrom: b.cpFrom, maxMs: ms, hadSeg: true}
+			needCP: b.needCP, tsSec: b.tsSec, cpMs: b.cpMs, cpFrom: b.cpFrom, maxMs: ms, lowMs: b.lowMs, hadSeg: true}
 		b.inMulti, b.multiMs, b.multiFrom = true, ms, from
 	}
 	if sec := ms / 1000; sec != b.tsSec {
@@ -212,6 +244,29 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 	return false
 }
 
+// tick takes a time marker published at tms. Inside a stretch of bounded
+// times (from > 0: the stream re-sent after a reconnect) the commands
+// before it ran before tms and those after it ran after tms: the
+// checkpoints of this segment still bounded by (unc.lo, unc.hi] get tms
+// as their upper bound, and the next ones (unc.lo = tms, ...]. (Those of a
+// segment already cut keep the wider bound: still true, only looser.)
+func (b *builder) tick(tms, from int64) {
+	b.tickSeen = max(b.tickSeen, tms)
+	b.lowMs = max(b.lowMs, tms) // what follows ran after the PUBLISH
+	if from <= 0 || from != b.unc.lo || tms <= b.unc.lo {
+		return
+	}
+	t := min(tms, b.unc.hi)
+	idx := b.seg.index
+	for i := min(b.uncIdx, len(idx)); i < len(idx); i++ {
+		if idx[i].FromMs() == b.unc.lo && idx[i].UnixMs() == b.unc.hi {
+			idx[i][2] = t
+		}
+	}
+	b.unc.lo = t
+	b.uncIdx = len(idx)
+}
+
 // skip accounts for stream bytes [off, end) that are not stored (the #TS
 // annotations of a tailed AOF) at time unixMs: like control traffic they
 // count in offsets, and the next command gets a checkpoint.
@@ -220,6 +275,8 @@ func (b *builder) skip(off, end int64, now time.Time, unixMs int64) {
 	b.maxMs = ms
 	if b.inMulti {
 		ms = b.multiMs
+	} else {
+		b.lowMs = max(b.lowMs, ms)
 	}
 	b.next = end
 	if b.seg == nil {
@@ -256,6 +313,7 @@ func (b *builder) open(ms int64, now time.Time) {
 		received: now,
 	}
 	b.tsSec, b.cpMs, b.needCP = -1, ms, true
+	b.uncIdx = 0
 }
 
 // rollback drops an unfinished MULTI (the connection broke inside it), so
@@ -271,7 +329,7 @@ func (b *builder) rollback() {
 	s.index = s.index[:st.indexLen]
 	s.commands, s.lastMs = st.commands, st.lastMs
 	b.needCP, b.tsSec, b.cpMs, b.cpFrom = st.needCP, st.tsSec, st.cpMs, st.cpFrom
-	b.maxMs = st.maxMs
+	b.maxMs, b.lowMs = st.maxMs, st.lowMs
 	b.inMulti = false
 	b.next = b.end
 }
@@ -306,9 +364,10 @@ func (b *builder) cut() *rawSegment {
 		b.free, s.buf = s.buf, small
 	}
 	// A trailing checkpoint when the last bytes do not follow the last
-	// checkpoint (skipped control traffic, a re-encoded command).
-	// (A segment of control traffic only has no other checkpoint.)
-	if len(s.index) == 0 {
+	// checkpoint (skipped control traffic, a time marker, a re-encoded
+	// command). (A segment of control traffic only has no other
+	// checkpoint.)
+	if len(s.index) == 0 || b.needCP {
 		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), s.end, s.lastMs})
 	} else if last := s.index[len(s.index)-1]; last.Offset()+int64(len(s.buf))-last.AOFPos() != s.end {
 		s.index = append(s.index, catalog.Checkpoint{int64(len(s.buf)), s.end, s.lastMs})

@@ -2,6 +2,7 @@ package ship
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,145 @@ func TestBuilder_Bound(t *testing.T) {
 	want[0][2] = t0.UnixMilli() + 100 // hi, not the receive time
 	if diff := cmp.Diff(want, seg.index); diff != "" {
 		t.Errorf("index (-want +got):\n%s", diff)
+	}
+}
+
+func tickCmd(off int64, ms int64) replica.Command {
+	return cmdAt(off, 0, "PUBLISH", catalog.TickChannel, strconv.FormatInt(ms, 10))
+}
+
+// A time marker is stored as a "#TICK:<ms>" annotation, never as the
+// PUBLISH: it counts in offsets like control traffic, the next command gets
+// a checkpoint, and a segment that ends with one (or holds only markers)
+// gets a trailing checkpoint.
+func TestBuilder_TickMarkers(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_100)
+	b := &builder{bufSize: 1024}
+	b.reset("g", 100, 0)
+	off := int64(100)
+	feed := func(c replica.Command, at time.Time) {
+		b.add(c, at)
+		off = c.End()
+	}
+	feed(cmdAt(off, 0, "SET", "a", "1"), t0)
+	feed(tickCmd(off, t0.UnixMilli()+40), t0.Add(41*time.Millisecond))
+	afterTick := off
+	feed(cmdAt(off, 0, "SET", "b", "2"), t0.Add(41*time.Millisecond))
+	feed(tickCmd(off, t0.UnixMilli()+140), t0.Add(141*time.Millisecond))
+	seg := b.cut()
+	if err := checkRaw(seg); err != nil {
+		t.Fatalf("checkRaw: %v\nAOF %q\nindex %v", err, seg.buf, seg.index)
+	}
+	text := string(seg.buf)
+	if strings.Contains(text, "PUBLISH") || strings.Count(text, "#TICK:") != 2 ||
+		!strings.Contains(text, "#TICK:1700000000140\r\n") || seg.commands != 2 || b.tickSeen != t0.UnixMilli()+140 || b.cmdsSeen != 2 {
+		t.Fatalf("AOF %q commands %d tickSeen %d cmdsSeen %d", text, seg.commands, b.tickSeen, b.cmdsSeen)
+	}
+	if cp := seg.index[1]; cp.Offset() != afterTick || cp.AOFPos() != int64(strings.Index(text, "*3\r\n$3\r\nSET\r\n$1\r\nb")) {
+		t.Errorf("checkpoint after the marker %v, want offset %d", cp, afterTick)
+	}
+	if last := seg.index[len(seg.index)-1]; last.Offset() != seg.end || last.AOFPos() != int64(len(seg.buf)) {
+		t.Errorf("trailing checkpoint %v, want [%d %d ...]", last, len(seg.buf), seg.end)
+	}
+	// Markers only (an idle source).
+	feed(tickCmd(off, t0.UnixMilli()+240), t0.Add(241*time.Millisecond))
+	feed(cmdAt(off, 0, "PING"), t0.Add(300*time.Millisecond))
+	feed(tickCmd(off, t0.UnixMilli()+340), t0.Add(341*time.Millisecond))
+	seg = b.cut()
+	if err := checkRaw(seg); err != nil || seg.commands != 0 || len(seg.index) != 1 || seg.index[0].Offset() != seg.end {
+		t.Fatalf("markers only: %v\nAOF %q\nindex %v", err, seg.buf, seg.index)
+	}
+	// A PUBLISH on the channel inside a transaction is a command of the
+	// transaction (the replay leaves it out).
+	feed(cmdAt(off, 0, "MULTI"), t0.Add(time.Second))
+	feed(tickCmd(off, t0.UnixMilli()+999), t0.Add(time.Second))
+	feed(cmdAt(off, 0, "EXEC"), t0.Add(time.Second))
+	seg = b.cut()
+	if err := checkRaw(seg); err != nil || seg.commands != 3 || !strings.Contains(string(seg.buf), "PUBLISH") || strings.Contains(string(seg.buf), "#TICK") {
+		t.Fatalf("in MULTI: %v\nAOF %q", err, seg.buf)
+	}
+}
+
+// Markers re-sent inside a stretch of bounded times split it: the commands
+// between two markers ran between their times (issue 23: a dropped link
+// with the shipper alive loses no time information).
+func TestBuilder_TicksBoundResent(t *testing.T) {
+	t0 := int64(1_700_000_000_000)
+	lo, hi := t0, t0+5000 // the last time known before the reconnect, the INFO reply
+	now := time.UnixMilli(t0 + 6000)
+	cmds := []replica.Command{}
+	off := int64(0)
+	add := func(c replica.Command) { cmds = append(cmds, c); off = c.End() }
+	add(cmdAt(off, 0, "SET", "a", "1")) // (lo, t0+100]
+	add(tickCmd(off, t0+100))
+	add(cmdAt(off, 0, "SET", "b", "2")) // (t0+100, t0+200]
+	add(cmdAt(off, 0, "MULTI"))
+	add(cmdAt(off, 0, "SET", "c", "3"))
+	add(cmdAt(off, 0, "EXEC"))
+	add(tickCmd(off, t0+200))
+	add(tickCmd(off, t0+300))
+	add(cmdAt(off, 0, "SET", "d", "4")) // (t0+300, hi]: after the last marker
+	until := off
+	add(tickCmd(off, t0+5900))          // live again
+	add(cmdAt(off, 0, "SET", "e", "5")) // its receive time
+	b := &builder{bufSize: 4096}
+	b.reset("g", 0, 0)
+	b.bound(until, lo, hi)
+	for _, c := range cmds {
+		b.add(c, now)
+	}
+	seg := b.cut()
+	if err := checkRaw(seg); err != nil {
+		t.Fatalf("checkRaw: %v\nAOF %q\nindex %v", err, seg.buf, seg.index)
+	}
+	pos := func(s string) int64 { return int64(bytes.Index(seg.buf, []byte(s))) }
+	want := []catalog.Checkpoint{
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\na"), cmds[0].Offset, t0 + 100, lo},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\nb"), cmds[2].Offset, t0 + 200, t0 + 100},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\nd"), cmds[8].Offset, hi, t0 + 300},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\ne"), cmds[10].Offset, now.UnixMilli(), 0},
+	}
+	if d := cmp.Diff(want, seg.index); d != "" {
+		t.Errorf("index (-want +got):\n%s\nAOF %q", d, seg.buf)
+	}
+}
+
+// known, the lower bound of what a reconnect re-sends, is never raised to
+// the upper bound of a bounded stretch (commands re-sent later may have run
+// before it), only to its lower bound, a marker or a receive time.
+func TestBuilder_KnownStaysALowerBound(t *testing.T) {
+	t0 := int64(1_700_000_000_000)
+	b := &builder{bufSize: 1024}
+	b.reset("g", 0, 0)
+	a := cmdAt(0, 0, "SET", "a", "1")
+	tk := tickCmd(a.End(), t0+100)
+	c := cmdAt(tk.End(), 0, "SET", "c", "3")
+	d := cmdAt(c.End(), 0, "SET", "d", "4")
+	b.bound(c.End(), t0, t0+5000)
+	now := time.UnixMilli(t0 + 6000)
+	b.add(a, now)
+	if b.known() != t0 {
+		t.Fatalf("after a bounded command: known %d, want %d", b.known(), t0)
+	}
+	b.add(tk, now)
+	b.add(c, now)
+	if b.known() != t0+100 {
+		t.Fatalf("after a marker: known %d, want %d", b.known(), t0+100)
+	}
+	b.add(d, now)
+	if b.known() != now.UnixMilli() {
+		t.Fatalf("after a live command: known %d, want %d", b.known(), now.UnixMilli())
+	}
+	seg := b.cut()
+	if err := checkRaw(seg); err != nil {
+		t.Fatal(err)
+	}
+	m := &catalog.Segment{LastMs: seg.lastMs, Index: seg.index, Object: catalog.Object{RawBytes: int64(len(seg.buf))}}
+	if got := lowEnd(m); got != now.UnixMilli() {
+		t.Errorf("lowEnd %d, want %d", got, now.UnixMilli())
+	}
+	m.Index = m.Index[:2] // ending inside the stretch
+	if got := lowEnd(m); got != t0+100 {
+		t.Errorf("lowEnd inside the stretch %d, want %d", got, t0+100)
 	}
 }

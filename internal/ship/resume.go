@@ -92,7 +92,7 @@ func (s *Shipper) storedEnd(ctx context.Context, g *catalog.Generation) (end int
 			break // a gap: only the prefix before it is usable
 		}
 		end, last = sg.End, sg
-		lastMs = max(lastMs, sg.LastMs)
+		lastMs = max(lastMs, lowEnd(sg))
 	}
 	if last == nil {
 		return end, 0, true, lastMs, nil // after a full sync the primary sends SELECT first
@@ -110,6 +110,25 @@ func (s *Shipper) storedEnd(ctx context.Context, g *catalog.Generation) (end int
 		return end, 0, false, lastMs, nil
 	}
 	return end, db, err == nil, lastMs, err
+}
+
+// lowEnd is the latest time known to be before what follows segment sg:
+// its last time, or, when its last commands were only bounded (re-sent
+// after a reconnect), the lower bound of their interval (commands after
+// them may have run before its upper bound).
+func lowEnd(sg *catalog.Segment) int64 {
+	low := sg.LastMs
+	for _, cp := range sg.Index {
+		if cp.AOFPos() >= sg.Object.RawBytes && sg.Object.RawBytes > 0 {
+			break // the trailing checkpoint: no command follows it
+		}
+		if cp.FromMs() > 0 {
+			low = cp.FromMs()
+		} else {
+			low = sg.LastMs
+		}
+	}
+	return low
 }
 
 var errNoIdentity = errors.New("segment is encrypted and no identity is configured")

@@ -70,6 +70,9 @@ type Shipper struct {
 	// DefaultPinDir).
 	AOFDir string
 	PinDir string
+	// Tick is how often a time marker is published to the source while
+	// writes flow (see publishTicks); 0: no markers.
+	Tick time.Duration
 
 	mu         sync.Mutex // guards b, conn, sessGen, sessCancel, badSeg
 	b          builder
@@ -77,7 +80,8 @@ type Shipper struct {
 	sessGen    string
 	sessCancel context.CancelCauseFunc // ends the current session (errSwitch)
 	node       atomic.Pointer[string]  // the server followed (redacted)
-	wake       chan struct{}           // a new primary was named: end the back-off
+	tickNode   atomic.Pointer[redisurl.URL]
+	wake       chan struct{} // a new primary was named: end the back-off
 	// badSeg is set when a built segment failed its check (queueCut);
 	// nothing from its start on is stored until the stream is re-read.
 	badSeg *badSegment
@@ -250,6 +254,15 @@ func (s *Shipper) Run(ctx context.Context) error {
 	cutDone := make(chan struct{})
 	go func() { defer close(cutDone); s.cutter(cutCtx) }()
 
+	tickCtx, tickStop := context.WithCancel(ctx)
+	tickDone := make(chan struct{})
+	go func() {
+		defer close(tickDone)
+		if s.Source != nil && s.Tick > 0 {
+			s.publishTicks(tickCtx)
+		}
+	}()
+
 	s.wake = make(chan struct{}, 1)
 	watchCtx, watchStop := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
@@ -268,6 +281,8 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 	watchStop()
 	<-watchDone
+	tickStop()
+	<-tickDone
 
 	cutStop()
 	<-cutDone
@@ -344,7 +359,10 @@ func (s *Shipper) cutter(ctx context.Context) {
 			return
 		case now := <-t.C:
 			s.mu.Lock()
-			if s.b.age(now) >= s.Interval {
+			// Not while the primary re-sends what a reconnect missed: its
+			// time markers narrow the times only within one segment.
+			resending := s.b.unc.hi > 0 && s.b.next < s.b.unc.until
+			if age := s.b.age(now); age >= s.Interval && (!resending || age >= 10*s.Interval) {
 				s.queueCut()
 			}
 			s.mu.Unlock()
@@ -505,6 +523,7 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 	}
 	addr := node.Redacted()
 	s.node.Store(&addr)
+	s.tickNode.Store(node)
 	s.mu.Lock()
 	s.sessCancel = cancel
 	s.mu.Unlock()

@@ -106,7 +106,7 @@ func segment(g Generation, cmds []Cmd, db int, start int64) (*builtSegment, int,
 	raw := resp.AppendCommandString(nil, "SELECT", strconv.Itoa(db))
 	needCP := true
 	var lastMs, lastSec, lastFrom int64 = -1, -1, 0
-	first := true
+	first, inMulti := true, false
 	for _, c := range cmds {
 		if c.Offset != s.End {
 			return nil, 0, 0, fmt.Errorf("command %q at offset %d, expected %d", c.Args[0], c.Offset, s.End)
@@ -115,6 +115,18 @@ func segment(g Generation, cmds []Cmd, db int, start int64) (*builtSegment, int,
 		if c.Control() {
 			needCP = true
 			continue
+		}
+		if ms, ok := catalog.TickOf(c.Args); ok && !inMulti {
+			// a time marker: stored as an annotation, as ship does
+			raw = catalog.AppendTick(raw, ms)
+			needCP = true
+			continue
+		}
+		switch strings.ToUpper(string(c.Args[0])) {
+		case "MULTI":
+			inMulti = true
+		case "EXEC", "DISCARD":
+			inMulti = false
 		}
 		if sec := c.Ms / 1000; !g.NoTimestamps && sec != lastSec {
 			raw = fmt.Appendf(raw, "#TS:%d\r\n", sec)
@@ -142,7 +154,7 @@ func segment(g Generation, cmds []Cmd, db int, start int64) (*builtSegment, int,
 	// A trailing checkpoint when skipped control traffic ends the segment.
 	if n := len(s.Index); n > 0 {
 		last := s.Index[n-1]
-		if last.Offset()+int64(len(raw))-last.AOFPos() != s.End {
+		if needCP || last.Offset()+int64(len(raw))-last.AOFPos() != s.End {
 			s.Index = append(s.Index, catalog.Checkpoint{int64(len(raw)), s.End, s.LastMs})
 		}
 	} else if s.End != s.Start {
