@@ -111,7 +111,7 @@ type Segment struct {
 	End        int64        `json:"end"`
 	FirstMs    int64        `json:"first_ms"` // receive time of the first command (unix ms)
 	LastMs     int64        `json:"last_ms"`  // receive time of the last command
-	Commands   int64        `json:"commands"` // replayable commands (MULTI/EXEC count as commands)
+	Commands   int64        `json:"commands"` // replayable commands (MULTI/EXEC count as commands, SELECT does not)
 	DBAtStart  int          `json:"db_at_start"`
 	DBAtEnd    int          `json:"db_at_end"` // the db in effect after the last command (where a resumed stream continues)
 	Object     Object       `json:"object"`

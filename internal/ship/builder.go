@@ -231,7 +231,11 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 		// needs its own checkpoint.
 		b.needCP = true
 	}
-	s.commands++
+	if !eqFold(cmd.Args[0], "SELECT") {
+		// (A SELECT alone changes no data: the primary sends one before
+		// the first time marker of a stream, which is no command.)
+		s.commands++
+	}
 	switch {
 	case eqFold(cmd.Args[0], "EXEC"), eqFold(cmd.Args[0], "DISCARD"):
 		b.inMulti = false

@@ -141,7 +141,9 @@ func segment(g Generation, cmds []Cmd, db int, start int64) (*builtSegment, int,
 			s.FirstMs, first = c.Ms, false
 		}
 		s.LastMs, lastMs = c.Ms, c.Ms
-		s.Commands++
+		if !strings.EqualFold(string(c.Args[0]), "SELECT") {
+			s.Commands++
+		}
 		raw = resp.AppendCommand(raw, c.Args...)
 		if strings.EqualFold(string(c.Args[0]), "SELECT") {
 			d, err := strconv.Atoi(string(c.Args[1]))
