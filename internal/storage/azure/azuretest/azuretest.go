@@ -43,11 +43,12 @@ type Server struct {
 	// Dir is Azurite's --location: blob bytes live in extent files under
 	// it (for tests that damage objects at rest).
 	Dir string
+	key string // the account's key: Key unless StartServerKey
 }
 
 // ConnectionString returns the connection string of the server.
 func (s *Server) ConnectionString() string {
-	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", Account, Key, s.Endpoint)
+	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", Account, s.key, s.Endpoint)
 }
 
 // URL returns the azblob:// location of prefix (may be "") in the container.
@@ -79,6 +80,13 @@ func (s *Server) SetEnv(t testing.TB) {
 // It does not touch the environment.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
+	return StartServerKey(t, Key)
+}
+
+// StartServerKey is StartServer with the account's key set to key (base64;
+// Azurite's AZURITE_ACCOUNTS): a test can use it as a canary secret.
+func StartServerKey(t testing.TB, key string) *Server {
+	t.Helper()
 	cwd, _ := os.Getwd()
 	bin := storagetest.Binary(t, "azurite-blob", "REDBACK_TEST_REQUIRE_AZURE", "npm install -g azurite@3",
 		filepath.Join(cwd, "node_modules", ".bin"))
@@ -88,7 +96,11 @@ func StartServer(t testing.TB) *Server {
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	s := &Server{Container: "redback-" + hex.EncodeToString(b), Dir: dir}
+	s := &Server{Container: "redback-" + hex.EncodeToString(b), Dir: dir, key: key}
+	var env []string
+	if key != Key {
+		env = []string{"AZURITE_ACCOUNTS=" + Account + ":" + key}
+	}
 	addr := storagetest.StartEmulator(t, storagetest.Emulator{
 		Name: "azurite-blob",
 		Bin:  bin,
@@ -98,6 +110,7 @@ func StartServer(t testing.TB) *Server {
 				"--silent", "--disableTelemetry", "--skipApiVersionCheck"}
 		},
 		Path: "/" + Account + "?comp=list",
+		Env:  env,
 	})
 	s.Endpoint = "http://" + addr + "/" + Account
 	client, err := azblob.NewClientFromConnectionString(s.ConnectionString(), nil)
