@@ -7,15 +7,15 @@ import (
 	"io"
 	"slices"
 	"strconv"
+
+	"redback/internal/aof"
 )
 
-// Limits of segReader (those of Redis and of internal/aof).
+// Limits of segReader: the AOF reader's (aof.DefaultMaxArgBytes,
+// aof.DefaultMaxArgs, aof.MaxAnnotationLen), and these.
 const (
-	maxArgBytes   = 512 << 20
-	maxArgs       = 1 << 20
-	maxAnnotation = 1024
-	maxHeader     = 32
-	readChunk     = 1 << 20
+	maxHeader = 32      // "*<digits>\r\n" / "$<digits>\r\n"
+	readChunk = 1 << 20 // the most one read grows the buffer by
 )
 
 // segReader reads the records of a segment's AOF (RESP commands and '#'
@@ -46,7 +46,7 @@ func (s *segReader) next() (annotation bool, err error) {
 	s.raw = s.raw[:0]
 	switch b[0] {
 	case '#':
-		line, err := s.line(maxAnnotation)
+		line, err := s.line(aof.MaxAnnotationLen)
 		if err != nil {
 			return false, err
 		}
@@ -57,7 +57,7 @@ func (s *segReader) next() (annotation bool, err error) {
 	default:
 		return false, fmt.Errorf("expected '*' or '#', got %q", b[0])
 	}
-	argc, err := s.header('*', maxArgs)
+	argc, err := s.header('*', aof.DefaultMaxArgs)
 	if err != nil {
 		return false, err
 	}
@@ -66,7 +66,7 @@ func (s *segReader) next() (annotation bool, err error) {
 	}
 	s.ends = s.ends[:0]
 	for i := int64(0); i < argc; i++ {
-		n, err := s.header('$', maxArgBytes)
+		n, err := s.header('$', aof.DefaultMaxArgBytes)
 		if err != nil {
 			return false, err
 		}
