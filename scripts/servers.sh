@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Fetches the newer servers redback is tested against -- Redis 8.0, Valkey 8.1
-# and Valkey 9.1 -- from Debian's own packages, without installing them: they
+# Fetches the newer servers redback is tested against -- Redis 8.0 and 8.6,
+# Valkey 8.1 and Valkey 9.1 -- from Debian's own packages, without installing them: they
 # need a newer C library than this machine's, so the .debs (the server, and
 # the libraries it links, from Debian sid) are downloaded with a private apt
 # configuration, unpacked with dpkg-deb -x into a cache dir, and run through
 # the unpacked loader by small wrapper scripts:
 #
 #   $REDBACK_SERVERS_DIR/bin/redis-server-8.0   (redis-cli-8.0, redis-check-aof-8.0)
+#   $REDBACK_SERVERS_DIR/bin/redis-server-8.6   (RDB 13; from Debian experimental)
 #   $REDBACK_SERVERS_DIR/bin/valkey-server-8.1  (valkey-cli-8.1, ...)
 #   $REDBACK_SERVERS_DIR/bin/valkey-server-9.1  (valkey-cli-9.1, ...)
 #
 # (in these packages redis-check-rdb / valkey-check-rdb is the server binary;
 # the name it runs under picks the mode). REDBACK_SERVERS_DIR defaults to
-# ~/.cache/redback/servers. The series are pinned (8.0, 8.1, 9.1); within a
+# ~/.cache/redback/servers. The series are pinned (8.0, 8.6, 8.1, 9.1); within a
 # series the newest version the lists offer is taken. A second run with
 # every wrapper answering --version does nothing. When Debian no longer
 # serves a series, it fails and says which.
@@ -22,6 +23,7 @@ dir=${REDBACK_SERVERS_DIR:-$HOME/.cache/redback/servers}
 # package:series:suite:name (name: the server's own name, redis or valkey)
 wanted=(
   "redis-tools:8.0:sid:redis"
+  "redis-tools:8.6:experimental:redis"
   "valkey-tools:8.1:trixie:valkey"
   "valkey-tools:9.1:sid:valkey"
 )
@@ -42,6 +44,7 @@ mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/debs" 
 cat >"$dir/apt/sources.list" <<'EOF'
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian experimental main
 EOF
 aptopts=(
   -o "Dir::Etc::sourcelist=$dir/apt/sources.list" -o Dir::Etc::sourceparts=/dev/null
@@ -53,7 +56,7 @@ aptopts=(
   -o Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false
   -o APT::Sandbox::User=root
 )
-echo "setup: reading Debian trixie's and sid's package lists (private apt config in $dir/apt)" >&2
+echo "setup: reading Debian trixie's, sid's and experimental's package lists (private apt config in $dir/apt)" >&2
 apt-get "${aptopts[@]}" -qq update >&2
 
 # newest version of package $1 in series $2 that suite $3 offers, or nothing

@@ -11,7 +11,7 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 # every test that calls redistest.EachServer) run against each of these.
 if [ "${REDBACK_SKIP_SERVERS:-0}" != 1 ]; then
   export PATH="$PATH:${REDBACK_SERVERS_DIR:-$HOME/.cache/redback/servers}/bin"
-  export REDBACK_TEST_SERVERS=${REDBACK_TEST_SERVERS:-redis-server,redis-server-8.0,valkey-server-8.1,valkey-server-9.1}
+  export REDBACK_TEST_SERVERS=${REDBACK_TEST_SERVERS:-redis-server,redis-server-8.0,redis-server-8.6,valkey-server-8.1,valkey-server-9.1}
 fi
 export REDBACK_TEST_REQUIRE_REDIS=${REDBACK_TEST_REQUIRE_REDIS:-1}
 export REDBACK_TEST_REQUIRE_S3=${REDBACK_TEST_REQUIRE_S3:-1}

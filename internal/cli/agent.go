@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"redback/internal/drill"
 	"redback/internal/pack"
 	"redback/internal/redisurl"
+	"redback/internal/serverver"
 	"redback/internal/ship"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
@@ -133,6 +135,9 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRedisServer(ctx, cfg); err != nil {
+		return err
+	}
 	if o.checkConfig {
 		printConfigSummary(e, cfg)
 		return nil
@@ -160,7 +165,7 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 			return agentSnapshotFromLog(ctx, log, src, repo, ids)
 		},
 		Drill: func(ctx context.Context, src config.Source, repo storage.Backend) (*agent.DrillResult, error) {
-			return agentDrill(ctx, e, src, repo)
+			return agentDrill(ctx, e, cfg.RedisServer, src, repo)
 		},
 		NewShipper: func(src config.Source, repo storage.Backend) (agent.Shipper, error) {
 			return agentShipperFor(e, o, log, src, repo)
@@ -216,7 +221,7 @@ func agentSnapshotFromLog(ctx context.Context, log *slog.Logger, src config.Sour
 // agentDrill drills the newest verified snapshot of repo, as `redback
 // drill` does. Identities come from $REDBACK_IDENTITY_FILE or
 // $REDBACK_IDENTITY.
-func agentDrill(ctx context.Context, e *env, src config.Source, repo storage.Backend) (*agent.DrillResult, error) {
+func agentDrill(ctx context.Context, e *env, redisServer string, src config.Source, repo storage.Backend) (*agent.DrillResult, error) {
 	idents, err := pack.LoadIdentities("", e.getenv)
 	if err != nil {
 		return nil, err
@@ -225,7 +230,7 @@ func agentDrill(ctx context.Context, e *env, src config.Source, repo storage.Bac
 	if err != nil {
 		return nil, err
 	}
-	rep, err := drill.Run(ctx, drill.Options{Backend: repo, Snapshot: snap, Identities: idents, RTOObjective: src.Drill.RTOObjective.D()})
+	rep, err := drill.Run(ctx, drill.Options{Backend: repo, Snapshot: snap, Identities: idents, RTOObjective: src.Drill.RTOObjective.D(), RedisServer: redisServer})
 	if err != nil {
 		return nil, err
 	}
@@ -236,9 +241,30 @@ func agentDrill(ctx context.Context, e *env, src config.Source, repo storage.Bac
 	return res, nil
 }
 
+// checkRedisServer proves the configuration's redis_server is a Redis or
+// Valkey server binary (it answers --version); a wrong one is a usage
+// error, as every other configuration problem.
+func checkRedisServer(ctx context.Context, cfg *config.Config) error {
+	if cfg.RedisServer == "" {
+		return nil
+	}
+	p, err := exec.LookPath(cfg.RedisServer)
+	if err == nil {
+		_, err = serverver.Describe(ctx, p)
+	}
+	if err != nil {
+		return usagef(agentTry, "redis_server: %v", err)
+	}
+	return nil
+}
+
 func printConfigSummary(e *env, cfg *config.Config) {
 	fmt.Fprintf(e.Out, "configuration OK: %d source(s), listen %s, grace %s, lease ttl %s\n",
 		len(cfg.Sources), cfg.Listen, cfg.GracePeriod, cfg.LeaseTTL)
+	if cfg.RedisServer != "" {
+		b, _ := serverver.Describe(context.Background(), cfg.RedisServer)
+		fmt.Fprintf(e.Out, "  scratch server (drills, rebuilds): %s\n", b)
+	}
 	for _, s := range cfg.Sources {
 		when := "every " + s.Snapshot.Every.String()
 		if s.Snapshot.Schedule != "" {

@@ -222,3 +222,32 @@ sources:
 		t.Fatalf("digest after restore to now %s, source %s", got, want)
 	}
 }
+
+// TestAgent_CheckConfigRedisServer: redis_server names the scratch server
+// of drills and rebuilds; --check-config runs it (--version) and shows
+// which server it is, and refuses (exit 2) one that is missing or no Redis
+// or Valkey server.
+func TestAgent_CheckConfigRedisServer(t *testing.T) {
+	srv := redistest.Binary(t)
+	dir := t.TempDir()
+	write := func(name, rs string) string {
+		p := filepath.Join(dir, name)
+		cfg := fmt.Sprintf("redis_server: %s\nsources:\n  - name: a\n    source: redis://127.0.0.1:1\n    repo: %s\n", rs, filepath.Join(dir, "repo"))
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	code, out, errs := runCLI(t, "agent", "--config", write("good.yaml", srv), "--check-config")
+	if code != ExitOK || !strings.Contains(out, "scratch server (drills, rebuilds): redis ") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	code, _, errs = runCLI(t, "agent", "--config", write("missing.yaml", filepath.Join(dir, "no-such-server")), "--check-config")
+	if code != ExitUsage || !strings.Contains(errs, "redis_server:") {
+		t.Fatalf("missing binary: exit %d\n%s", code, errs)
+	}
+	code, _, errs = runCLI(t, "agent", "--config", write("notredis.yaml", "true"), "--check-config")
+	if code != ExitUsage || !strings.Contains(errs, "not a Redis or Valkey server") {
+		t.Fatalf("not a server: exit %d\n%s", code, errs)
+	}
+}

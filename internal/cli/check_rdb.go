@@ -65,7 +65,7 @@ var rdbTypeNames = map[rdb.Type]string{
 	rdb.TypeSetListpack: "set-listpack", rdb.TypeStreamListpacks3: "stream-listpacks-3",
 	rdb.TypeHashMetadataPreGA: "hash-metadata-pre-ga", rdb.TypeHashListpackExPreGA: "hash-listpack-ex-pre-ga",
 	rdb.TypeHashMetadata: "hash-metadata", rdb.TypeHashListpackEx: "hash-listpack-ex",
-	rdb.TypeValkeyHash2: "hash-2 (valkey)",
+	rdb.TypeStreamListpacks4: "stream-listpacks-4", rdb.TypeValkeyHash2: "hash-2 (valkey)",
 }
 
 func typeName(t rdb.Type) string {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -28,7 +30,7 @@ type digestOptions struct {
 func (o *digestOptions) AddFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print JSON instead of text")
 	cmd.Flags().BoolVar(&o.PerKey, "per-key", false, "print DEBUG DIGEST-VALUE of every key: \"db key digest\" lines (a JSON array with --json)")
-	cmd.Flags().StringVar(&o.ScoreFormat, "score-format", "7.0", "sorted-set score text of the server compared with: 7.0 (%.17g) or 7.2 (7.2 and later)")
+	cmd.Flags().StringVar(&o.ScoreFormat, "score-format", "auto", "sorted-set score text of the server compared with: 7.0 (%.17g), 7.2 (7.2 and later), or auto: the format of the server that wrote FILE (7.2 from RDB version 11 on)")
 }
 
 func newDigestCmd(e *env) *cobra.Command {
@@ -38,16 +40,18 @@ func newDigestCmd(e *env) *cobra.Command {
 		Short: "Print the DEBUG DIGEST a server holding the RDB FILE would report",
 		Long: `Computes Redis's DEBUG DIGEST offline from FILE, streaming: keys, types,
 values and the presence of TTLs of every db. Compare it with DEBUG DIGEST
-taken at the snapshot moment on a server of the same version line
-(--score-format 7.2 for Redis 7.2 and later: sorted-set scores are hashed as
-text, whose format changed).
+taken at the snapshot moment on a server of the same version line:
+sorted-set scores are hashed as text, whose format changed in Redis 7.2.
+By default (--score-format auto) the format follows the file's RDB version,
+the server that wrote it: 7.2 from RDB 11 on (Redis 7.2 and later, Valkey),
+7.0 before; give --score-format 7.0 or 7.2 to compare with another server.
 
 Keys whose TTL already passed are included, as DEBUG DIGEST counts them; a
 primary that loads the file drops them, so a note on stderr says how many
 there are. Module values contribute only their type.
 
 Exit 0 on success, 3 when the file is damaged, 1 when it cannot be read.`,
-		Example: "  redback digest dump.rdb\n  redback digest --per-key dump.rdb\n  redback digest --score-format 7.2 --json dump.rdb",
+		Example: "  redback digest dump.rdb\n  redback digest --per-key dump.rdb\n  redback digest --score-format 7.0 --json dump.rdb",
 		Args:    exactArgs(1, "redback digest dump.rdb"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDigest(cmd.Context(), e, o, args[0])
@@ -75,9 +79,43 @@ type digestJSON struct {
 	DurationMS     int64  `json:"duration_ms"`
 }
 
-func runDigest(ctx context.Context, e *env, o digestOptions, path string) error {
-	sf, err := digest.ParseScoreFormat(o.ScoreFormat)
+// rdbFileVersion reads the RDB version from the header of the file at path.
+func rdbFileVersion(path string) (int, error) {
+	f, err := os.Open(path)
 	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rd, err := rdb.NewReader(io.LimitReader(f, 9), rdb.Options{})
+	if err != nil {
+		return 0, err
+	}
+	return rd.Version(), nil
+}
+
+// digestFileErr is the error of redback digest for path: damage exits 3.
+func digestFileErr(path string, err error) error {
+	var fe *rdb.FormatError
+	if errors.As(err, &fe) {
+		dm := damage(fe)
+		if dm.Key != "" {
+			return &VerifyError{Err: fmt.Errorf("%s damaged: offset %d, key %q: %s", path, dm.Offset, dm.Key, dm.Reason)}
+		}
+		return &VerifyError{Err: fmt.Errorf("%s damaged: offset %d: %s", path, dm.Offset, dm.Reason)}
+	}
+	return fmt.Errorf("digest: %w", err)
+}
+
+func runDigest(ctx context.Context, e *env, o digestOptions, path string) error {
+	var err error
+	var sf digest.ScoreFormat
+	if o.ScoreFormat == "auto" {
+		v, err := rdbFileVersion(path)
+		if err != nil {
+			return digestFileErr(path, err)
+		}
+		sf = digest.ScoreFormatFor(v)
+	} else if sf, err = digest.ParseScoreFormat(o.ScoreFormat); err != nil {
 		return usagef("redback digest --score-format 7.2 dump.rdb", "%v", err)
 	}
 	start := time.Now()
@@ -135,15 +173,7 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 	}
 	if err != nil {
 		out.Flush()
-		var fe *rdb.FormatError
-		if errors.As(err, &fe) {
-			dm := damage(fe)
-			if dm.Key != "" {
-				return &VerifyError{Err: fmt.Errorf("%s damaged: offset %d, key %q: %s", path, dm.Offset, dm.Key, dm.Reason)}
-			}
-			return &VerifyError{Err: fmt.Errorf("%s damaged: offset %d: %s", path, dm.Offset, dm.Reason)}
-		}
-		return fmt.Errorf("digest: %w", err)
+		return digestFileErr(path, err)
 	}
 	if expired > 0 {
 		fmt.Fprintf(e.Err, "note: %d of %d keys already expired: included, as DEBUG DIGEST includes them, but a primary loading %s drops them and reports another digest\n", expired, d.Keys(), path)

@@ -65,8 +65,13 @@ type Config struct {
 	Heartbeat Heartbeat `yaml:"heartbeat"`
 	// TLS applies to every source (and its sentinels) reached over TLS
 	// (rediss://, rediss+sentinel://, ?tls=true) that has no tls of its own.
-	TLS     *TLS     `yaml:"tls"`
-	Sources []Source `yaml:"sources"`
+	TLS *TLS `yaml:"tls"`
+	// RedisServer is the server binary (a path, or a name on PATH such
+	// as valkey-server-9.1) the agent starts as the scratch server of
+	// drills and point-in-time rebuilds; empty: the redis-server or
+	// valkey-server on PATH (versioned names too) that loads the data.
+	RedisServer string   `yaml:"redis_server"`
+	Sources     []Source `yaml:"sources"`
 }
 
 // TLS names the files of a TLS client: the CAs to trust, and a client
@@ -318,6 +323,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 		LeaseTTL    *Duration   `yaml:"lease_ttl"`
 		Heartbeat   *Heartbeat  `yaml:"heartbeat"`
 		TLS         *TLS        `yaml:"tls"`
+		RedisServer string      `yaml:"redis_server"`
 		Sources     []yaml.Node `yaml:"sources"`
 	}
 	if err := root.Decode(&top); err != nil {
@@ -333,6 +339,7 @@ func Load(r io.Reader, getenv func(string) string) (*Config, error) {
 		cfg.MetricsOpen = *top.MetricsOpen
 	}
 	cfg.TLS = top.TLS
+	cfg.RedisServer = top.RedisServer
 	if top.GracePeriod != nil {
 		cfg.GracePeriod = *top.GracePeriod
 	}
@@ -599,6 +606,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.TLS.validate("tls", &ps)
+	if c.RedisServer != "" && strings.TrimSpace(c.RedisServer) != c.RedisServer {
+		ps.add("redis_server", "%q has leading or trailing spaces", c.RedisServer)
+	}
 	if len(c.Sources) == 0 {
 		ps.add("sources", "at least one source is required")
 	}

@@ -49,6 +49,16 @@ func ParseScoreFormat(s string) (ScoreFormat, error) {
 	return Score70, fmt.Errorf("unknown score format %q: use 7.0 or 7.2", s)
 }
 
+// ScoreFormatFor is the score format of the server that wrote an RDB of
+// version v: 7.2 from RDB 11 on (Redis 7.2 and later, every Valkey that
+// writes 11 or its own 80 and up), 7.0 before.
+func ScoreFormatFor(v int) ScoreFormat {
+	if v >= 11 {
+		return Score72
+	}
+	return Score70
+}
+
 // Options configure a Digest.
 type Options struct {
 	ScoreFormat ScoreFormat // default Score70

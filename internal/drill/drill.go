@@ -428,10 +428,8 @@ type snapshotProof struct {
 // sampler parses on another).
 func (p *snapshotProof) keys(ctx context.Context, n int) error {
 	rep, snap := p.rep, p.snap
-	sf := digest.Score70
-	if v, _ := restore.RDBVersionFor(p.ver); v >= 11 {
-		sf = digest.Score72
-	}
+	v, _ := restore.RDBVersionFor(p.ver)
+	sf := digest.ScoreFormatFor(v)
 	fullDigest := sf != digest.Score70 && snap.Census.Types["zset"] > 0
 	type sampleResult struct {
 		s   *sampled

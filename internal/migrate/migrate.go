@@ -507,9 +507,10 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 		case e >= 0:
 			expire = t0 + e
 		}
+		typ, meta, raw, _ := rdb.SplitPayload(payload)
 		b.recs = append(b.recs, rdb.Record{
-			Kind: rdb.RecordKey, DB: b.db, Key: b.key(i), Type: rdb.PayloadType(payload),
-			Value: payload[1 : len(payload)-10], Expire: expire, Idle: -1, Freq: -1,
+			Kind: rdb.RecordKey, DB: b.db, Key: b.key(i), Type: typ, Meta: meta,
+			Value: raw, Expire: expire, Idle: -1, Freq: -1,
 		})
 	}
 	return nil

@@ -284,7 +284,7 @@ func TestReader_MaxValueBytes(t *testing.T) {
 }
 
 func TestNewReader_Header(t *testing.T) {
-	for _, h := range []string{"", "REDIS", "REDIS0013", "REDIS0000", "REDIS00a1", "VALKEY079", "HELLO0001"} {
+	for _, h := range []string{"", "REDIS", "REDIS0014", "REDIS0000", "REDIS00a1", "VALKEY079", "HELLO0001"} {
 		_, err := NewReader(strings.NewReader(h+"\xff"), Options{})
 		var fe *FormatError
 		if !errors.As(err, &fe) {

@@ -105,7 +105,7 @@ func KindOf(t Type) (Kind, bool) {
 		return KindHash, true
 	case TypeModulePreGA, TypeModule2:
 		return KindModule, true
-	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3:
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
 		return KindStream, true
 	}
 	return 0, false
@@ -327,7 +327,7 @@ func (d *decoder) walk(t Type, raw []byte, v *Visitor) error {
 		err = d.quicklist(t, v)
 	case TypeSetListpack:
 		err = d.blob("listpack", func(b []byte) error { _, err := d.walkPacked(b, true, packSet, v); return err })
-	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3:
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
 		err = d.stream(t, v)
 	case TypeHashMetadataPreGA, TypeHashMetadata:
 		err = d.hashMetadata(t, v.HashField)

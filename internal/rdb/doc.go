@@ -1,6 +1,11 @@
 // Package rdb reads and writes Redis RDB files as a stream: every version
-// from 1 to 12 plus Valkey's "VALKEY" magic (80 and up), every opcode and
-// every object type 0–25 (type 6, MODULE_PRE_GA, is refused).
+// from 1 to 13 plus Valkey's "VALKEY" magic (80 and up), every opcode and
+// every object type 0–26 (type 6, MODULE_PRE_GA, is refused). RDB 13
+// (Redis 8.6) adds type 26, a stream with its IDMP state, and the KEY_META
+// opcode (module key metadata before a key's type byte, in files and DUMP
+// payloads: Record.Meta); under Valkey's magic byte 243 is SLOT_IMPORT
+// instead (RecordSlotImport). Valkey's type 23 and opcode 242 (RDB 81) are
+// refused: their layout was not available to check.
 //
 // A Reader validates as it goes, like Redis's deep sanitization: the CRC-64
 // trailer, the structure of every packed blob (listpack, ziplist, intset,
@@ -18,8 +23,8 @@
 //
 // Writer builds RDB files from raw values; the Encode*, Build* and Append*
 // helpers produce values and packed blobs for it. The fixtures under
-// testdata/ (formats Redis 7.0 cannot write: RDB 2, 6, 9, 10, 11, 12, Valkey
-// 80, zero checksum) are built byte by byte with Writer by the generator
+// testdata/ (formats Redis 7.0 cannot write: RDB 2, 6, 9, 10, 11, 12, 13,
+// Valkey 80 and 81, zero checksum) are built byte by byte with Writer by the generator
 // below and checked by TestReader_Fixtures.
 package rdb
 

@@ -112,17 +112,29 @@ func buildStream(t Type, ents []streamEntry, info StreamInfo) []byte {
 	b = AppendLen(b, 2)
 	b = AppendRawString(b, []byte("alice"))
 	b = append(b, 100, 0, 0, 0, 0, 0, 0, 0)
-	if t == TypeStreamListpacks3 {
+	if t >= TypeStreamListpacks3 {
 		b = append(b, 200, 0, 0, 0, 0, 0, 0, 0)
 	}
 	b = AppendLen(b, 1)
 	b = append(b, id[:]...)
 	b = AppendRawString(b, []byte("bob"))
 	b = append(b, 101, 0, 0, 0, 0, 0, 0, 0)
-	if t == TypeStreamListpacks3 {
+	if t >= TypeStreamListpacks3 {
 		b = append(b, 201, 0, 0, 0, 0, 0, 0, 0)
 	}
-	return AppendLen(b, 0)
+	b = AppendLen(b, 0)
+	if t == TypeStreamListpacks4 {
+		// IDMP: duration 200, max entries 50, producer "p1" with IID
+		// "i1" -> 1-1, iids added 3, duplicates 1.
+		b = AppendLen(AppendLen(b, 200), 50)
+		b = AppendLen(b, 1)
+		b = AppendRawString(b, []byte("p1"))
+		b = AppendLen(b, 1)
+		b = AppendRawString(b, []byte("i1"))
+		b = AppendLen(AppendLen(b, 1), 1)
+		b = AppendLen(AppendLen(b, 3), 1)
+	}
+	return b
 }
 
 var testEntries = []streamEntry{
@@ -286,6 +298,38 @@ func fixtures() []fixture {
 			"key db=0 \"h24\" type=24", "  a=1@1700000000000", "  b=2@1700000005000", "  c=3",
 			"key db=0 \"h25\" type=25 exp=1800000000000", "  a=1@1700000000000", "  b=2",
 		}},
+		// Redis 8.6: a stream of type 26 (IDMP state after the groups)
+		// and a key with module key metadata (KEY_META between its
+		// EXPIRETIME_MS and its type byte: one class, spec 4 bytes, a
+		// UINT value, the module EOF tag).
+		{name: "v13", version: 13, checksum: ChecksumOK, build: func(w *Writer) error {
+			w.WriteAux([]byte("redis-ver"), []byte("8.6.3"))
+			w.SelectDB(0)
+			w.WriteKey([]byte("st"), TypeStreamListpacks4, buildStream(TypeStreamListpacks4, testEntries, testStreamInfo), -1, -1, -1)
+			w.WriteRaw(append([]byte{opExpireTimeMS}, binaryLE(1900000000000)...))
+			w.WriteRaw(keyMetaBody(true))
+			return w.WriteKey([]byte("m"), TypeString, EncodeString([]byte("with meta")), -1, -1, -1)
+		}, want: []string{
+			"aux redis-ver=8.6.3", "selectdb 0",
+			"key db=0 \"st\" type=26", "  1-1 f1 v1 f2 v2", "  2-0 other -7",
+			"  stream len=2 last=2-0 first=1-1 maxdel=1-2 added=3",
+			"  group g1 last=2-0 read=-1 pel=[1-1@16#3]", "  consumer alice seen=100 active=200 pel=[1-1]", "  consumer bob seen=101 active=201 pel=[]",
+			"  idmp duration=200 max=50 producers=1 iids=1 added=3 duplicates=1",
+			"key db=0 \"m\" type=0 exp=1900000000000 meta=0101020304020500", "  with meta",
+		}},
+		// Valkey 9 on a cluster node importing slots (atomic slot
+		// migration): SLOT_IMPORT, byte 243 under "VALKEY" (Redis's
+		// KEY_META): job name, range count, start/end per range.
+		{name: "valkey81-slotimport", version: 81, checksum: ChecksumOK, build: func(w *Writer) error {
+			w.WriteAux([]byte("valkey-ver"), []byte("9.2.0"))
+			si := AppendRawString([]byte{0xF3}, []byte(strings.Repeat("j", 40)))
+			si = AppendLen(si, 2)
+			si = AppendLen(AppendLen(si, 0), 100)
+			si = AppendLen(AppendLen(si, 5000), 5460)
+			w.WriteRaw(si)
+			w.SelectDB(0)
+			return w.WriteKey([]byte("k"), TypeString, EncodeString([]byte("v")), -1, -1, -1)
+		}, want: []string{"aux valkey-ver=9.2.0", "slotimport", "selectdb 0", "key db=0 \"k\" type=0", "  v"}},
 		{name: "valkey80", version: 80, checksum: ChecksumOK, build: func(w *Writer) error {
 			w.WriteAux([]byte("valkey-ver"), []byte("9.0.0"))
 			w.SelectDB(0)
@@ -310,6 +354,19 @@ func fixtures() []fixture {
 			return w.WriteKey([]byte("k"), TypeString, EncodeString([]byte("12")), -1, -1, -1)
 		}, want: []string{"selectdb 1", "key db=1 \"k\" type=0", "  12"}},
 	}
+}
+
+// keyMetaBody is a KEY_META opcode (with op) or body: one class, its
+// 4-byte spec 01 02 03 04, a module UINT 5, the module EOF tag.
+func keyMetaBody(op bool) []byte {
+	b := []byte{}
+	if op {
+		b = append(b, OpKeyMeta)
+	}
+	b = AppendLen(b, 1)
+	b = append(b, 1, 2, 3, 4)
+	b = AppendModuleTag(b, moduleOpUInt, 5, nil)
+	return AppendModuleTag(b, moduleOpEOF, 0, nil)
 }
 
 func binaryLE(v int64) []byte {
@@ -374,6 +431,8 @@ func readAll(t *testing.T, data []byte) ([]string, ChecksumStatus, error) {
 			out = append(out, "moduleaux "+rec.Module)
 		case RecordSlotInfo:
 			out = append(out, fmt.Sprintf("slot %d %d %d", rec.Slot, rec.SlotKeys, rec.SlotExpires))
+		case RecordSlotImport:
+			out = append(out, "slotimport")
 		case RecordKey:
 			l := fmt.Sprintf("key db=%d %q type=%d", rec.DB, rec.Key, rec.Type)
 			if rec.Expire >= 0 {
@@ -387,6 +446,9 @@ func readAll(t *testing.T, data []byte) ([]string, ChecksumStatus, error) {
 			}
 			if rec.Module != "" {
 				l += " module=" + rec.Module
+			}
+			if rec.Meta != nil {
+				l += fmt.Sprintf(" meta=%x", rec.Meta)
 			}
 			out = append(out, l)
 			elems, info := decodeText(t, rec.Type, rec.Value)
@@ -405,6 +467,9 @@ func readAll(t *testing.T, data []byte) ([]string, ChecksumStatus, error) {
 					for _, c := range g.Consumers {
 						out = append(out, fmt.Sprintf("  consumer %s seen=%d active=%d pel=%s", c.Name, c.SeenTime, c.ActiveTime, fmtPEL(c.PEL)))
 					}
+				}
+				if m := info.IDMP; m != (StreamIDMP{}) {
+					out = append(out, fmt.Sprintf("  idmp duration=%d max=%d producers=%d iids=%d added=%d duplicates=%d", m.Duration, m.MaxSize, m.Producers, m.IIDs, m.Added, m.Duplicates))
 				}
 			}
 		}

@@ -209,3 +209,24 @@ func FuzzLZF(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDumpPayload: DUMP payloads come from servers and files; the footer,
+// the key metadata of Redis 8.6 and the type byte are parsed without
+// trusting any length.
+func FuzzDumpPayload(f *testing.F) {
+	f.Add(DumpPayload(TypeString, EncodeString([]byte("v")), 10))
+	f.Add(AppendMetaPayload(nil, keyMetaBody(false), TypeString, EncodeString([]byte("v")), 13))
+	f.Add(AppendMetaPayload(nil, keyMetaBody(false), TypeSetListpack, EncodeBlob(BuildListpack(bs("m"))), 80))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > fuzzMaxInput {
+			return
+		}
+		typ, _, raw, _, err := ParseDumpPayload(in)
+		if err == nil {
+			_ = Decode(typ, raw, fullVisitor())
+		}
+		if len(in) >= 11 {
+			_, _, _, _ = SplitPayload(in)
+		}
+	})
+}

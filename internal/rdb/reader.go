@@ -10,6 +10,7 @@ import (
 
 // Opcodes (RDB_OPCODE_*).
 const (
+	opKeyMeta       = OpKeyMeta
 	opSlotInfo      = 0xF4
 	opFunction2     = 0xF5
 	opFunctionPreGA = 0xF6
@@ -24,8 +25,13 @@ const (
 	opEOF           = 0xFF
 )
 
+// OpKeyMeta is Redis's KEY_META opcode (RDB 13, Redis 8.6): module key
+// metadata before a key's type byte, in a file and in a DUMP payload.
+// Under Valkey's "VALKEY" magic the same byte is SLOT_IMPORT.
+const OpKeyMeta = 0xF3
+
 // MaxVersion is the highest Redis RDB version this package reads.
-const MaxVersion = 12
+const MaxVersion = 13
 
 // MinValkeyVersion is the lowest version Valkey writes with its "VALKEY" magic.
 const MinValkeyVersion = 80
@@ -67,10 +73,12 @@ type Reader struct {
 	dec decoder
 	rec Record
 
-	db     int
-	expire int64
-	idle   int64
-	freq   int
+	db      int
+	meta    []byte // the KEY_META body before the current key, when hasMeta
+	hasMeta bool
+	expire  int64
+	idle    int64
+	freq    int
 
 	err       error
 	status    ChecksumStatus
@@ -363,7 +371,7 @@ func (r *Reader) sValue(t Type) error {
 			}
 			return r.sStr()
 		})
-	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3:
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
 		return r.sStream(t)
 	case TypeHashMetadata, TypeHashMetadataPreGA:
 		if t == TypeHashMetadata {
@@ -455,6 +463,34 @@ func (r *Reader) sStream(t Type) error {
 	if err := r.sRepeat("stream node count", r.sStrs2); err != nil {
 		return err
 	}
+	if err := r.sStreamMetaGroups(t); err != nil {
+		return err
+	}
+	if t != TypeStreamListpacks4 {
+		return nil
+	}
+	// IDMP: duration, max entries, the producers (pid, then its IIDs
+	// each with the entry ID as two lengths), iids added, iids duplicates.
+	if err := r.sLengths(2, "stream IDMP settings"); err != nil {
+		return err
+	}
+	if err := r.sRepeat("stream IDMP producer count", func() error {
+		if err := r.sStr(); err != nil {
+			return err
+		}
+		return r.sRepeat("stream IDMP entry count", func() error {
+			if err := r.sStr(); err != nil {
+				return err
+			}
+			return r.sLengths(2, "stream IDMP entry id")
+		})
+	}); err != nil {
+		return err
+	}
+	return r.sLengths(2, "stream IDMP counters")
+}
+
+func (r *Reader) sStreamMetaGroups(t Type) error {
 	meta := 3
 	if t != TypeStreamListpacks {
 		meta = 8
@@ -487,7 +523,7 @@ func (r *Reader) sStream(t Type) error {
 				return err
 			}
 			times := uint64(8)
-			if t == TypeStreamListpacks3 {
+			if t >= TypeStreamListpacks3 {
 				times = 16
 			}
 			if err := r.copyN(times); err != nil {
@@ -623,6 +659,20 @@ func (r *Reader) next() (*Record, error) {
 		case opFunctionPreGA:
 			err = r.functionPreGA(off)
 			rec.Kind, rec.FunctionCode = RecordFunction, r.fn
+		case opKeyMeta:
+			if r.valkey {
+				err = r.slotImport()
+				rec.Kind = RecordSlotImport
+				break
+			}
+			if prefix < 0 {
+				prefix = off
+			}
+			if err = r.sKeyMeta(); err == nil {
+				r.meta = append(r.meta[:0], r.captured()...)
+				r.hasMeta = true
+				continue
+			}
 		case opSlotInfo:
 			rec.Kind = RecordSlotInfo
 			if rec.Slot, err = r.sLength("SLOT_INFO slot"); err == nil {
@@ -633,6 +683,9 @@ func (r *Reader) next() (*Record, error) {
 		default:
 			t, ok := TypeOf(op, r.valkey)
 			if !ok {
+				if r.valkey {
+					return nil, &FormatError{Offset: off, Err: fmt.Errorf("unknown opcode or object type 0x%02x (%d) in Valkey's numbering (RDB %d): redback reads Valkey's formats up to type 22 and opcodes 243-255", op, op, r.version)}
+				}
 				return nil, &FormatError{Offset: off, Err: fmt.Errorf("unknown opcode or object type 0x%02x", op)}
 			}
 			keyRec = true
@@ -650,6 +703,29 @@ func (r *Reader) next() (*Record, error) {
 		}
 		return rec, nil
 	}
+}
+
+// sKeyMeta captures the body of a KEY_META opcode (Redis 8.6, RDB 13):
+// the class count, then per class its 4-byte spec and the module-typed
+// values the class saved, ending with the module EOF tag (rdb.c,
+// rdbSaveKeyMetadata).
+func (r *Reader) sKeyMeta() error {
+	return r.sRepeat("key metadata class count", func() error {
+		if _, err := r.fixed(4); err != nil {
+			return err
+		}
+		return r.sModuleTags()
+	})
+}
+
+// slotImport reads Valkey 9's SLOT_IMPORT (an atomic slot migration in
+// progress on a cluster node): the job name, then a count of slot ranges,
+// each a start and an end.
+func (r *Reader) slotImport() error {
+	if err := r.sStr(); err != nil {
+		return err
+	}
+	return r.sRepeat("slot import range count", func() error { return r.sLengths(2, "slot import range") })
 }
 
 func (r *Reader) functionPreGA(off int64) error {
@@ -703,6 +779,9 @@ func (r *Reader) keyRecord(rec *Record, t Type) error {
 	rec.Kind = RecordKey
 	rec.Key, rec.Type, rec.Value, rec.valueOff = r.key, t, val, valOff
 	rec.Expire, rec.Idle, rec.Freq = r.expire, r.idle, r.freq
+	if r.hasMeta {
+		rec.Meta, r.hasMeta = r.meta, false
+	}
 	if t == TypeModule2 {
 		r.dec.b, r.dec.p = val, 0
 		id, _ := r.dec.length("module id")

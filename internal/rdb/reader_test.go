@@ -83,13 +83,13 @@ func TestDumpPayload(t *testing.T) {
 	if got := DumpPayload(TypeString, []byte{0xc0, 0x7b}, 10); !bytes.Equal(got, want) {
 		t.Fatalf("DumpPayload = %x, want %x", got, want)
 	}
-	typ, raw, ver, err := ParseDumpPayload(want)
+	typ, _, raw, ver, err := ParseDumpPayload(want)
 	if err != nil || typ != TypeString || !bytes.Equal(raw, []byte{0xc0, 0x7b}) || ver != 10 {
 		t.Fatalf("ParseDumpPayload = %d %x %d %v", typ, raw, ver, err)
 	}
 	bad := bytes.Clone(want)
 	bad[len(bad)-1] ^= 1
-	if _, _, _, err := ParseDumpPayload(bad); !errors.Is(err, ErrChecksum) {
+	if _, _, _, _, err := ParseDumpPayload(bad); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("ParseDumpPayload(bad CRC) = %v, want ErrChecksum", err)
 	}
 }

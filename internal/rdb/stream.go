@@ -10,7 +10,7 @@ const (
 	streamFlagSameFields = 2
 )
 
-// stream walks a stream value (types 15, 19, 21).
+// stream walks a stream value (types 15, 19, 21, 26).
 func (d *decoder) stream(t Type, v *Visitor) error {
 	nodes, err := d.count("stream node count", 2)
 	if err != nil {
@@ -134,7 +134,7 @@ func (d *decoder) stream(t Type, v *Visitor) error {
 				return err
 			}
 			c.ActiveTime = c.SeenTime
-			if t == TypeStreamListpacks3 {
+			if t == TypeStreamListpacks3 || t == TypeStreamListpacks4 {
 				if c.ActiveTime, err = d.int64LE(); err != nil {
 					return err
 				}
@@ -171,10 +171,60 @@ func (d *decoder) stream(t Type, v *Visitor) error {
 			info.Groups = append(info.Groups, g)
 		}
 	}
+	if t == TypeStreamListpacks4 {
+		if err := d.streamIDMP(&info.IDMP); err != nil {
+			return err
+		}
+	}
 	if want {
 		return v.Stream(&info)
 	}
 	return nil
+}
+
+// streamIDMP reads the IDMP state that type 26 (Redis 8.6) appends:
+// duration (seconds) and max entries, the producers (pid, then each IID
+// with the entry ID it produced, as two lengths), then the iids-added and
+// iids-duplicates counters. Layout as Redis 8.6.3 writes it (DUMP of a
+// stream after XADD ... IDMP pid iid and XCFGSET).
+func (d *decoder) streamIDMP(m *StreamIDMP) error {
+	var err error
+	if m.Duration, err = d.length("stream IDMP duration"); err != nil {
+		return err
+	}
+	if m.MaxSize, err = d.length("stream IDMP max entries"); err != nil {
+		return err
+	}
+	np, err := d.count("stream IDMP producer count", 2)
+	if err != nil {
+		return err
+	}
+	m.Producers = np
+	for range np {
+		if _, _, _, _, err := d.str(); err != nil {
+			return err
+		}
+		ne, err := d.count("stream IDMP entry count", 3)
+		if err != nil {
+			return err
+		}
+		for range ne {
+			if _, _, _, _, err := d.str(); err != nil {
+				return err
+			}
+			for range 2 {
+				if _, err := d.length("stream IDMP entry id"); err != nil {
+					return err
+				}
+			}
+		}
+		m.IIDs += ne
+	}
+	if m.Added, err = d.length("stream IDMP iids added"); err != nil {
+		return err
+	}
+	m.Duplicates, err = d.length("stream IDMP iids duplicates")
+	return err
 }
 
 func idOf(b [16]byte) StreamID {

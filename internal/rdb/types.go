@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Type is an RDB object type byte (0–25).
+// Type is an RDB object type byte (0–26).
 type Type byte
 
 // Object type bytes, as in Redis's rdb.h.
@@ -35,6 +35,7 @@ const (
 	TypeHashListpackExPreGA Type = 23
 	TypeHashMetadata        Type = 24
 	TypeHashListpackEx      Type = 25
+	TypeStreamListpacks4    Type = 26 // Redis 8.6 (RDB 13): type 21 plus the IDMP (idempotent producer) state
 
 	// TypeValkeyHash2 is Valkey's RDB_TYPE_HASH_2 (a hash with field
 	// TTLs, Valkey 9.0, RDB 80): byte 22 in Valkey's numbering, where Redis
@@ -115,13 +116,14 @@ type RecordKind int
 
 // Record kinds, one per top-level construct of an RDB file.
 const (
-	RecordAux       RecordKind = iota + 1 // AuxKey, AuxValue
-	RecordResizeDB                        // DB, DBSize, ExpiresSize
-	RecordSelectDB                        // DB
-	RecordFunction                        // FunctionCode (FUNCTION2, or FUNCTION_PRE_GA converted to its code)
-	RecordModuleAux                       // Module
-	RecordSlotInfo                        // Slot, SlotKeys, SlotExpires
-	RecordKey                             // DB, Key, Type, Expire, Idle, Freq, Value
+	RecordAux        RecordKind = iota + 1 // AuxKey, AuxValue
+	RecordResizeDB                         // DB, DBSize, ExpiresSize
+	RecordSelectDB                         // DB
+	RecordFunction                         // FunctionCode (FUNCTION2, or FUNCTION_PRE_GA converted to its code)
+	RecordModuleAux                        // Module
+	RecordSlotInfo                         // Slot, SlotKeys, SlotExpires
+	RecordKey                              // DB, Key, Type, Expire, Idle, Freq, Meta, Value
+	RecordSlotImport                       // Valkey 9 (opcode 243 under "VALKEY"): an atomic slot migration in progress; nothing to restore
 )
 
 // Record is one top-level item of an RDB file. The byte slices it holds are
@@ -147,6 +149,7 @@ type Record struct {
 	Expire int64  // RecordKey: absolute unix ms, or -1 when the key has no TTL
 	Idle   int64  // RecordKey: LRU idle seconds, or -1 when absent
 	Freq   int    // RecordKey: LFU counter 0–255, or -1 when absent
+	Meta   []byte // RecordKey: the body of a KEY_META opcode before the type byte (Redis 8.6, RDB 13: module metadata classes), or nil
 	Value  []byte // RecordKey: the serialized value exactly as in the file, without the type byte
 
 	valueOff int64 // RecordKey: file offset of Value[0], for errors found later (CheckValues)

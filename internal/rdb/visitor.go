@@ -22,6 +22,15 @@ type StreamInfo struct {
 	MaxDeletedID    StreamID
 	EntriesAdded    uint64
 	Groups          []StreamGroup
+	IDMP            StreamIDMP // type 26 (Redis 8.6) only; zero otherwise
+}
+
+// StreamIDMP is the idempotent-producer state of a Redis 8.6 stream
+// (XADD ... IDMP, XCFGSET): settings and counts, not the IIDs themselves.
+type StreamIDMP struct {
+	Duration, MaxSize uint64 // seconds; IIDs kept per producer
+	Producers, IIDs   int    // producers tracked; IIDs tracked over all of them
+	Added, Duplicates uint64 // iids-added, iids-duplicates counters
 }
 
 // StreamID is a stream entry ID.

@@ -148,7 +148,8 @@ func SmallDump(t *testing.T, n int, extra func(do func(args ...any))) []byte {
 // one with hash-field TTLs (Bin.HashFieldTTL), in dbs 0 and 1, a small
 // hash with some fields expiring (listpack with TTLs), a big one (hash
 // table with TTLs) and a hash whose only TTLs are far apart, all far in
-// the future. It returns the number of keys written.
+// the future; on Redis 8.6 and later a stream with IDMP producers. It
+// returns the number of keys written.
 func PopulateAll(t testing.TB, s *Server, n int) int {
 	t.Helper()
 	keys := Populate(t, s, n)
@@ -181,6 +182,19 @@ func PopulateAll(t testing.TB, s *Server, n int) int {
 			t.Fatalf("populate hash-field TTLs: %v", err)
 		}
 		keys += 3
+	}
+	if s.Bin.Family == "redis" && s.Bin.AtLeast(8, 6) {
+		// Redis 8.6: a stream with IDMP state (RDB type 26).
+		c := s.Client()
+		for i, pid := range []string{"p1", "p2", "p1", "p1"} {
+			if err := c.Do(ctx, "XADD", "idmp:stream", "IDMP", pid, fmt.Sprintf("iid-%d", i%3), "*", "n", i).Err(); err != nil {
+				t.Fatalf("populate IDMP stream: %v", err)
+			}
+		}
+		if err := c.Do(ctx, "XGROUP", "CREATE", "idmp:stream", "g", "0").Err(); err != nil {
+			t.Fatalf("populate IDMP stream: %v", err)
+		}
+		keys++
 	}
 	return keys
 }

@@ -60,6 +60,7 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 		return nil
 	}
 	var fieldTTLs int64
+	var idmp rdb.StreamIDMP
 	v := &rdb.Visitor{
 		String: func(s []byte) error {
 			chunk := convMaxBytes * 8
@@ -118,7 +119,10 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 			args = append(args, fields...)
 			return cv.cmd("XADD", args...)
 		},
-		Stream: func(s *rdb.StreamInfo) error { return cv.streamMeta(s) },
+		Stream: func(s *rdb.StreamInfo) error {
+			idmp = s.IDMP
+			return cv.streamMeta(s)
+		},
 	}
 	var derr error
 	if kind == rdb.KindModule {
@@ -144,6 +148,10 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 	}
 	if fieldTTLs > 0 {
 		x.res.note("key %q: %d hash field TTLs dropped (the target is older than Redis 7.4)", rec.Key, fieldTTLs)
+	}
+	if idmp.IIDs > 0 || idmp.Added > 0 {
+		// XADD has no form that recreates the IDs already seen.
+		x.res.note("key %q: the stream's IDMP state (%d producers, %d idempotency IDs tracked, iids-added %d) dropped: plain commands cannot recreate it", rec.Key, idmp.Producers, idmp.IIDs, idmp.Added)
 	}
 	if rec.Expire > 0 {
 		if err := cv.cmd("PEXPIREAT", cv.tmp, []byte(strconv.FormatInt(rec.Expire, 10))); err != nil {

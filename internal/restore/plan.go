@@ -142,7 +142,7 @@ type Target struct {
 }
 
 // RDBVersionFor maps a redis_version to the RDB version it reads: 7.0 -> 10,
-// 7.2 -> 11, 7.4 and later -> 12, 5.x and 6.x -> 9, 4.x -> 8, 3.2 -> 7.
+// 7.2 -> 11, 7.4 to 8.4 -> 12, 8.6 and later -> 13, 5.x and 6.x -> 9, 4.x -> 8, 3.2 -> 7.
 func RDBVersionFor(redisVersion string) (int, error) {
 	parts := strings.SplitN(redisVersion, ".", 3)
 	if len(parts) < 2 {
@@ -154,7 +154,9 @@ func RDBVersionFor(redisVersion string) (int, error) {
 		return 0, fmt.Errorf("cannot parse redis_version %q", redisVersion)
 	}
 	switch {
-	case major >= 8 || major == 7 && minor >= 4:
+	case major > 8 || major == 8 && minor >= 6:
+		return 13, nil
+	case major == 8 || major == 7 && minor >= 4:
 		return 12, nil
 	case major == 7 && minor >= 2:
 		return 11, nil
@@ -186,9 +188,15 @@ func Understands(v int, t rdb.Type) bool {
 		return v >= 11
 	case t == rdb.TypeHashMetadata || t == rdb.TypeHashListpackEx:
 		return v >= 12
+	case t == rdb.TypeStreamListpacks4:
+		return v >= 13
 	}
 	return false
 }
+
+// KeyMeta reports whether the target loads key metadata (the KEY_META
+// opcode in a DUMP payload): Redis 8.6 and later.
+func (t Target) KeyMeta() bool { return t.Valkey == "" && t.RDBVersion >= 13 }
 
 // HashFieldTTL reports whether the target keeps hash-field TTLs (Redis
 // 7.4 and later, Valkey 9.0 and later).

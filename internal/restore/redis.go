@@ -88,6 +88,9 @@ type executor struct {
 	conv    converter
 	ctl     *respconn.Conn
 	ctlMu   sync.Mutex
+	// metaDropped counts keys whose module key metadata (Redis 8.6) the
+	// target cannot load.
+	metaDropped int64
 }
 
 // ToRedis restores src into the server at u, by replication or with
@@ -263,6 +266,9 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	}
 	res.Bytes = f.offset()
 	res.Duration = opts.Now().Sub(start)
+	if x.metaDropped > 0 {
+		res.note("%d keys carried module key metadata (KEY_META, Redis 8.6) that %s cannot load: restored without it", x.metaDropped, tgt.Address)
+	}
 	switch {
 	case werr != nil:
 		return res, fmt.Errorf("%w (%d keys were written before)", werr, res.KeysRestored)
@@ -419,6 +425,15 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	if act == ActionRewriteFooter {
 		footer = x.plan.RewriteFooter
 	}
+	meta := rec.Meta
+	if len(meta) > 0 && !x.plan.Target.KeyMeta() {
+		// Module key metadata (Redis 8.6) only loads on 8.6 and later.
+		meta = nil
+		x.metaDropped++
+	}
+	if len(meta) > 0 {
+		payloadLen += int64(len(meta)) + 1
+	}
 	if x.cur != nil && (x.curDB != db || len(x.cur.ents) >= x.opts.BatchKeys || len(x.cur.buf)+int(payloadLen) > x.opts.BatchBytes) {
 		if err := x.flush(ctx); err != nil {
 			return err
@@ -453,8 +468,15 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	b.buf = appendBulkInt(b.buf, ttl)
 	b.buf = append(b.buf, '$')
 	b.buf = strconv.AppendInt(b.buf, payloadLen, 10)
-	b.buf = append(b.buf, '\r', '\n', rec.Type.Wire())
-	crc := rdb.CRC64(0, []byte{rec.Type.Wire()})
+	b.buf = append(b.buf, '\r', '\n')
+	crc := uint64(0)
+	if len(meta) > 0 {
+		b.buf = append(b.buf, rdb.OpKeyMeta)
+		b.buf = append(b.buf, meta...)
+		crc = rdb.CRC64(crc, b.buf[len(b.buf)-len(meta)-1:])
+	}
+	b.buf = append(b.buf, rec.Type.Wire())
+	crc = rdb.CRC64(crc, []byte{rec.Type.Wire()})
 	crc = rdb.CRC64(crc, rec.Value)
 	var ft [10]byte
 	binary.LittleEndian.PutUint16(ft[:2], footer)
