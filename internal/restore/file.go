@@ -308,6 +308,7 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 	now := opts.Now().UnixMilli()
 	flt := &opts.Filter
 	curDB := -1
+	var metaDropped int64
 	pr := progressFn{fn: opts.Progress}
 	for i := 0; ; i++ {
 		if i&1023 == 0 && ctx.Err() != nil {
@@ -345,6 +346,9 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 				curDB = db
 			}
 			res.KeysRestored++
+			if rec.Meta != nil {
+				metaDropped++
+			}
 			if err = w.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq); err == nil && add != nil {
 				moved := *rec // as the target holds it (a digest mixes in the db)
 				moved.DB = curDB
@@ -359,5 +363,8 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 	}
 	pr.add(rd.Offset(), true)
 	res.Bytes = rd.Offset()
+	if metaDropped > 0 {
+		res.note("%d keys carried module key metadata (KEY_META, Redis 8.6), not copied when filtering", metaDropped)
+	}
 	return w.Close()
 }
