@@ -126,6 +126,14 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 			return runClusterSnapshot(ctx, e, o, u, po)
 		}
 	}
+	if u.IsSentinel() {
+		// Sentinels that cannot be asked fail the snapshot before the
+		// repository records a source (as a node that cannot be reached
+		// does, above).
+		if _, err := sentinel.Resolve(ctx, u, sentinel.Options{}); err != nil {
+			return err
+		}
+	}
 	base, view, src, err := openWriter(ctx, e, o.repo, o.name, u.Redacted())
 	if err != nil {
 		return err

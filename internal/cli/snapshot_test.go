@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -96,6 +97,24 @@ func TestSnapshot_BadInput(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSnapshot_SentinelsUnreachable: a snapshot whose sentinels cannot be
+// asked fails (exit 1) before the repository records anything, as one whose
+// node cannot be reached does: readers are not left asking for --name.
+func TestSnapshot_SentinelsUnreachable(t *testing.T) {
+	repo := t.TempDir()
+	for _, source := range []string{
+		fmt.Sprintf("redis+sentinel://127.0.0.1:%d/mymaster", redistest.FreePort(t)),
+		fmt.Sprintf("redis://127.0.0.1:%d", redistest.FreePort(t)),
+	} {
+		if code, out, errs := runCLI(t, "snapshot", "--source", source, "--repo", "file://"+repo); code != ExitFailure {
+			t.Fatalf("%s: exit %d, want 1\n%s%s", source, code, out, errs)
+		}
+		if ents, err := os.ReadDir(repo); err != nil || len(ents) != 0 {
+			t.Fatalf("%s: the repository holds %v (%v) after a failed snapshot", source, ents, err)
+		}
+	}
+}
 
 // TestSnapshot_TLS takes a snapshot over rediss:// from a server that speaks
 // only TLS, by both methods, trusting its CA with --tls-ca.
