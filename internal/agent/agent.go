@@ -664,8 +664,8 @@ func (a *Agent) retention(ctx context.Context, s *source) {
 		return
 	}
 	s.ret.LastError = ""
-	if len(res.Deleted) > 0 {
-		a.log.Info("retention", "source", n, "deleted", len(res.Deleted), "bytes", res.FreedBytes)
+	if len(res.Deleted) > 0 || res.TrimmedSegments > 0 {
+		a.log.Info("retention", "source", n, "deleted", len(res.Deleted), "log_segments", res.TrimmedSegments, "bytes", res.FreedBytes)
 	}
 }
 

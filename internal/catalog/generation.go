@@ -213,6 +213,23 @@ func SegmentKey(gen string, start, end int64) string {
 	return SegmentPrefix(gen) + segName(start, end) + ".json"
 }
 
+// segmentRange parses a segment manifest key of generation gen (as
+// SegmentKey makes it) into its offsets.
+func segmentRange(gen, key string) (start, end int64, ok bool) {
+	name, found := strings.CutPrefix(key, SegmentPrefix(gen))
+	if !found {
+		return 0, 0, false
+	}
+	name, found = strings.CutSuffix(name, ".json")
+	a, z, cut := strings.Cut(name, "-")
+	if !found || !cut || len(a) != 16 || len(z) != 16 {
+		return 0, 0, false
+	}
+	s, err1 := strconv.ParseInt(a, 16, 64)
+	e, err2 := strconv.ParseInt(z, 16, 64)
+	return s, e, err1 == nil && err2 == nil && e >= s
+}
+
 // SegmentDataKey is the data object key of a segment.
 func SegmentDataKey(gen string, start, end int64, encrypted bool) string {
 	k := SegmentDataPref + gen + "/" + segName(start, end) + ".aof.zst"
@@ -313,4 +330,51 @@ func Contiguity(g *Generation, segs []*Segment) []Gap {
 		}
 	}
 	return gaps
+}
+
+// LogAnchor is the snapshot synthesized from generation g's log that its
+// restorable log starts from when the segments before it are gone
+// (retention dropped them: see Prune), or nil when g's log starts at its
+// base. segs are g's segments sorted by Start. It applies only when the
+// log's head is missing (the first segment starts after g.StartOffset);
+// the anchor is then the verified snapshot synthesized from g's log (an
+// element of snaps with FromLog) whose offset a remaining segment covers,
+// the one that started first (the widest window in time), the smaller
+// offset of equals. Gaps before its offset are no loss: it holds the state
+// there.
+func LogAnchor(g *Generation, segs []*Segment, snaps []*Snapshot) *Snapshot {
+	if len(segs) == 0 || segs[0].Start <= g.StartOffset {
+		return nil
+	}
+	var best *Snapshot
+	for _, s := range snaps {
+		if !s.FromLog() || !s.Verified || s.Generation != g.ID {
+			continue
+		}
+		off := s.Source.Offset
+		covered := false
+		for _, sg := range segs {
+			covered = covered || (sg.Start <= off && off <= sg.End)
+		}
+		if !covered {
+			continue
+		}
+		if best == nil || s.StartTime.Before(best.StartTime) ||
+			(s.StartTime.Equal(best.StartTime) && off < best.Source.Offset) {
+			best = s
+		}
+	}
+	return best
+}
+
+// GapsAfter returns the gaps that end after offset off (those before it are
+// covered by a snapshot there: a LogAnchor).
+func GapsAfter(gaps []Gap, off int64) []Gap {
+	var out []Gap
+	for _, g := range gaps {
+		if g.To > off {
+			out = append(out, g)
+		}
+	}
+	return out
 }

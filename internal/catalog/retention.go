@@ -83,10 +83,13 @@ type Decision struct {
 //     generation PlanGenerations keeps (a live one, the newest, one inside
 //     the window, the last one before a reset), and a base whose generation
 //     is newer than every listed one (its manifest is not written yet).
+//   - log anchor: with policy.Generations, per generation whose log may be
+//     trimmed, the snapshot synthesized from its log that Prune drops the
+//     log before (see LogAnchors).
 //
 // Snapshots synthesized from a generation's log (Snapshot.FromLog) are not
 // bases: the pitr and base rules pass them over (the base and the log
-// cover their moments), so only the other rules keep them.
+// cover their moments); the log anchor rule keeps one per generation.
 //
 // When there is no verified snapshot at all, nothing is deleted.
 func Plan(snaps []*Snapshot, policy Policy, now time.Time) []Decision {
@@ -191,6 +194,12 @@ func Plan(snaps []*Snapshot, policy Policy, now time.Time) []Decision {
 	}
 	if policy.Generations != nil {
 		keepBases(sorted, policy, now, keep)
+		anchors := LogAnchors(sorted, policy, now)
+		for i, s := range sorted {
+			if a := anchors[s.Generation]; a == s {
+				keep(i, fmt.Sprintf("log anchor of generation %s: the log before its offset %d goes", s.Generation, s.Source.Offset))
+			}
+		}
 	}
 	nv := sorted[newestVerified].ID
 	for i := range ds {
@@ -274,6 +283,46 @@ func keepBases(sorted []*Snapshot, policy Policy, now time.Time, keep func(int, 
 			keep(i, fmt.Sprintf("base of generation %s, which a shipper is starting (no generation manifest yet)", s.Generation))
 		}
 	}
+}
+
+// LogAnchors returns, per log generation whose log Prune trims, the
+// snapshot before whose offset the log goes: of the verified snapshots
+// synthesized from that generation's log (Snapshot.FromLog) that ended at
+// or before the start of the point-in-time window (now-PITR; now without a
+// window), the one holding the greatest offset. Every point of the window
+// is at or after that state (its commands were stored before it was
+// synthesized), so it and the log after it restore them all; Plan keeps it
+// until a newer one qualifies. Only a generation that PlanGenerations
+// keeps and that takes part in no failover (no Parent, and no generation
+// continues it) is trimmed: a failover's generation replays its parent's
+// log from the parent's base.
+func LogAnchors(snaps []*Snapshot, policy Policy, now time.Time) map[string]*Snapshot {
+	start := now.Add(-policy.PITR)
+	kept, parents := map[string]bool{}, map[string]bool{}
+	for _, d := range PlanGenerations(policy.Generations, policy, now) {
+		kept[d.ID] = d.Keep
+	}
+	for _, g := range policy.Generations {
+		if g.Parent != "" {
+			parents[g.Parent] = true
+		}
+	}
+	out := map[string]*Snapshot{}
+	for _, g := range policy.Generations {
+		if !kept[g.ID] || g.Parent != "" || parents[g.ID] {
+			continue
+		}
+		for _, s := range snaps {
+			if !s.FromLog() || !s.Verified || s.Generation != g.ID || s.EndTime.After(start) || s.Source.Offset <= g.StartOffset {
+				continue
+			}
+			a := out[g.ID]
+			if a == nil || s.Source.Offset > a.Source.Offset || (s.Source.Offset == a.Source.Offset && s.ID < a.ID) {
+				out[g.ID] = s
+			}
+		}
+	}
+	return out
 }
 
 // GenerationDecision is what retention does with one log generation.
@@ -448,6 +497,12 @@ type PruneResult struct {
 	DeletedGenerationReasons map[string]string `json:"deleted_generation_reasons,omitempty"`
 	// KeptGenerations says why each remaining generation stays.
 	KeptGenerations map[string]string `json:"kept_generations,omitempty"`
+	// TrimmedLogs says, per generation whose log was trimmed (or would be,
+	// in a dry run), the offset before which it was dropped: the offset of
+	// its log anchor (see LogAnchors), or of an older snapshot of it that a
+	// live pin holds. TrimmedSegments counts the segments removed.
+	TrimmedLogs     map[string]int64 `json:"trimmed_logs,omitempty"`
+	TrimmedSegments int              `json:"trimmed_segments,omitempty"`
 	// Locked lists the snapshots and generations the policy would delete
 	// that a storage retention lock (S3 Object Lock) still protects, with
 	// the time each becomes deletable; they are kept and not tried.
@@ -495,6 +550,11 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 		return nil, err
 	}
 	policy.Pins = pins
+	ranges, err := segmentRanges(ctx, b, gens)
+	if err != nil {
+		return nil, err
+	}
+	keepLogHeads(&policy, gens, ranges, snaps)
 	res := &PruneResult{Decisions: Plan(snaps, policy, now)}
 	for _, e := range bad {
 		res.Unreadable = append(res.Unreadable, e.Error())
@@ -502,6 +562,7 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 	// Generations go before snapshots: a reader never sees a generation
 	// whose base is already gone.
 	errs := pruneLogs(ctx, b, gens, policy, now, opts, res)
+	errs = append(errs, trimLogs(ctx, b, snaps, ranges, policy, now, opts, res)...)
 	for _, d := range res.Decisions {
 		s := d.Snapshot
 		if d.Keep {
@@ -647,6 +708,128 @@ func pruneLogs(ctx context.Context, b storage.Backend, gens []*Generation, polic
 	return errs
 }
 
+// segmentRanges lists the segments of every generation that continues no
+// other (the ones whose log may be trimmed), by their keys, sorted by
+// Start.
+func segmentRanges(ctx context.Context, b storage.Backend, gens []*Generation) (map[string][]*Segment, error) {
+	out := map[string][]*Segment{}
+	for _, g := range gens {
+		if g.Parent != "" {
+			continue
+		}
+		var segs []*Segment
+		if err := b.List(ctx, SegmentPrefix(g.ID), func(oi storage.ObjectInfo) error {
+			if start, end, ok := segmentRange(g.ID, oi.Key); ok {
+				segs = append(segs, &Segment{Generation: g.ID, Start: start, End: end})
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("list segments of %s: %w", g.ID, err)
+		}
+		sort.SliceStable(segs, func(i, j int) bool { return segs[i].Start < segs[j].Start })
+		out[g.ID] = segs
+	}
+	return out, nil
+}
+
+// keepLogHeads makes policy keep the snapshot each trimmed log starts
+// from now (LogAnchor): the log before it is gone, so without it nothing
+// of the generation after it could be restored (a PITR window made longer
+// since the trim moves the log anchor back, to a snapshot whose log is
+// gone).
+func keepLogHeads(policy *Policy, gens []*Generation, ranges map[string][]*Segment, snaps []*Snapshot) {
+	heads := map[string]string{} // snapshot id -> generation
+	for _, g := range gens {
+		if a := LogAnchor(g, ranges[g.ID], snaps); a != nil {
+			heads[a.ID] = g.ID
+		}
+	}
+	if len(heads) == 0 {
+		return
+	}
+	prev := policy.Pinned
+	policy.Pinned = func(id string) (bool, string) {
+		if g, ok := heads[id]; ok {
+			return true, "the log of generation " + g + " starts from it (retention dropped the log before it)"
+		}
+		if prev != nil {
+			return prev(id)
+		}
+		return false, ""
+	}
+}
+
+// trimLogs drops, in each generation LogAnchors names, the segments that
+// end at or before its anchor's offset (or the offset of an older snapshot
+// of it that a live pin holds: a restore from it reads the log after it),
+// oldest first so that an interrupted run leaves the log's tail, and never
+// the newest segment (the log's end stays known). A segment under a
+// storage retention lock stops the trim there.
+func trimLogs(ctx context.Context, b storage.Backend, snaps []*Snapshot, ranges map[string][]*Segment, policy Policy, now time.Time, opts PruneOptions, res *PruneResult) []error {
+	byID := make(map[string]*Snapshot, len(snaps))
+	for _, s := range snaps {
+		byID[s.ID] = s
+	}
+	anchors := LogAnchors(snaps, policy, now)
+	ids := make([]string, 0, len(anchors))
+	for id := range anchors {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var errs []error
+	for _, id := range ids {
+		floor := anchors[id].Source.Offset
+		for _, p := range policy.Pins {
+			s := byID[p.Snapshot]
+			if !p.Expires.After(now) || s == nil || s.Generation != id {
+				continue
+			}
+			if s.FromLog() {
+				floor = min(floor, s.Source.Offset)
+			} else {
+				floor = -1 // the base: a restore from it reads the whole log
+			}
+		}
+		segs := ranges[id]
+		n := 0
+		for i, sg := range segs {
+			if i == len(segs)-1 || sg.End > floor {
+				break
+			}
+			key := SegmentKey(id, sg.Start, sg.End)
+			if storage.Locks(b) {
+				locked, err := res.lockedUntil(ctx, b, key, key, now)
+				if err != nil {
+					res.Failures++
+					errs = append(errs, fmt.Errorf("check the retention lock of segment %s: %w", key, err))
+				}
+				if locked || err != nil {
+					break
+				}
+			}
+			if !opts.DryRun {
+				if err := ctx.Err(); err != nil {
+					return append(errs, err)
+				}
+				if err := deleteSegment(ctx, b, id, key, res); err != nil {
+					errs = append(errs, err)
+					break // keep the log's tail contiguous
+				}
+			}
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		if res.TrimmedLogs == nil {
+			res.TrimmedLogs = map[string]int64{}
+		}
+		res.TrimmedLogs[id] = floor
+		res.TrimmedSegments += n
+	}
+	return errs
+}
+
 // generationLocked reports whether generation id is under a storage
 // retention lock: its newest segment manifest (written last), or its own
 // manifest when it has no segment.
@@ -679,25 +862,32 @@ func deleteSegments(ctx context.Context, b storage.Backend, gen string, res *Pru
 	}
 	var errs []error
 	for _, k := range keys {
-		var s Segment
-		dataKey := ""
-		if err := GetJSON(ctx, b, k, &s); err == nil && strings.HasPrefix(s.Object.Key, SegmentDataPref+gen+"/") {
-			dataKey = s.Object.Key
+		if err := deleteSegment(ctx, b, gen, k, res); err != nil {
+			errs = append(errs, err)
 		}
-		if err := b.Delete(ctx, k); err != nil {
-			res.Failures++
-			errs = append(errs, fmt.Errorf("delete segment manifest %s: %w", k, err))
-			continue
-		}
-		if dataKey == "" {
-			continue
-		}
-		if err := b.Delete(ctx, dataKey); err != nil {
-			res.Failures++
-			errs = append(errs, fmt.Errorf("delete segment data %s (its manifest is gone): %w", dataKey, err))
-			continue
-		}
-		res.FreedBytes += s.Object.StoredBytes
 	}
 	return errs
+}
+
+// deleteSegment removes the segment of generation gen whose manifest is
+// at key: the manifest first, then its data.
+func deleteSegment(ctx context.Context, b storage.Backend, gen, key string, res *PruneResult) error {
+	var s Segment
+	dataKey := ""
+	if err := GetJSON(ctx, b, key, &s); err == nil && strings.HasPrefix(s.Object.Key, SegmentDataPref+gen+"/") {
+		dataKey = s.Object.Key
+	}
+	if err := b.Delete(ctx, key); err != nil {
+		res.Failures++
+		return fmt.Errorf("delete segment manifest %s: %w", key, err)
+	}
+	if dataKey == "" {
+		return nil
+	}
+	if err := b.Delete(ctx, dataKey); err != nil {
+		res.Failures++
+		return fmt.Errorf("delete segment data %s (its manifest is gone): %w", dataKey, err)
+	}
+	res.FreedBytes += s.Object.StoredBytes
+	return nil
 }

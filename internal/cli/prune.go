@@ -262,6 +262,12 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 			why += " until " + until.UTC().Format(time.DateTime) + ", deletable after it"
 		}
 		fmt.Fprintf(e.Out, "keep log generation %s: %s\n", g, why)
+		if off, ok := res.TrimmedLogs[g]; ok {
+			fmt.Fprintf(e.Out, "  %s its log before offset %d (a snapshot synthesized from the log holds that state; the pitr window starts after it)\n", del, off)
+		}
+	}
+	if res.TrimmedSegments > 0 {
+		fmt.Fprintf(e.Out, "%s %d log segment(s) before log anchors\n", verb, res.TrimmedSegments)
 	}
 }
 

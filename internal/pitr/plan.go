@@ -254,6 +254,10 @@ type Window struct {
 	// was lost by a failover: the window ends there (restore the lost
 	// commands only by naming the generation with --generation).
 	LostAfter int64 `json:"lost_after,omitempty"`
+	// LogTrimmed: the log before FromOffset is gone (retention dropped it
+	// once a snapshot synthesized from the log held that state, see
+	// catalog.LogAnchor): the window starts at that snapshot, Base.
+	LogTrimmed bool `json:"log_trimmed,omitempty"`
 }
 
 func (w *Window) String() string {
@@ -261,6 +265,9 @@ func (w *Window) String() string {
 		return fmt.Sprintf("generation %s: not restorable: %s", w.Generation, w.Problem)
 	}
 	s := fmt.Sprintf("generation %s: from %s (offset %d) to %s (offset %d)", w.Generation, fmtTime(w.From), w.FromOffset, fmtTime(w.To), w.ToOffset)
+	if w.LogTrimmed {
+		s += fmt.Sprintf(" (from snapshot %s, synthesized from the log: retention dropped the log before it)", w.Base)
+	}
 	for _, g := range w.Gaps {
 		if !g.Overlap {
 			s += fmt.Sprintf(", log missing between offsets %d and %d", g.From, g.To)
@@ -364,6 +371,9 @@ type genInfo struct {
 	gap     *catalog.Gap       // first hole after the chain
 	base    *catalog.Snapshot
 	baseErr error
+	// anchored: the log before start is gone and base is the snapshot
+	// synthesized from the log at start (catalog.LogAnchor).
+	anchored bool
 	// lost is the offset after which the log was lost by a failover (a
 	// child generation follows the new primary from there), -1 if none.
 	lost int64
@@ -396,6 +406,12 @@ func (gi *genInfo) fromMs() int64 {
 	// before the snapshot's transfer began (StartTime); every later write
 	// is in the log with a later receive time.
 	ms := gi.base.StartTime.UnixMilli()
+	if gi.anchored {
+		// A snapshot synthesized from the log holds the state at its
+		// offset, every command of which was stored before it started;
+		// the first segment kept begins before that offset.
+		return ms
+	}
 	if len(gi.chain) > 0 && gi.chain[0].seg.FirstMs < ms {
 		ms = gi.chain[0].seg.FirstMs
 	}
@@ -422,6 +438,9 @@ func (gi *genInfo) window() Window {
 		ToOffset: gi.end, Segments: len(gi.chain), Ended: gi.g.Ended, EndReason: gi.g.EndReason,
 		Reset: gi.g.Reset, ResetFrom: gi.g.ResetFrom, ResetReason: gi.g.ResetReason,
 		Gaps: catalog.Contiguity(gi.g, gi.segs), Parent: gi.g.Parent}
+	if gi.anchored {
+		w.Base, w.LogTrimmed, w.Gaps = gi.base.ID, true, catalog.GapsAfter(w.Gaps, gi.start)
+	}
 	if gi.lost >= 0 {
 		w.LostAfter = gi.lost
 	}
@@ -450,6 +469,8 @@ func loadGens(ctx context.Context, b storage.Backend) ([]*genInfo, error) {
 	sort.SliceStable(gens, func(i, j int) bool { return gens[i].Created.Before(gens[j].Created) })
 	out := make([]*genInfo, 0, len(gens))
 	byID := make(map[string]*genInfo, len(gens))
+	var snaps []*catalog.Snapshot // listed once, when a log's head is missing
+	listed := false
 	for _, g := range gens {
 		segs, err := catalog.ListSegments(ctx, b, g.ID)
 		if err != nil {
@@ -476,6 +497,20 @@ func loadGens(ctx context.Context, b storage.Backend) ([]*genInfo, error) {
 				gi.baseErr = fmt.Errorf("base snapshot %s belongs to generation %q", base.ID, base.Generation)
 			default:
 				gi.base = base
+			}
+			if len(segs) > 0 && segs[0].Start > g.StartOffset {
+				// The log's head is gone: retention dropped it after a
+				// snapshot synthesized from the log.
+				if !listed {
+					if snaps, _, err = catalog.ListSnapshots(ctx, b); err != nil {
+						return nil, err
+					}
+					listed = true
+				}
+				if a := catalog.LogAnchor(g, segs, snaps); a != nil {
+					gi.base, gi.baseErr, gi.anchored = a, nil, true
+					gi.start, gi.end = a.Source.Offset, a.Source.Offset
+				}
 			}
 		}
 		if gi.gap == nil {

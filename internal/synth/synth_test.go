@@ -3,6 +3,7 @@ package synth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"redback/internal/storage"
 	"redback/internal/storage/mem"
 	"redback/internal/synth"
+	"redback/internal/verify"
 )
 
 // info reads an integer field of INFO section sec of s.
@@ -245,9 +247,77 @@ func TestBuild_FromShippedLog(t *testing.T) {
 	if p.Base.FromLog() && p.Base.Source.Offset > p.Offset {
 		t.Errorf("offset %d: base %s holds offset %d, after the point", first.Source.Offset-1, p.Base.ID, p.Base.Source.Offset)
 	}
+
+	// Retention drops the log before the newest synthesized snapshot that
+	// ended before the PITR window (here: the window starts when the
+	// second one ended), and nothing the window needs: its start, a point
+	// inside it and the newest point restore as before; `check` finds no
+	// gap; synthesis goes on from the trimmed log.
+	anchor := results[1].Snapshot
+	mid := pitr.AtOffset((anchor.Source.Offset + results[2].Snapshot.Source.Offset) / 2)
+	points := []pitr.Target{pitr.AtTime(anchor.EndTime), mid, pitr.Latest()}
+	before := make([]string, len(points))
+	for i, tg := range points {
+		before[i] = pointDigest(t, b, tg, tmp, "before"+strconv.Itoa(i))
+	}
+	now := time.Now()
+	res, err := catalog.Prune(ctx, b, catalog.Policy{PITR: now.Sub(anchor.EndTime)}, now, catalog.PruneOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TrimmedLogs[anchor.Generation] != anchor.Source.Offset || res.TrimmedSegments == 0 {
+		t.Fatalf("trimmed %v (%d segments), want the log of %s before offset %d", res.TrimmedLogs, res.TrimmedSegments, anchor.Generation, anchor.Source.Offset)
+	}
+	for i, tg := range points {
+		if got := pointDigest(t, b, tg, tmp, "after"+strconv.Itoa(i)); got != before[i] {
+			t.Errorf("%s after the trim: digest %s, before it %s", tg, got, before[i])
+		}
+	}
+	if before[2] != want {
+		t.Errorf("latest point: digest %s, source %s", before[2], want)
+	}
+	ws, err := pitr.Windows(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws[len(ws)-1]
+	if !w.LogTrimmed || w.FromOffset > anchor.Source.Offset || len(w.Gaps) != 0 || w.Problem != "" {
+		t.Errorf("window after the trim: %+v", w)
+	}
+	if _, err := pitr.NewPlan(ctx, b, pitr.AtOffset(results[0].Snapshot.Source.Offset-1), pitr.Options{}); err == nil {
+		t.Errorf("a point before the window is still restorable from a trimmed log")
+	}
+	var findings []string
+	err = verify.Segments{}.Check(ctx, b, &verify.Options{}, func(it verify.Item) {
+		if !it.OK() {
+			findings = append(findings, fmt.Sprintf("%s %s: %+v", it.Kind, it.ID, it.Findings))
+		}
+	})
+	if err != nil || len(findings) > 0 {
+		t.Errorf("check of the trimmed log: %v %v", err, findings)
+	}
+	again := build()
+	if got := restoredDigest(t, b, again.Snapshot); got != want {
+		t.Errorf("synthesized after the trim: digest %s, source %s", got, want)
+	}
 	if got := info(t, src, "stats", "total_forks"); got != forks {
 		t.Errorf("total_forks %d at the end, %d after the first sync", got, forks)
 	}
+}
+
+// pointDigest restores the point tg of b into an RDB and returns the
+// digest of a server that loads it.
+func pointDigest(t *testing.T, b storage.Backend, tg pitr.Target, dir, name string) string {
+	t.Helper()
+	ctx := t.Context()
+	p, err := pitr.NewPlan(ctx, b, tg, pitr.Options{})
+	if err != nil {
+		t.Fatalf("%s: %v", tg, err)
+	}
+	if _, err := p.ToRDB(ctx, filepath.Join(dir, name+".rdb"), "", restore.Options{}); err != nil {
+		t.Fatalf("%s: %v", tg, err)
+	}
+	return redistest.StartInDir(t, dir, "--dbfilename", name+".rdb").Digest(ctx)
 }
 
 // TestBuild_NoLog: without a log, Build says why.

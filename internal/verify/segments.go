@@ -39,6 +39,7 @@ func (Segments) Check(ctx context.Context, b storage.Backend, opts *Options, rep
 			Object: catalog.GenerationPrefix, Severity: Error, Code: CodeManifest, Message: err.Error()}}})
 		return nil
 	}
+	var snaps []*catalog.Snapshot // listed once, when a log's head is missing
 	for _, g := range gens {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -58,7 +59,20 @@ func (Segments) Check(ctx context.Context, b storage.Backend, opts *Options, rep
 			report(gi)
 			continue
 		}
-		for _, gap := range catalog.Contiguity(g, segs) {
+		gaps := catalog.Contiguity(g, segs)
+		if len(segs) > 0 && segs[0].Start > g.StartOffset {
+			// The log's head is gone: retention drops it once a snapshot
+			// synthesized from the log holds the state after it.
+			if snaps == nil {
+				if snaps, _, err = catalog.ListSnapshots(ctx, b); err != nil {
+					return err
+				}
+			}
+			if a := catalog.LogAnchor(g, segs, snaps); a != nil {
+				gaps = catalog.GapsAfter(gaps, a.Source.Offset)
+			}
+		}
+		for _, gap := range gaps {
 			if gap.Overlap {
 				add(CodeOverlap, Warning, catalog.SegmentPrefix(g.ID), "segments overlap on offsets %d-%d", gap.From, gap.To)
 			} else {
