@@ -68,7 +68,10 @@ func TestAgent_SnapshotsFromLog(t *testing.T) {
 	sc.Snapshot = config.Snapshot{Method: "log", Every: config.Duration(time.Second)}
 	sc.Ship = config.Ship{Enabled: true, Interval: config.Duration(20 * time.Millisecond), Ack: "processed"}
 	sc.Drill.Enabled = false
-	sc.Retention = config.Retention{Within: config.Duration(time.Hour)}
+	// A PITR window of an hour: retention keeps the whole log of this
+	// test (with none it would drop the log before the newest synthesized
+	// snapshot, and the gap made below with it).
+	sc.Retention = config.Retention{Within: config.Duration(time.Hour), PITR: config.Duration(time.Hour)}
 	logs := &syncBuffer{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
