@@ -57,3 +57,50 @@ func TestSegReader(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSegReader: a segment's bytes come from the repository; whatever they
+// hold, the reader returns records whose raw bytes are exactly the input
+// it consumed, or an error, and never panics or allocates beyond what
+// arrived.
+func FuzzSegReader(f *testing.F) {
+	var ok []byte
+	ok = resp.AppendCommandString(ok, "SELECT", "0")
+	ok = append(ok, "#TS:1795520462\r\n#TICK:1795520462123\r\n"...)
+	ok = resp.AppendCommandString(ok, "SET", "k", "v")
+	ok = resp.AppendCommandString(ok, "MULTI")
+	ok = resp.AppendCommandString(ok, "EXEC")
+	f.Add(ok)
+	for _, s := range []string{"*1\r\n$4000000000\r\nabc", "*2\r\n$3\r\nSET\r\n$5\r\nab", "*1\r\n$3\r\nSETxx",
+		"SET a b\r\n", "*0\r\n", "*99999999\r\n", "*+1\r\n$-1\r\n", "#\n", "*1\r\n$01\r\nx\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := &segReader{br: bufio.NewReaderSize(bytes.NewReader(in), 4096)}
+		var pos int64
+		for i := 0; i <= len(in); i++ {
+			ann, err := r.next()
+			if err != nil {
+				return
+			}
+			n := int64(len(r.raw))
+			if n == 0 || r.off != pos+n || !bytes.Equal(r.raw, in[pos:pos+n]) {
+				t.Fatalf("record at %d: raw %q, offset %d", pos, r.raw, r.off)
+			}
+			pos = r.off
+			if ann {
+				if r.raw[0] != '#' || !bytes.HasSuffix(r.raw, []byte("\r\n")) {
+					t.Fatalf("annotation %q", r.raw)
+				}
+				continue
+			}
+			size := 0
+			for _, a := range r.args {
+				size += len(a)
+			}
+			if len(r.args) == 0 || r.raw[0] != '*' || size >= len(r.raw) {
+				t.Fatalf("command %q: %d args", r.raw, len(r.args))
+			}
+		}
+		t.Fatalf("more records than bytes")
+	})
+}
