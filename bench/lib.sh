@@ -20,13 +20,14 @@ stop() {
 declare -A server_pid=()
 
 # start DIR: starts redis-server on DIR (loading DIR/dump.rdb if present),
-# waits until it answers PING and has finished loading; sets port.
+# waits (START_TRIES × 10 ms, default 60 s) until it answers PING and has
+# finished loading; sets port.
 start() {
   local dir=$1
   port=$(freeport)
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
     --enable-debug-command local --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-  for _ in $(seq 1 6000); do
+  for _ in $(seq 1 "${START_TRIES:-6000}"); do
     if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG &&
        redis-cli -p "$port" info persistence 2>/dev/null | grep -q '^loading:0'; then
       pids+=("$(cat "$dir/redis.pid")"); server_pid[$port]=${pids[-1]}

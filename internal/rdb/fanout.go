@@ -10,7 +10,8 @@ import (
 // work on values (checking, hashing) runs beside the Reader on other cores.
 // A Record from Next is valid only until the next call, so Add copies it
 // into a batch arena. Memory is bounded by (2×workers+1) batches of about
-// fanoutBatchBytes, or by one value when a single value is bigger.
+// fanoutBatchBytes; a value of fanoutInline bytes or more is handed over
+// without a copy, and Add waits until a worker is done with it.
 //
 // Records reach the workers in file order within a batch but batches run
 // concurrently, so the work must not depend on order across records.
@@ -31,9 +32,14 @@ const (
 	fanoutBatchRecs  = 4096
 )
 
+// fanoutInline is the size from which Add hands a record over without a
+// copy and waits until a worker is done with it.
+const fanoutInline = 8 << 20
+
 type fanoutBatch struct {
 	recs  []Record
 	arena []byte
+	done  chan struct{} // a record handed over uncopied: closed when done
 }
 
 // add copies rec into b; it reports false when b is full (and not empty).
@@ -87,6 +93,10 @@ func NewFanout(ctx context.Context, workers int, fn func(worker int, recs []Reco
 						f.fail(err)
 					}
 				}
+				if b.done != nil {
+					close(b.done)
+					continue
+				}
 				b.reset()
 				f.free <- b
 			}
@@ -107,6 +117,19 @@ func (f *Fanout) fail(err error) {
 func (f *Fanout) Add(rec *Record) error {
 	if f.cur == nil {
 		return f.ctx.Err() // a send failed: the workers stopped
+	}
+	if len(rec.Key)+len(rec.Value) >= fanoutInline {
+		// A big value is not copied: a worker takes the record as it is
+		// and Add returns once it is done (the record stays valid until
+		// then), so memory holds it once.
+		b := &fanoutBatch{recs: []Record{*rec}, done: make(chan struct{})}
+		select {
+		case f.work <- b:
+		case <-f.ctx.Done():
+			return f.ctx.Err()
+		}
+		<-b.done
+		return f.ctx.Err()
 	}
 	if f.cur.add(rec) {
 		return nil

@@ -145,14 +145,14 @@ func (r *Reader) fill(n int) error {
 			return fmt.Errorf("read rdb at offset %d: %w", r.base+int64(r.end), r.srcErr)
 		}
 		if s := r.mark; s > 0 {
-			// Drop the bytes before the current item (their CRC first).
-			r.crc = CRC64(r.crc, r.buf[r.crcPos:r.pos])
-			copy(r.buf, r.buf[s:r.end])
-			r.base += int64(s)
-			r.end -= s
-			r.pos -= s
-			r.mark = 0
-			r.crcPos = r.pos
+			// Drop the bytes before the current item (their CRC first);
+			// a buffer grown for a big item goes back to readBufSize once
+			// the item is done.
+			size := len(r.buf)
+			if size > readBufSize && r.end-s <= readBufSize/2 {
+				size = readBufSize
+			}
+			r.move(size)
 		}
 		if r.end == len(r.buf) || len(r.buf)-r.pos < n || len(r.buf) < readBufSize && r.fullReads >= 2 {
 			// Full of the current item, too small for n, or reads keep
@@ -179,6 +179,23 @@ func (r *Reader) fill(n int) error {
 		}
 	}
 	return nil
+}
+
+// move drops the bytes before mark (their CRC first) into a buffer of
+// size bytes (the same one when size is its length).
+func (r *Reader) move(size int) {
+	r.crc = CRC64(r.crc, r.buf[r.crcPos:r.pos])
+	nb := r.buf
+	if size != len(r.buf) {
+		nb = make([]byte, size)
+	}
+	copy(nb, r.buf[r.mark:r.end])
+	r.buf = nb
+	r.base += int64(r.mark)
+	r.end -= r.mark
+	r.pos -= r.mark
+	r.mark = 0
+	r.crcPos = r.pos
 }
 
 // rawByte reads one byte without capturing it.
@@ -218,6 +235,11 @@ func (r *Reader) copyN(n uint64) error {
 	if n <= uint64(r.end-r.pos) {
 		r.pos += int(n)
 		return nil
+	}
+	if need := uint64(r.pos-r.mark) + n; n >= readBufSize && need > uint64(len(r.buf)) {
+		// A big string: make room for the whole item once instead of
+		// doubling the buffer (up to twice its size) as it arrives.
+		r.move(int(need) + minReadBufSize)
 	}
 	want, have := n, uint64(0)
 	for n > 0 {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Peak RSS of redback's commands on the shared dataset (bench/dataset.sh,
+# "1x", 239 MB) and on the ten-times one (bench/dataset10.sh, "10x"), issue
+# #17 §2: memory must be bounded by configuration, not by the data. For
+# each dataset, one after the other (one big server at a time):
+#   check rdb, digest                      of the RDB file
+#   snapshot --method sync, --method bgsave of a redis-server that loaded it
+#   verify                                 of the repository
+#   restore --repo --latest --to-dir
+#   restore --repo --latest --to-redis --method replicate   (empty server)
+#   restore --repo --latest --to-redis --method restore     (RESTORE=1 only)
+#   drill --repo
+# Peak RSS is /usr/bin/time -v's "Maximum resident set size"; every
+# restored server's DEBUG DIGEST is checked against the source's.
+# Usage: bench/memory.sh [1 10]   (datasets; default both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RB=${RB:-$PWD/bin/redback}
+go build -o "$RB" ./cmd/redback
+source bench/lib.sh
+sets=("$@"); [ ${#sets[@]} -gt 0 ] || sets=(1 10)
+for s in "${sets[@]}"; do
+  if [ "$s" = 10 ]; then bash bench/dataset10.sh >&2; else bash bench/dataset.sh >&2; fi
+done
+tmp=$(mktemp -d /tmp/redback-bench-memory.XXXXXX); pids=(); trap bench_cleanup EXIT
+echo "machine: $(nproc) cores, $(uname -sr), $(redis-server --version | awk '{print $3}'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+fail=0
+# m LABEL CMD...: runs CMD under /usr/bin/time -v, prints wall and peak RSS.
+m() {
+  local label=$1; shift
+  if ! /usr/bin/time -v -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err"; then
+    echo "$label: failed" >&2; cat "$tmp/err" >&2; fail=1
+  fi
+  local kb wall
+  kb=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tmp/time")
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$tmp/time")
+  printf '%-4s %-44s %10s wall %8.1f MB peak RSS\n' "$ds" "$label" "$wall" "$(awk -v k="$kb" 'BEGIN{print k/1024}')"
+  awk -v k="$kb" 'BEGIN{exit !(k>64*1024)}' && over+=("$ds $label")
+  return 0
+}
+check_digest() {
+  local got; got=$(redis-cli -p "$1" debug digest)
+  if [ "$got" != "$want" ]; then echo "$ds $2: DEBUG DIGEST $got, want $want" >&2; fail=1; fi
+}
+over=()
+for ds in "${sets[@]}"; do
+  if [ "$ds" = 10 ]; then rdb=$PWD/bench/out/dataset10/dump.rdb; want=$(cat bench/out/dataset10/digest)
+  else rdb=$PWD/bench/out/dataset/dump.rdb; want=$(cat bench/out/dataset/digest); fi
+  echo "$ds: $rdb ($(stat -c %s "$rdb") bytes), digest $want" >&2
+  repo="file://$tmp/repo$ds"
+  m "check rdb" "$RB" check rdb "$rdb"
+  m "digest" "$RB" digest "$rdb"
+  rm -rf "$tmp/src"; mkdir -p "$tmp/src"; ln "$rdb" "$tmp/src/dump.rdb" 2>/dev/null || cp "$rdb" "$tmp/src/dump.rdb"
+  start "$tmp/src"; src=$port
+  redis-cli -p "$src" config set repl-diskless-sync-delay 0 >/dev/null
+  m "snapshot --method sync" "$RB" snapshot --source "redis://127.0.0.1:$src" --repo "$repo" --name src --method sync
+  m "snapshot --method bgsave" "$RB" snapshot --source "redis://127.0.0.1:$src" --repo "$repo" --name src --method bgsave
+  stop "$src"; rm -rf "$tmp/src"
+  m "verify" "$RB" verify --repo "$repo" --name src
+  m "restore --to-dir" "$RB" restore --repo "$repo" --name src --latest --to-dir "$tmp/dir"
+  rm -rf "$tmp/dir"
+  methods=(replicate); [ "${RESTORE:-0}" = 1 ] && methods+=(restore)
+  for meth in "${methods[@]}"; do
+    rm -rf "$tmp/t"; mkdir -p "$tmp/t"; start "$tmp/t"
+    m "restore --to-redis --method $meth" "$RB" restore --repo "$repo" --name src --latest --to-redis "redis://127.0.0.1:$port" --method "$meth"
+    check_digest "$port" "restore --method $meth"
+    stop "$port"; rm -rf "$tmp/t"
+  done
+  m "drill" "$RB" drill --repo "$repo" --name src
+  rm -rf "$tmp/repo$ds"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+for o in "${over[@]}"; do echo "OVER 64 MB: $o"; done
+[ ${#over[@]} -eq 0 ] || fail=1
+exit $((fail * 3))
