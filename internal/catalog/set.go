@@ -173,3 +173,59 @@ func FindSet(ctx context.Context, b storage.Backend, cluster, id string) (*Set, 
 func ShardSourceName(cluster string, firstSlot int) string {
 	return fmt.Sprintf("%s-shard-%05d", cluster, firstSlot)
 }
+
+// SlotMap records which shard served which slots from a moment on, while a
+// cluster's shards were shipped (`redback ship` of a cluster writes one at
+// its start and at each change): sets/<cluster>/slotmaps/<id>.json.
+type SlotMap struct {
+	Format  int    `json:"format"`
+	ID      string `json:"id"`
+	Cluster string `json:"cluster"`
+	// Time is when the map was first seen (it took effect at or before).
+	Time   time.Time      `json:"time"`
+	Shards []SlotMapShard `json:"shards"`
+}
+
+// SlotMapShard is one shard of a SlotMap.
+type SlotMapShard struct {
+	Source         string   `json:"source"` // the repository source its log is shipped to
+	Primary        string   `json:"primary"`
+	PrimaryAddress string   `json:"primary_address"`
+	Slots          [][2]int `json:"slots"`
+}
+
+// SlotMapKey is the key of slot map id of cluster.
+func SlotMapKey(cluster, id string) string { return SetPrefix + cluster + "/slotmaps/" + id + ".json" }
+
+// PutSlotMap stores m.
+func PutSlotMap(ctx context.Context, b storage.Backend, m *SlotMap) error {
+	return PutJSON(ctx, b, SlotMapKey(m.Cluster, m.ID), m)
+}
+
+// ListSlotMaps returns the slot maps of cluster, oldest first.
+func ListSlotMaps(ctx context.Context, b storage.Backend, cluster string) ([]*SlotMap, error) {
+	prefix := SetPrefix + cluster + "/slotmaps/"
+	var keys []string
+	err := b.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		if strings.HasSuffix(oi.Key, ".json") {
+			keys = append(keys, oi.Key)
+		}
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list slot maps: %w", err)
+	}
+	var out []*SlotMap
+	for _, k := range keys {
+		var m SlotMap
+		if err := GetJSON(ctx, b, k, &m); err != nil {
+			return nil, err
+		}
+		out = append(out, &m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"redback/internal/catalog"
 	"redback/internal/digest"
@@ -165,4 +166,128 @@ func testRestoreSet(t *testing.T, src *redistest.Cluster, repo string, set *cata
 			t.Fatalf("second restore into a non-empty server: exit 0\n%s", errs)
 		}
 	})
+}
+
+// TestClusterShip ships every shard of a 3-primary cluster with a replica
+// per primary, fails one shard over (CLUSTER FAILOVER on its replica)
+// while shipping, writes on, runs FLUSHALL on every primary, then restores
+// `--before-command FLUSHALL` into a fresh 3-primary cluster: its union
+// digest equals the source's just before the FLUSHALL (no gap across the
+// failover).
+func TestClusterShip(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t, 3, 1)
+	redistest.PopulateCluster(t, c, 1000)
+	c.WaitReplicated()
+	repo := "file://" + filepath.Join(t.TempDir(), "repo")
+	r := startShipVia(t, c.Nodes[0], c.URL(), repo, "--name", "cache", "--interval", "100ms", "--json")
+
+	// Every shard's stream has its generation.
+	shards := func() []string {
+		var out []string
+		var l listOutput
+		if code, js, _ := runCLI(t, "list", "--repo", repo, "--json"); code != 0 || json.Unmarshal([]byte(js), &l) != nil {
+			return nil // no repository yet
+		}
+		for _, w := range l.Generations {
+			if strings.HasPrefix(w.SourceName, "cache-shard-") && w.Problem == "" {
+				out = append(out, w.SourceName)
+			}
+		}
+		return out
+	}
+	for i := 0; len(shards()) < 3; i++ {
+		if i == 300 {
+			t.Fatalf("3 shard generations not seen in 30 s: %v; ship stderr:\n%s", shards(), r.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cc := c.Client()
+	defer cc.Close()
+	write := func(prefix string) {
+		for i := range 300 {
+			if err := cc.Set(ctx, fmt.Sprintf("%s:%d", prefix, i), i, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("before")
+
+	// A failover inside one shard.
+	rep := c.Replicas()[0]
+	if err := rep.Client().Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		info, _ := rep.Client().Info(ctx, "replication").Result()
+		if strings.Contains(info, "role:master\r") {
+			break
+		}
+		if i == 300 {
+			t.Fatalf("the replica did not take over in 30 s:\n%s", info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.WaitOK()
+	cc.ReloadState(ctx)
+	write("after")
+	c.WaitReplicated()
+	want := clusterUnion(t, c)
+	for _, p := range c.Primaries() {
+		if err := p.Client().FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until every shard's log holds its FLUSHALL.
+	for _, src := range shards() {
+		for i := 0; ; i++ {
+			code, out, errs := runCLI(t, "log", "--repo", repo, "--name", src, "--command", "FLUSHALL")
+			if code == 0 && strings.Contains(strings.ToUpper(out), "FLUSHALL") {
+				break
+			}
+			if i == 300 {
+				t.Fatalf("%s: no FLUSHALL in the log in 30 s (log: exit %d %s%s); ship stderr:\n%s", src, code, out, errs, r.stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if code := r.stop(); code != 0 {
+		t.Fatalf("ship exit %d:\n%s", code, r.stderr.String())
+	}
+	var st struct {
+		Cluster string `json:"cluster"`
+		Shards  []struct {
+			Source    string
+			Slots     [][2]int `json:"slots"`
+			Failovers int64
+		} `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout.String()), &st); err != nil || len(st.Shards) != 3 {
+		t.Fatalf("ship --json: %v\n%s", err, r.stdout.String())
+	}
+	failovers := int64(0)
+	for _, sh := range st.Shards {
+		failovers += sh.Failovers
+	}
+	if failovers == 0 {
+		t.Errorf("no failover followed: %s\nstderr:\n%s", r.stdout.String(), r.stderr.String())
+	}
+
+	dst := redistest.StartCluster(t, 3, 0)
+	code, out, errs := runCLI(t, "restore", "--repo", repo, "--name", "cache", "--before-command", "FLUSHALL", "--to-redis", dst.URL(), "--json")
+	if code != 0 {
+		t.Fatalf("restore --before-command FLUSHALL: exit %d\n%s%s", code, out, errs)
+	}
+	var j setPointJSON
+	if err := json.Unmarshal([]byte(out), &j); err != nil || len(j.Shards) != 3 || !strings.Contains(j.Order, "no global order") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, sh := range j.Shards {
+		if sh.Match == nil {
+			t.Errorf("shard %s: cut without its FLUSHALL", sh.Source)
+		}
+	}
+	if got := clusterUnion(t, dst); got != want {
+		t.Fatalf("restored union digest %s, source before FLUSHALL %s\n%s", got, want, out)
+	}
 }

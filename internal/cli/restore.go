@@ -202,11 +202,17 @@ func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	if set != nil && o.pitr.requested() {
-		base.Close()
-		return errSetPITR
-	}
 	if o.pitr.requested() {
+		cl := ""
+		if set != nil {
+			cl = set.Cluster
+			base.Close()
+		} else if cl, err = o.shippedCluster(ctx, e); err != nil {
+			return err
+		}
+		if cl != "" {
+			return runSetPITR(ctx, e, o, cl)
+		}
 		return runPITR(ctx, e, o)
 	}
 	ro, err := o.validate()

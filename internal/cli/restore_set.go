@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/clusterset"
 	"redback/internal/pack"
+	"redback/internal/pitr"
 	"redback/internal/progress"
 	"redback/internal/restore"
 	"redback/internal/storage"
@@ -140,5 +140,119 @@ type setRestoreJSON struct {
 	Error string `json:"error,omitempty"`
 }
 
-// errSetPITR refuses a point in time of a set (not built yet).
-var errSetPITR = errors.New("a point in time of a backup set (--at, --before-command) is not supported yet: restore a set with --latest or --snapshot SET")
+// shippedCluster returns --name when it names a cluster whose shards were
+// shipped or backed up (sources NAME-shard-N) rather than a source.
+func (o *restoreOptions) shippedCluster(ctx context.Context, e *env) (string, error) {
+	if o.Repo == "" || o.Name == "" {
+		return "", nil
+	}
+	base, err := openRepo(ctx, e, o.Repo)
+	if err != nil {
+		return "", err
+	}
+	defer base.Close()
+	repo, err := catalog.OpenRepository(ctx, base)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := repo.Source(o.Name); ok {
+		return "", nil
+	}
+	names, err := clusterset.ShardSources(ctx, base, o.Name)
+	if err != nil || len(names) == 0 {
+		return "", err
+	}
+	return o.Name, nil
+}
+
+// runSetPITR restores the shipped shards of cluster at a point in time
+// into the server or cluster at --to-redis.
+func runSetPITR(ctx context.Context, e *env, o *restoreOptions, cl string) error {
+	try := "redback restore --repo " + o.Repo + " --name " + cl + " --before-command FLUSHALL --to-redis redis://node-of-the-target-cluster:6379"
+	tg, err := o.pitr.target()
+	if err != nil {
+		return err
+	}
+	if o.ToRedis == "" {
+		return usagef(try, "a point in time of cluster %s restores into a server or a cluster (--to-redis); --to-dir and --to-rdb of a cluster are not supported yet", cl)
+	}
+	if o.FromRDB != "" || o.Snapshot != "" || o.Latest {
+		return usagef(try, "a point-in-time restore picks its base snapshots itself: drop --from-rdb, --snapshot and --latest")
+	}
+	if len(tg.Skip) > 0 || tg.Kind == pitr.KindOffset || tg.Generation != "" {
+		return usagef(try, "--to-offset, --generation and --skip-command-at name one shard's log: restore that shard alone with --name %s-shard-N", cl)
+	}
+	ro, err := o.validate()
+	if err != nil {
+		return err
+	}
+	if !ro.Filter.IsZero() {
+		return usagef(try, "--match, --db and --map-db do not apply to a cluster's point in time")
+	}
+	u, err := o.redis.parse(e, "to-redis", o.ToRedis)
+	if err != nil {
+		return err
+	}
+	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
+	if err != nil {
+		return err
+	}
+	base, err := openRepo(ctx, e, o.Repo)
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+	bar := progress.New(e.Err, "restore", -1, !o.JSON && progress.IsTerminal(e.Err))
+	ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
+	start := time.Now()
+	res, rerr := clusterset.RestorePoint(ctx, base, cl, tg, u, clusterset.PointOptions{
+		RestoreOptions: clusterset.RestoreOptions{Restore: ro, Identities: ids, Log: e.log}, RedisServer: o.pitr.RedisServer})
+	bar.Done()
+	dur := time.Since(start).Seconds()
+	rerr = keysFailed(res.Result(), "restored", rerr)
+	if o.JSON {
+		j := setPointJSON{Cluster: cl, Target: tg.String(), Destination: u.Redacted(), TargetCluster: res.Cluster,
+			Shards: res.Shards, SpreadSeconds: res.SpreadSeconds, Order: noGlobalOrder,
+			Targets: res.Targets, Resent: res.Resent, keysJSON: newKeysJSON(res.Result(), dur)}
+		if rerr != nil {
+			j.Error = rerr.Error()
+		}
+		return writeJSONResult(e, j, rerr)
+	}
+	for _, sh := range res.Shards {
+		if sh.Match != nil {
+			fmt.Fprintf(e.Out, "%s: just before %s at %s (offset %d, generation %s)\n", sh.Source, pitr.Display(sh.Match.Args, 64, 8), fmtWindowTime(sh.Match.Time), sh.Match.Offset, sh.Generation)
+		} else {
+			fmt.Fprintf(e.Out, "%s: offset %d, last command received %s (generation %s)\n", sh.Source, sh.Offset, fmtWindowTime(sh.Time), sh.Generation)
+		}
+		for _, n := range sh.Notes {
+			fmt.Fprintf(e.Err, "note: %s: %s\n", sh.Source, n)
+		}
+	}
+	fmt.Fprintf(e.Err, "note: %s; these cuts are %.3fs apart\n", noGlobalOrder, res.SpreadSeconds)
+	printKeyFailures(e, res.Result())
+	if rerr != nil && res.KeysRestored == 0 {
+		return rerr
+	}
+	fmt.Fprintf(e.Out, "restored cluster %s at %s (%d shards) to %s: %d keys restored, %d expired, %d failed; %d keys written again after redirects; %.1fs\n",
+		cl, tg.String(), len(res.Shards), u.Redacted(), res.KeysRestored, res.KeysExpired, res.KeysFailed, res.Resent, dur)
+	return rerr
+}
+
+// noGlobalOrder is said with every point in time of a cluster.
+const noGlobalOrder = "a cluster has no global order: each shard is cut by its own log's receive times, so the cuts may be apart by the shards' clock skew plus the shipping interval"
+
+// setPointJSON is the --json output of a cluster's point-in-time restore.
+type setPointJSON struct {
+	Cluster       string                    `json:"cluster"`
+	Target        string                    `json:"target"`
+	Destination   string                    `json:"destination"`
+	TargetCluster bool                      `json:"target_cluster"`
+	Shards        []clusterset.PointShard   `json:"shards"`
+	SpreadSeconds float64                   `json:"spread_seconds"`
+	Order         string                    `json:"order"`
+	Targets       []clusterset.TargetResult `json:"targets"`
+	Resent        int64                     `json:"keys_resent"`
+	keysJSON
+	Error string `json:"error,omitempty"`
+}

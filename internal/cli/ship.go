@@ -13,6 +13,7 @@ import (
 	"filippo.io/age"
 	"github.com/spf13/cobra"
 
+	"redback/internal/cluster"
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
@@ -23,6 +24,7 @@ import (
 type shipOpts struct {
 	source, repo, ack, spool, aofDir, pinDir string
 	name                                     string
+	singleNode                               bool
 	interval, tick                           time.Duration
 	json                                     bool
 	redis                                    redisFlags
@@ -81,6 +83,14 @@ the server's host and port, printed). ship holds the source's lease while it
 runs: a second writer of the same source is refused, and ship stops writing
 as soon as it could lose the lease.
 
+A --source that is a Redis Cluster node (INFO cluster: cluster_enabled:1)
+means the whole cluster (--single-node ships that one node): one stream per
+shard, each from the shard's primary into the source NAME-shard-FIRSTSLOT
+(--name is the cluster's name), under its own lease. A failover inside a
+shard continues on the promoted replica without a gap; a node given slots
+gets its own stream; every change of the slot map is recorded with its time.
+See docs/cluster.md.
+
 Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 		Example: `  redback ship --source redis://127.0.0.1:6379 --repo file:///var/lib/redback/cache-a
   redback ship --source redis://10.0.0.5:6379 --repo 's3://bucket/redis?region=eu-west-1' --ack durable --encrypt-to age1...
@@ -102,6 +112,7 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f.StringVar(&o.aofDir, "aof-dir", "", "tail this multi-part AOF directory (appendonlydir) instead of replicating")
 	f.StringVar(&o.pinDir, "spool-dir", "", "with --aof-dir: where AOF files are hard-linked while shipped (same filesystem; default DIR/../"+ship.DefaultPinDirName+")")
 	f.BoolVar(&o.json, "json", false, "print the final state as JSON on exit")
+	f.BoolVar(&o.singleNode, "single-node", false, "for a cluster node: ship that node alone, not every shard of the cluster")
 	o.redis.addFlags(f)
 	return c
 }
@@ -167,6 +178,15 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 	if err != nil {
 		return err
 	}
+	if u != nil && !o.singleNode && !u.IsSentinel() && u.Network() == "tcp" {
+		on, err := cluster.Enabled(ctx, u)
+		if err != nil {
+			e.log.Warn("could not tell whether the source is a cluster node; shipping it as one server (--single-node skips this check)", "source", u.Redacted(), "err", err)
+		}
+		if on {
+			return runClusterShip(ctx, e, o, u, po, ids, spool)
+		}
+	}
 	address := "aof:" + o.aofDir
 	if u != nil {
 		address = u.Redacted()
@@ -185,19 +205,7 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 
 // shipLeased ships into repo, the source's view, while its lease is held.
 func shipLeased(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, po pack.Options, ids []age.Identity, spool int64, repo storage.Backend, name string) error {
-	s := &ship.Shipper{
-		Source:     u,
-		AOFDir:     o.aofDir,
-		PinDir:     o.pinDir,
-		Backend:    repo,
-		Pack:       po,
-		Identities: ids,
-		Interval:   o.interval,
-		Ack:        o.ack,
-		Tick:       o.tick,
-		SpoolSize:  spool,
-		Log:        e.log,
-	}
+	s := newShipper(e, o, u, po, ids, spool, repo)
 	if u != nil {
 		e.log.Info("shipping", "source", u.Redacted(), "repo", repo.Location(), "name", name, "ack", o.ack, "interval", o.interval.String(), "tick", o.tick.String())
 	} else {
@@ -230,8 +238,38 @@ func shipLeased(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, po pa
 	return err
 }
 
+func newShipper(e *env, o *shipOpts, u *redisurl.URL, po pack.Options, ids []age.Identity, spool int64, repo storage.Backend) *ship.Shipper {
+	return &ship.Shipper{
+		Source:     u,
+		AOFDir:     o.aofDir,
+		PinDir:     o.pinDir,
+		Backend:    repo,
+		Pack:       po,
+		Identities: ids,
+		Interval:   o.interval,
+		Ack:        o.ack,
+		Tick:       o.tick,
+		SpoolSize:  spool,
+		Log:        e.log,
+	}
+}
+
 // shipStatusLine rewrites one status line on stderr every second.
 func shipStatusLine(ctx context.Context, e *env, s *ship.Shipper) {
+	statusLine(ctx, e, func() string {
+		st := s.Stats()
+		conn := "connected"
+		if !st.Connected {
+			conn = "DISCONNECTED"
+		}
+		return fmt.Sprintf("%s  durable %d  lag %s / %.1fs  spool %s  segments %d",
+			conn, st.DurableOffset, humanBytes(st.LagBytes), st.LagSeconds, humanBytes(st.SpoolBytes), st.SegmentsUploaded)
+	})
+}
+
+// statusLine rewrites the line text returns on stderr every second until
+// ctx ends, then clears it.
+func statusLine(ctx context.Context, e *env, text func() string) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -240,13 +278,7 @@ func shipStatusLine(ctx context.Context, e *env, s *ship.Shipper) {
 			fmt.Fprint(e.Err, "\r\033[K")
 			return
 		case <-t.C:
-			st := s.Stats()
-			conn := "connected"
-			if !st.Connected {
-				conn = "DISCONNECTED"
-			}
-			fmt.Fprintf(e.Err, "\r\033[K%s  durable %d  lag %s / %.1fs  spool %s  segments %d",
-				conn, st.DurableOffset, humanBytes(st.LagBytes), st.LagSeconds, humanBytes(st.SpoolBytes), st.SegmentsUploaded)
+			fmt.Fprintf(e.Err, "\r\033[K%s", text())
 		}
 	}
 }

@@ -263,13 +263,9 @@ func humanBytes(n int64) string { return progress.HumanBytes(n) }
 // runClusterSnapshot backs up every shard of the cluster u belongs to as
 // one backup set.
 func runClusterSnapshot(ctx context.Context, e *env, o *snapshotOpts, u *redisurl.URL, po pack.Options) error {
-	name := o.name
-	if name == "" {
-		name = catalog.NameFromAddress(u.Redacted())
-		fmt.Fprintf(e.Err, "cluster name: %s (from %s; set another with --name)\n", name, u.Redacted())
-	}
-	if err := catalog.ValidSourceName(name); err != nil || len(name) > 52 {
-		return usagef("--name cache", "--name: a cluster's name must be a valid source name of at most 52 characters (its shards are NAME-shard-NNNNN)")
+	name, err := clusterName(e, o.name, u)
+	if err != nil {
+		return err
 	}
 	base, err := openRepo(ctx, e, o.repo)
 	if err != nil {
@@ -311,6 +307,19 @@ func runClusterSnapshot(ctx context.Context, e *env, o *snapshotOpts, u *redisur
 		fmt.Fprintf(e.Out, "  waited %.1fs for migrating slots: %s\n", set.Migration.WaitedSeconds, strings.Join(set.Migration.Seen, ", "))
 	}
 	return nil
+}
+
+// clusterName is --name, else a name from the seed node's address
+// (printed), checked as a cluster's name.
+func clusterName(e *env, name string, u *redisurl.URL) (string, error) {
+	if name == "" {
+		name = catalog.NameFromAddress(u.Redacted())
+		fmt.Fprintf(e.Err, "cluster name: %s (from %s; set another with --name)\n", name, u.Redacted())
+	}
+	if err := catalog.ValidSourceName(name); err != nil || len(name) > 52 {
+		return "", usagef("--name cache", "--name: a cluster's name must be a valid source name of at most 52 characters (its shards are NAME-shard-NNNNN)")
+	}
+	return name, nil
 }
 
 // slotsText is "0-5460,6000".

@@ -182,6 +182,30 @@ func infoField(txt, name string) string {
 // to. Every other node is reached with u's credentials and TLS settings
 // (u.Node).
 func Discover(ctx context.Context, u *redisurl.URL) (*Topology, error) {
+	t, err := DiscoverShards(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	// Only a node itself shows its migrating and importing slots.
+	for _, s := range t.Shards {
+		nc := client(u.Node(s.Primary.Addr))
+		txt, err := nc.ClusterNodes(ctx).Result()
+		nc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("CLUSTER NODES on %s: %w", s.Primary.Addr, err)
+		}
+		_, mig, err := ParseNodes(txt)
+		if err != nil {
+			return nil, fmt.Errorf("CLUSTER NODES on %s: %w", s.Primary.Addr, err)
+		}
+		t.Migrations = append(t.Migrations, mig...)
+	}
+	return t, nil
+}
+
+// DiscoverShards is Discover without the migrations: it asks the node at u
+// alone, so it answers while another node is down (a failover).
+func DiscoverShards(ctx context.Context, u *redisurl.URL) (*Topology, error) {
 	c := client(u)
 	defer c.Close()
 	txt, err := c.Info(ctx, "cluster").Result()
@@ -212,20 +236,6 @@ func Discover(ctx context.Context, u *redisurl.URL) (*Topology, error) {
 		covered += t.Shards[i].SlotCount()
 	}
 	t.Uncovered = Slots - covered
-	// Only a node itself shows its migrating and importing slots.
-	for _, s := range t.Shards {
-		nc := client(u.Node(s.Primary.Addr))
-		txt, err := nc.ClusterNodes(ctx).Result()
-		nc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("CLUSTER NODES on %s: %w", s.Primary.Addr, err)
-		}
-		_, mig, err := ParseNodes(txt)
-		if err != nil {
-			return nil, fmt.Errorf("CLUSTER NODES on %s: %w", s.Primary.Addr, err)
-		}
-		t.Migrations = append(t.Migrations, mig...)
-	}
 	return t, nil
 }
 

@@ -74,6 +74,16 @@ type shardSource struct {
 // Restore writes every key of set into the server or cluster at target:
 // see the package doc. repo is the repository (not a source's view).
 func Restore(ctx context.Context, repo storage.Backend, set *catalog.Set, target *redisurl.URL, o RestoreOptions) (*RestoreResult, error) {
+	sources, version, err := openShards(ctx, repo, set, o.Identities)
+	if err != nil {
+		return &RestoreResult{}, err
+	}
+	return restoreShards(ctx, "set "+set.ID, sources, version, target, o)
+}
+
+// restoreShards routes the keys of sources (RDB streams of version) into
+// target: see Restore.
+func restoreShards(ctx context.Context, name string, sources []shardSource, version int, target *redisurl.URL, o RestoreOptions) (*RestoreResult, error) {
 	if o.Rounds <= 0 {
 		o.Rounds = DefaultRounds
 	}
@@ -86,10 +96,6 @@ func Restore(ctx context.Context, repo storage.Backend, set *catalog.Set, target
 	}
 	start := time.Now()
 	res := &RestoreResult{}
-	sources, version, err := openShards(ctx, repo, set, o.Identities)
-	if err != nil {
-		return res, err
-	}
 	if !o.Restore.NoPrecheck {
 		// Prove every shard's stored bytes before the first write.
 		g, gctx := errgroup.WithContext(ctx)
@@ -158,7 +164,7 @@ func Restore(ctx context.Context, repo storage.Backend, set *catalog.Set, target
 				cur = cur[1:]
 				return r, nil
 			}
-			r, err := restore.FromRecords(gctx, restore.Records{Name: "set " + set.ID, Version: version, DBs: []int{0}, Next: next}, u, ro)
+			r, err := restore.FromRecords(gctx, restore.Records{Name: name, Version: version, DBs: []int{0}, Next: next}, u, ro)
 			results[i] = r
 			if err != nil {
 				return fmt.Errorf("target %s: %w", u.Addr, err)

@@ -15,7 +15,8 @@ import (
 	"redback/internal/sentinel"
 )
 
-// errSwitch ends a session because the sentinels named another primary.
+// errSwitch ends a session because the sentinels (or Follow) named
+// another primary.
 var errSwitch = errors.New("the sentinels named a new primary")
 
 // errNotPrimary: the node a Sentinel URL resolved to is not (or no longer)
@@ -56,16 +57,58 @@ func (s *Shipper) watchSentinels(ctx context.Context) {
 			return
 		}
 		s.Log.Info("the sentinels name a new primary; following it", "node", s.Source.Node(addr).Redacted(), "was", cur, "sentinel", e.Sentinel, "event", e.Reason)
-		s.mu.Lock()
-		if s.sessCancel != nil {
-			s.sessCancel(errSwitch)
-		}
-		s.mu.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.switchNode()
 	})
+}
+
+// switchNode ends the current session (errSwitch) and the back-off, so the
+// loop reconnects to the node resolve names now.
+func (s *Shipper) switchNode() {
+	s.mu.Lock()
+	if s.sessCancel != nil {
+		s.sessCancel(errSwitch)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resolve names the node a session replicates from: Follow's, the primary
+// the sentinels name, or Source itself.
+func (s *Shipper) resolve(ctx context.Context) (*redisurl.URL, error) {
+	if s.Follow != nil {
+		return s.Follow(ctx)
+	}
+	return sentinel.Resolve(ctx, s.Source, sentinel.Options{})
+}
+
+// watchFollow asks Follow every FollowEvery (2 s if 0) until ctx ends and
+// ends the current session when it names another node than the one
+// followed, so the loop reconnects there (a failover inside a cluster
+// shard). Errors are ignored: the current link goes on.
+func (s *Shipper) watchFollow(ctx context.Context) {
+	every := s.FollowEvery
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		u, err := s.Follow(ctx)
+		cur := s.Node()
+		if err != nil || cur == "" || cur == u.Redacted() {
+			continue
+		}
+		s.Log.Info("the shard has a new primary; following it", "node", u.Redacted(), "was", cur)
+		s.switchNode()
+	}
 }
 
 // resumePoint decides where to ask PSYNC to continue gen on node. Normally

@@ -16,7 +16,6 @@ import (
 	"redback/internal/pack"
 	"redback/internal/redisurl"
 	"redback/internal/replica"
-	"redback/internal/sentinel"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
 )
@@ -73,6 +72,13 @@ type Shipper struct {
 	// Tick is how often a time marker is published to the source while
 	// writes flow (see publishTicks); 0: no markers.
 	Tick time.Duration
+	// Follow, when set, names the node to replicate from at each
+	// connection (a cluster shard's primary; Source then only lends its
+	// credentials and TLS settings). It is asked again every FollowEvery
+	// while streaming: another node ends the session, and the next one
+	// continues the history there with PSYNC (see followFailover).
+	Follow      func(ctx context.Context) (*redisurl.URL, error)
+	FollowEvery time.Duration
 
 	mu         sync.Mutex // guards b, conn, sessGen, sessCancel, badSeg
 	b          builder
@@ -268,7 +274,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		if s.Source != nil && s.Source.IsSentinel() {
+		switch {
+		case s.Follow != nil:
+			s.watchFollow(watchCtx)
+		case s.Source != nil && s.Source.IsSentinel():
 			s.watchSentinels(watchCtx)
 		}
 	}()
@@ -517,7 +526,7 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 			err = fmt.Errorf("%w (%v)", errSwitch, err)
 		}
 	}()
-	node, err := sentinel.Resolve(ctx, s.Source, sentinel.Options{})
+	node, err := s.resolve(ctx)
 	if err != nil {
 		return false, err
 	}
