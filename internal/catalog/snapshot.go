@@ -104,6 +104,10 @@ type Snapshot struct {
 // contacting the source (redback snapshot --from-log).
 const MethodLog = "log"
 
+// MethodRDBFile is the method of a snapshot imported from an RDB file or
+// object (redback snapshot --from-rdb: a managed service's export).
+const MethodRDBFile = "rdb-file"
+
 // FromLog reports whether s was synthesized from the shipped log.
 func (s *Snapshot) FromLog() bool { return s.Method == MethodLog && s.Generation != "" }
 

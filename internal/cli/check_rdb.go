@@ -245,7 +245,6 @@ func (r *checkReport) module(name string) *moduleReport {
 	return m
 }
 
-
 // scanRDB opens path and calls fn for every record, streaming, reading
 // with opts. It returns the reader (for its version and checksum status;
 // nil when the header was not readable) and the first error: a

@@ -25,6 +25,7 @@ import (
 type snapshotOpts struct {
 	source, repo, method string
 	name                 string
+	fromRDB              string
 	json                 bool
 	preferReplica        bool
 	singleNode           bool
@@ -38,7 +39,7 @@ type snapshotOpts struct {
 func newSnapshotCmd(e *env) *cobra.Command {
 	o := &snapshotOpts{}
 	c := &cobra.Command{
-		Use:   "snapshot --source URL --repo URL [--name NAME] | --from-log --repo URL [--name NAME] [--at TIME | --to-offset N]",
+		Use:   "snapshot --source URL --repo URL [--name NAME] | --from-log --repo URL [--name NAME] [--at TIME | --to-offset N] | --from-rdb FILE|URL --repo URL --name NAME",
 		Short: "Take a verified snapshot of a Redis server into a repository",
 		Long: `Take a snapshot (RDB) of a Redis server, verify it while it streams (CRC-64,
 full parse, key census, DEBUG DIGEST), compress it with zstd, optionally
@@ -74,10 +75,22 @@ offset, so the source never forks for it (see docs/performance.md for its
 cost here: CPU, memory about the dataset's size, time). Default point: the
 newest durable point of the log. With --source too, a repository without a
 usable log (no shipping, a gap, a generation without a base) falls back to
-a normal snapshot of --source and says why.`,
+a normal snapshot of --source and says why.
+
+--from-rdb imports an RDB file -- a local path, file:///..., or an object
+s3://bucket/prefix/NAME, gs://bucket/prefix/NAME, azblob://container/prefix/NAME
+with the store's usual parameters and credentials -- as a snapshot of
+source --name (required), with method "rdb-file": the export of a managed
+service that refuses replication (ElastiCache, MemoryDB, Memorystore,
+Azure Cache; see docs/managed-services.md). It is verified like any other
+snapshot while it streams (CRC-64, full parse, census, digest computed
+offline); a damaged file stores nothing and exits 3. There is no server
+to prove the digest against: a restore of it into a server that allows
+DEBUG DIGEST, or a drill, proves it.`,
 		Example: `  redback snapshot --source redis://127.0.0.1:6379 --repo file:///var/lib/redback/cache-a
   redback snapshot --from-log --repo file:///var/lib/redback/cache-a --name cache-a
-  redback snapshot --source redis://10.0.0.5:6379 --repo 's3://bucket/redis?region=eu-west-1' --encrypt-to age1...`,
+  redback snapshot --source redis://10.0.0.5:6379 --repo 's3://bucket/redis?region=eu-west-1' --encrypt-to age1...
+  redback snapshot --from-rdb 's3://exports/cache-a-0001.rdb?region=eu-west-1' --repo 's3://bucket/redis?region=eu-west-1' --name cache-a`,
 		Args: exactArgs(0, "redback snapshot --source redis://127.0.0.1:6379 --repo file:///backups/redis"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSnapshot(cmd.Context(), e, o)
@@ -94,12 +107,16 @@ a normal snapshot of --source and says why.`,
 	f.BoolVar(&o.singleNode, "single-node", false, "for a cluster node: back up that node alone, not the whole cluster")
 	f.IntVar(&o.parallel, "parallel", clusterset.DefaultParallel, "for a cluster: shards snapshotted at once")
 	f.DurationVar(&o.migrationWait, "migration-wait", clusterset.DefaultMigrationWait, "for a cluster: how long to wait while slots migrate before refusing")
+	f.StringVar(&o.fromRDB, "from-rdb", "", "import this RDB `FILE|URL` (a path, file:///..., s3://, gs:// or azblob:// object: a managed service's export) as a verified snapshot of --name")
 	o.redis.addFlags(f)
 	o.log.addFlags(f)
 	return c
 }
 
 func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
+	if o.fromRDB != "" {
+		return runSnapshotFromRDB(ctx, e, o)
+	}
 	if o.log.FromLog {
 		return runSnapshotFromLog(ctx, e, o)
 	}

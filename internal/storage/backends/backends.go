@@ -3,6 +3,9 @@ package backends
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -150,6 +153,50 @@ func (r *Registry) Open(ctx context.Context, location string) (storage.Backend, 
 		return nil, fmt.Errorf("open %s repository: %w", name, err)
 	}
 	return retry.New(b, r.Retry), nil
+}
+
+// OpenObject opens the store holding the single object at location -- a
+// local path, file:///abs/path/NAME, or SCHEME://bucket/prefix/NAME with
+// the scheme's own parameters, like s3://bucket/exports/dump.rdb?region=R
+// -- and returns it with the object's key (NAME). Errors never echo the
+// location, only its scheme.
+func (r *Registry) OpenObject(ctx context.Context, location string) (storage.Backend, string, error) {
+	name, _, err := r.scheme(location)
+	if err != nil {
+		return nil, "", err
+	}
+	var dir, key string
+	if name == "file" && !strings.HasPrefix(location, "file:") {
+		dir, key = filepath.Split(location)
+		if dir == "" {
+			dir = "."
+		}
+	} else {
+		u, err := url.Parse(location)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %s object: malformed URL", storage.ErrInvalidLocation, name)
+		}
+		var d string
+		d, key = path.Split(u.Path)
+		u.Path, u.RawPath = strings.TrimSuffix(d, "/"), ""
+		if name == "file" && u.Path == "" {
+			u.Path = "/"
+		}
+		dir = u.String()
+	}
+	if key == "" {
+		return nil, "", fmt.Errorf("%w: %s object: the location names no object (want %s://.../NAME)", storage.ErrInvalidLocation, name, name)
+	}
+	b, err := r.Open(ctx, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, key, nil
+}
+
+// OpenObject opens the object at location with the Default registry.
+func OpenObject(ctx context.Context, location string) (storage.Backend, string, error) {
+	return Default().OpenObject(ctx, location)
 }
 
 // Check checks location with the Default registry.
