@@ -171,7 +171,14 @@ func readPack(ctx context.Context, b storage.Backend, key string) (*indexPack, e
 	}
 	defer zr.Close()
 	var p indexPack
-	if err := json.NewDecoder(io.LimitReader(zr, maxPackBytes)).Decode(&p); err != nil {
+	r := io.LimitReader(zr, maxPackBytes)
+	if err := json.NewDecoder(r).Decode(&p); err != nil {
+		return nil, fmt.Errorf("index pack %s: %w", key, err)
+	}
+	// Read to the end: the zstd frame's checksum is checked there, so a
+	// pack damaged at rest is never used even where its damaged bytes
+	// still decode as JSON.
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return nil, fmt.Errorf("index pack %s: %w", key, err)
 	}
 	return &p, nil

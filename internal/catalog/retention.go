@@ -488,6 +488,8 @@ type PruneResult struct {
 	// Unreadable lists manifests that could not be read: they are neither
 	// counted nor deleted.
 	Unreadable []string `json:"unreadable,omitempty"`
+	// UnreadableErrs are the errors behind Unreadable.
+	UnreadableErrs []error `json:"-"`
 	// ExpiredPins lists expired pins that were removed.
 	ExpiredPins []string `json:"expired_pins,omitempty"`
 	// DeletedGenerations lists the log generations removed (or that would
@@ -558,6 +560,7 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 	res := &PruneResult{Decisions: Plan(snaps, policy, now)}
 	for _, e := range bad {
 		res.Unreadable = append(res.Unreadable, e.Error())
+		res.UnreadableErrs = append(res.UnreadableErrs, e)
 	}
 	// Generations go before snapshots: a reader never sees a generation
 	// whose base is already gone.

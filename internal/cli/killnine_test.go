@@ -114,6 +114,21 @@ sources:
 	if code := p.wait(60 * time.Second); code != 0 {
 		t.Fatalf("the last %s: exit %d after SIGTERM\n%s", verb, code, p.out.String())
 	}
+	gens := checkQuietRepo(t, repo, dst)
+	if got, want := dst.Digest(ctx), src.Digest(context.Background()); got != want {
+		t.Fatalf("restored digest %s, want the source's %s", got, want)
+	}
+	t.Logf("kill -9 of %s: seed %d (REDBACK_SOAK_SEED), %d kills, %d restores checked after a kill, %d acknowledged writes lost; "+
+		"%d writes, %d acknowledged by WAIT (last seq %d); %d generation(s), 0 silent gaps; verify clean; final restore digest-equal",
+		verb, seed, kills, checked, lost, ld.writes.Load(), ld.ackedWrites.Load(), ld.acked.Load(), gens)
+}
+
+// checkQuietRepo checks repo at a quiet point: no silent gap or overlap in
+// any generation, verify exits 0, and the newest durable point restores
+// (`restore --at latest`) into dst, emptied first. It returns the number of
+// generations.
+func checkQuietRepo(t *testing.T, repo string, dst *redistest.Server) int {
+	t.Helper()
 	gens := 0
 	for _, w := range listRepo(t, repo).Generations {
 		gens++
@@ -124,18 +139,13 @@ sources:
 	if code, out, errs := runCLI(t, "verify", "--repo", repo); code != ExitOK {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errs)
 	}
-	if err := dst.Client().FlushAll(ctx).Err(); err != nil {
+	if err := dst.Client().FlushAll(t.Context()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if code, out, errs := runCLI(t, "restore", "--repo", repo, "--at", "latest", "--to-redis", dst.URL()); code != ExitOK {
 		t.Fatalf("restore --at latest: exit %d\n%s%s", code, out, errs)
 	}
-	if got, want := dst.Digest(ctx), src.Digest(context.Background()); got != want {
-		t.Fatalf("restored digest %s, want the source's %s", got, want)
-	}
-	t.Logf("kill -9 of %s: seed %d (REDBACK_SOAK_SEED), %d kills, %d restores checked after a kill, %d acknowledged writes lost; "+
-		"%d writes, %d acknowledged by WAIT (last seq %d); %d generation(s), 0 silent gaps; verify clean; final restore digest-equal",
-		verb, seed, kills, checked, lost, ld.writes.Load(), ld.ackedWrites.Load(), ld.acked.Load(), gens)
+	return gens
 }
 
 // writeLoad is the write load of the fault tests: one connection writes

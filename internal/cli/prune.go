@@ -15,6 +15,7 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/config"
+	"redback/internal/pack"
 	"redback/internal/storage"
 )
 
@@ -210,6 +211,17 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 	}
 	if perr != nil {
 		return fmt.Errorf("prune: %d delete(s) failed: %w", res.Failures, perr)
+	}
+	// A manifest that cannot be read was neither counted nor deleted (the
+	// rest of the plan is safe without it), but it is not a success.
+	if len(res.UnreadableErrs) > 0 {
+		err := fmt.Errorf("prune: %d manifest(s) could not be read (see redback verify): %w", len(res.UnreadableErrs), errors.Join(res.UnreadableErrs...))
+		for _, u := range res.UnreadableErrs {
+			if pack.VerificationFailed(u) {
+				return &VerifyError{Err: err}
+			}
+		}
+		return err
 	}
 	return nil
 }

@@ -387,9 +387,10 @@ func restoreDir(ctx context.Context, opts Options, snap *catalog.Snapshot, objPa
 		dbs = append(dbs, d.DB)
 	}
 	src := restore.Source{
-		Name: "snapshot " + snap.ID,
-		Size: snap.Object.RawBytes,
-		DBs:  dbs,
+		Name:   "snapshot " + snap.ID,
+		Object: snap.Object.Key,
+		Size:   snap.Object.RawBytes,
+		DBs:    dbs,
 		Open: func(ctx context.Context) (io.ReadCloser, error) {
 			f, err := os.Open(objPath)
 			if err != nil {

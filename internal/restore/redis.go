@@ -180,7 +180,7 @@ func restoreToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options)
 			}
 			return rec, err
 		}
-		return &feed{plan: plan, next: next, offset: rd.Offset, source: src.Name,
+		return &feed{plan: plan, next: next, offset: rd.Offset, source: src.damageLabel(),
 			interrupted: "restore interrupted", failed: "restore from " + src.Name}, nil
 	}
 	return toTarget(ctx, u, o, open)
@@ -285,7 +285,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 
 func sourceErr(src Source, written int64, err error) error {
 	if pack.VerificationFailed(err) {
-		return &SourceError{Source: src.Name, Written: written, Err: err}
+		return &SourceError{Source: src.damageLabel(), Written: written, Err: err}
 	}
 	return fmt.Errorf("read %s: %w", src.Name, err)
 }

@@ -83,9 +83,12 @@ func (o *Options) withDefaults() Options {
 // Source is an RDB stream restore can open, once or (to find its dbs) twice.
 type Source struct {
 	Name string // file path or snapshot id, for messages
-	Open func(ctx context.Context) (io.ReadCloser, error)
-	Size int64 // raw RDB bytes when known, else -1
-	DBs  []int // dbs holding keys when known (a snapshot's census), else nil
+	// Object is the stored object's key when the source is a repository
+	// object: a damage error names it.
+	Object string
+	Open   func(ctx context.Context) (io.ReadCloser, error)
+	Size   int64 // raw RDB bytes when known, else -1
+	DBs    []int // dbs holding keys when known (a snapshot's census), else nil
 	// Verified: the bytes are those of a snapshot fully verified when it
 	// was taken, and the stored object's size and sha256 are checked as it
 	// is read. ToDir and ToFile then walk only each value's outline (CRC-64
@@ -164,6 +167,15 @@ func (r *Result) note(format string, args ...any) {
 	r.mu.Lock()
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 	r.mu.Unlock()
+}
+
+// damageLabel is how a SourceError names src: its name and, for a
+// repository object, the object's key.
+func (src Source) damageLabel() string {
+	if src.Object == "" {
+		return src.Name
+	}
+	return src.Name + " (object " + src.Object + ")"
 }
 
 // SourceError means the source data is damaged (a *rdb.FormatError or a

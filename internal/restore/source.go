@@ -51,7 +51,7 @@ func SnapshotSource(b storage.Backend, s *catalog.Snapshot, ids []age.Identity) 
 		defer rc.Close()
 		return pack.CheckStored(rc, exp)
 	}
-	return Source{Name: "snapshot " + s.ID, Size: obj.RawBytes, DBs: dbs, Verified: s.Verified, Precheck: precheck,
+	return Source{Name: "snapshot " + s.ID, Object: obj.Key, Size: obj.RawBytes, DBs: dbs, Verified: s.Verified, Precheck: precheck,
 		Digest: s.Digest, ZSets: s.Census.Types["zset"] > 0, Open: func(ctx context.Context) (io.ReadCloser, error) {
 			rc, err := b.Get(ctx, obj.Key, 0, -1)
 			if err != nil {

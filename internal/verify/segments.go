@@ -82,6 +82,16 @@ func (Segments) Check(ctx context.Context, b storage.Backend, opts *Options, rep
 		if g.Ended && len(segs) > 0 && segs[len(segs)-1].End < g.EndOffset {
 			add(CodeGap, Error, catalog.SegmentPrefix(g.ID), "generation ended at offset %d but its log stops at %d", g.EndOffset, segs[len(segs)-1].End)
 		}
+		// The quiet record (optional) bounds the times of what a restarted
+		// ship stores next: ship ignores one it cannot read, so say so here.
+		var q catalog.Quiet
+		if err := catalog.GetJSON(ctx, b, catalog.QuietKey(g.ID), &q); err != nil && !errors.Is(err, storage.ErrNotExist) {
+			code := CodeIO
+			if pack.VerificationFailed(err) {
+				code = CodeManifest
+			}
+			add(code, Error, catalog.QuietKey(g.ID), "quiet record %s: %v (ship ignores it; delete it when no ship runs)", catalog.QuietKey(g.ID), err)
+		}
 		report(gi)
 		keys := make([]string, len(segs))
 		byKey := map[string]*catalog.Segment{}

@@ -412,6 +412,9 @@ func checkOne(ctx context.Context, b storage.Backend, id string, opts *Options) 
 			f.Code, f.Message = CodeMissing, "no such snapshot (no manifest)"
 		case errors.As(err, &me):
 			f.Message = "manifest unusable: " + me.Err.Error()
+		case pack.VerificationFailed(err):
+			// the store's own checksum: the manifest's bytes are damaged
+			f.Message = "manifest damaged: " + err.Error()
 		default:
 			f.Code = CodeIO
 		}
