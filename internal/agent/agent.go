@@ -136,12 +136,12 @@ type source struct {
 	cached  *cache.Backend // repo for the timeline's reads: manifests cached
 	shipper Shipper
 	snapSch cron.Schedule
-	drilSch cron.Schedule
+	drillSch cron.Schedule
 	secret  string // the source password, scrubbed from error texts
 
 	mu   sync.Mutex
 	snap jobState
-	dril jobState
+	drill jobState
 	ret  retentionState
 	ship struct {
 		lastErr string
@@ -226,7 +226,7 @@ func New(opts Options) (*Agent, error) {
 			if err != nil {
 				return nil, err
 			}
-			s.drilSch = sch
+			s.drillSch = sch
 		}
 		if u, err := url.Parse(sc.Source); err == nil && u.User != nil {
 			s.secret, _ = u.User.Password()
@@ -356,9 +356,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.log.Info("agent started", "listen", ln.Addr().String(), "sources", len(a.sources))
 
 	for _, s := range a.sources {
-		work.Go(func() error { return a.schedule(stop, wctx, work, s, "snapshot", s.snapSch, a.snapshotOnce) })
-		if s.drilSch != nil {
-			work.Go(func() error { return a.schedule(stop, wctx, work, s, "drill", s.drilSch, a.drillOnce) })
+		work.Go(func() error { return a.schedule(stop, wctx, work, s, jobSnapshot, s.snapSch, a.snapshotOnce) })
+		if s.drillSch != nil {
+			work.Go(func() error { return a.schedule(stop, wctx, work, s, jobDrill, s.drillSch, a.drillOnce) })
 		}
 		if s.shipper != nil {
 			work.Go(func() error { return a.superviseShipper(stop, wctx, s) })
@@ -433,9 +433,9 @@ func (a *Agent) seed(ctx context.Context, s *source) {
 	a.m.drillResult.WithLabelValues(n).Set(-1)
 	a.m.drillObj.WithLabelValues(n).Set(s.cfg.Drill.RTOObjective.D().Seconds())
 	a.m.healthy.WithLabelValues(n).Set(0)
-	if s.drilSch != nil {
-		s.dril.Interval = interval(s.drilSch, now)
-		s.dril.IntervalS = s.dril.Interval.Seconds()
+	if s.drillSch != nil {
+		s.drill.Interval = interval(s.drillSch, now)
+		s.drill.IntervalS = s.drill.Interval.Seconds()
 	}
 	snaps, _, err := catalog.ListSnapshots(ctx, s.repo)
 	if err != nil {
@@ -515,13 +515,21 @@ func (a *Agent) takeSnapshot(ctx context.Context, s *source) (*catalog.Snapshot,
 	return a.opts.Snapshot(ctx, s.cfg, s.repo)
 }
 
+// jobKind names a scheduled job of a source (in logs as "job").
+type jobKind string
+
+const (
+	jobSnapshot jobKind = "snapshot"
+	jobDrill    jobKind = "drill"
+)
+
 // schedule runs job on sch until stop is done. A due run while the
 // previous one is still going is skipped and counted (Forbid). Runs are
 // started in work and get runCtx, which outlives stop by the grace period.
-func (a *Agent) schedule(stop, runCtx context.Context, work *errgroup.Group, s *source, kind string, sch cron.Schedule, job func(context.Context, *source)) error {
+func (a *Agent) schedule(stop, runCtx context.Context, work *errgroup.Group, s *source, kind jobKind, sch cron.Schedule, job func(context.Context, *source)) error {
 	st := &s.snap
-	if kind == "drill" {
-		st = &s.dril
+	if kind == jobDrill {
+		st = &s.drill
 	}
 	now := a.clock.Now()
 	var next time.Time
@@ -567,7 +575,7 @@ func (a *Agent) schedule(stop, runCtx context.Context, work *errgroup.Group, s *
 			s.mu.Lock()
 			st.Skipped++
 			s.mu.Unlock()
-			if kind == "snapshot" {
+			if kind == jobSnapshot {
 				a.m.snapSkipped.WithLabelValues(s.cfg.Name).Inc()
 			}
 			a.log.Warn("previous run still going: skipped", "source", s.cfg.Name, "job", kind)
@@ -673,7 +681,7 @@ func (a *Agent) drillOnce(ctx context.Context, s *source) {
 	n := s.cfg.Name
 	start := a.clock.Now()
 	s.mu.Lock()
-	s.dril.LastAttempt = start
+	s.drill.LastAttempt = start
 	s.mu.Unlock()
 	var res *DrillResult
 	var err error
@@ -698,8 +706,8 @@ func (a *Agent) drillOnce(ctx context.Context, s *source) {
 	if err != nil {
 		msg := s.scrub(err)
 		s.mu.Lock()
-		s.dril.LastError = msg
-		s.dril.Failures++
+		s.drill.LastError = msg
+		s.drill.Failures++
 		s.mu.Unlock()
 		a.m.drillFailures.WithLabelValues(n).Inc()
 		a.m.drillResult.WithLabelValues(n).Set(0)
@@ -707,9 +715,9 @@ func (a *Agent) drillOnce(ctx context.Context, s *source) {
 		return
 	}
 	s.mu.Lock()
-	s.dril.LastError = ""
-	s.dril.LastSuccess = end
-	s.dril.LastID = res.Snapshot
+	s.drill.LastError = ""
+	s.drill.LastSuccess = end
+	s.drill.LastID = res.Snapshot
 	s.mu.Unlock()
 	a.m.drillResult.WithLabelValues(n).Set(1)
 	a.m.drillLast.WithLabelValues(n).Set(float64(end.UnixNano()) / 1e9)

@@ -109,8 +109,8 @@ func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
 		fl.Fallbacks = maps.Clone(fl.Fallbacks)
 		ss.FromLog = &FromLogView{logState: fl}
 	}
-	if s.drilSch != nil {
-		ss.Drill = &DrillView{jobState: s.dril, RTOSeconds: s.rto.Seconds(), RTOObjectiveSeconds: s.cfg.Drill.RTOObjective.D().Seconds()}
+	if s.drillSch != nil {
+		ss.Drill = &DrillView{jobState: s.drill, RTOSeconds: s.rto.Seconds(), RTOObjectiveSeconds: s.cfg.Drill.RTOObjective.D().Seconds()}
 	}
 	s.mu.Unlock()
 	var reasons []string

@@ -169,7 +169,6 @@ func cstr(b []byte) []byte {
 	return b
 }
 
-
 // cIsSpace is C's isspace in the "C" locale.
 func cIsSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'

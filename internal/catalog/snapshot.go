@@ -22,9 +22,9 @@ const FormatVersion = 1
 
 // Key prefixes of a repository (see docs/format.md).
 const (
-	MarkerKey        = "redback.json"
-	SnapshotPrefix   = "snapshots/"      // snapshots/<id>.json: snapshot manifests
-	SnapshotDataPref = "data/snapshots/" // data/snapshots/<id>.rdb.zst[.age]: snapshot data
+	MarkerKey          = "redback.json"
+	SnapshotPrefix     = "snapshots/"      // snapshots/<id>.json: snapshot manifests
+	SnapshotDataPrefix = "data/snapshots/" // data/snapshots/<id>.rdb.zst[.age]: snapshot data
 )
 
 // ErrNoSnapshot is returned when a repository holds no (matching) snapshot.
@@ -124,7 +124,7 @@ func SnapshotManifestKey(id string) string { return SnapshotPrefix + id + ".json
 
 // SnapshotDataKey is the data object key of snapshot id.
 func SnapshotDataKey(id string, encrypted bool) string {
-	k := SnapshotDataPref + id + ".rdb.zst"
+	k := SnapshotDataPrefix + id + ".rdb.zst"
 	if encrypted {
 		k += ".age"
 	}
@@ -238,8 +238,8 @@ func (s *Snapshot) check(key string) error {
 		return &ManifestError{Key: key, Err: errors.New("no format version")}
 	case s.ID == "" || !ValidID(s.ID):
 		return &ManifestError{Key: key, Err: fmt.Errorf("bad id %q", s.ID)}
-	case !strings.HasPrefix(s.Object.Key, SnapshotDataPref):
-		return &ManifestError{Key: key, Err: fmt.Errorf("data key %q outside %s", s.Object.Key, SnapshotDataPref)}
+	case !strings.HasPrefix(s.Object.Key, SnapshotDataPrefix):
+		return &ManifestError{Key: key, Err: fmt.Errorf("data key %q outside %s", s.Object.Key, SnapshotDataPrefix)}
 	case s.Object.StoredBytes < 0 || s.Object.RawBytes < 0:
 		return &ManifestError{Key: key, Err: errors.New("negative size")}
 	}

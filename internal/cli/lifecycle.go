@@ -182,7 +182,7 @@ func runLifecycle(e *env, o *lifecycleOpts) error {
 	if ok {
 		rules = []lifecycleExpiry{
 			{"redback-snapshot-manifests", catalog.SnapshotPrefix, days},
-			{"redback-snapshot-data", catalog.SnapshotDataPref, days + 1},
+			{"redback-snapshot-data", catalog.SnapshotDataPrefix, days + 1},
 		}
 	}
 	var doc any

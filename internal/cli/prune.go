@@ -15,6 +15,7 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/config"
+	"redback/internal/ops"
 	"redback/internal/pack"
 	"redback/internal/storage"
 )
@@ -153,31 +154,13 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 	if o.now != nil {
 		now = o.now
 	}
-	var res *catalog.PruneResult
-	var perr error
-	var uploads []abandonedUpload
-	if o.dryRun {
-		res, perr = catalog.Prune(ctx, repo, policy, now(), catalog.PruneOptions{DryRun: true})
-		var uerr error
-		uploads, uerr = abandonedUploads(ctx, e, repo, now().Add(-uploadAge), true)
-		perr = errors.Join(perr, uerr)
-	} else {
-		err := leased(ctx, e, repo, name, func(ctx context.Context, repo storage.Backend) error {
-			res, perr = catalog.Prune(ctx, repo, policy, now(), catalog.PruneOptions{})
-			var uerr error
-			uploads, uerr = abandonedUploads(ctx, e, repo, now().Add(-uploadAge), false)
-			perr = errors.Join(perr, uerr)
-			return nil
-		})
-		if err != nil {
-			if res == nil {
-				return err
-			}
-			perr = errors.Join(perr, err)
-		}
-	}
+	at := now()
+	res, perr := ops.Prune(ctx, e.log, repo, name, ops.PruneParams{Policy: policy, Now: at, UploadsBefore: at.Add(-uploadAge), DryRun: o.dryRun})
 	if res == nil {
 		return perr
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(e.Err, "warning: %s\n", w)
 	}
 	for _, u := range res.Unreadable {
 		fmt.Fprintf(e.Err, "warning: skipped an unreadable manifest (neither counted nor deleted): %s\n", u)
@@ -187,12 +170,11 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 			Repo       string `json:"repo"`
 			SourceName string `json:"source_name"`
 			DryRun     bool   `json:"dry_run"`
-			*catalog.PruneResult
-			AbandonedUploads []abandonedUpload `json:"abandoned_uploads"`
-			Errors           []string          `json:"errors"`
-		}{Repo: repo.Location(), SourceName: name, DryRun: o.dryRun, PruneResult: res, AbandonedUploads: uploads, Errors: []string{}}
+			*ops.PruneOutcome
+			Errors []string `json:"errors"`
+		}{Repo: repo.Location(), SourceName: name, DryRun: o.dryRun, PruneOutcome: res, Errors: []string{}}
 		if out.AbandonedUploads == nil {
-			out.AbandonedUploads = []abandonedUpload{}
+			out.AbandonedUploads = []ops.AbandonedUpload{}
 		}
 		if perr != nil {
 			out.Errors = strings.Split(perr.Error(), "\n")
@@ -206,8 +188,8 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 			return err
 		}
 	} else {
-		printPrune(e, o.dryRun, res)
-		printUploads(e, o.dryRun, uploads, now())
+		printPrune(e, o.dryRun, res.PruneResult)
+		printUploads(e, o.dryRun, res.AbandonedUploads, at)
 	}
 	if perr != nil {
 		return fmt.Errorf("prune: %d delete(s) failed: %w", res.Failures, perr)
@@ -283,48 +265,7 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 	}
 }
 
-// abandonedUpload is an incomplete multipart upload prune found.
-type abandonedUpload struct {
-	Key       string    `json:"key"`
-	UploadID  string    `json:"upload_id"`
-	Initiated time.Time `json:"initiated"`
-	Aborted   bool      `json:"aborted"`
-}
-
-// abandonedUploads lists the incomplete multipart uploads of repo started
-// before cutoff and, unless dryRun, aborts them. A failed abort is
-// reported in the error (naming the object) and the others go on; a store
-// that refuses the listing (a policy without s3:ListBucketMultipartUploads)
-// is a warning, not a failed prune.
-func abandonedUploads(ctx context.Context, e *env, repo storage.Backend, cutoff time.Time, dryRun bool) ([]abandonedUpload, error) {
-	var found []storage.Upload
-	err := storage.ListUploads(ctx, repo, "", func(u storage.Upload) error {
-		if u.Initiated.Before(cutoff) {
-			found = append(found, u)
-		}
-		return nil
-	})
-	if err != nil {
-		fmt.Fprintf(e.Err, "warning: incomplete multipart uploads not checked: %v\n", err)
-		return nil, nil
-	}
-	var out []abandonedUpload
-	var errs []error
-	for _, u := range found {
-		a := abandonedUpload{Key: u.Key, UploadID: u.ID, Initiated: u.Initiated}
-		if !dryRun {
-			if err := storage.AbortUpload(ctx, repo, u); err != nil {
-				errs = append(errs, err)
-			} else {
-				a.Aborted = true
-			}
-		}
-		out = append(out, a)
-	}
-	return out, errors.Join(errs...)
-}
-
-func printUploads(e *env, dryRun bool, uploads []abandonedUpload, now time.Time) {
+func printUploads(e *env, dryRun bool, uploads []ops.AbandonedUpload, now time.Time) {
 	for _, u := range uploads {
 		action := "would abort"
 		switch {

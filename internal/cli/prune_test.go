@@ -138,7 +138,7 @@ func TestPrune_Usage(t *testing.T) {
 type failDeletes struct{ storage.Backend }
 
 func (f failDeletes) Delete(ctx context.Context, key string) error {
-	if strings.HasPrefix(key, catalog.SnapshotDataPref) {
+	if strings.HasPrefix(key, catalog.SnapshotDataPrefix) {
 		return errors.New("AccessDenied")
 	}
 	return f.Backend.Delete(ctx, key)

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"redback/internal/catalog"
+	"redback/internal/ops"
 	"redback/internal/storage"
 	"redback/internal/storage/backends"
 )
@@ -153,33 +153,7 @@ func openWriter(ctx context.Context, e *env, url, name, address string) (base, v
 	return base, src.Backend(base), src, nil
 }
 
-// leased runs fn while holding the lease of the source whose objects are
-// view: fn gets the view guarded by the lease (no write once the lease may
-// be held by another) and a context that also ends when the lease is lost.
-// The lease is renewed until fn returns, even after ctx ended (a shipper
-// flushing at shutdown still writes), then released.
+// leased runs fn under the source's writer lease (ops.Leased).
 func leased(ctx context.Context, e *env, view storage.Backend, name string, fn func(context.Context, storage.Backend) error) error {
-	lease, err := catalog.AcquireLease(ctx, view, catalog.NewHolderID(), catalog.DefaultLeaseTTL)
-	if err != nil {
-		return fmt.Errorf("source %s: %w", name, err)
-	}
-	if lease.TookOver != "" {
-		e.log.Warn("took over the lease of a writer that is gone", "source", name, "holder", lease.TookOver)
-	}
-	renew, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
-	renewed := make(chan error, 1)
-	go func() { renewed <- lease.Run(renew) }()
-	work, cancel := context.WithCancelCause(ctx)
-	unhook := context.AfterFunc(lease.Context(), func() { cancel(context.Cause(lease.Context())) })
-	ferr := fn(work, lease.Guard(view))
-	unhook()
-	cancel(nil)
-	stopRenew()
-	lerr := <-renewed
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer rcancel()
-	if rerr := lease.Release(rctx); rerr != nil && lerr == nil && !errors.Is(rerr, catalog.ErrLeaseLost) {
-		e.log.Warn("release lease", "source", name, "err", rerr)
-	}
-	return errors.Join(ferr, lerr)
+	return ops.Leased(ctx, e.log, view, name, fn)
 }

@@ -8,16 +8,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"redback/internal/catalog"
 	"redback/internal/cluster"
 	"redback/internal/clusterset"
+	"redback/internal/ops"
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
-	"redback/internal/sentinel"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
 )
@@ -191,87 +190,16 @@ func printSnapshot(e *env, asJSON bool, v any, snap *catalog.Snapshot) error {
 }
 
 // snapshotParams is what takeSnapshot needs besides the source.
-type snapshotParams struct {
-	Method string
-	// PreferReplica reads a healthy replica of a Sentinel-managed set.
-	PreferReplica bool
-	Store         snapshot.Options
-}
+type snapshotParams = ops.SnapshotParams
 
-// takeSnapshot is the one code path for a snapshot (CLI and agent).
+// takeSnapshot is ops.TakeSnapshot with a bgsave on the wrong host made a
+// usage error.
 func takeSnapshot(ctx context.Context, e *env, u *redisurl.URL, p snapshotParams) (*catalog.Snapshot, error) {
-	if p.Store.Start.IsZero() {
-		p.Store.Start = time.Now()
+	snap, err := ops.TakeSnapshot(ctx, e.log, u, p)
+	if errors.Is(err, snapshot.ErrNotLocal) {
+		return nil, usagef("redback snapshot --method sync --source "+u.Redacted()+" ...", "%v; run redback on that host or use --method sync", err)
 	}
-	set := u
-	u, err := sentinel.Resolve(ctx, set, sentinel.Options{PreferReplica: p.PreferReplica})
-	if err != nil {
-		return nil, err
-	}
-	src, err := sourceInfo(ctx, u)
-	if err != nil {
-		return nil, err
-	}
-	if u != set {
-		src.Address, src.Node = set.Redacted(), u.Redacted()
-		e.log.Info("snapshot of a Sentinel-managed set", "set", set.Redacted(), "node", u.Redacted(), "role", src.Role)
-	}
-	p.Store.Source = src
-	p.Store.Method = p.Method
-	switch p.Method {
-	case "bgsave":
-		c := redis.NewClient(u.GoRedisOptions())
-		defer c.Close()
-		f, err := snapshot.TakeBGSave(ctx, c, snapshot.BGSaveOptions{})
-		if err != nil {
-			if errors.Is(err, snapshot.ErrNotLocal) {
-				return nil, usagef("redback snapshot --method sync --source "+u.Redacted()+" ...",
-					"--method bgsave reads the RDB file on the Redis host, but %s: %v; run redback on that host or use --method sync", u.Redacted(), err)
-			}
-			return nil, err
-		}
-		defer f.Close()
-		for _, w := range f.Waited {
-			e.log.Info(w)
-		}
-		p.Store.Progress.SetTotal(f.Size)
-		return snapshot.Store(ctx, f, p.Store)
-	default:
-		return snapshot.TakeSync(ctx, u, p.Store, e.log)
-	}
-}
-
-// sourceInfo records who the source is (no secrets).
-func sourceInfo(ctx context.Context, u *redisurl.URL) (catalog.Source, error) {
-	src := catalog.Source{Address: u.Redacted()}
-	opts := u.GoRedisOptions()
-	c := redis.NewClient(opts)
-	defer c.Close()
-	txt, err := c.Info(ctx, "server", "replication").Result()
-	var rerr redis.Error
-	if errors.As(err, &rerr) && !strings.HasPrefix(rerr.Error(), "NOAUTH") && !strings.HasPrefix(rerr.Error(), "WRONGPASS") {
-		// The server answered but refuses INFO (renamed on managed
-		// services): the snapshot itself can still be taken.
-		return src, nil
-	}
-	if err != nil {
-		return src, fmt.Errorf("connect to %s: %w", u.Redacted(), err)
-	}
-	for _, line := range strings.Split(txt, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "run_id":
-			src.RunID = v
-		case "redis_version":
-			src.RedisVersion = v
-		case "role":
-			src.Role = v
-		}
-	}
-	return src, nil
+	return snap, err
 }
 
 // humanBytes formats a byte count for people.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"redback/internal/ops"
 	"redback/internal/redistest"
 	"redback/internal/storage/s3/s3test"
 )
@@ -95,7 +96,7 @@ func TestPrune_AbandonedMultipartUploads(t *testing.T) {
 	}
 	code, out, errs = runCLI(t, "prune", "--repo", repo, "--dry-run", "--json")
 	var res struct {
-		AbandonedUploads []abandonedUpload `json:"abandoned_uploads"`
+		AbandonedUploads []ops.AbandonedUpload `json:"abandoned_uploads"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil || len(res.AbandonedUploads) != 1 ||
 		res.AbandonedUploads[0].Key != rel || res.AbandonedUploads[0].Aborted || time.Since(res.AbandonedUploads[0].Initiated) < 47*time.Hour {

@@ -725,7 +725,6 @@ func (c *Conn) Next(ctx context.Context) (Command, error) {
 	return cmd, nil
 }
 
-
 func (c *Conn) startAcks() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

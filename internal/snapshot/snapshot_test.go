@@ -215,7 +215,7 @@ func assertNothingVisible(t *testing.T, b storage.Backend) {
 		t.Fatalf("%d snapshots visible after a failure", len(snaps))
 	}
 	var data []string
-	_ = b.List(ctx, catalog.SnapshotDataPref, func(oi storage.ObjectInfo) error { data = append(data, oi.Key); return nil })
+	_ = b.List(ctx, catalog.SnapshotDataPrefix, func(oi storage.ObjectInfo) error { data = append(data, oi.Key); return nil })
 	if len(data) != 0 {
 		t.Fatalf("data objects left: %v", data)
 	}
@@ -225,7 +225,7 @@ func assertNothingVisible(t *testing.T, b storage.Backend) {
 type failingBackend struct{ storage.Backend }
 
 func (f failingBackend) Put(ctx context.Context, key string, r io.Reader) (storage.ObjectInfo, error) {
-	if strings.HasPrefix(key, catalog.SnapshotDataPref) {
+	if strings.HasPrefix(key, catalog.SnapshotDataPrefix) {
 		_, _ = io.CopyN(io.Discard, r, 1000)
 		return storage.ObjectInfo{}, errors.New("access denied")
 	}

@@ -347,8 +347,8 @@ func findOrphans(ctx context.Context, b storage.Backend, ids []string) ([]Findin
 		have[id] = true
 	}
 	var fs []Finding
-	err := b.List(ctx, catalog.SnapshotDataPref, func(oi storage.ObjectInfo) error {
-		name := strings.TrimPrefix(oi.Key, catalog.SnapshotDataPref)
+	err := b.List(ctx, catalog.SnapshotDataPrefix, func(oi storage.ObjectInfo) error {
+		name := strings.TrimPrefix(oi.Key, catalog.SnapshotDataPrefix)
 		id := name
 		for _, suf := range []string{".rdb.zst.age", ".rdb.zst"} {
 			if s, ok := strings.CutSuffix(name, suf); ok {
@@ -364,7 +364,7 @@ func findOrphans(ctx context.Context, b storage.Backend, ids []string) ([]Findin
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list %s in %s: %w", catalog.SnapshotDataPref, b.Location(), err)
+		return nil, fmt.Errorf("list %s in %s: %w", catalog.SnapshotDataPrefix, b.Location(), err)
 	}
 	return fs, nil
 }

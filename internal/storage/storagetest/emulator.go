@@ -99,7 +99,8 @@ func StartEmulator(t testing.TB, e Emulator) string {
 		_ = logf.Close()
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		err = waitReady("http://"+addr+"/"+strings.TrimPrefix(e.Path, "/"), exited, 30*time.Second)
+		// Node (Azurite) can take a minute to start on a loaded machine.
+		err = waitReady("http://"+addr+"/"+strings.TrimPrefix(e.Path, "/"), exited, 2*time.Minute)
 		if err == nil {
 			t.Cleanup(func() {
 				_ = cmd.Process.Signal(os.Interrupt)

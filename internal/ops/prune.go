@@ -1,0 +1,105 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"redback/internal/catalog"
+	"redback/internal/storage"
+)
+
+// PruneParams says what Prune applies to one source.
+type PruneParams struct {
+	Policy catalog.Policy
+	Now    time.Time
+	// UploadsBefore: incomplete multipart uploads started before it are
+	// abandoned (aborted, or reported with DryRun).
+	UploadsBefore time.Time
+	DryRun        bool
+}
+
+// PruneOutcome is what Prune did, or would do with DryRun.
+type PruneOutcome struct {
+	*catalog.PruneResult
+	AbandonedUploads []AbandonedUpload `json:"abandoned_uploads"`
+	// Warnings are problems that did not fail the prune (an upload
+	// listing the store refused).
+	Warnings []string `json:"-"`
+}
+
+// AbandonedUpload is an incomplete multipart upload Prune found.
+type AbandonedUpload struct {
+	Key       string    `json:"key"`
+	UploadID  string    `json:"upload_id"`
+	Initiated time.Time `json:"initiated"`
+	Aborted   bool      `json:"aborted"`
+}
+
+// Prune applies retention to the source whose objects are repo (name
+// labels errors and log lines) and deals with its abandoned uploads:
+// under the source's lease, or, with DryRun, without it and changing
+// nothing. The outcome is nil only when nothing could be evaluated; an
+// error with an outcome means some deletions or aborts failed (named in
+// the error) while the rest went on.
+func Prune(ctx context.Context, log *slog.Logger, repo storage.Backend, name string, p PruneParams) (*PruneOutcome, error) {
+	var out *PruneOutcome
+	var perr error
+	run := func(ctx context.Context, repo storage.Backend) error {
+		res, err := catalog.Prune(ctx, repo, p.Policy, p.Now, catalog.PruneOptions{DryRun: p.DryRun})
+		if res == nil {
+			perr = err
+			return nil
+		}
+		out = &PruneOutcome{PruneResult: res}
+		var uerr error
+		out.AbandonedUploads, out.Warnings, uerr = abandonedUploads(ctx, repo, p.UploadsBefore, p.DryRun)
+		perr = errors.Join(err, uerr)
+		return nil
+	}
+	if p.DryRun {
+		_ = run(ctx, repo)
+		return out, perr
+	}
+	if err := Leased(ctx, log, repo, name, run); err != nil {
+		if out == nil {
+			return nil, err
+		}
+		perr = errors.Join(perr, err)
+	}
+	return out, perr
+}
+
+// abandonedUploads lists the incomplete multipart uploads of repo started
+// before cutoff and, unless dryRun, aborts them. A failed abort is
+// reported in the error (naming the object) and the others go on; a store
+// that refuses the listing (a policy without s3:ListBucketMultipartUploads)
+// is a warning, not a failed prune.
+func abandonedUploads(ctx context.Context, repo storage.Backend, cutoff time.Time, dryRun bool) ([]AbandonedUpload, []string, error) {
+	var found []storage.Upload
+	err := storage.ListUploads(ctx, repo, "", func(u storage.Upload) error {
+		if u.Initiated.Before(cutoff) {
+			found = append(found, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, []string{fmt.Sprintf("incomplete multipart uploads not checked: %v", err)}, nil
+	}
+	var out []AbandonedUpload
+	var errs []error
+	for _, u := range found {
+		a := AbandonedUpload{Key: u.Key, UploadID: u.ID, Initiated: u.Initiated}
+		if !dryRun {
+			if err := storage.AbortUpload(ctx, repo, u); err != nil {
+				errs = append(errs, err)
+			} else {
+				a.Aborted = true
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil, errors.Join(errs...)
+}
