@@ -224,7 +224,7 @@ func looksLikeRDB(path string) (bool, error) {
 // base and incr file it lists, in the manifest's directory) the way
 // redis-check-aof 7.0.15 does, and applies opts. Damage is in the Report;
 // the error is for what stops the check: I/O errors, a bad manifest
-// (*ManifestError), a missing listed file, an invalid #TS annotation in
+// (*ManifestSyntaxError), a missing listed file, an invalid #TS annotation in
 // truncate mode (*CorruptionError) or an impossible timestamp cut
 // (*TimestampError).
 func Check(path string, opts CheckOptions) (*Report, error) {
@@ -251,7 +251,7 @@ func Check(path string, opts CheckOptions) (*Report, error) {
 	m, err := ParseManifest(mf)
 	mf.Close()
 	if err != nil {
-		var me *ManifestError
+		var me *ManifestSyntaxError
 		if errors.As(err, &me) {
 			me.File = path
 		}

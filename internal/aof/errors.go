@@ -32,17 +32,17 @@ func (e *CorruptionError) Unwrap() error { return e.Err }
 // VerificationFailed marks a CorruptionError as failed verification (exit code 3).
 func (e *CorruptionError) VerificationFailed() bool { return true }
 
-// ManifestError reports a manifest that Redis would refuse to load. Line is
+// ManifestSyntaxError reports a manifest that Redis would refuse to load. Line is
 // the 1-based line number as Redis counts it (0 when the whole file is at
 // fault) and Text the offending line, trimmed.
-type ManifestError struct {
+type ManifestSyntaxError struct {
 	File string
 	Line int
 	Text string
 	Err  error
 }
 
-func (e *ManifestError) Error() string {
+func (e *ManifestSyntaxError) Error() string {
 	f := e.File
 	if f == "" {
 		f = "manifest"
@@ -53,10 +53,10 @@ func (e *ManifestError) Error() string {
 	return fmt.Sprintf("%s: %v", f, e.Err)
 }
 
-func (e *ManifestError) Unwrap() error { return e.Err }
+func (e *ManifestSyntaxError) Unwrap() error { return e.Err }
 
-// VerificationFailed marks a ManifestError as failed verification (exit code 3).
-func (e *ManifestError) VerificationFailed() bool { return true }
+// VerificationFailed marks a ManifestSyntaxError as failed verification (exit code 3).
+func (e *ManifestSyntaxError) VerificationFailed() bool { return true }
 
 // TimestampError is a --truncate-to-timestamp request that cannot be done
 // (redis-check-aof exits 1 for each): the first annotation past the

@@ -81,9 +81,9 @@ func FuzzManifest(f *testing.F) {
 		}
 		m, err := ParseManifest(bytes.NewReader(data))
 		if err != nil {
-			var me *ManifestError
+			var me *ManifestSyntaxError
 			if !errors.As(err, &me) {
-				t.Fatalf("error %v is not a ManifestError", err)
+				t.Fatalf("error %v is not a ManifestSyntaxError", err)
 			}
 			return
 		}

@@ -50,7 +50,7 @@ func (m *Manifest) LoadOrder() []ManifestFile {
 	return append(out, m.Incr...)
 }
 
-// Manifest errors, wrapped by ManifestError with Redis's own wording.
+// Manifest errors, wrapped by ManifestSyntaxError with Redis's own wording.
 var (
 	ErrManifestEmpty       = errors.New("Found an empty AOF manifest")
 	ErrManifestLineTooLong = errors.New("The AOF manifest file contains too long line")
@@ -68,7 +68,7 @@ var (
 // least 6 tokens and an even number; keys are case-insensitive; unknown
 // keys are ignored; file, seq (non-zero, atoll) and type are required; the
 // name must not contain '/' or '\\'; one base at most; incr seq strictly
-// increasing from above 0; types b, h, i. Errors are *ManifestError.
+// increasing from above 0; types b, h, i. Errors are *ManifestSyntaxError.
 func ParseManifest(r io.Reader) (*Manifest, error) {
 	m := &Manifest{}
 	br := bufio.NewReaderSize(r, 4096)
@@ -91,11 +91,11 @@ func ParseManifest(r io.Reader) (*Manifest, error) {
 			}
 		}
 		if rerr != nil && rerr != io.EOF {
-			return nil, &ManifestError{Err: fmt.Errorf("read manifest: %w", rerr)}
+			return nil, &ManifestSyntaxError{Err: fmt.Errorf("read manifest: %w", rerr)}
 		}
 		if len(buf) == 0 {
 			if linenum == 0 {
-				return nil, &ManifestError{Err: ErrManifestEmpty}
+				return nil, &ManifestSyntaxError{Err: ErrManifestEmpty}
 			}
 			return m, nil
 		}
@@ -105,10 +105,10 @@ func ParseManifest(r io.Reader) (*Manifest, error) {
 		}
 		cs := cstr(buf)
 		if bytes.IndexByte(cs, '\n') < 0 {
-			return nil, &ManifestError{Line: linenum, Text: string(bytes.Trim(cs, " \t\r\n")), Err: ErrManifestLineTooLong}
+			return nil, &ManifestSyntaxError{Line: linenum, Text: string(bytes.Trim(cs, " \t\r\n")), Err: ErrManifestLineTooLong}
 		}
 		line := bytes.Trim(cs, " \t\r\n")
-		merr := func(err error) error { return &ManifestError{Line: linenum, Text: string(line), Err: err} }
+		merr := func(err error) error { return &ManifestSyntaxError{Line: linenum, Text: string(line), Err: err} }
 		if len(line) == 0 {
 			return nil, merr(ErrManifestFormat)
 		}

@@ -48,7 +48,7 @@ func TestParseManifest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := ParseManifest(strings.NewReader(tc.in))
 			if tc.err != nil {
-				var me *ManifestError
+				var me *ManifestSyntaxError
 				if !errors.Is(err, tc.err) || !errors.As(err, &me) {
 					t.Fatalf("err = %v, want %v", err, tc.err)
 				}

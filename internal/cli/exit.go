@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"redback/internal/pack"
 )
 
 // Exit codes, documented in `redback --help`.
@@ -38,10 +40,6 @@ func usagef(try, format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...), Try: try}
 }
 
-// verificationFailure is implemented by errors that mean "the data is bad"
-// (rdb.FormatError, aof.CorruptionError, verify findings, ...).
-type verificationFailure interface{ VerificationFailed() bool }
-
 // VerifyError marks err as a failed verification (exit code 3).
 type VerifyError struct{ Err error }
 
@@ -67,8 +65,7 @@ func ExitCode(err error) int {
 	if errors.As(err, &u) {
 		return ExitUsage
 	}
-	var v verificationFailure
-	if errors.As(err, &v) && v.VerificationFailed() {
+	if pack.VerificationFailed(err) { // rdb.FormatError, aof.CorruptionError, verify findings, ...
 		return ExitVerify
 	}
 	if errors.Is(err, context.Canceled) {

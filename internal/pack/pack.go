@@ -271,11 +271,15 @@ type readError struct {
 func (e *readError) Error() string { return fmt.Sprintf("read %s: %v", e.key, e.err) }
 func (e *readError) Unwrap() error { return e.err }
 
+// VerificationFailure is implemented by errors that may say the data is
+// bad (exit code 3) rather than that an operation failed.
+type VerificationFailure interface{ VerificationFailed() bool }
+
 // VerificationFailed reports whether err says the data is bad: an error
 // in its chain has VerificationFailed() true (an *IntegrityError, an RDB
 // or AOF that does not parse, a damaged segment, ...). Exit code 3.
 func VerificationFailed(err error) bool {
-	var v interface{ VerificationFailed() bool }
+	var v VerificationFailure
 	return errors.As(err, &v) && v.VerificationFailed()
 }
 
@@ -314,7 +318,7 @@ func Classify(key string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrClosedPipe) {
 		return err
 	}
-	var v interface{ VerificationFailed() bool }
+	var v VerificationFailure
 	if errors.As(err, &v) {
 		return err
 	}

@@ -32,7 +32,7 @@ type Records struct {
 // target, plan, filters, conflict handling, fallback conversion, batching,
 // pipelining over Options.Parallel connections and progress (bytes are the
 // value bytes handed over). A Next error is returned as a source error
-// (a *SourceError when it says the data is damaged).
+// (a *DamagedSourceError when it says the data is damaged).
 func FromRecords(ctx context.Context, src Records, u *redisurl.URL, o Options) (*Result, error) {
 	return toTarget(ctx, u, o, func(_ context.Context, opts Options, tgt Target) (*feed, error) {
 		plan, err := NewPlan(src.Version, src.DBs, tgt, opts.Filter, opts.Conflict)

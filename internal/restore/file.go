@@ -119,7 +119,7 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 	}
 	if err != nil {
 		if pack.VerificationFailed(err) {
-			return res, &SourceError{Source: src.damageLabel(), Err: err}
+			return res, &DamagedSourceError{Source: src.damageLabel(), Err: err}
 		}
 		return res, fmt.Errorf("restore %s to %s: %w", src.Name, path, err)
 	}

@@ -72,7 +72,7 @@ type worker struct {
 // executor is one ToRedis run.
 type executor struct {
 	// span is the first and the last key read from the source (in its
-	// order), for what a SourceError says was written.
+	// order), for what a DamagedSourceError says was written.
 	span    keySpan
 	opts    Options
 	plan    *Plan
@@ -115,7 +115,7 @@ type executor struct {
 // With RESTORE commands it refuses a cluster, a replica and (with
 // ConflictFail) non-empty target dbs before writing anything. Keys that
 // fail are counted and listed in the Result, which is returned together
-// with any error; a damaged source gives a *SourceError.
+// with any error; a damaged source gives a *DamagedSourceError.
 func ToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options) (*Result, error) {
 	if o.Method != MethodRestore {
 		opts := o.withDefaults()
@@ -194,7 +194,7 @@ type feed struct {
 	next func(context.Context) (*rdb.Record, error)
 	// offset counts the source bytes read (progress, Result.Bytes).
 	offset func() int64
-	source string // for a SourceError
+	source string // for a DamagedSourceError
 	// The beginnings of the messages of a source error: interrupted when
 	// ctx ended, else failed.
 	interrupted, failed string
@@ -273,7 +273,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	case werr != nil:
 		return res, fmt.Errorf("%w (%d keys were written before)", werr, res.KeysRestored)
 	case srcErr != nil && pack.VerificationFailed(srcErr):
-		return res, &SourceError{Source: f.source, Written: res.KeysRestored, Span: x.span.String(), Err: srcErr}
+		return res, &DamagedSourceError{Source: f.source, Written: res.KeysRestored, Span: x.span.String(), Err: srcErr}
 	case srcErr != nil:
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("%s: %w (%d keys were written)", f.interrupted, ctx.Err(), res.KeysRestored)
@@ -285,7 +285,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 
 func sourceErr(src Source, written int64, err error) error {
 	if pack.VerificationFailed(err) {
-		return &SourceError{Source: src.damageLabel(), Written: written, Err: err}
+		return &DamagedSourceError{Source: src.damageLabel(), Written: written, Err: err}
 	}
 	return fmt.Errorf("read %s: %w", src.Name, err)
 }

@@ -521,18 +521,18 @@ func TestToRedis_DamagedSource(t *testing.T) {
 	os.WriteFile(bad, data, 0o600)
 	dst := redistest.Start(t)
 	res, err := ToRedis(ctx, FileSource(bad), targetURL(t, dst), Options{})
-	var se *SourceError
+	var se *DamagedSourceError
 	if !errors.As(err, &se) || !pack.VerificationFailed(err) {
-		t.Fatalf("err = %v, want a SourceError", err)
+		t.Fatalf("err = %v, want a DamagedSourceError", err)
 	}
 	t.Logf("damaged: %v (result %+v)", err, res)
 	if n, _ := dst.Client().DBSize(ctx).Result(); n != se.Written {
-		t.Errorf("target holds %d keys, SourceError says %d written", n, se.Written)
+		t.Errorf("target holds %d keys, DamagedSourceError says %d written", n, se.Written)
 	}
 	dir := t.TempDir()
 	_, err = ToDir(ctx, FileSource(bad), dir, Options{})
 	if !errors.As(err, &se) {
-		t.Errorf("ToDir: %v, want a SourceError", err)
+		t.Errorf("ToDir: %v, want a DamagedSourceError", err)
 	}
 	// The values are checked on Fanout workers: the error must be the one a
 	// plain check reports, and nothing may be left in the dir.
@@ -652,9 +652,9 @@ func TestToRedis_DamagedSnapshotWritesNothing(t *testing.T) {
 	for _, pre := range []bool{true, false} {
 		dst := redistest.Start(t)
 		_, err := ToRedis(ctx, SnapshotSource(b, snap, nil), targetURL(t, dst), Options{NoPrecheck: !pre})
-		var se *SourceError
+		var se *DamagedSourceError
 		if !errors.As(err, &se) || !pack.VerificationFailed(err) || !strings.Contains(err.Error(), snap.Object.Key) {
-			t.Fatalf("precheck %v: %v, want a SourceError naming the object", pre, err)
+			t.Fatalf("precheck %v: %v, want a DamagedSourceError naming the object", pre, err)
 		}
 		n, _ := dst.Client().DBSize(ctx).Result()
 		switch {

@@ -183,7 +183,7 @@ func replicate(ctx context.Context, src Source, u *redisurl.URL, opts Options) (
 	if err != nil {
 		if isVerification(err) {
 			state := r.undo()
-			return res, true, &SourceError{Source: src.damageLabel(), Err: fmt.Errorf("%w; %s", err, state)}
+			return res, true, &DamagedSourceError{Source: src.damageLabel(), Err: fmt.Errorf("%w; %s", err, state)}
 		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("restore interrupted: %w", ctx.Err())

@@ -169,7 +169,7 @@ func (r *Result) note(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-// damageLabel is how a SourceError names src: its name and, for a
+// damageLabel is how a DamagedSourceError names src: its name and, for a
 // repository object, the object's key.
 func (src Source) damageLabel() string {
 	if src.Object == "" {
@@ -178,10 +178,10 @@ func (src Source) damageLabel() string {
 	return src.Name + " (object " + src.Object + ")"
 }
 
-// SourceError means the source data is damaged (a *rdb.FormatError or a
+// DamagedSourceError means the source data is damaged (a *rdb.FormatError or a
 // pack integrity error inside); Written keys had already been written to the
 // target when it was found.
-type SourceError struct {
+type DamagedSourceError struct {
 	Source  string
 	Written int64
 	// Span says which keys of the source were sent before the damage was
@@ -190,7 +190,7 @@ type SourceError struct {
 	Err  error
 }
 
-func (e *SourceError) Error() string {
+func (e *DamagedSourceError) Error() string {
 	if e.Written == 0 && e.Span == "" {
 		return fmt.Sprintf("source %s is damaged: %v (nothing was written to the target)", e.Source, e.Err)
 	}
@@ -218,8 +218,8 @@ func (s *keySpan) String() string {
 	}
 	return fmt.Sprintf("at most the source's first %d keys in its order, db %d key %q to db %d key %q; nothing after it", s.n, s.firstDB, s.firstKey, s.lastDB, s.lastKey)
 }
-func (e *SourceError) Unwrap() error            { return e.Err }
-func (e *SourceError) VerificationFailed() bool { return true }
+func (e *DamagedSourceError) Unwrap() error            { return e.Err }
+func (e *DamagedSourceError) VerificationFailed() bool { return true }
 
 // ScanDBs reads a whole RDB stream and returns the dbs that hold keys.
 func ScanDBs(r io.Reader, maxValue int64) ([]int, error) {

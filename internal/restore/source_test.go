@@ -68,13 +68,13 @@ func TestSnapshotSource(t *testing.T) {
 	bad[len(bad)-40] ^= 1
 	b.Put(ctx, snap.Object.Key, bytes.NewReader(bad))
 	_, err = ToRedis(ctx, SnapshotSource(b, snap, []age.Identity{id}), targetURL(t, dst), Options{Conflict: ConflictReplace})
-	var se *SourceError
+	var se *DamagedSourceError
 	if !errors.As(err, &se) {
-		t.Fatalf("damaged object: %v, want a SourceError", err)
+		t.Fatalf("damaged object: %v, want a DamagedSourceError", err)
 	}
 	t.Logf("damaged object: %v", err)
 	_, err = ToDir(ctx, SnapshotSource(b, snap, []age.Identity{id}), t.TempDir(), Options{})
 	if !errors.As(err, &se) {
-		t.Fatalf("damaged object to dir: %v, want a SourceError", err)
+		t.Fatalf("damaged object to dir: %v, want a DamagedSourceError", err)
 	}
 }
