@@ -130,7 +130,8 @@ func testConfig(source, repo string) *config.Config {
 	s.Name, s.Source, s.Repo = "cache-a", source, repo
 	c.Sources = []config.Source{s}
 	c.GracePeriod = config.Duration(time.Minute)
-	c.LeaseTTL = config.Duration(3 * time.Second)
+	// Long enough that a starved test process still renews in time.
+	c.LeaseTTL = config.Duration(30 * time.Second)
 	return c
 }
 

@@ -133,7 +133,9 @@ func (flakyPut) PutIf(context.Context, string, []byte, storage.Condition) (stora
 
 func TestLease_RunGivesUpBeforeExpiry(t *testing.T) {
 	b := mem.New()
-	l, err := AcquireLease(t.Context(), b, NewHolderID(), 60*time.Millisecond)
+	// Long enough that renewals are attempted (and fail) before the lease
+	// expires even on a starved machine.
+	l, err := AcquireLease(t.Context(), b, NewHolderID(), 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
