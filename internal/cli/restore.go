@@ -2,17 +2,15 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"redback/internal/catalog"
+	"redback/internal/ops"
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/restore"
@@ -312,26 +310,10 @@ func (o *restoreOptions) source(ctx context.Context, e *env) (restore.Source, st
 	if err != nil {
 		return restore.Source{}, "", nop, err
 	}
-	closeRepo := func() { repo.Close() }
-	var snap *catalog.Snapshot
-	if o.Snapshot != "" {
-		snap, err = catalog.ReadSnapshot(ctx, repo, o.Snapshot)
-		if errors.Is(err, catalog.ErrNoSnapshot) {
-			err = fmt.Errorf("no snapshot %q in %s: see the ids with `redback list --repo %s`", o.Snapshot, repo.Location(), repo.Location())
-		}
-	} else {
-		snap, err = catalog.Latest(ctx, repo)
-		if errors.Is(err, catalog.ErrNoSnapshot) {
-			err = fmt.Errorf("nothing to restore: %w (none verified); see `redback list --repo %s`", err, repo.Location())
-		}
-	}
+	src, snap, err := ops.SnapshotSource(ctx, repo, o.Snapshot, ids)
 	if err != nil {
-		closeRepo()
+		repo.Close()
 		return restore.Source{}, "", nop, err
 	}
-	if snap.Object.Encryption != "" && len(ids) == 0 {
-		closeRepo()
-		return restore.Source{}, "", nop, fmt.Errorf("snapshot %s is encrypted (recipients %s): give --identity FILE or set $REDBACK_IDENTITY_FILE", snap.ID, strings.Join(snap.Object.Recipients, ", "))
-	}
-	return restore.SnapshotSource(repo, snap, ids), snap.ID, closeRepo, nil
+	return src, snap.ID, func() { repo.Close() }, nil
 }
