@@ -131,19 +131,19 @@ type Agent struct {
 
 // source is the runtime state of one configured source.
 type source struct {
-	cfg     config.Source
-	repo    storage.Backend
-	cached  *cache.Backend // repo for the timeline's reads: manifests cached
-	shipper Shipper
-	snapSch cron.Schedule
+	cfg      config.Source
+	repo     storage.Backend
+	cached   *cache.Backend // repo for the timeline's reads: manifests cached
+	shipper  Shipper
+	snapSch  cron.Schedule
 	drillSch cron.Schedule
-	secret  string // the source password, scrubbed from error texts
+	secret   string // the source password, scrubbed from error texts
 
-	mu   sync.Mutex
-	snap jobState
+	mu    sync.Mutex
+	snap  jobState
 	drill jobState
-	ret  retentionState
-	ship struct {
+	ret   retentionState
+	ship  struct {
 		lastErr string
 	}
 	rto     time.Duration

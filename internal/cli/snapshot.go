@@ -17,6 +17,7 @@ import (
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
+	"redback/internal/sentinel"
 	"redback/internal/snapshot"
 	"redback/internal/storage"
 )
