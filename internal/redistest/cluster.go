@@ -213,21 +213,28 @@ func (c *Cluster) WaitReplicated() {
 	c.t.Helper()
 	ctx := context.Background()
 	defer func() {
-		for i := 0; i < 300; i++ {
-			loading := false
+		// Every node must see every node online (not loading, not yet
+		// gossiped): a snapshot that prefers replicas asks one node.
+		last := ""
+		for i := 0; i < 600; i++ {
+			ready := true
 			for _, n := range c.Nodes {
 				v, err := n.Client().Do(ctx, "CLUSTER", "SHARDS").Result()
 				if err != nil {
 					c.t.Fatalf("CLUSTER SHARDS on %s: %v", n.Addr(), err)
 				}
-				loading = loading || strings.Contains(fmt.Sprint(v), "loading")
+				last = fmt.Sprint(v)
+				if strings.Contains(last, "loading") || strings.Count(last, "online") < len(c.Nodes) {
+					ready = false
+					break
+				}
 			}
-			if !loading {
+			if ready {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		c.t.Fatal("replicas still loading in CLUSTER SHARDS")
+		c.t.Fatalf("not every node online in CLUSTER SHARDS within 60 s: %s", last)
 	}()
 	for _, p := range c.Primaries() {
 		info, _ := p.Client().Info(ctx, "replication").Result()
