@@ -108,7 +108,7 @@ func TestLease_RunStopsWhenLost(t *testing.T) {
 
 func TestLease_RunReturnsOnCancel(t *testing.T) {
 	b := mem.New()
-	l, err := AcquireLease(t.Context(), b, NewHolderID(), 30*time.Millisecond)
+	l, err := AcquireLease(t.Context(), b, NewHolderID(), 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
