@@ -262,9 +262,16 @@ func TestShipper_KillDashNine(t *testing.T) {
 			default:
 			}
 			load(t, src, 100+i, 200)
+			// Paced, so that while a slow machine keeps restarting the
+			// child, the writes since the last stored offset stay well
+			// inside the source's 64 MB backlog (past it a new
+			// generation would be right, and this test would not test
+			// the resume).
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	rng := rand.New(rand.NewPCG(9, 9))
+	var childLogs []string
 	for i := 0; i < 20; i++ { // the figure: 20 kills at random moments under load
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), "REDBACK_SHIP_CHILD_SOURCE="+src.URL(), "REDBACK_SHIP_CHILD_REPO="+dir)
@@ -276,6 +283,7 @@ func TestShipper_KillDashNine(t *testing.T) {
 		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		childLogs = append(childLogs, logs.String())
 		if testing.Verbose() {
 			t.Logf("child %d:\n%s", i, logs.String())
 		}
@@ -292,6 +300,12 @@ func TestShipper_KillDashNine(t *testing.T) {
 	r.stop(t)
 	gens := checkRepo(t, b, src.Digest(context.Background()))
 	if len(gens) != 1 {
+		for _, g := range gens {
+			t.Logf("generation %s: replid %s, start offset %d, created %s", g.ID, g.ReplID, g.StartOffset, g.Created)
+		}
+		for i, l := range childLogs {
+			t.Logf("child %d:\n%s", i, l)
+		}
 		t.Fatalf("want one generation across kill -9, got %d", len(gens))
 	}
 }
