@@ -89,11 +89,22 @@ type UncertainError struct {
 	Generation string
 	From, To   time.Time
 	Commands   int64 // commands whose time is only bounded by the interval
+	// ByOffset is set when the interval began before the generation's
+	// base snapshot (From is then the base's time): the primary buffered
+	// the commands while sending the snapshot, so no time before them is
+	// restorable and the state before them is reached with --to-offset
+	// BeforeOffset instead.
+	ByOffset     bool
+	BeforeOffset int64
 }
 
 func (e *UncertainError) Error() string {
-	return fmt.Sprintf("%s: %v: in generation %s, %d commands ran at times only known to lie between %s and %s (the source re-sent them after the shipper reconnected, or sent them after a full sync's snapshot); the nearest exact points are --at %s (before them) and --at %s (after them); or pass --uncertain earliest or --uncertain latest to restore to one of those",
-		e.Target, ErrUncertain, e.Generation, e.Commands, fmtTime(e.From), fmtTime(e.To), fmtTime(e.From), fmtTime(e.To))
+	before := "--at " + fmtTime(e.From)
+	if e.ByOffset {
+		before = fmt.Sprintf("--to-offset %d (the source buffered them while sending the base snapshot, taken at %s)", e.BeforeOffset, fmtTime(e.From))
+	}
+	return fmt.Sprintf("%s: %v: in generation %s, %d commands ran at times only known to lie between %s and %s (the source re-sent them after the shipper reconnected, or sent them after a full sync's snapshot); the nearest exact points are %s (before them) and --at %s (after them); or pass --uncertain earliest or --uncertain latest to restore to one of those",
+		e.Target, ErrUncertain, e.Generation, e.Commands, fmtTime(e.From), fmtTime(e.To), before, fmtTime(e.To))
 }
 func (e *UncertainError) Unwrap() error { return ErrUncertain }
 
@@ -222,8 +233,11 @@ type Window struct {
 	Generation string `json:"generation"`
 	ReplID     string `json:"replid"`
 	Base       string `json:"base_snapshot"`
-	// From is the oldest restorable point: the base snapshot (the start
-	// of its transfer; the primary forked before it).
+	// From is the oldest time a restore --at reaches: the base snapshot
+	// (the start of its transfer; the primary forked before it), or, when
+	// commands the primary buffered during that transfer ran at times only
+	// bounded by an interval holding it, the end of that interval (the
+	// base itself is then reached with --to-offset FromOffset).
 	From       time.Time `json:"from"`
 	FromOffset int64     `json:"from_offset"`
 	// To is the newest durable point reachable without a gap: the last
@@ -310,6 +324,30 @@ func (gi *genInfo) uncertain() []Interval {
 		}
 	}
 	return out
+}
+
+// firstExact returns the earliest moment of a window starting at fromMs
+// (the base's time) that a time target restores, and the uncertain
+// intervals ivs inside the window. Right after a full sync the source
+// sends what it buffered while the snapshot was transferred (time markers,
+// the SELECT before them, writes): those ran after the fork at times only
+// bounded by an interval that can hold the base's time, and a time inside
+// it is refused. The window then starts where that interval ends, the
+// first moment whose state is known again; intervals that end at or
+// before the start are not part of the window.
+func firstExact(fromMs int64, ivs []Interval) (int64, []Interval) {
+	var in []Interval
+	for _, iv := range ivs {
+		if lo, hi := iv.From.UnixMilli(), iv.To.UnixMilli(); lo < fromMs && fromMs < hi {
+			fromMs = hi
+		}
+	}
+	for _, iv := range ivs {
+		if iv.To.UnixMilli() > fromMs {
+			in = append(in, iv)
+		}
+	}
+	return fromMs, in
 }
 
 // CoverageError says that no generation covers a target, naming each
@@ -451,8 +489,8 @@ func (gi *genInfo) window() Window {
 		w.Problem = gi.baseErr.Error()
 		return w
 	}
-	w.From, w.To = msTime(gi.fromMs()), msTime(gi.toMs())
-	w.Uncertain = gi.uncertain()
+	from, ivs := firstExact(gi.fromMs(), gi.uncertain())
+	w.From, w.To, w.Uncertain = msTime(from), msTime(max(gi.toMs(), from)), ivs
 	if gi.g.Ended && gi.gap == nil && gi.g.EndOffset > gi.end && gi.lost < 0 {
 		w.Gaps = append(w.Gaps, catalog.Gap{Generation: gi.g.ID, From: gi.end, To: gi.g.EndOffset})
 	}
@@ -1208,6 +1246,9 @@ func (gi *genInfo) timeCut(ctx context.Context, b storage.Backend, ids []age.Ide
 		hi = late.prevMs
 	}
 	ue := &UncertainError{Target: t.String(), Generation: gi.g.ID, From: msTime(match.From), To: msTime(hi), Commands: n}
+	if base := gi.fromMs(); match.From < base {
+		ue.From, ue.ByOffset, ue.BeforeOffset = msTime(base), true, cut.offset
+	}
 	switch t.Uncertain {
 	case UncertainEarliest:
 		p.Notes = append(p.Notes, fmt.Sprintf("%s falls inside %s .. %s, when %d commands ran at times only known within that interval: --uncertain earliest restores the state before them (as at %s)", fmtTime(t.Time), fmtTime(ue.From), fmtTime(ue.To), n, fmtTime(ue.From)))
