@@ -32,35 +32,61 @@ type SentinelSet struct {
 // replica as a healthy one (so that a failover can pick it).
 func StartSentinelSet(t testing.TB, replicas int, extra ...string) *SentinelSet {
 	t.Helper()
+	return startSentinelSet(t, nil, replicas, extra)
+}
+
+// StartMutualTLSSentinelSet is StartSentinelSet with every process (data
+// nodes and sentinels) listening only on a tls-port that requires a client
+// certificate of ca (tls-auth-clients yes), replicating over TLS
+// (tls-replication yes), and the sentinels reaching the nodes and each
+// other over TLS with certificates of ca. Its URL is rediss+sentinel://.
+func StartMutualTLSSentinelSet(t testing.TB, ca *CA, replicas int, extra ...string) *SentinelSet {
+	t.Helper()
+	return startSentinelSet(t, ca, replicas, extra)
+}
+
+func startSentinelSet(t testing.TB, ca *CA, replicas int, extra []string) *SentinelSet {
+	t.Helper()
 	ss := &SentinelSet{t: t}
-	primary := Start(t, extra...)
+	node := func(args ...string) *Server {
+		if ca != nil {
+			return StartMutualTLS(t, ca, args...)
+		}
+		return Start(t, args...)
+	}
+	primary := node(extra...)
 	ss.Nodes = append(ss.Nodes, primary)
 	for i := 0; i < replicas; i++ {
-		r := Start(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
+		r := node(append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
 		ss.Nodes = append(ss.Nodes, r)
 	}
 	for i := 0; i < 3; i++ {
-		ss.Sentinels = append(ss.Sentinels, startSentinel(t, primary.Port))
+		ss.Sentinels = append(ss.Sentinels, startSentinel(t, primary.Port, ca))
 	}
 	ctx := context.Background()
 	ss.WaitHealthy(ctx, 60*time.Second)
 	return ss
 }
 
-func startSentinel(t testing.TB, primaryPort int) *Server {
+func startSentinel(t testing.TB, primaryPort int, ca *CA) *Server {
 	t.Helper()
 	s := &Server{t: t, Dir: t.TempDir()}
 	s.Port = FreePort(t)
 	conf := filepath.Join(s.Dir, "sentinel.conf")
-	text := fmt.Sprintf(`port %d
-bind 127.0.0.1
+	listen := fmt.Sprintf("port %d\n", s.Port)
+	if ca != nil {
+		cert, key := ca.serverCert(t, s)
+		listen = fmt.Sprintf("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients yes\ntls-replication yes\n",
+			s.Port, cert, key, ca.File)
+	}
+	text := listen + fmt.Sprintf(`bind 127.0.0.1
 dir %s
 logfile %s
 sentinel monitor %s 127.0.0.1 %d 2
 sentinel down-after-milliseconds %s 1000
 sentinel failover-timeout %s 10000
 sentinel parallel-syncs %s 1
-`, s.Port, s.Dir, filepath.Join(s.Dir, "redis.log"), MasterName, primaryPort, MasterName, MasterName, MasterName)
+`, s.Dir, filepath.Join(s.Dir, "redis.log"), MasterName, primaryPort, MasterName, MasterName, MasterName)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -72,19 +98,24 @@ sentinel parallel-syncs %s 1
 	return s
 }
 
-// URL is redis+sentinel://<the three sentinels>/mymaster.
+// URL is redis+sentinel://<the three sentinels>/mymaster, or
+// rediss+sentinel:// for a set made by StartMutualTLSSentinelSet.
 func (ss *SentinelSet) URL() string {
 	addrs := make([]string, len(ss.Sentinels))
 	for i, s := range ss.Sentinels {
 		addrs[i] = s.Addr()
 	}
-	return "redis+sentinel://" + strings.Join(addrs, ",") + "/" + MasterName
+	scheme := "redis+sentinel://"
+	if ss.Sentinels[0].tls != nil {
+		scheme = "rediss+sentinel://"
+	}
+	return scheme + strings.Join(addrs, ",") + "/" + MasterName
 }
 
-// SentinelClient is a go-redis sentinel client for sentinel i; the caller
-// closes it.
+// SentinelClient is a go-redis sentinel client for sentinel i (over TLS
+// with a client certificate in a TLS set); the caller closes it.
 func (ss *SentinelSet) SentinelClient(i int) *redis.SentinelClient {
-	return redis.NewSentinelClient(&redis.Options{Addr: ss.Sentinels[i].Addr(), DisableIdentity: true})
+	return redis.NewSentinelClient(&redis.Options{Addr: ss.Sentinels[i].Addr(), DisableIdentity: true, TLSConfig: ss.Sentinels[i].tls})
 }
 
 // PrimaryAddr is the primary's address according to sentinel 0.

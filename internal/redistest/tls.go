@@ -168,7 +168,21 @@ func WriteFileAtomic(t testing.TB, path string, data []byte) {
 func StartMutualTLS(t testing.TB, ca *CA, extra ...string) *Server {
 	t.Helper()
 	s := &Server{t: t, Dir: t.TempDir()}
-	cert, key := ca.Issue(t, s.Dir, "server")
+	cert, key := ca.serverCert(t, s)
+	args := append([]string{
+		"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca.File,
+		"--tls-auth-clients", "yes", "--tls-replication", "yes",
+	}, extra...)
+	s.start(args)
+	return s
+}
+
+// serverCert issues s a certificate of ca (in s.Dir) that it serves and
+// presents as a client (to its primary, or a sentinel to the nodes it
+// watches), and makes the test's own client of s present one too.
+func (ca *CA) serverCert(t testing.TB, s *Server) (cert, key string) {
+	t.Helper()
+	cert, key = ca.Issue(t, s.Dir, "server")
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
 	pair, err := tls.LoadX509KeyPair(cert, key)
@@ -176,10 +190,5 @@ func StartMutualTLS(t testing.TB, ca *CA, extra ...string) *Server {
 		t.Fatal(err)
 	}
 	s.tls = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
-	args := append([]string{
-		"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca.File,
-		"--tls-auth-clients", "yes", "--tls-replication", "yes",
-	}, extra...)
-	s.start(args)
-	return s
+	return cert, key
 }
