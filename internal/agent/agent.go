@@ -20,6 +20,7 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/config"
+	"redback/internal/ops"
 	"redback/internal/scratch"
 	"redback/internal/storage"
 	"redback/internal/storage/cache"
@@ -103,6 +104,17 @@ type Options struct {
 	SnapshotFromLog func(ctx context.Context, src config.Source, repo storage.Backend) (*catalog.Snapshot, error)
 	// NewShipper makes the shipper of src. nil: shipping is not available.
 	NewShipper func(src config.Source, repo storage.Backend) (Shipper, error)
+	// Cluster says whether src is a node of a Redis Cluster (asked once at
+	// the start for a source with cluster: auto). nil: no source is.
+	Cluster func(ctx context.Context, src config.Source) (bool, error)
+	// SnapshotSet takes one backup set of the cluster src is a node of
+	// into repo (the repository), each shard written through lease. nil:
+	// clusters are not backed up by snapshots in this build.
+	SnapshotSet func(ctx context.Context, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error)
+	// NewClusterShipper makes the shipper of every shard of the cluster
+	// src is a node of (it should implement ShardedShipper), writing into
+	// repo (the repository) through lease. nil: not available.
+	NewClusterShipper func(src config.Source, repo storage.Backend, lease ops.ShardLease) (Shipper, error)
 	// Drill runs one restore drill of src from repo. nil: drills are not
 	// available.
 	Drill func(ctx context.Context, src config.Source, repo storage.Backend) (*DrillResult, error)
@@ -138,6 +150,10 @@ type source struct {
 	snapSch  cron.Schedule
 	drillSch cron.Schedule
 	secret   string // the source password, scrubbed from error texts
+	// shards is set for a node of a Redis Cluster: the whole cluster is
+	// backed up (sets, one stream per shard), each shard a source of the
+	// repository written under its lease; repo is then the repository.
+	shards *shardLeases
 
 	mu    sync.Mutex
 	snap  jobState
@@ -285,6 +301,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 				a.log.Warn("release lease", "source", name, "err", rerr)
 			}
 		}
+		for _, s := range a.sources {
+			if s.shards != nil {
+				s.shards.stop()
+				s.shards.release(rctx)
+			}
+		}
 		for _, b := range repos {
 			_ = b.Close()
 		}
@@ -300,6 +322,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 				return fmt.Errorf("source %s: open repository: %w", s.cfg.Name, err)
 			}
 			repos[s.cfg.Repo] = b
+		}
+		if a.isCluster(ctx, s) {
+			if err := a.initCluster(ctx, s, b, hard); err != nil {
+				return err
+			}
+			continue
 		}
 		ref, err := catalog.InitSource(ctx, b, s.cfg.Name, config.Redact(s.cfg.Source))
 		if err != nil {
@@ -342,6 +370,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	lg, lctx := errgroup.WithContext(leaseCtx)
 	for _, l := range leases {
 		lg.Go(func() error { return l.Run(lctx) })
+	}
+	for _, s := range a.sources {
+		if s.shards != nil {
+			s.shards.mu.Lock()
+			s.shards.renew = func(l *catalog.Lease) { lg.Go(func() error { return l.Run(lctx) }) }
+			s.shards.mu.Unlock()
+		}
 	}
 	work, wctx := errgroup.WithContext(lctx)
 	// stop ends scheduling: SIGTERM (ctx) or lost lease (wctx).
@@ -436,6 +471,10 @@ func (a *Agent) seed(ctx context.Context, s *source) {
 	if s.drillSch != nil {
 		s.drill.Interval = interval(s.drillSch, now)
 		s.drill.IntervalS = s.drill.Interval.Seconds()
+	}
+	if s.shards != nil {
+		a.seedSets(ctx, s)
+		return
 	}
 	snaps, _, err := catalog.ListSnapshots(ctx, s.repo)
 	if err != nil {
@@ -600,17 +639,25 @@ func (a *Agent) snapshotOnce(ctx context.Context, s *source) {
 	s.mu.Lock()
 	s.snap.LastAttempt = start
 	s.mu.Unlock()
-	var snap *catalog.Snapshot
-	var err error
-	if a.opts.Snapshot == nil {
+	var (
+		snap *catalog.Snapshot
+		set  *catalog.Set
+		err  error
+	)
+	sctx := ctx
+	if t := s.cfg.Snapshot.Timeout.D(); t > 0 {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	switch {
+	case s.shards != nil && a.opts.SnapshotSet == nil:
+		err = errors.New("backup sets of a cluster are not available in this build")
+	case s.shards != nil:
+		set, err = a.opts.SnapshotSet(sctx, s.cfg, s.repo, s.shards.lease)
+	case a.opts.Snapshot == nil:
 		err = errors.New("snapshots are not available in this build")
-	} else {
-		sctx := ctx
-		if t := s.cfg.Snapshot.Timeout.D(); t > 0 {
-			var cancel context.CancelFunc
-			sctx, cancel = context.WithTimeout(ctx, t)
-			defer cancel()
-		}
+	default:
 		snap, err = a.takeSnapshot(sctx, s)
 	}
 	end := a.clock.Now()
@@ -624,14 +671,25 @@ func (a *Agent) snapshotOnce(ctx context.Context, s *source) {
 		a.log.Error("snapshot failed", "source", n, "dur", end.Sub(start).String(), "err", msg)
 		return
 	}
+	id := ""
+	if set != nil {
+		id = set.ID
+	} else {
+		id = snap.ID
+	}
 	s.mu.Lock()
 	s.snap.LastError = ""
 	s.snap.LastSuccess = end
-	s.snap.LastID = snap.ID
+	s.snap.LastID = id
 	s.mu.Unlock()
 	a.m.snapTotal.WithLabelValues(n).Inc()
 	a.m.snapLast.WithLabelValues(n).Set(float64(end.UnixNano()) / 1e9)
 	a.m.snapDuration.WithLabelValues(n).Set(end.Sub(start).Seconds())
+	if set != nil {
+		a.log.Info("backup set taken", "source", n, "id", set.ID, "shards", len(set.Shards), "keys", set.Keys, "digest", set.Digest, "dur", end.Sub(start).String())
+		a.retention(ctx, s)
+		return
+	}
 	a.m.snapSize.WithLabelValues(n).Set(float64(snap.Object.StoredBytes))
 	a.log.Info("snapshot taken", "source", n, "id", snap.ID, "method", snap.Method, "bytes", snap.Object.StoredBytes, "dur", end.Sub(start).String())
 	a.retention(ctx, s)
@@ -644,6 +702,10 @@ func Policy(r config.Retention) catalog.Policy {
 
 func (a *Agent) retention(ctx context.Context, s *source) {
 	n := s.cfg.Name
+	if s.shards != nil {
+		a.retainSets(ctx, s)
+		return
+	}
 	p := Policy(s.cfg.Retention)
 	if pn, ok := s.shipper.(Pinner); ok {
 		p.Pinned = pn.Pinned

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -48,6 +49,9 @@ type ShipView struct {
 	Available bool        `json:"available"`
 	Status    *ShipStatus `json:"status,omitempty"`
 	LastError string      `json:"last_error,omitempty"`
+	// Shards is set for a cluster: each shard's stream (Status is then
+	// their sum: connected when all are, the largest lag).
+	Shards []ShardStatus `json:"shards,omitempty"`
 }
 
 // FromLogView is the snapshot-from-the-log part of a SourceStatus.
@@ -140,6 +144,18 @@ func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
 		} else {
 			sh := s.shipper.Status()
 			ss.Ship.Status = &sh
+			if ms, ok := s.shipper.(ShardedShipper); ok {
+				ss.Ship.Shards = ms.Shards()
+				for _, x := range ss.Ship.Shards {
+					if !x.Connected {
+						r := fmt.Sprintf("shard %s (primary %s) not shipping", x.Source, x.Primary)
+						if x.LastError != "" {
+							r += ": " + s.scrub(errors.New(x.LastError))
+						}
+						reasons = append(reasons, r)
+					}
+				}
+			}
 			if trail, ok := s.logTrail(sh); ok && ss.FromLog != nil {
 				ss.FromLog.TrailBytes = &trail
 			}
@@ -210,6 +226,9 @@ func (a *Agent) httpPolicy() ui.Policy {
 func (a *Agent) timelineSources() []ops.Source {
 	out := make([]ops.Source, 0, len(a.sources))
 	for _, s := range a.sources {
+		if s.shards != nil {
+			continue // a cluster: its shards' timelines are not shown yet
+		}
 		s.mu.Lock()
 		every := s.snap.Interval
 		s.mu.Unlock()

@@ -75,10 +75,22 @@ var (
 	descFailovers  = prometheus.NewDesc("redback_ship_failovers_total", "Failovers of the source followed without a full resync (PSYNC continued on the promoted replica).", []string{"source"}, nil)
 	descLogTrail   = prometheus.NewDesc("redback_snapshot_log_trail_bytes", "How far the newest snapshot synthesized from the log trails the durable shipped log, in replication bytes (while both are of the current generation).", []string{"source"}, nil)
 	descNode       = prometheus.NewDesc("redback_ship_node_info", "The server the shipper follows (value 1); for a Sentinel source, the current primary.", []string{"source", "node"}, nil)
+
+	// A cluster source's shards (shard: the shard's repository source).
+	shardLabels         = []string{"source", "shard"}
+	descShardConnected  = prometheus.NewDesc("redback_ship_shard_connected", "1 when the shard's stream is connected to its primary.", shardLabels, nil)
+	descShardLagSeconds = prometheus.NewDesc("redback_ship_shard_lag_seconds", "How far the shard's durable log is behind its primary, in seconds.", shardLabels, nil)
+	descShardLagBytes   = prometheus.NewDesc("redback_ship_shard_lag_bytes", "How far the shard's durable log is behind its primary, in replication bytes.", shardLabels, nil)
+	descShardDurable    = prometheus.NewDesc("redback_ship_shard_durable_offset", "Replication offset of the shard stored durably in the repository.", shardLabels, nil)
+	descShardReconnects = prometheus.NewDesc("redback_ship_shard_reconnects_total", "Reconnections of the shard's stream.", shardLabels, nil)
+	descShardFailovers  = prometheus.NewDesc("redback_ship_shard_failovers_total", "Failovers inside the shard followed without a full resync.", shardLabels, nil)
+	descShardSlots      = prometheus.NewDesc("redback_ship_shard_slots", "Hash slots the shard serves (0: none any more).", shardLabels, nil)
+	descShardPrimary    = prometheus.NewDesc("redback_ship_shard_primary_info", "The shard's primary the stream follows (value 1).", []string{"source", "shard", "primary"}, nil)
 )
 
 func (c *shipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descResets, descSpool, descGeneration, descFailovers, descNode, descLogTrail} {
+	for _, d := range []*prometheus.Desc{descConnected, descLagSeconds, descLagBytes, descDurable, descReconnects, descResets, descSpool, descGeneration, descFailovers, descNode, descLogTrail,
+		descShardConnected, descShardLagSeconds, descShardLagBytes, descShardDurable, descShardReconnects, descShardFailovers, descShardSlots, descShardPrimary} {
 		ch <- d
 	}
 }
@@ -110,6 +122,32 @@ func (c *shipCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if trail, ok := s.logTrail(st); ok {
 			ch <- prometheus.MustNewConstMetric(descLogTrail, prometheus.GaugeValue, float64(trail), n)
+		}
+		if ms, ok := s.shipper.(ShardedShipper); ok {
+			collectShards(ch, n, ms.Shards())
+		}
+	}
+}
+
+// collectShards sends the series of a cluster source's shards.
+func collectShards(ch chan<- prometheus.Metric, n string, shards []ShardStatus) {
+	for _, x := range shards {
+		conn, slots := 0.0, 0
+		if x.Connected {
+			conn = 1
+		}
+		for _, r := range x.Slots {
+			slots += r[1] - r[0] + 1
+		}
+		ch <- prometheus.MustNewConstMetric(descShardConnected, prometheus.GaugeValue, conn, n, x.Source)
+		ch <- prometheus.MustNewConstMetric(descShardLagSeconds, prometheus.GaugeValue, x.LagSeconds, n, x.Source)
+		ch <- prometheus.MustNewConstMetric(descShardLagBytes, prometheus.GaugeValue, float64(x.LagBytes), n, x.Source)
+		ch <- prometheus.MustNewConstMetric(descShardDurable, prometheus.GaugeValue, float64(x.DurableOffset), n, x.Source)
+		ch <- prometheus.MustNewConstMetric(descShardReconnects, prometheus.CounterValue, float64(x.Reconnects), n, x.Source)
+		ch <- prometheus.MustNewConstMetric(descShardFailovers, prometheus.CounterValue, float64(x.Failovers), n, x.Source)
+		ch <- prometheus.MustNewConstMetric(descShardSlots, prometheus.GaugeValue, float64(slots), n, x.Source)
+		if x.Primary != "" {
+			ch <- prometheus.MustNewConstMetric(descShardPrimary, prometheus.GaugeValue, 1, n, x.Source, x.Primary)
 		}
 	}
 }

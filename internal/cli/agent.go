@@ -17,8 +17,11 @@ import (
 
 	"redback/internal/agent"
 	"redback/internal/catalog"
+	"redback/internal/cluster"
+	"redback/internal/clusterset"
 	"redback/internal/config"
 	"redback/internal/drill"
+	"redback/internal/ops"
 	"redback/internal/pack"
 	"redback/internal/redisurl"
 	"redback/internal/serverver"
@@ -170,6 +173,19 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 		NewShipper: func(src config.Source, repo storage.Backend) (agent.Shipper, error) {
 			return agentShipperFor(e, o, log, src, repo)
 		},
+		Cluster: func(ctx context.Context, src config.Source) (bool, error) {
+			u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
+			if err != nil || u.IsSentinel() || u.Network() != "tcp" {
+				return false, err
+			}
+			return cluster.Enabled(ctx, u)
+		},
+		SnapshotSet: func(ctx context.Context, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error) {
+			return agentSnapshotSet(ctx, e, o, log, src, repo, lease)
+		},
+		NewClusterShipper: func(src config.Source, repo storage.Backend, lease ops.ShardLease) (agent.Shipper, error) {
+			return agentClusterShipper(e, o, log, src, repo, lease)
+		},
 	})
 	if err != nil {
 		return err
@@ -199,6 +215,26 @@ func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, 
 		PreferReplica: true,
 		Store:         snapshot.Options{Backend: repo, Pack: pack.Options{Recipients: rs}, Log: se.log},
 	})
+}
+
+// agentSnapshotSet takes one backup set of the cluster src is a node of,
+// as `redback snapshot` of a cluster node does.
+func agentSnapshotSet(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error) {
+	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
+	if err != nil {
+		return nil, err
+	}
+	rs, err := sourceRecipients(src)
+	if err != nil {
+		return nil, err
+	}
+	method := src.Snapshot.Method
+	if method == "log" {
+		method = "sync"
+	}
+	log = log.With("source", src.Name)
+	return ops.TakeSet(ctx, log, repo, u, lease, snapshotParams{Method: method, Store: snapshot.Options{Pack: pack.Options{Recipients: rs}}},
+		clusterset.TakeOptions{Cluster: src.Name, PreferReplica: true})
 }
 
 // agentSnapshotFromLog synthesizes a snapshot of src from repo's newest
@@ -321,8 +357,10 @@ func sourceRecipients(src config.Source) (*pack.Recipients, error) {
 type agentShipper struct{ *ship.Shipper }
 
 // Status implements agent.Shipper.
-func (a agentShipper) Status() agent.ShipStatus {
-	st := a.Stats()
+func (a agentShipper) Status() agent.ShipStatus { return shipStatus(a.Stats()) }
+
+// shipStatus is a shipper's Stats as the agent shows them.
+func shipStatus(st ship.Stats) agent.ShipStatus {
 	return agent.ShipStatus{
 		Connected:     st.Connected,
 		LagSeconds:    st.LagSeconds,
@@ -340,30 +378,94 @@ func (a agentShipper) Status() agent.ShipStatus {
 
 // agentShipperFor builds the shipper of src, as `redback ship` does.
 func agentShipperFor(e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend) (agent.Shipper, error) {
-	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
+	u, newShipper, err := agentShipperConfig(e, o, src)
 	if err != nil {
 		return nil, err
+	}
+	s := newShipper(repo)
+	s.Source, s.Log = u, log.With("source", src.Name)
+	return agentShipper{s}, nil
+}
+
+// agentShipperConfig parses src's URL and returns how its shippers are
+// made (one, or one per shard of a cluster).
+func agentShipperConfig(e *env, o *agentOpts, src config.Source) (*redisurl.URL, func(storage.Backend) *ship.Shipper, error) {
+	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
+	if err != nil {
+		return nil, nil, err
 	}
 	rs, err := sourceRecipients(src)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ids, err := pack.LoadIdentities("", e.getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ack := ship.AckProcessed
 	if src.Ship.Ack == "durable" {
 		ack = ship.AckDurable
 	}
-	return agentShipper{&ship.Shipper{
-		Source:     u,
-		Backend:    repo,
-		Pack:       pack.Options{Recipients: rs},
-		Identities: ids,
-		Interval:   src.Ship.Interval.D(),
-		Ack:        ack,
-		Tick:       src.Ship.Tick.D(),
-		Log:        log.With("source", src.Name),
-	}}, nil
+	return u, func(repo storage.Backend) *ship.Shipper {
+		return &ship.Shipper{
+			Source:     u,
+			Backend:    repo,
+			Pack:       pack.Options{Recipients: rs},
+			Identities: ids,
+			Interval:   src.Ship.Interval.D(),
+			Ack:        ack,
+			Tick:       src.Ship.Tick.D(),
+		}
+	}, nil
+}
+
+// agentClusterShipper builds the shipper of every shard of the cluster
+// src is a node of, as `redback ship` of a cluster node does.
+func agentClusterShipper(e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend, lease ops.ShardLease) (agent.Shipper, error) {
+	u, newShipper, err := agentShipperConfig(e, o, src)
+	if err != nil {
+		return nil, err
+	}
+	return clusterShipper{&ops.ClusterShipper{Repo: repo, Seed: u, Cluster: src.Name, Lease: lease, NewShipper: newShipper,
+		Log: log.With("cluster", src.Name)}}, nil
+}
+
+// clusterShipper adapts an ops.ClusterShipper to the agent's view: its
+// Status sums the shards' (connected when every shard is, the largest
+// lag), Shards shows each.
+type clusterShipper struct{ *ops.ClusterShipper }
+
+// Shards implements agent.ShardedShipper.
+func (c clusterShipper) Shards() []agent.ShardStatus {
+	var out []agent.ShardStatus
+	for _, x := range c.ClusterShipper.Shards() {
+		out = append(out, agent.ShardStatus{Source: x.Source, Slots: x.Slots, Primary: x.Primary, ShipStatus: shipStatus(x.Stats)})
+	}
+	return out
+}
+
+// Status implements agent.Shipper.
+func (c clusterShipper) Status() agent.ShipStatus {
+	shards := c.Shards()
+	st := agent.ShipStatus{Connected: len(shards) > 0, Node: c.Seed.Redacted()}
+	var down []string
+	for _, x := range shards {
+		if !x.Connected {
+			st.Connected = false
+			down = append(down, x.Source)
+		}
+		st.LagSeconds = max(st.LagSeconds, x.LagSeconds)
+		st.LagBytes = max(st.LagBytes, x.LagBytes)
+		st.Reconnects += x.Reconnects
+		st.Resets += x.Resets
+		st.SpoolBytes += x.SpoolBytes
+		st.Failovers += x.Failovers
+	}
+	switch {
+	case len(down) > 0:
+		st.LastError = "shards not shipping: " + strings.Join(down, ", ")
+	case len(shards) == 0:
+		st.LastError = "no shard found yet"
+	}
+	return st
 }

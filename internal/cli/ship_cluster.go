@@ -8,20 +8,13 @@ import (
 
 	"filippo.io/age"
 
-	"redback/internal/catalog"
-	"redback/internal/clusterset"
+	"redback/internal/ops"
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
 	"redback/internal/ship"
 	"redback/internal/storage"
 )
-
-// shardShipJSON is one shard in the --json output of a cluster's ship.
-type shardShipJSON struct {
-	clusterset.ShardState
-	ship.Stats
-}
 
 // runClusterShip ships every shard of the cluster u belongs to.
 func runClusterShip(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, po pack.Options, ids []age.Identity, spool int64) error {
@@ -34,39 +27,10 @@ func runClusterShip(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, p
 		return err
 	}
 	defer base.Close()
-	var mu sync.Mutex
-	shippers := map[string]*ship.Shipper{}
-	sp := &clusterset.Shipping{Repo: base, Seed: u, Cluster: name, Log: e.log}
-	sp.Ship = func(ctx context.Context, source string, follow clusterset.FollowFunc) error {
-		src, err := catalog.InitSource(ctx, base, source, u.Redacted())
-		if err != nil {
-			return err
-		}
-		return leased(ctx, e, src.Backend(base), source, func(ctx context.Context, repo storage.Backend) error {
-			s := newShipper(e, o, u, po, ids, spool, repo)
-			s.Follow = follow
-			s.Log = e.log.With("source", source)
-			mu.Lock()
-			shippers[source] = s
-			mu.Unlock()
-			return s.Run(ctx)
-		})
-	}
+	cs := &ops.ClusterShipper{Repo: base, Seed: u, Cluster: name, Log: e.log, Lease: ops.LeasedShards(base, u, e.log),
+		NewShipper: func(repo storage.Backend) *ship.Shipper { return newShipper(e, o, u, po, ids, spool, repo) }}
 	e.log.Info("shipping a cluster", "seed", u.Redacted(), "repo", base.Location(), "cluster", name, "ack", o.ack, "interval", o.interval.String())
-	states := func() []shardShipJSON {
-		var out []shardShipJSON
-		for _, sh := range sp.Shards() {
-			mu.Lock()
-			s := shippers[sh.Source]
-			mu.Unlock()
-			j := shardShipJSON{ShardState: sh}
-			if s != nil {
-				j.Stats = s.Stats()
-			}
-			out = append(out, j)
-		}
-		return out
-	}
+	states := cs.Shards
 	var wg sync.WaitGroup
 	statusCtx, stopStatus := context.WithCancel(ctx)
 	if !o.json && progress.IsTerminal(e.Err) {
@@ -82,7 +46,7 @@ func runClusterShip(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, p
 			})
 		}()
 	}
-	err = sp.Run(ctx)
+	err = cs.Run(ctx)
 	stopStatus()
 	wg.Wait()
 	out := states()
@@ -90,8 +54,8 @@ func runClusterShip(ctx context.Context, e *env, o *shipOpts, u *redisurl.URL, p
 		enc := json.NewEncoder(e.Out)
 		enc.SetIndent("", "  ")
 		if jerr := enc.Encode(struct {
-			Cluster string          `json:"cluster"`
-			Shards  []shardShipJSON `json:"shards"`
+			Cluster string                `json:"cluster"`
+			Shards  []ops.ShardShipStatus `json:"shards"`
 		}{name, out}); jerr != nil && err == nil {
 			err = jerr
 		}

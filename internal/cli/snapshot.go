@@ -218,23 +218,8 @@ func runClusterSnapshot(ctx context.Context, e *env, o *snapshotOpts, u *redisur
 		return err
 	}
 	defer base.Close()
-	shard := func(ctx context.Context, source string, node *redisurl.URL) (*catalog.Snapshot, error) {
-		src, err := catalog.InitSource(ctx, base, source, node.Redacted())
-		if err != nil {
-			return nil, err
-		}
-		var snap *catalog.Snapshot
-		err = leased(ctx, e, src.Backend(base), source, func(ctx context.Context, repo storage.Backend) error {
-			snap, err = takeSnapshot(ctx, e, node, snapshotParams{
-				Method: o.method,
-				Store:  snapshot.Options{Backend: repo, Pack: po, Progress: progress.New(e.Err, source, -1, false), Log: e.log},
-			})
-			return err
-		})
-		return snap, err
-	}
-	set, err := clusterset.Take(ctx, base, u, shard, clusterset.TakeOptions{Cluster: name, PreferReplica: o.preferReplica,
-		Parallel: o.parallel, MigrationWait: o.migrationWait, Log: e.log})
+	set, err := ops.TakeSet(ctx, e.log, base, u, ops.LeasedShards(base, u, e.log), snapshotParams{Method: o.method, Store: snapshot.Options{Pack: po}},
+		clusterset.TakeOptions{Cluster: name, PreferReplica: o.preferReplica, Parallel: o.parallel, MigrationWait: o.migrationWait, Log: e.log})
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,12 @@ type Source struct {
 	// Repo is the repository URL: file:///path, s3://bucket/prefix,
 	// gs://bucket/prefix, azblob://container/prefix, mem:// (tests) or an
 	// absolute path.
-	Repo       string     `yaml:"repo"`
+	Repo string `yaml:"repo"`
+	// Cluster says what a node of a Redis Cluster means: auto (the
+	// default) asks the node at the agent's start and backs up the whole
+	// cluster when it is one; whole is sure it is (no question asked);
+	// single-node backs up that node alone.
+	Cluster    string     `yaml:"cluster"`
 	Snapshot   Snapshot   `yaml:"snapshot"`
 	Ship       Ship       `yaml:"ship"`
 	Retention  Retention  `yaml:"retention"`
@@ -231,8 +236,16 @@ func DefaultSource() Source {
 		Drill:     Drill{Enabled: true, Schedule: DefaultDrillSchedule, RTOObjective: Duration(DefaultRTOObjective)},
 
 		CopyInterval: Duration(DefaultCopyInterval),
+		Cluster:      ClusterAuto,
 	}
 }
+
+// Values of Source.Cluster.
+const (
+	ClusterAuto       = "auto"
+	ClusterWhole      = "whole"
+	ClusterSingleNode = "single-node"
+)
 
 // Problem is one thing wrong with a configuration, at a field path such as
 // "sources[0].snapshot.every".
@@ -641,6 +654,15 @@ func (c *Config) Validate() error {
 		}
 		if len(s.CopyTo) > 0 && s.CopyInterval.D() < time.Second {
 			ps.add(p+".copy_interval", "%s is shorter than 1s", s.CopyInterval)
+		}
+		switch s.Cluster {
+		case ClusterAuto, ClusterSingleNode:
+		case ClusterWhole:
+			if u, err := url.Parse(s.Source); err == nil && (strings.Contains(u.Scheme, "sentinel") || u.Scheme == "unix") {
+				ps.add(p+".cluster", "whole: a %s source is not a cluster node", u.Scheme)
+			}
+		default:
+			ps.add(p+".cluster", "%q: want auto, whole or single-node", s.Cluster)
 		}
 		sn := s.Snapshot
 		switch sn.Method {

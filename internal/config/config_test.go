@@ -178,3 +178,35 @@ func TestLoad_MethodLog(t *testing.T) {
 		t.Fatalf("snapshot %+v", s)
 	}
 }
+
+// TestLoad_KubernetesExamples: the configuration in each Kubernetes
+// example's ConfigMap is valid; the cluster one is sure its source is a
+// cluster node.
+func TestLoad_KubernetesExamples(t *testing.T) {
+	for _, name := range []string{"agent.yaml", "cluster-agent.yaml"} {
+		data, err := os.ReadFile("../../deploy/kubernetes/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, body, ok := strings.Cut(string(data), "redback.yaml: |\n")
+		if !ok {
+			t.Fatalf("%s: no redback.yaml in the ConfigMap", name)
+		}
+		body, _, _ = strings.Cut(body, "\n---")
+		cfg, err := Load(strings.NewReader(body), func(k string) string { return "x" })
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := map[string]string{"agent.yaml": ClusterAuto, "cluster-agent.yaml": ClusterWhole}[name]; cfg.Sources[0].Cluster != want {
+			t.Errorf("%s: cluster %q, want %q", name, cfg.Sources[0].Cluster, want)
+		}
+	}
+	bad := "sources:\n  - name: a\n    source: redis+sentinel://127.0.0.1:26379/m\n    repo: file:///tmp/a\n    cluster: whole\n"
+	if _, err := Load(strings.NewReader(bad), noEnv); err == nil || !strings.Contains(err.Error(), "sources[0].cluster") {
+		t.Errorf("a sentinel source with cluster: whole: %v", err)
+	}
+	bad = strings.Replace(bad, "whole", "yes", 1)
+	if _, err := Load(strings.NewReader(bad), noEnv); err == nil || !strings.Contains(err.Error(), "want auto, whole or single-node") {
+		t.Errorf("cluster: yes: %v", err)
+	}
+}

@@ -1,0 +1,185 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"redback/internal/catalog"
+	"redback/internal/config"
+	"redback/internal/storage"
+)
+
+// ShardStatus is one shard of a cluster source being shipped.
+type ShardStatus struct {
+	Source  string   `json:"source"` // the shard's repository source
+	Slots   [][2]int `json:"slots"`
+	Primary string   `json:"primary_address"`
+	ShipStatus
+}
+
+// ShardedShipper is implemented by the shipper of a cluster source: one
+// stream per shard.
+type ShardedShipper interface {
+	Shards() []ShardStatus
+}
+
+// shardLeases are the writer leases of a cluster's shard sources, taken
+// the first time a shard is written and held (renewed in the agent's
+// lease group: a lost one stops the agent, as for any source) until the
+// agent stops. The snapshot sets and the shipping of the cluster both
+// write through them (ops.ShardLease).
+type shardLeases struct {
+	a    *Agent
+	base storage.Backend // the repository
+	addr string          // the cluster's seed node (masked), recorded in new sources
+	hard context.Context // ends with the grace period
+
+	mu    sync.Mutex
+	held  map[string]*heldLease
+	renew func(*catalog.Lease) // starts renewing a new lease; nil after stop
+}
+
+type heldLease struct {
+	l    *catalog.Lease
+	view storage.Backend // the source's view, guarded by l and hard
+}
+
+// lease runs fn with source's view under its lease; fn's context ends
+// when the lease is lost.
+func (p *shardLeases) lease(ctx context.Context, source string, fn func(context.Context, storage.Backend) error) error {
+	h, err := p.get(ctx, source)
+	if err != nil {
+		return err
+	}
+	work, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	unhook := context.AfterFunc(h.l.Context(), func() { cancel(context.Cause(h.l.Context())) })
+	defer unhook()
+	return fn(work, h.view)
+}
+
+func (p *shardLeases) get(ctx context.Context, source string) (*heldLease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h, ok := p.held[source]; ok {
+		return h, nil
+	}
+	if p.renew == nil {
+		return nil, errors.New("the agent is stopping")
+	}
+	ref, err := catalog.InitSource(ctx, p.base, source, p.addr)
+	if err != nil {
+		return nil, err
+	}
+	view := ref.Backend(p.base)
+	l, err := catalog.AcquireLease(ctx, view, p.a.holder, p.a.cfg.LeaseTTL.D())
+	if err != nil {
+		return nil, err
+	}
+	if l.TookOver != "" {
+		p.a.log.Warn("took over the lease of a writer that is gone", "source", source, "holder", l.TookOver)
+	}
+	p.a.log.Info("lease taken", "source", source, "repo", p.base.Location(), "holder", p.a.holder)
+	h := &heldLease{l: l, view: l.Guard(storage.Guard(view, p.hard, func() error { return nil }))}
+	if p.held == nil {
+		p.held = map[string]*heldLease{}
+	}
+	p.held[source] = h
+	p.renew(l)
+	return h, nil
+}
+
+// stop takes no new lease; release gives back those held.
+func (p *shardLeases) stop() {
+	p.mu.Lock()
+	p.renew = nil
+	p.mu.Unlock()
+}
+
+func (p *shardLeases) release(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, h := range p.held {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := h.l.Release(rctx); err != nil && !errors.Is(err, catalog.ErrLeaseLost) {
+			p.a.log.Warn("release lease", "source", name, "err", err)
+		}
+		cancel()
+	}
+}
+
+// isCluster says whether s is a node of a Redis Cluster whose whole
+// cluster is backed up: by its cluster setting, else (auto) by asking the
+// node once. A node that cannot be asked is taken for a server, with a
+// warning (cluster: whole makes sure).
+func (a *Agent) isCluster(ctx context.Context, s *source) bool {
+	switch {
+	case s.cfg.Cluster == config.ClusterWhole:
+		return true
+	case s.cfg.Cluster == config.ClusterSingleNode || a.opts.Cluster == nil:
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	on, err := a.opts.Cluster(cctx, s.cfg)
+	if err != nil {
+		a.log.Warn("could not ask the source whether it is a cluster node: backing it up as one server (set cluster: whole or single-node to be sure)",
+			"source", s.cfg.Name, "err", s.scrub(err))
+		return false
+	}
+	return on
+}
+
+// initCluster sets up s, a node of a cluster: no source of its name is
+// made; its shards are sources NAME-shard-N, leased when first written.
+func (a *Agent) initCluster(ctx context.Context, s *source, b storage.Backend, hard context.Context) error {
+	n := s.cfg.Name
+	if err := catalog.ValidSourceName(n); err != nil || len(n) > 52 {
+		return fmt.Errorf("source %s: a cluster's name must be a valid source name of at most 52 characters (its shards are NAME-shard-NNNNN)", n)
+	}
+	if len(s.cfg.CopyTo) > 0 {
+		return fmt.Errorf("source %s: copy_to of a cluster is not supported yet (copy the repository with redback copy)", n)
+	}
+	s.shards = &shardLeases{a: a, base: b, addr: config.Redact(s.cfg.Source), hard: hard}
+	s.repo = storage.Guard(b, hard, func() error { return nil })
+	a.log.Info("the source is a node of a Redis Cluster: backing up the whole cluster, one source per shard", "source", n, "shards", n+"-shard-NNNNN")
+	if s.cfg.Snapshot.Method == "log" {
+		a.log.Warn("snapshot method log is not available for a cluster: taking sets by sync", "source", n)
+	}
+	if s.drillSch != nil {
+		a.log.Warn("drills of a cluster's sets are not run by the agent yet: drill off for this source (run redback drill)", "source", n)
+		s.drillSch = nil
+	}
+	if s.cfg.Ship.Enabled && a.opts.NewClusterShipper != nil {
+		sh, err := a.opts.NewClusterShipper(s.cfg, s.repo, s.shards.lease)
+		if err != nil {
+			return fmt.Errorf("source %s: shipper: %w", n, err)
+		}
+		s.shipper = sh
+	}
+	a.seed(ctx, s)
+	return nil
+}
+
+// seedSets initialises a cluster source's state from its newest set.
+func (a *Agent) seedSets(ctx context.Context, s *source) {
+	n := s.cfg.Name
+	sets, _, err := catalog.ListSets(ctx, s.repo, n)
+	if err != nil {
+		a.log.Warn("list sets", "source", n, "err", err)
+		return
+	}
+	a.m.repoSnapshots.WithLabelValues(n).Set(float64(len(sets)))
+	if len(sets) > 0 { // newest first
+		s.snap.LastSuccess, s.snap.LastID = sets[0].EndTime, sets[0].ID
+		a.m.snapLast.WithLabelValues(n).Set(float64(sets[0].EndTime.UnixNano()) / 1e9)
+	}
+}
+
+// retainSets applies retention to a cluster's sets.
+func (a *Agent) retainSets(_ context.Context, s *source) {
+	a.log.Debug("retention of a cluster's sets is not run by the agent yet", "source", s.cfg.Name)
+}

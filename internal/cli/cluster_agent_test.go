@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"redback/internal/agent"
+	"redback/internal/catalog"
+	"redback/internal/redistest"
+	"redback/internal/storage/file"
+)
+
+// replOffset is the master_repl_offset a server reports.
+func replOffset(t *testing.T, s *redistest.Server) int64 {
+	t.Helper()
+	info, err := s.Client().Info(t.Context(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var off int64
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "master_repl_offset:"); ok {
+			fmt.Sscan(v, &off)
+		}
+	}
+	return off
+}
+
+// agentStatus reads the agent's /status (nil while it does not answer).
+func agentStatus(port int) *agent.Status {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st agent.Status
+	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Sources) == 0 {
+		return nil
+	}
+	return &st
+}
+
+// TestAgent_ShipsCluster runs the agent with a source that is a node of a
+// 3-primary cluster with replicas: it takes a backup set (no source of the
+// cluster's own name) and ships every shard (one stream each, per-shard
+// /status and metrics); after writes, once every shard's durable offset
+// reaches its primary's, the agent stops and `restore --name CLUSTER --at
+// latest` into a fresh 2-primary cluster is union-digest-equal to the
+// source.
+func TestAgent_ShipsCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	redistest.PopulateCluster(t, c, 300)
+	c.WaitReplicated()
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "repo")
+	repo := "file://" + repoDir
+	port := redistest.FreePort(t)
+	cfgPath := filepath.Join(dir, "redback.yaml")
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
+grace_period: 20s
+sources:
+  - name: cache
+    source: %s
+    repo: %s
+    snapshot: {method: sync, every: 1h}
+    ship: {enabled: true, interval: 200ms}
+    drill: {enabled: false}
+`, port, c.URL(), repo)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"agent", "--config", cfgPath}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb})
+	}()
+	var st *agent.Status
+	wait := func(what string, ok func(*agent.Status) bool) {
+		t.Helper()
+		for i := 0; ; i++ {
+			select {
+			case code := <-done:
+				t.Fatalf("agent exited early with %d: %s", code, errb.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+			if st = agentStatus(port); st != nil && ok(st) {
+				return
+			}
+			if i == 600 {
+				js, _ := json.Marshal(st)
+				t.Fatalf("%s: not reached in 60 s; status %s\nstderr:\n%s", what, js, errb.String())
+			}
+		}
+	}
+	wait("a set and 3 shards shipping", func(st *agent.Status) bool {
+		s := st.Sources[0]
+		if s.Snapshot.LastID == "" || s.Ship == nil || len(s.Ship.Shards) != 3 {
+			return false
+		}
+		for _, x := range s.Ship.Shards {
+			if !x.Connected || x.Generation == "" {
+				return false
+			}
+		}
+		return true
+	})
+	m := string(metricsText(t, port))
+	for _, want := range []string{`redback_ship_shard_connected{shard="cache-shard-00000",source="cache"} 1`, `redback_ship_shard_slots{shard="cache-shard-05461",source="cache"} 5462`,
+		`redback_ship_connected{source="cache"} 1`, `redback_snapshots_total{source="cache"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	cc := c.Client()
+	defer cc.Close()
+	for i := range 300 {
+		if err := cc.Set(t.Context(), fmt.Sprintf("after:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cc.Del(t.Context(), "after:7").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitReplicated()
+	want := clusterUnion(t, c)
+	offsets := map[string]int64{}
+	for _, p := range c.Primaries() {
+		offsets[p.Addr()] = replOffset(t, p)
+	}
+	wait("every shard's durable offset reaches its primary's", func(st *agent.Status) bool {
+		for _, x := range st.Sources[0].Ship.Shards {
+			if off, ok := offsets[x.Primary]; !ok || x.DurableOffset < off {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+
+	b, err := file.New(repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := catalog.OpenRepository(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Source("cache"); ok {
+		t.Errorf("the agent made a source named after the cluster: %v", r.Names())
+	}
+	sets, _, err := catalog.ListSets(t.Context(), b, "cache")
+	if err != nil || len(sets) != 1 || len(sets[0].Shards) != 3 {
+		t.Fatalf("sets %v %v", sets, err)
+	}
+
+	dst := redistest.StartCluster(t, 2, 0)
+	code, out, errs := runCLI(t, "restore", "--repo", repo, "--name", "cache", "--at", "latest", "--to-redis", dst.URL())
+	if code != 0 {
+		t.Fatalf("restore --name cache --at latest: exit %d\n%s%s", code, out, errs)
+	}
+	if got := clusterUnion(t, dst); got != want {
+		t.Fatalf("restored union digest %s, source %s\n%s", got, want, out)
+	}
+}
