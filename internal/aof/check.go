@@ -451,7 +451,7 @@ func (c *checker) checkFile(name, path, role string, last, preamble bool) (*File
 func (c *checker) annotation(name, path string, last bool) (bool, error) {
 	cf := c.f
 	c.epos, c.eposNL = cf.pos, cf.nl
-	buf, ok, err := cf.fgets(MaxAnnotationLen)
+	buf, ok, err := cf.fgets(resp.MaxAnnotationLen)
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}

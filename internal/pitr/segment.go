@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/pack"
+	"redback/internal/resp"
 	"redback/internal/storage"
 )
 
@@ -86,9 +88,17 @@ func scanSegment(ctx context.Context, b storage.Backend, ids []age.Identity, seg
 	return scanRecords(ctx, pr, key, seg, fn)
 }
 
+// newSegReader reads the records of a segment's AOF (RESP commands and '#'
+// annotation lines) with their raw bytes: the replay writes the raw bytes
+// as they are instead of re-encoding them. A log holds what its server
+// accepted: no limit on a command's total size beyond its arguments'.
+func newSegReader(r io.Reader) *resp.Reader {
+	return resp.NewReader(bufio.NewReaderSize(r, 256<<10), resp.Options{Annotations: true, KeepRaw: true, MaxCommandLen: math.MaxInt64})
+}
+
 // scanRecords is scanSegment on the raw (unsealed) AOF bytes read from r.
 func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segment, fn func(*record) error) error {
-	sr := &segReader{br: bufio.NewReaderSize(r, 256<<10)}
+	sr := newSegReader(r)
 	names := map[string]string{}
 	var (
 		ci      int
@@ -109,8 +119,8 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 				return err
 			}
 		}
-		pos := sr.off
-		isAnn, err := sr.next()
+		pos := sr.Offset()
+		in, err := sr.ReadRecord()
 		if err == io.EOF {
 			break
 		}
@@ -122,10 +132,10 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 			}
 			return bad(pos, "%w", err)
 		}
-		rec = record{AOFPos: pos, Size: int64(len(sr.raw)), DB: db, Ms: ms, From: from, Raw: sr.raw}
-		if isAnn {
+		rec = record{AOFPos: pos, Size: in.Size, DB: db, Ms: ms, From: from, Raw: in.Raw}
+		if in.Annotation {
 			rec.Annotation, rec.Offset = true, next
-			rec.Tick, _ = catalog.ParseTick(sr.raw)
+			rec.Tick, _ = catalog.ParseTick(in.Raw)
 			if err := fn(&rec); err != nil {
 				return err
 			}
@@ -145,8 +155,8 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 			next, ms, from, started = cp.Offset(), cp.UnixMs(), cp.FromMs(), true
 			rec.Ms, rec.From = ms, from
 		}
-		rec.Args = sr.args
-		rec.Name = upperName(names, sr.args[0])
+		rec.Args = in.Args
+		rec.Name = upperName(names, in.Args[0])
 		if started {
 			rec.Offset = next
 			next += rec.Size
@@ -156,10 +166,10 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 		} else {
 			rec.Offset, rec.Synthetic = next, true
 		}
-		if rec.Name == "SELECT" && len(sr.args) == 2 {
-			d, err := strconv.Atoi(string(sr.args[1]))
+		if rec.Name == "SELECT" && len(in.Args) == 2 {
+			d, err := strconv.Atoi(string(in.Args[1]))
 			if err != nil || d < 0 {
-				return bad(pos, "SELECT %q", sr.args[1])
+				return bad(pos, "SELECT %q", in.Args[1])
 			}
 			db = d
 			rec.DB = d
@@ -172,7 +182,7 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 	// after skipped control traffic (at most seg.End).
 	for ; ci < len(seg.Index); ci++ {
 		cp := seg.Index[ci]
-		if cp.AOFPos() != sr.off {
+		if cp.AOFPos() != sr.Offset() {
 			return bad(cp.AOFPos(), "index checkpoint does not fall on a command start")
 		}
 		if cp.Offset() < next || cp.Offset() > seg.End {
@@ -181,7 +191,7 @@ func scanRecords(ctx context.Context, r io.Reader, key string, seg *catalog.Segm
 		next = cp.Offset()
 	}
 	if next != seg.End {
-		return bad(sr.off, "the log ends at offset %d but the manifest says %d", next, seg.End)
+		return bad(sr.Offset(), "the log ends at offset %d but the manifest says %d", next, seg.End)
 	}
 	return nil
 }

@@ -1,8 +1,8 @@
 package pitr
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -17,26 +17,26 @@ func TestSegReader(t *testing.T) {
 	in = append(in, "#TS:1795520462\r\n"...)
 	in = resp.AppendCommand(in, []byte("SET"), []byte("k"), big)
 	in = resp.AppendCommandString(in, "DEL", "k")
-	r := &segReader{br: bufio.NewReader(bytes.NewReader(in))}
+	r := newSegReader(bytes.NewReader(in))
 	var got []string
 	var pos int64
 	for {
-		ann, err := r.next()
+		rec, err := r.ReadRecord()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(r.raw, in[pos:pos+int64(len(r.raw))]) {
+		if !bytes.Equal(rec.Raw, in[pos:pos+int64(len(rec.Raw))]) {
 			t.Fatalf("raw bytes at %d differ", pos)
 		}
-		pos = r.off
-		if ann {
+		pos = r.Offset()
+		if rec.Annotation {
 			got = append(got, "#")
 			continue
 		}
-		got = append(got, string(r.args[0])+":"+string(rune('0'+len(r.args))))
+		got = append(got, string(rec.Args[0])+":"+string(rune('0'+len(rec.Args))))
 	}
 	if strings.Join(got, " ") != "SELECT:2 # SET:3 DEL:2" || pos != int64(len(in)) {
 		t.Errorf("got %v at %d", got, pos)
@@ -51,8 +51,8 @@ func TestSegReader(t *testing.T) {
 		"long line":      "#" + strings.Repeat("a", 2000) + "\r\n",
 		"too many args":  "*99999999\r\n",
 	} {
-		r := &segReader{br: bufio.NewReaderSize(strings.NewReader(bad), 4096)}
-		if _, err := r.next(); err == nil || err == io.EOF {
+		r := newSegReader(strings.NewReader(bad))
+		if _, err := r.ReadRecord(); err == nil || err == io.EOF {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -75,30 +75,34 @@ func FuzzSegReader(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		r := &segReader{br: bufio.NewReaderSize(bytes.NewReader(in), 4096)}
+		r := newSegReader(bytes.NewReader(in))
 		var pos int64
 		for i := 0; i <= len(in); i++ {
-			ann, err := r.next()
+			rec, err := r.ReadRecord()
 			if err != nil {
+				var pe *resp.ProtocolError
+				if err != io.EOF && (!errors.As(err, &pe) || pe.Offset < pos || pe.Offset > int64(len(in))) {
+					t.Fatalf("bad error %v after %d", err, pos)
+				}
 				return
 			}
-			n := int64(len(r.raw))
-			if n == 0 || r.off != pos+n || !bytes.Equal(r.raw, in[pos:pos+n]) {
-				t.Fatalf("record at %d: raw %q, offset %d", pos, r.raw, r.off)
+			n := int64(len(rec.Raw))
+			if n == 0 || rec.Size != n || rec.Offset != pos || r.Offset() != pos+n || !bytes.Equal(rec.Raw, in[pos:pos+n]) {
+				t.Fatalf("record at %d: raw %q, offset %d", pos, rec.Raw, r.Offset())
 			}
-			pos = r.off
-			if ann {
-				if r.raw[0] != '#' || !bytes.HasSuffix(r.raw, []byte("\r\n")) {
-					t.Fatalf("annotation %q", r.raw)
+			pos = r.Offset()
+			if rec.Annotation {
+				if rec.Raw[0] != '#' || !bytes.HasSuffix(rec.Raw, []byte("\r\n")) || !bytes.Equal(rec.Text, rec.Raw[1:n-2]) {
+					t.Fatalf("annotation %q", rec.Raw)
 				}
 				continue
 			}
 			size := 0
-			for _, a := range r.args {
+			for _, a := range rec.Args {
 				size += len(a)
 			}
-			if len(r.args) == 0 || r.raw[0] != '*' || size >= len(r.raw) {
-				t.Fatalf("command %q: %d args", r.raw, len(r.args))
+			if len(rec.Args) == 0 || rec.Raw[0] != '*' || size >= len(rec.Raw) {
+				t.Fatalf("command %q: %d args", rec.Raw, len(rec.Args))
 			}
 		}
 		t.Fatalf("more records than bytes")

@@ -29,7 +29,20 @@ type Options struct {
 	MaxArrayLen   int64 // most elements of one array (or map pairs*2)
 	MaxDepth      int   // deepest nesting of aggregates
 	MaxLineLen    int   // longest simple string, error or header line
-	MaxCommandLen int64 // most bytes one command read by ReadCommand may occupy
+	MaxCommandLen int64 // most bytes one command read by ReadCommand or ReadRecord may occupy
+
+	// Annotations lets ReadRecord accept AOF annotation lines ("#...\r\n",
+	// at most MaxAnnotationLen bytes) between commands.
+	Annotations bool
+	// KeepRaw makes ReadRecord keep each record's bytes as read in
+	// Record.Raw (the arguments are then slices of it).
+	KeepRaw bool
+	// Lines makes ReadRecord count lines for Record.Line and
+	// ProtocolError.Line (it costs a scan of every argument).
+	Lines bool
+	// StartOffset is the offset of the first byte read (such as the end of
+	// an RDB preamble): Offset and errors count from it.
+	StartOffset int64
 }
 
 func (o Options) withDefaults() Options {
@@ -58,14 +71,20 @@ var ErrProtocol = errors.New("resp protocol error")
 var ErrLimit = errors.New("resp limit exceeded")
 
 // ProtocolError describes malformed or over-limit input at a byte offset
-// (counted from the Reader's start).
+// (counted from Options.StartOffset). From ReadRecord it also describes
+// input that ends inside a record (a torn tail: Err is
+// io.ErrUnexpectedEOF) and gives the line.
 type ProtocolError struct {
 	Offset int64
-	Msg    string
-	Err    error // ErrProtocol or ErrLimit
+	Line   int64  // 1-based line of Offset (ReadRecord with Options.Lines; newline bytes before it plus one)
+	Msg    string // what was being read and why it failed
+	Err    error  // ErrProtocol, ErrLimit or io.ErrUnexpectedEOF
 }
 
 func (e *ProtocolError) Error() string {
+	if e.Err == io.ErrUnexpectedEOF {
+		return fmt.Sprintf("resp: %s: unexpected end of input at byte %d", e.Msg, e.Offset)
+	}
 	return fmt.Sprintf("resp: %s at byte %d", e.Msg, e.Offset)
 }
 
@@ -139,8 +158,13 @@ func (v Value) Text() string { return string(v.Str) }
 type Reader struct {
 	br   *bufio.Reader
 	opts Options
-	n    int64  // bytes consumed
-	slab []byte // backing store for small command arguments
+	n    int64  // offset: StartOffset plus the bytes consumed
+	line int64  // 1-based line at n (kept by ReadRecord with Options.Lines)
+	slab []byte // backing store for small command arguments (ReadCommand)
+
+	rec  Record // ReadRecord's result, reused
+	buf  []byte // ReadRecord's bytes, reused
+	ends []int  // ReadRecord's argument bounds in buf, reused
 }
 
 // NewReader returns a Reader over r. When r is a *bufio.Reader it is used
@@ -151,14 +175,15 @@ func NewReader(r io.Reader, opts Options) *Reader {
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
 	}
-	return &Reader{br: br, opts: opts.withDefaults()}
+	return &Reader{br: br, opts: opts.withDefaults(), n: opts.StartOffset, line: 1}
 }
 
-// Offset is the number of bytes the Reader consumed so far.
+// Offset is Options.StartOffset plus the number of bytes the Reader
+// consumed so far.
 func (r *Reader) Offset() int64 { return r.n }
 
 func (r *Reader) errf(err error, format string, args ...any) error {
-	return &ProtocolError{Offset: r.n, Msg: fmt.Sprintf(format, args...), Err: err}
+	return &ProtocolError{Offset: r.n, Line: r.line, Msg: fmt.Sprintf(format, args...), Err: err}
 }
 
 // readLine returns one line without its "\r\n". The slice is valid until the
@@ -221,57 +246,11 @@ func parseInt(b []byte) (int64, bool) {
 // readBulkBody reads n bytes plus the trailing CRLF, growing the buffer as
 // bytes arrive.
 func (r *Reader) readBulkBody(n int64) ([]byte, error) {
-	buf := make([]byte, 0, min(n, allocChunk))
-	for int64(len(buf)) < n {
-		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), min(2*int64(cap(buf)), n))
-			copy(nb, buf)
-			buf = nb
-		}
-		m, err := io.ReadFull(r.br, buf[len(buf):cap(buf)])
-		r.n += int64(m)
-		buf = buf[:len(buf)+m]
-		if err != nil {
-			return nil, unexpected(err)
-		}
-	}
-	if err := r.readCRLF(); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
-
-const (
-	smallArg = 256
-	slabSize = 16 << 10
-)
-
-// readExact fills b and reads the trailing CRLF.
-func (r *Reader) readExact(b []byte) error {
-	m, err := io.ReadFull(r.br, b)
-	r.n += int64(m)
+	b, err := r.readPayload(make([]byte, 0, min(n+2, allocChunk)), n, partBulk)
 	if err != nil {
-		return unexpected(err)
+		return nil, streamErr(err)
 	}
-	return r.readCRLF()
-}
-
-// readCRLF consumes the "\r\n" after a bulk string (via Peek, which does not
-// allocate, unlike a small array passed to io.ReadFull).
-func (r *Reader) readCRLF() error {
-	b, err := r.br.Peek(2)
-	if len(b) < 2 || b[0] != '\r' || b[1] != '\n' {
-		if len(b) == 2 || (len(b) == 1 && b[0] != '\r') {
-			return r.errf(ErrProtocol, "bulk string not terminated by CRLF")
-		}
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return unexpected(err)
-	}
-	_, _ = r.br.Discard(2)
-	r.n += 2
-	return nil
+	return b[:n], nil
 }
 
 func unexpected(err error) error {
@@ -408,72 +387,6 @@ func clip(b []byte) []byte {
 		return b[:32]
 	}
 	return b
-}
-
-// ReadCommand reads one command in array form ("*N\r\n" then N bulk
-// strings) and returns its arguments and the exact number of bytes it
-// occupied in the stream. Each argument is a fresh slice the caller may keep.
-// At a clean end of input it returns io.EOF; inside a command,
-// io.ErrUnexpectedEOF. Inline commands, empty arrays and non-bulk elements
-// are *ProtocolError; a command larger than Options.MaxCommandLen is a
-// *ProtocolError wrapping ErrLimit.
-func (r *Reader) ReadCommand() (args [][]byte, n int64, err error) {
-	start := r.n
-	line, err := r.readLine()
-	if err != nil {
-		if err == io.EOF && r.n != start {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, 0, err
-	}
-	if len(line) == 0 || line[0] != '*' {
-		return nil, 0, r.errf(ErrProtocol, "expected a command array, got %q", clip(line))
-	}
-	count, ok := parseInt(line[1:])
-	if !ok || count < 1 {
-		return nil, 0, r.errf(ErrProtocol, "bad command array length %q", clip(line[1:]))
-	}
-	if count > r.opts.MaxArrayLen {
-		return nil, 0, r.errf(ErrLimit, "command of %d arguments exceeds limit %d", count, r.opts.MaxArrayLen)
-	}
-	args = make([][]byte, 0, min(count, 1024))
-	for i := int64(0); i < count; i++ {
-		line, err := r.readLine()
-		if err != nil {
-			return nil, 0, unexpected(err)
-		}
-		if len(line) == 0 || line[0] != '$' {
-			return nil, 0, r.errf(ErrProtocol, "expected a bulk string argument, got %q", clip(line))
-		}
-		l, ok := parseInt(line[1:])
-		if !ok || l < 0 {
-			return nil, 0, r.errf(ErrProtocol, "bad argument length %q", clip(line[1:]))
-		}
-		if l > r.opts.MaxBulkLen {
-			return nil, 0, r.errf(ErrLimit, "argument of %d bytes exceeds limit %d", l, r.opts.MaxBulkLen)
-		}
-		if r.n-start+l+2 > r.opts.MaxCommandLen {
-			return nil, 0, r.errf(ErrLimit, "command longer than limit %d bytes", r.opts.MaxCommandLen)
-		}
-		var b []byte
-		if l <= smallArg {
-			// Small arguments are carved from a shared slab; each is
-			// capped so a caller's append cannot clobber its neighbour.
-			if cap(r.slab)-len(r.slab) < int(l) {
-				r.slab = make([]byte, 0, slabSize)
-			}
-			b = r.slab[len(r.slab) : len(r.slab)+int(l) : len(r.slab)+int(l)]
-			r.slab = r.slab[:len(r.slab)+int(l)]
-			err = r.readExact(b)
-		} else {
-			b, err = r.readBulkBody(l)
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		args = append(args, b)
-	}
-	return args, r.n - start, nil
 }
 
 // IsName reports whether arg is name, ignoring ASCII case: how Redis

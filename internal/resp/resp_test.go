@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -123,8 +124,8 @@ func TestReader_ReadCommandErrors(t *testing.T) {
 		opts          Options
 	}{
 		{"inline", "SET a b\r\n", "expected a command array", Options{}},
-		{"empty array", "*0\r\n", "bad command array length", Options{}},
-		{"integer arg", "*1\r\n:1\r\n", "expected a bulk string", Options{}},
+		{"empty array", "*0\r\n", "command with 0 arguments", Options{}},
+		{"integer arg", "*1\r\n:1\r\n", "expected '$'", Options{}},
 		{"truncated", "*2\r\n$3\r\nSET\r\n", "unexpected EOF", Options{}},
 		{"partial header", "*2", "unexpected EOF", Options{}},
 		{"too long", "*1\r\n$100\r\n", "exceeds limit", Options{MaxBulkLen: 10}},
@@ -246,6 +247,60 @@ func TestIsName(t *testing.T) {
 		{"execs", "EXEC", false}, {"@", "`", false}, {"[", "{", false}, {"", "", true}} {
 		if got := IsName([]byte(tc.arg), tc.name); got != tc.want {
 			t.Errorf("IsName(%q, %q) = %v", tc.arg, tc.name, got)
+		}
+	}
+}
+
+func TestReader_ReadRecord(t *testing.T) {
+	in := "*1\r\n$4\r\nPI\nG\r\n#TS:5\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+	r := NewReader(strings.NewReader(in), Options{Annotations: true, KeepRaw: true, Lines: true, StartOffset: 100})
+	var got []string
+	for {
+		rec, err := r.ReadRecord()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(rec.Raw) != in[rec.Offset-100:rec.Offset-100+rec.Size] {
+			t.Fatalf("raw %q at %d", rec.Raw, rec.Offset)
+		}
+		s := fmt.Sprintf("%d/%d:", rec.Offset, rec.Line)
+		if rec.Annotation {
+			s += "#" + string(rec.Text)
+		} else {
+			s += string(bytes.Join(rec.Args, []byte(",")))
+		}
+		got = append(got, s)
+	}
+	if want := "100/1:PI\nG 114/5:#TS:5 121/6:GET,k"; strings.Join(got, " ") != want || r.Offset() != int64(100+len(in)) {
+		t.Fatalf("got %q at %d, want %q", strings.Join(got, " "), r.Offset(), want)
+	}
+
+	for _, tc := range []struct {
+		name, in   string
+		off, line  int64
+		torn       bool
+		msgContain string
+	}{
+		{"torn header", "*1\r\n$4\r\nPING\r\n*2\r", 14, 4, true, "command"},
+		{"torn payload", "*1\r\n$4\r\nPI", 8, 3, true, "argument 1 (4 bytes)"},
+		{"torn crlf", "*1\r\n$4\r\nPI\nG", 12, 4, true, "argument 1"},
+		{"torn annotation", "#TS:12", 0, 1, true, "annotation"},
+		{"garbage", "*1\r\n$4\r\nPING\r\nxyz\r\n", 14, 4, false, "expected '*' or '#'"},
+		{"bad crlf", "*1\r\n$4\r\nPINGxx", 12, 3, false, "not terminated"},
+		{"zero argc", "*0\r\n", 0, 1, false, "0 arguments"},
+		{"long annotation", "#" + strings.Repeat("a", 2000) + "\r\n", 0, 1, false, "longer than 1024"},
+	} {
+		r := NewReader(strings.NewReader(tc.in), Options{Annotations: true, Lines: true})
+		var err error
+		for err == nil {
+			_, err = r.ReadRecord()
+		}
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Offset != tc.off || pe.Line != tc.line || (pe.Err == io.ErrUnexpectedEOF) != tc.torn || !strings.Contains(pe.Msg, tc.msgContain) {
+			t.Errorf("%s: %v (%+v), want offset %d line %d torn %v", tc.name, err, pe, tc.off, tc.line, tc.torn)
 		}
 	}
 }
