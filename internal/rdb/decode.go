@@ -129,39 +129,16 @@ func (d *decoder) rdbLen() (n uint64, enc bool, err error) {
 	if d.p >= len(d.b) {
 		return 0, false, truncAt(d.p, 1, 0)
 	}
-	c := d.b[d.p]
-	switch c >> 6 {
-	case 0:
-		d.p++
-		return uint64(c & 0x3f), false, nil
-	case 1:
-		if d.left() < 2 {
-			return 0, false, truncAt(d.p, 2, d.left())
-		}
-		n = uint64(c&0x3f)<<8 | uint64(d.b[d.p+1])
-		d.p += 2
-		return n, false, nil
-	case 3:
-		d.p++
-		return uint64(c & 0x3f), true, nil
+	size := lenSize(d.b[d.p])
+	if size == 0 {
+		return 0, false, errAt(d.p, "bad length byte 0x%02x", d.b[d.p])
 	}
-	switch c {
-	case 0x80:
-		if d.left() < 5 {
-			return 0, false, truncAt(d.p, 5, d.left())
-		}
-		n = uint64(binary.BigEndian.Uint32(d.b[d.p+1:]))
-		d.p += 5
-		return n, false, nil
-	case 0x81:
-		if d.left() < 9 {
-			return 0, false, truncAt(d.p, 9, d.left())
-		}
-		n = binary.BigEndian.Uint64(d.b[d.p+1:])
-		d.p += 9
-		return n, false, nil
+	if d.left() < size {
+		return 0, false, truncAt(d.p, size, d.left())
 	}
-	return 0, false, errAt(d.p, "bad length byte 0x%02x", c)
+	n, enc = parseLen(d.b[d.p : d.p+size])
+	d.p += size
+	return n, enc, nil
 }
 
 // length reads a plain length (no string encodings).

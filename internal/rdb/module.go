@@ -58,9 +58,17 @@ func (d *decoder) module() (string, error) {
 
 // moduleTags walks tagged module values until the EOF tag.
 func (d *decoder) moduleTags() error {
+	return walkModuleTags(d.at, d.length, d.fixed, d.skipStr)
+}
+
+// walkModuleTags walks tagged module values (RDB_MODULE_OPCODE_*) until
+// the EOF tag, for a decoder (a value in memory) and the Reader (capturing
+// a value from a stream) alike: at is the current offset, length reads a
+// plain length, fixed n bytes and skipStr an RDB string.
+func walkModuleTags(at func() int, length func(what string) (uint64, error), fixed func(n int) ([]byte, error), skipStr func() error) error {
 	for {
-		off := d.p
-		op, err := d.length("module opcode")
+		off := at()
+		op, err := length("module opcode")
 		if err != nil {
 			return err
 		}
@@ -68,13 +76,13 @@ func (d *decoder) moduleTags() error {
 		case moduleOpEOF:
 			return nil
 		case moduleOpSInt, moduleOpUInt:
-			_, err = d.length("module integer")
+			_, err = length("module integer")
 		case moduleOpFloat:
-			_, err = d.fixed(4)
+			_, err = fixed(4)
 		case moduleOpDouble:
-			_, err = d.fixed(8)
+			_, err = fixed(8)
 		case moduleOpString:
-			_, _, _, _, err = d.str()
+			err = skipStr()
 		default:
 			return errAt(off, "unknown module opcode %d", op)
 		}

@@ -260,47 +260,42 @@ func (r *Reader) copyN(n uint64) error {
 	return nil
 }
 
-// sLen reads and captures a length; enc reports the 11xxxxxx string forms.
-func (r *Reader) sLen() (n uint64, enc bool, err error) {
+// The capture methods read the outline of a value (lengths, strings,
+// counts) from the stream; every byte they read is captured raw for the
+// record, and Decode checks the whole value later.
+
+// at is the offset of the next byte, for errors.
+func (r *Reader) at() int { return int(r.Offset()) }
+
+// captureLen reads and captures a length; enc reports the 11xxxxxx string
+// forms.
+func (r *Reader) captureLen() (n uint64, enc bool, err error) {
 	off := r.Offset()
 	b, err := r.fixed(1)
 	if err != nil {
 		return 0, false, err
 	}
-	c := b[0]
-	switch c >> 6 {
-	case 0:
-		return uint64(c), false, nil
-	case 1:
-		b, err := r.fixed(1)
-		if err != nil {
-			return 0, false, err
-		}
-		return uint64(c&0x3f)<<8 | uint64(b[0]), false, nil
-	case 3:
-		return uint64(c & 0x3f), true, nil
+	var buf [9]byte
+	buf[0] = b[0]
+	size := lenSize(buf[0])
+	if size == 0 {
+		return 0, false, errAt(int(off), "bad length byte 0x%02x", buf[0])
 	}
-	switch c {
-	case 0x80:
-		b, err := r.fixed(4)
+	if size > 1 {
+		b, err := r.fixed(size - 1)
 		if err != nil {
 			return 0, false, err
 		}
-		return uint64(binary.BigEndian.Uint32(b)), false, nil
-	case 0x81:
-		b, err := r.fixed(8)
-		if err != nil {
-			return 0, false, err
-		}
-		return binary.BigEndian.Uint64(b), false, nil
+		copy(buf[1:], b)
 	}
-	return 0, false, errAt(int(off), "bad length byte 0x%02x", c)
+	n, enc = parseLen(buf[:size])
+	return n, enc, nil
 }
 
-// sLength reads a plain length.
-func (r *Reader) sLength(what string) (uint64, error) {
+// captureLength reads a plain length.
+func (r *Reader) captureLength(what string) (uint64, error) {
 	off := r.Offset()
-	n, enc, err := r.sLen()
+	n, enc, err := r.captureLen()
 	if err != nil {
 		return 0, err
 	}
@@ -310,10 +305,10 @@ func (r *Reader) sLength(what string) (uint64, error) {
 	return n, nil
 }
 
-// sStr reads and captures an RDB string.
-func (r *Reader) sStr() error {
+// captureStr reads and captures an RDB string.
+func (r *Reader) captureStr() error {
 	off := r.Offset()
-	n, enc, err := r.sLen()
+	n, enc, err := r.captureLen()
 	if err != nil {
 		return err
 	}
@@ -326,11 +321,11 @@ func (r *Reader) sStr() error {
 	case 2:
 		_, err = r.fixed(4)
 	case 3:
-		clen, err := r.sLength("LZF compressed length")
+		clen, err := r.captureLength("LZF compressed length")
 		if err != nil {
 			return err
 		}
-		ulen, err := r.sLength("LZF uncompressed length")
+		ulen, err := r.captureLength("LZF uncompressed length")
 		if err != nil {
 			return err
 		}
@@ -344,25 +339,25 @@ func (r *Reader) sStr() error {
 	return err
 }
 
-// sValue captures a value of type t by walking its outline; the full
+// captureValue captures a value of type t by walking its outline; the full
 // check is Decode's, run on the captured bytes.
-func (r *Reader) sValue(t Type) error {
+func (r *Reader) captureValue(t Type) error {
 	switch t {
 	case TypeString, TypeHashZipmap, TypeListZiplist, TypeSetIntset, TypeZSetZiplist, TypeHashZiplist,
 		TypeHashListpack, TypeZSetListpack, TypeSetListpack, TypeHashListpackExPreGA:
-		return r.sStr()
+		return r.captureStr()
 	case TypeHashListpackEx:
 		if _, err := r.fixed(8); err != nil {
 			return err
 		}
-		return r.sStr()
+		return r.captureStr()
 	case TypeList, TypeSet, TypeListQuicklist:
-		return r.sRepeat("element count", func() error { return r.sStr() })
+		return r.captureRepeat("element count", func() error { return r.captureStr() })
 	case TypeHash:
-		return r.sRepeat("hash length", r.sStrs2)
+		return r.captureRepeat("hash length", r.captureStrPair)
 	case TypeZSet:
-		return r.sRepeat("zset length", func() error {
-			if err := r.sStr(); err != nil {
+		return r.captureRepeat("zset length", func() error {
+			if err := r.captureStr(); err != nil {
 				return err
 			}
 			b, err := r.fixed(1)
@@ -372,8 +367,8 @@ func (r *Reader) sValue(t Type) error {
 			return r.copyN(uint64(b[0]))
 		})
 	case TypeZSet2:
-		return r.sRepeat("zset length", func() error {
-			if err := r.sStr(); err != nil {
+		return r.captureRepeat("zset length", func() error {
+			if err := r.captureStr(); err != nil {
 				return err
 			}
 			_, err := r.fixed(8)
@@ -382,34 +377,34 @@ func (r *Reader) sValue(t Type) error {
 	case TypeModulePreGA:
 		return errAt(int(r.Offset()), "module value of type 6 (MODULE_PRE_GA, Redis 4.0 release candidates) is not supported")
 	case TypeModule2:
-		if _, err := r.sLength("module id"); err != nil {
+		if _, err := r.captureLength("module id"); err != nil {
 			return err
 		}
-		return r.sModuleTags()
+		return r.captureModuleTags()
 	case TypeListQuicklist2:
-		return r.sRepeat("quicklist node count", func() error {
-			if _, err := r.sLength("quicklist container"); err != nil {
+		return r.captureRepeat("quicklist node count", func() error {
+			if _, err := r.captureLength("quicklist container"); err != nil {
 				return err
 			}
-			return r.sStr()
+			return r.captureStr()
 		})
 	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
-		return r.sStream(t)
+		return r.captureStream(t)
 	case TypeHashMetadata, TypeHashMetadataPreGA:
 		if t == TypeHashMetadata {
 			if _, err := r.fixed(8); err != nil {
 				return err
 			}
 		}
-		return r.sRepeat("hash length", func() error {
-			if _, err := r.sLength("field TTL"); err != nil {
+		return r.captureRepeat("hash length", func() error {
+			if _, err := r.captureLength("field TTL"); err != nil {
 				return err
 			}
-			return r.sStrs2()
+			return r.captureStrPair()
 		})
 	case TypeValkeyHash2:
-		return r.sRepeat("hash length", func() error {
-			if err := r.sStrs2(); err != nil {
+		return r.captureRepeat("hash length", func() error {
+			if err := r.captureStrPair(); err != nil {
 				return err
 			}
 			_, err := r.fixed(8)
@@ -419,18 +414,18 @@ func (r *Reader) sValue(t Type) error {
 	return errAt(int(r.Offset()), "unknown object type %d", t)
 }
 
-func (r *Reader) sStrs2() error {
-	if err := r.sStr(); err != nil {
+func (r *Reader) captureStrPair() error {
+	if err := r.captureStr(); err != nil {
 		return err
 	}
-	return r.sStr()
+	return r.captureStr()
 }
 
-// sRepeat reads a count and runs one that many times. Each element takes
+// captureRepeat reads a count and runs one that many times. Each element takes
 // at least one byte, so a hostile count ends at the end of the input or at
 // MaxValueBytes.
-func (r *Reader) sRepeat(what string, one func() error) error {
-	n, err := r.sLength(what)
+func (r *Reader) captureRepeat(what string, one func() error) error {
+	n, err := r.captureLength(what)
 	if err != nil {
 		return err
 	}
@@ -445,47 +440,24 @@ func (r *Reader) sRepeat(what string, one func() error) error {
 	return nil
 }
 
-func (r *Reader) sModuleTags() error {
-	for {
-		off := r.Offset()
-		op, err := r.sLength("module opcode")
-		if err != nil {
-			return err
-		}
-		switch op {
-		case moduleOpEOF:
-			return nil
-		case moduleOpSInt, moduleOpUInt:
-			_, err = r.sLength("module integer")
-		case moduleOpFloat:
-			_, err = r.fixed(4)
-		case moduleOpDouble:
-			_, err = r.fixed(8)
-		case moduleOpString:
-			err = r.sStr()
-		default:
-			return errAt(int(off), "unknown module opcode %d", op)
-		}
-		if err != nil {
-			return err
-		}
-	}
+func (r *Reader) captureModuleTags() error {
+	return walkModuleTags(r.at, r.captureLength, r.fixed, r.captureStr)
 }
 
-func (r *Reader) sLengths(n int, what string) error {
+func (r *Reader) captureLengths(n int, what string) error {
 	for range n {
-		if _, err := r.sLength(what); err != nil {
+		if _, err := r.captureLength(what); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Reader) sStream(t Type) error {
-	if err := r.sRepeat("stream node count", r.sStrs2); err != nil {
+func (r *Reader) captureStream(t Type) error {
+	if err := r.captureRepeat("stream node count", r.captureStrPair); err != nil {
 		return err
 	}
-	if err := r.sStreamMetaGroups(t); err != nil {
+	if err := r.captureStreamMetaGroups(t); err != nil {
 		return err
 	}
 	if t != TypeStreamListpacks4 {
@@ -493,55 +465,55 @@ func (r *Reader) sStream(t Type) error {
 	}
 	// IDMP: duration, max entries, the producers (pid, then its IIDs
 	// each with the entry ID as two lengths), iids added, iids duplicates.
-	if err := r.sLengths(2, "stream IDMP settings"); err != nil {
+	if err := r.captureLengths(2, "stream IDMP settings"); err != nil {
 		return err
 	}
-	if err := r.sRepeat("stream IDMP producer count", func() error {
-		if err := r.sStr(); err != nil {
+	if err := r.captureRepeat("stream IDMP producer count", func() error {
+		if err := r.captureStr(); err != nil {
 			return err
 		}
-		return r.sRepeat("stream IDMP entry count", func() error {
-			if err := r.sStr(); err != nil {
+		return r.captureRepeat("stream IDMP entry count", func() error {
+			if err := r.captureStr(); err != nil {
 				return err
 			}
-			return r.sLengths(2, "stream IDMP entry id")
+			return r.captureLengths(2, "stream IDMP entry id")
 		})
 	}); err != nil {
 		return err
 	}
-	return r.sLengths(2, "stream IDMP counters")
+	return r.captureLengths(2, "stream IDMP counters")
 }
 
-func (r *Reader) sStreamMetaGroups(t Type) error {
+func (r *Reader) captureStreamMetaGroups(t Type) error {
 	meta := 3
 	if t != TypeStreamListpacks {
 		meta = 8
 	}
-	if err := r.sLengths(meta, "stream metadata"); err != nil {
+	if err := r.captureLengths(meta, "stream metadata"); err != nil {
 		return err
 	}
-	return r.sRepeat("stream group count", func() error {
-		if err := r.sStr(); err != nil {
+	return r.captureRepeat("stream group count", func() error {
+		if err := r.captureStr(); err != nil {
 			return err
 		}
 		n := 2
 		if t != TypeStreamListpacks {
 			n = 3
 		}
-		if err := r.sLengths(n, "group metadata"); err != nil {
+		if err := r.captureLengths(n, "group metadata"); err != nil {
 			return err
 		}
-		if err := r.sRepeat("group PEL size", func() error {
+		if err := r.captureRepeat("group PEL size", func() error {
 			if err := r.copyN(24); err != nil {
 				return err
 			}
-			_, err := r.sLength("PEL delivery count")
+			_, err := r.captureLength("PEL delivery count")
 			return err
 		}); err != nil {
 			return err
 		}
-		return r.sRepeat("consumer count", func() error {
-			if err := r.sStr(); err != nil {
+		return r.captureRepeat("consumer count", func() error {
+			if err := r.captureStr(); err != nil {
 				return err
 			}
 			times := uint64(8)
@@ -551,7 +523,7 @@ func (r *Reader) sStreamMetaGroups(t Type) error {
 			if err := r.copyN(times); err != nil {
 				return err
 			}
-			return r.sRepeat("consumer PEL size", func() error { return r.copyN(16) })
+			return r.captureRepeat("consumer PEL size", func() error { return r.copyN(16) })
 		})
 	})
 }
@@ -608,7 +580,7 @@ func (r *Reader) next() (*Record, error) {
 		case opEOF:
 			return nil, r.finish(off)
 		case opAux:
-			if err = r.sStrs2(); err == nil {
+			if err = r.captureStrPair(); err == nil {
 				if err = r.decodeStrs(&r.aux[0], &r.aux[1]); err != nil {
 					err = toFormatError(err, off+1, nil, 0)
 				}
@@ -616,8 +588,8 @@ func (r *Reader) next() (*Record, error) {
 			rec.Kind, rec.AuxKey, rec.AuxValue = RecordAux, r.aux[0], r.aux[1]
 		case opResizeDB:
 			rec.Kind = RecordResizeDB
-			if rec.DBSize, err = r.sLength("RESIZEDB db size"); err == nil {
-				rec.ExpiresSize, err = r.sLength("RESIZEDB expires size")
+			if rec.DBSize, err = r.captureLength("RESIZEDB db size"); err == nil {
+				rec.ExpiresSize, err = r.captureLength("RESIZEDB expires size")
 			}
 		case opExpireTimeMS:
 			var b []byte
@@ -633,7 +605,7 @@ func (r *Reader) next() (*Record, error) {
 			}
 		case opSelectDB:
 			var db uint64
-			if db, err = r.sLength("SELECTDB db id"); err == nil {
+			if db, err = r.captureLength("SELECTDB db id"); err == nil {
 				if db > math.MaxInt32 {
 					err = errAt(int(off+1), "SELECTDB db id %d out of range", db)
 				} else {
@@ -643,7 +615,7 @@ func (r *Reader) next() (*Record, error) {
 			}
 		case opIdle:
 			var idle uint64
-			if idle, err = r.sLength("IDLE seconds"); err == nil {
+			if idle, err = r.captureLength("IDLE seconds"); err == nil {
 				r.idle = int64(min(idle, math.MaxInt64))
 				continue
 			}
@@ -655,24 +627,24 @@ func (r *Reader) next() (*Record, error) {
 			}
 		case opModuleAux:
 			var id, whenOp uint64
-			if id, err = r.sLength("module aux id"); err != nil {
+			if id, err = r.captureLength("module aux id"); err != nil {
 				break
 			}
 			opOff := r.Offset()
-			if whenOp, err = r.sLength("module aux when opcode"); err != nil {
+			if whenOp, err = r.captureLength("module aux when opcode"); err != nil {
 				break
 			}
 			if whenOp != moduleOpUInt {
 				err = errAt(int(opOff), "module aux %s: when opcode %d, want %d", ModuleName(id), whenOp, moduleOpUInt)
 				break
 			}
-			if _, err = r.sLength("module aux when"); err != nil {
+			if _, err = r.captureLength("module aux when"); err != nil {
 				break
 			}
-			err = r.sModuleTags()
+			err = r.captureModuleTags()
 			rec.Kind, rec.Module = RecordModuleAux, ModuleName(id)
 		case opFunction2:
-			if err = r.sStr(); err == nil {
+			if err = r.captureStr(); err == nil {
 				if err = r.decodeStrs(&r.fn); err != nil {
 					err = toFormatError(err, off+1, nil, 0)
 				}
@@ -690,16 +662,16 @@ func (r *Reader) next() (*Record, error) {
 			if prefix < 0 {
 				prefix = off
 			}
-			if err = r.sKeyMeta(); err == nil {
+			if err = r.captureKeyMeta(); err == nil {
 				r.meta = append(r.meta[:0], r.captured()...)
 				r.hasMeta = true
 				continue
 			}
 		case opSlotInfo:
 			rec.Kind = RecordSlotInfo
-			if rec.Slot, err = r.sLength("SLOT_INFO slot"); err == nil {
-				if rec.SlotKeys, err = r.sLength("SLOT_INFO keys"); err == nil {
-					rec.SlotExpires, err = r.sLength("SLOT_INFO expires")
+			if rec.Slot, err = r.captureLength("SLOT_INFO slot"); err == nil {
+				if rec.SlotKeys, err = r.captureLength("SLOT_INFO keys"); err == nil {
+					rec.SlotExpires, err = r.captureLength("SLOT_INFO expires")
 				}
 			}
 		default:
@@ -727,16 +699,16 @@ func (r *Reader) next() (*Record, error) {
 	}
 }
 
-// sKeyMeta captures the body of a KEY_META opcode (Redis 8.6, RDB 13):
+// captureKeyMeta captures the body of a KEY_META opcode (Redis 8.6, RDB 13):
 // the class count, then per class its 4-byte spec and the module-typed
 // values the class saved, ending with the module EOF tag (rdb.c,
 // rdbSaveKeyMetadata).
-func (r *Reader) sKeyMeta() error {
-	return r.sRepeat("key metadata class count", func() error {
+func (r *Reader) captureKeyMeta() error {
+	return r.captureRepeat("key metadata class count", func() error {
 		if _, err := r.fixed(4); err != nil {
 			return err
 		}
-		return r.sModuleTags()
+		return r.captureModuleTags()
 	})
 }
 
@@ -744,29 +716,29 @@ func (r *Reader) sKeyMeta() error {
 // progress on a cluster node): the job name, then a count of slot ranges,
 // each a start and an end.
 func (r *Reader) slotImport() error {
-	if err := r.sStr(); err != nil {
+	if err := r.captureStr(); err != nil {
 		return err
 	}
-	return r.sRepeat("slot import range count", func() error { return r.sLengths(2, "slot import range") })
+	return r.captureRepeat("slot import range count", func() error { return r.captureLengths(2, "slot import range") })
 }
 
 func (r *Reader) functionPreGA(off int64) error {
 	for range 2 { // name, engine
-		if err := r.sStr(); err != nil {
+		if err := r.captureStr(); err != nil {
 			return err
 		}
 	}
-	hasDesc, err := r.sLength("function description flag")
+	hasDesc, err := r.captureLength("function description flag")
 	if err != nil {
 		return err
 	}
 	if hasDesc != 0 {
-		if err := r.sStr(); err != nil {
+		if err := r.captureStr(); err != nil {
 			return err
 		}
 	}
 	codeStart := r.pos - r.mark
-	if err := r.sStr(); err != nil {
+	if err := r.captureStr(); err != nil {
 		return err
 	}
 	r.dec.b, r.dec.p = r.captured(), codeStart
@@ -781,7 +753,7 @@ func (r *Reader) functionPreGA(off int64) error {
 func (r *Reader) keyRecord(rec *Record, t Type) error {
 	r.key = r.key[:0]
 	start := r.Offset()
-	if err := r.sStr(); err != nil {
+	if err := r.captureStr(); err != nil {
 		return err
 	}
 	if err := r.decodeStrs(&r.key); err != nil {
@@ -789,7 +761,7 @@ func (r *Reader) keyRecord(rec *Record, t Type) error {
 	}
 	valStart := r.pos - r.mark
 	valOff := r.Offset()
-	if err := r.sValue(t); err != nil {
+	if err := r.captureValue(t); err != nil {
 		return err
 	}
 	val := r.captured()[valStart:]
