@@ -4,7 +4,12 @@
 // NewPlan is pure apart from reading the repository: from the generations,
 // their segments and a Target (a time, just before a command, or an offset)
 // it picks the generation and base snapshot that cover the target, checks
-// that the log needed is contiguous, and finds the exact cut. The cut is
+// that the log needed is contiguous, and finds the exact cut: a planner
+// searches the generations for each kind of target, walking a generation's
+// chain of segments with a cursor (which knows where an open transaction
+// began and where the last command ended), and the Plan it returns is only
+// the decision (base, segments with the offsets each contributes, the
+// stop position, notes). The cut is
 // always at a command boundary outside MULTI … EXEC: a target that falls
 // inside a transaction (a receive time between MULTI and EXEC, an offset
 // inside it, or a matching command queued inside it) restores the state

@@ -614,7 +614,8 @@ func Windows(ctx context.Context, b storage.Backend) ([]Window, error) {
 }
 
 // Plan is a point-in-time restore decided: the base snapshot to load and
-// the log to replay after it.
+// the log to replay after it. It is only the decision; ToRedis, ToDir and
+// ToRDB carry it out.
 type Plan struct {
 	Target     Target
 	Generation *catalog.Generation
@@ -635,21 +636,38 @@ type Plan struct {
 	// MULTI, a generation chosen among several).
 	Notes []string
 
-	b       storage.Backend
-	ids     []age.Identity
-	from    []int64 // per segment: commands before this offset are skipped (overlap)
-	to      []int64 // per segment: commands at or after this offset are skipped (a fork)
-	stopPos int64   // AOF position in the last segment where replay stops; -1: none
-	skip    map[int64]bool
+	// spans are, per segment of Segments, the offsets of the commands
+	// replayed from it: [from, to) (before from: an earlier overlapping
+	// segment replayed them; from to on: another history after a fork).
+	spans []span
+	// stopPos is the AOF position in the last segment where the replay
+	// stops; -1: none.
+	stopPos int64
+	// skip holds the offsets of the commands left out (Target.Skip).
+	skip map[int64]bool
+	// log is where the segments and the base are read.
+	log logSource
 }
 
-// point is where a replay stops: before the command at pos in chain[seg].
-type point struct {
-	seg     int
-	pos     int64
-	offset  int64
-	prevMs  int64 // receive time of the last command before it
-	prevEnd int64 // offset after the last command before it (0: not seen)
+// span is the offsets [from, to) of the commands a segment contributes.
+type span struct{ from, to int64 }
+
+// choice is what a search for a target decided: the generation, where its
+// chain is cut (nil: after the whole chain), and for a time target, the
+// point after the last command at or before the time when nothing after
+// it is replayed (end; nil when the search did not walk the log).
+type choice struct {
+	gi    *genInfo
+	cut   *cut
+	end   *point
+	notes []string
+}
+
+// planner searches the generations of a repository for a target.
+type planner struct {
+	t    Target
+	log  logSource
+	gens []*genInfo
 }
 
 // NewPlan picks the generation and base snapshot that cover t, checks the
@@ -662,213 +680,284 @@ func NewPlan(ctx context.Context, b storage.Backend, t Target, o Options) (*Plan
 	if err != nil {
 		return nil, err
 	}
+	pl := &planner{t: t, log: logSource{b: b, ids: o.Identities}}
 	if t.Generation != "" {
-		var keep []*genInfo
 		for _, gi := range gens {
 			if gi.g.ID == t.Generation {
-				keep = append(keep, gi)
+				pl.gens = append(pl.gens, gi)
 			}
 		}
-		if len(keep) == 0 {
+		if len(pl.gens) == 0 {
 			return nil, fmt.Errorf("no generation %q in %s: see `redback list --repo %s`", t.Generation, b.Location(), b.Location())
 		}
-		gens = keep
 	} else {
 		// Follow the new primary's history: a generation's log after a
 		// failover that lost it is replayed only when it is named.
-		for i, gi := range gens {
-			gens[i] = gi.clipped()
-		}
-	}
-	windows := func() []Window {
-		ws := make([]Window, 0, len(gens))
 		for _, gi := range gens {
-			ws = append(ws, gi.window())
+			pl.gens = append(pl.gens, gi.clipped())
 		}
-		return ws
 	}
-	p := &Plan{Target: t, b: b, ids: o.Identities, stopPos: -1}
-	var gi *genInfo
-	var cut *txPoint
-	tail := point{seg: -2}
-	var match *record
-	var matchInTx bool
+	var ch *choice
 	switch t.Kind {
 	case KindTime:
-		tms := t.Time.UnixMilli()
-		n := 0
-		for _, c := range gens {
-			if c.base != nil && c.fromMs() <= tms && tms <= c.toMs() {
-				gi = c // the newest wins: its base is nearest
-				n++
-			}
-		}
-		if n > 1 {
-			p.Notes = append(p.Notes, fmt.Sprintf("%d generations cover %s: using the newest, %s (name another with --generation)", n, fmtTime(t.Time), gi.g.ID))
-		}
-		if gi == nil {
-			for _, c := range gens {
-				if c.base != nil && c.gap != nil && c.fromMs() <= tms && tms <= c.lastMsAll() {
-					return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
-				}
-			}
-			for _, c := range gens {
-				if c.base == nil && pack.VerificationFailed(c.baseErr) && len(c.segs) > 0 && c.segs[0].FirstMs <= tms && tms <= c.lastMsAll() {
-					return nil, fmt.Errorf("%s: generation %s covers it, but %w", t.String(), c.g.ID, c.baseErr)
-				}
-			}
-			return nil, &CoverageError{Target: t.String(), Reason: pastNewest(gens, t.Time), Windows: windows()}
-		}
-		start := len(gi.chain)
-		for i, l := range gi.chain {
-			if l.seg.LastMs > tms {
-				start = i
-				break
-			}
-		}
-		if start < len(gi.chain) {
-			cut, tail, err = gi.timeCut(ctx, b, o.Identities, start, t, p)
-			if err != nil {
-				return nil, err
-			}
-		}
+		ch, err = pl.byTime(ctx)
 	case KindOffset:
-		var cands []*genInfo
-		for _, c := range gens {
-			if c.base != nil && c.start <= t.Offset && t.Offset <= c.end {
-				cands = append(cands, c)
-			}
-		}
-		cands = dropParents(cands)
-		if len(cands) > 1 {
-			ids := make([]string, len(cands))
-			for i, c := range cands {
-				ids[i] = c.g.ID
-			}
-			return nil, fmt.Errorf("offset %d is in generations %s: name one with --generation", t.Offset, strings.Join(ids, ", "))
-		}
-		if len(cands) == 0 {
-			for _, c := range gens {
-				if c.base != nil && c.gap != nil && c.g.StartOffset <= t.Offset {
-					return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
-				}
-			}
-			return nil, &CoverageError{Target: t.String(), Windows: windows()}
-		}
-		gi = cands[0]
-		start := len(gi.chain)
-		for i, l := range gi.chain {
-			if l.seg.End > t.Offset {
-				start = i
-				break
-			}
-		}
-		if start < len(gi.chain) {
-			cut, _, _, err = gi.findCut(ctx, b, o.Identities, start, func(r *record) bool { return r.Offset+r.Size > t.Offset })
-		}
+		ch, err = pl.byOffset(ctx)
 	case KindLatest:
-		var note string
-		gi, note = newestGen(gens)
-		if note != "" {
-			p.Notes = append(p.Notes, note)
-		}
-		for _, c := range gens {
-			// a newer generation that is damaged: its point is lost, say so
-			if c.base == nil && pack.VerificationFailed(c.baseErr) && (gi == nil || c.lastMsAll() > gi.toMs()) {
-				return nil, fmt.Errorf("%s: generation %s holds it, but %w", t.String(), c.g.ID, c.baseErr)
-			}
-		}
-		if gi == nil {
-			return nil, &CoverageError{Target: t.String(), Reason: "no generation has a readable base snapshot", Windows: windows()}
-		}
+		ch, err = pl.latest()
 	case KindBeforeCommand:
-		ams := int64(0)
-		if !t.Command.After.IsZero() {
-			ams = t.Command.After.UnixMilli()
-		}
-		name := strings.ToUpper(t.Command.Name)
-		pat := []byte(t.Command.KeyPattern)
-		for _, c := range gens {
-			if c.base == nil || c.toMs() < ams {
-				continue
-			}
-			start := len(c.chain)
-			for i, l := range c.chain {
-				if l.seg.LastMs >= ams {
-					start = i
-					break
-				}
-			}
-			if start == len(c.chain) {
-				continue
-			}
-			cut, match, matchInTx, err = c.findCut(ctx, b, o.Identities, start, func(r *record) bool {
-				return r.Ms >= ams && r.Name == name && (len(pat) == 0 || matchKeys(pat, r.Args))
-			})
-			if err != nil {
-				return nil, err
-			}
-			if cut != nil {
-				gi = c
-				break
-			}
-		}
-		if gi == nil {
-			reason := "no such command in the restorable log"
-			for _, c := range gens {
-				if c.gap != nil {
-					reason += fmt.Sprintf("; generation %s is missing the log between offsets %d and %d, and nothing after it can be restored", c.g.ID, c.gap.From, c.gap.To)
-				}
-			}
-			return nil, &CoverageError{Target: t.String(), Reason: reason, Windows: windows()}
-		}
+		ch, err = pl.beforeCommand(ctx)
 	}
 	if err != nil {
 		return nil, err
 	}
-	p.Generation, p.Base = gi.g, gi.base
-	if cut == nil {
-		for _, l := range gi.chain {
-			p.Segments = append(p.Segments, l.seg)
-			p.from, p.to = append(p.from, l.from), append(p.to, l.to)
-		}
-		p.Offset, p.Time = gi.end, msTime(gi.toMs())
-		if tail.seg == -1 && tail.prevEnd > 0 {
-			// Every command is replayed but control traffic received
-			// after the target follows the last one: stop before it.
-			p.Offset, p.Time = tail.prevEnd, msTime(max(tail.prevMs, gi.fromMs()))
-		}
-	} else {
-		for _, l := range gi.chain[:cut.seg+1] {
-			p.Segments = append(p.Segments, l.seg)
-			p.from, p.to = append(p.from, l.from), append(p.to, l.to)
-		}
-		p.stopPos, p.Offset, p.Time = cut.pos, cut.offset, msTime(max(cut.prevMs, gi.fromMs()))
-		if cut.prevMs == 0 {
-			p.Time = msTime(gi.fromMs())
-		}
-		if t.Kind == KindTime && cut.prevEnd > 0 && !cut.inTx {
-			// Not the control traffic (PING) between the last command
-			// replayed and the first one left out: it may have come after
-			// the target.
-			p.Offset = cut.prevEnd
-		}
-	}
-	if match != nil {
-		p.Match = match.command(gi.g.ID, matchInTx)
-		if matchInTx {
-			p.Notes = append(p.Notes, fmt.Sprintf("%s is inside a transaction: restoring to just before its MULTI (offset %d)", p.Match.Name, p.Offset))
-		}
-	} else if cut != nil && cut.inTx {
-		p.Notes = append(p.Notes, fmt.Sprintf("the target falls inside a transaction: restoring to just before its MULTI (offset %d)", p.Offset))
-	}
-	if err := p.resolveSkips(ctx, gi); err != nil {
+	p := ch.plan(t, pl.log)
+	if err := p.resolveSkips(ctx, ch.gi); err != nil {
 		return nil, err
 	}
-	if err := p.nearerBase(ctx, gi); err != nil {
+	if err := p.nearerBase(ctx, ch.gi); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// windows are the windows of the generations searched, for errors.
+func (pl *planner) windows() []Window {
+	ws := make([]Window, 0, len(pl.gens))
+	for _, gi := range pl.gens {
+		ws = append(ws, gi.window())
+	}
+	return ws
+}
+
+// byTime finds the state after the last command received at or before
+// t.Time, in the newest generation covering it.
+func (pl *planner) byTime(ctx context.Context) (*choice, error) {
+	t := pl.t
+	tms := t.Time.UnixMilli()
+	ch := &choice{}
+	n := 0
+	for _, c := range pl.gens {
+		if c.base != nil && c.fromMs() <= tms && tms <= c.toMs() {
+			ch.gi = c // the newest wins: its base is nearest
+			n++
+		}
+	}
+	if n > 1 {
+		ch.notes = append(ch.notes, fmt.Sprintf("%d generations cover %s: using the newest, %s (name another with --generation)", n, fmtTime(t.Time), ch.gi.g.ID))
+	}
+	if ch.gi == nil {
+		for _, c := range pl.gens {
+			if c.base != nil && c.gap != nil && c.fromMs() <= tms && tms <= c.lastMsAll() {
+				return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
+			}
+		}
+		for _, c := range pl.gens {
+			if c.base == nil && pack.VerificationFailed(c.baseErr) && len(c.segs) > 0 && c.segs[0].FirstMs <= tms && tms <= c.lastMsAll() {
+				return nil, fmt.Errorf("%s: generation %s covers it, but %w", t.String(), c.g.ID, c.baseErr)
+			}
+		}
+		return nil, &CoverageError{Target: t.String(), Reason: pastNewest(pl.gens, t.Time), Windows: pl.windows()}
+	}
+	for i, l := range ch.gi.chain {
+		if l.seg.LastMs > tms {
+			return ch, pl.timeCut(ctx, ch, i)
+		}
+	}
+	return ch, nil
+}
+
+// timeCut cuts ch's chain, from segment start on, before the first command
+// received after the target. When that command's time is only bounded and
+// the target falls inside its interval, it refuses (*UncertainError) or,
+// with Target.Uncertain, cuts on the earliest or the latest side and says
+// so in ch.notes.
+func (pl *planner) timeCut(ctx context.Context, ch *choice, start int) error {
+	t, gi := pl.t, ch.gi
+	tms := t.Time.UnixMilli()
+	ct, cur, err := gi.seek(ctx, pl.log, start, func(r *record) bool { return r.Ms > tms })
+	if err != nil {
+		return err
+	}
+	end := cur.end()
+	ch.cut, ch.end = ct, &end
+	if ct == nil || ct.match.From <= 0 || ct.match.From >= tms {
+		return nil
+	}
+	// The commands whose interval holds the target: from the match to the
+	// first command known to have run after the target.
+	match := ct.match
+	var n int64
+	late, lateCur, err := gi.seek(ctx, pl.log, ct.seg, func(r *record) bool {
+		if r.Offset >= match.Offset && r.From > 0 && r.From < tms && r.Ms > tms {
+			n++
+			return false
+		}
+		return r.Ms > tms
+	})
+	if err != nil {
+		return err
+	}
+	lateEnd := lateCur.end()
+	hi := lateEnd.prevMs
+	if late != nil {
+		hi = late.prevMs
+	}
+	ue := &UncertainError{Target: t.String(), Generation: gi.g.ID, From: msTime(match.From), To: msTime(hi), Commands: n}
+	if base := gi.fromMs(); match.From < base {
+		ue.From, ue.ByOffset, ue.BeforeOffset = msTime(base), true, ct.offset
+	}
+	switch t.Uncertain {
+	case UncertainEarliest:
+		ch.notes = append(ch.notes, fmt.Sprintf("%s falls inside %s .. %s, when %d commands ran at times only known within that interval: --uncertain earliest restores the state before them (as at %s)", fmtTime(t.Time), fmtTime(ue.From), fmtTime(ue.To), n, fmtTime(ue.From)))
+		return nil
+	case UncertainLatest:
+		ch.notes = append(ch.notes, fmt.Sprintf("%s falls inside %s .. %s, when %d commands ran at times only known within that interval: --uncertain latest restores the state after them (as at %s)", fmtTime(t.Time), fmtTime(ue.From), fmtTime(ue.To), n, fmtTime(ue.To)))
+		ch.cut, ch.end = late, &lateEnd
+		return nil
+	}
+	return ue
+}
+
+// byOffset finds the state at t.Offset: the last command boundary at or
+// before it, in the one generation holding it.
+func (pl *planner) byOffset(ctx context.Context) (*choice, error) {
+	t := pl.t
+	var cands []*genInfo
+	for _, c := range pl.gens {
+		if c.base != nil && c.start <= t.Offset && t.Offset <= c.end {
+			cands = append(cands, c)
+		}
+	}
+	cands = dropParents(cands)
+	if len(cands) > 1 {
+		ids := make([]string, len(cands))
+		for i, c := range cands {
+			ids[i] = c.g.ID
+		}
+		return nil, fmt.Errorf("offset %d is in generations %s: name one with --generation", t.Offset, strings.Join(ids, ", "))
+	}
+	if len(cands) == 0 {
+		for _, c := range pl.gens {
+			if c.base != nil && c.gap != nil && c.g.StartOffset <= t.Offset {
+				return nil, &GapError{Target: t.String(), Generation: c.g.ID, From: c.gap.From, To: c.gap.To, Newest: msTime(c.toMs())}
+			}
+		}
+		return nil, &CoverageError{Target: t.String(), Windows: pl.windows()}
+	}
+	ch := &choice{gi: cands[0]}
+	for i, l := range ch.gi.chain {
+		if l.seg.End > t.Offset {
+			var err error
+			ch.cut, _, err = ch.gi.seek(ctx, pl.log, i, func(r *record) bool { return r.Offset+r.Size > t.Offset })
+			return ch, err
+		}
+	}
+	return ch, nil
+}
+
+// latest is the newest durable point (NewestDurable's generation, whole).
+func (pl *planner) latest() (*choice, error) {
+	t := pl.t
+	gi, note := newestGen(pl.gens)
+	ch := &choice{gi: gi}
+	if note != "" {
+		ch.notes = append(ch.notes, note)
+	}
+	for _, c := range pl.gens {
+		// a newer generation that is damaged: its point is lost, say so
+		if c.base == nil && pack.VerificationFailed(c.baseErr) && (gi == nil || c.lastMsAll() > gi.toMs()) {
+			return nil, fmt.Errorf("%s: generation %s holds it, but %w", t.String(), c.g.ID, c.baseErr)
+		}
+	}
+	if gi == nil {
+		return nil, &CoverageError{Target: t.String(), Reason: "no generation has a readable base snapshot", Windows: pl.windows()}
+	}
+	return ch, nil
+}
+
+// beforeCommand finds the state just before the first command matching
+// t.Command, in the oldest generation holding one.
+func (pl *planner) beforeCommand(ctx context.Context) (*choice, error) {
+	t := pl.t
+	ams := int64(0)
+	if !t.Command.After.IsZero() {
+		ams = t.Command.After.UnixMilli()
+	}
+	name := strings.ToUpper(t.Command.Name)
+	pat := []byte(t.Command.KeyPattern)
+	matches := func(r *record) bool {
+		return r.Ms >= ams && r.Name == name && (len(pat) == 0 || matchKeys(pat, r.Args))
+	}
+	for _, c := range pl.gens {
+		if c.base == nil || c.toMs() < ams {
+			continue
+		}
+		for i, l := range c.chain {
+			if l.seg.LastMs < ams {
+				continue
+			}
+			ct, _, err := c.seek(ctx, pl.log, i, matches)
+			if err != nil {
+				return nil, err
+			}
+			if ct != nil {
+				return &choice{gi: c, cut: ct}, nil
+			}
+			break
+		}
+	}
+	reason := "no such command in the restorable log"
+	for _, c := range pl.gens {
+		if c.gap != nil {
+			reason += fmt.Sprintf("; generation %s is missing the log between offsets %d and %d, and nothing after it can be restored", c.g.ID, c.gap.From, c.gap.To)
+		}
+	}
+	return nil, &CoverageError{Target: t.String(), Reason: reason, Windows: pl.windows()}
+}
+
+// plan turns the choice into the plan for t: the chain up to the cut.
+func (ch *choice) plan(t Target, log logSource) *Plan {
+	gi := ch.gi
+	p := &Plan{Target: t, Generation: gi.g, Base: gi.base, Notes: ch.notes, stopPos: -1, log: log}
+	links := gi.chain
+	if ch.cut != nil {
+		links = gi.chain[:ch.cut.seg+1]
+	}
+	for _, l := range links {
+		p.Segments = append(p.Segments, l.seg)
+		p.spans = append(p.spans, span{l.from, l.to})
+	}
+	switch ct := ch.cut; {
+	case ct == nil:
+		p.Offset, p.Time = gi.end, msTime(gi.toMs())
+		if ch.end != nil && ch.end.prevEnd > 0 {
+			// Every command is replayed but control traffic received
+			// after the target follows the last one: stop before it.
+			p.Offset, p.Time = ch.end.prevEnd, msTime(max(ch.end.prevMs, gi.fromMs()))
+		}
+	default:
+		p.stopPos, p.Offset, p.Time = ct.pos, ct.offset, msTime(max(ct.prevMs, gi.fromMs()))
+		if ct.prevMs == 0 {
+			p.Time = msTime(gi.fromMs())
+		}
+		if t.Kind == KindTime && ct.prevEnd > 0 && !ct.inTx {
+			// Not the control traffic (PING) between the last command
+			// replayed and the first one left out: it may have come after
+			// the target.
+			p.Offset = ct.prevEnd
+		}
+	}
+	switch {
+	case t.Kind == KindBeforeCommand:
+		p.Match = ch.cut.match.command(gi.g.ID, ch.cut.inTx)
+		if ch.cut.inTx {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s is inside a transaction: restoring to just before its MULTI (offset %d)", p.Match.Name, p.Offset))
+		}
+	case ch.cut != nil && ch.cut.inTx:
+		p.Notes = append(p.Notes, fmt.Sprintf("the target falls inside a transaction: restoring to just before its MULTI (offset %d)", p.Offset))
+	}
+	return p
 }
 
 // nearerBase makes the plan start from the newest snapshot synthesized
@@ -886,7 +975,7 @@ func (p *Plan) nearerBase(ctx context.Context, gi *genInfo) error {
 	for _, off := range p.Target.Skip {
 		limit = min(limit, off)
 	}
-	snaps, _, err := catalog.ListSnapshots(ctx, p.b)
+	snaps, _, err := catalog.ListSnapshots(ctx, p.log.b)
 	if err != nil {
 		return err
 	}
@@ -904,15 +993,15 @@ func (p *Plan) nearerBase(ctx context.Context, gi *genInfo) error {
 	}
 	off := best.Source.Offset
 	var segs []*catalog.Segment
-	var from, to []int64
+	var spans []span
 	for i, s := range p.Segments {
 		if s.End <= off {
 			continue
 		}
 		segs = append(segs, s)
-		from, to = append(from, max(p.from[i], off)), append(to, p.to[i])
+		spans = append(spans, span{max(p.spans[i].from, off), p.spans[i].to})
 	}
-	p.Base, p.Segments, p.from, p.to = best, segs, from, to
+	p.Base, p.Segments, p.spans = best, segs, spans
 	return nil
 }
 
@@ -1034,93 +1123,6 @@ func (r *record) command(gen string, inTx bool) *Command {
 	return c
 }
 
-// findCut walks the chain from segment start (one earlier, to see the
-// MULTI of a transaction that crosses a segment boundary) and returns the
-// point before the first command for which stop is true, moved before the
-// MULTI when that command is inside a transaction. It returns nil when no
-// command stops.
-func (gi *genInfo) findCut(ctx context.Context, b storage.Backend, ids []age.Identity, start int, stop func(*record) bool) (*txPoint, *record, bool, error) {
-	p, m, inTx, _, err := gi.findCutTail(ctx, b, ids, start, stop)
-	return p, m, inTx, err
-}
-
-// findCutTail is findCut that also returns, when no command stops, the
-// point after the last command of the chain (its prevMs and prevEnd).
-func (gi *genInfo) findCutTail(ctx context.Context, b storage.Backend, ids []age.Identity, start int, stop func(*record) bool) (*txPoint, *record, bool, point, error) {
-	from := max(start-1, 0)
-	for {
-		p, m, inTx, tail, orphan, err := gi.walkCut(ctx, b, ids, from, stop)
-		if err != nil || !orphan {
-			return p, m, inTx, tail, err
-		}
-		if from == 0 {
-			return nil, nil, false, point{}, &SegmentError{Key: gi.chain[0].seg.Object.Key, Err: errors.New("EXEC without MULTI")}
-		}
-		from-- // the walk began inside a transaction: look further back
-	}
-}
-
-// txPoint is a cut point and whether it was moved before a MULTI.
-type txPoint struct {
-	point
-	inTx bool
-}
-
-// walkCut is one attempt of findCut from segment from. orphan reports an
-// EXEC whose MULTI is before from.
-func (gi *genInfo) walkCut(ctx context.Context, b storage.Backend, ids []age.Identity, from int, stop func(*record) bool) (cut *txPoint, match *record, inTx bool, tail point, orphan bool, err error) {
-	var (
-		tx      bool
-		multi   point
-		prevMs  int64
-		prevEnd int64
-	)
-	if from > 0 {
-		prevMs = gi.chain[from-1].seg.LastMs
-	}
-	for si := from; si < len(gi.chain) && cut == nil; si++ {
-		l := gi.chain[si]
-		err = scanSegment(ctx, b, ids, l.seg, func(r *record) error {
-			if r.Annotation || r.Synthetic || r.Offset < l.from || r.Offset >= l.to {
-				return nil
-			}
-			switch r.Name {
-			case "MULTI":
-				tx, multi = true, point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs, prevEnd: prevEnd}
-			case "EXEC":
-				if !tx {
-					orphan = true
-					return errStop
-				}
-			}
-			if stop(r) {
-				inTx = tx && r.Name != "MULTI"
-				if inTx {
-					cut = &txPoint{point: multi, inTx: true}
-				} else {
-					cut = &txPoint{point: point{seg: si, pos: r.AOFPos, offset: r.Offset, prevMs: prevMs, prevEnd: prevEnd}}
-				}
-				m := *r
-				m.Args = r.command("", false).Args
-				match = &m
-				return errStop
-			}
-			if r.Name == "EXEC" {
-				tx = false
-			}
-			prevMs, prevEnd = r.Ms, r.Offset+r.Size
-			return nil
-		})
-		if errors.Is(err, errStop) {
-			err = nil
-		}
-		if err != nil || orphan {
-			return nil, nil, false, point{}, orphan, err
-		}
-	}
-	return cut, match, inTx, point{seg: -1, prevMs: prevMs, prevEnd: prevEnd}, false, nil
-}
-
 // resolveSkips finds each offset of Target.Skip among the replayed commands.
 func (p *Plan) resolveSkips(ctx context.Context, gi *genInfo) error {
 	if len(p.Target.Skip) == 0 {
@@ -1133,7 +1135,7 @@ func (p *Plan) resolveSkips(ctx context.Context, gi *genInfo) error {
 		}
 		si := -1
 		for i, s := range p.Segments {
-			if s.Start <= off && off < s.End && off >= p.from[i] && off < p.to[i] {
+			if s.Start <= off && off < s.End && off >= p.spans[i].from && off < p.spans[i].to {
 				si = i
 			}
 		}
@@ -1142,7 +1144,7 @@ func (p *Plan) resolveSkips(ctx context.Context, gi *genInfo) error {
 		}
 		var found *Command
 		inTx := false
-		err := scanSegment(ctx, p.b, p.ids, p.Segments[si], func(r *record) error {
+		err := p.log.scan(ctx, p.Segments[si], func(r *record) error {
 			if r.Annotation || r.Synthetic {
 				return nil
 			}
@@ -1214,48 +1216,4 @@ func KeyArgs(args [][]byte) [][]byte {
 		}
 	}
 	return args[1:2]
-}
-
-// timeCut finds the cut of a KindTime target from chain segment start: the
-// point before the first command received after the target. When that
-// command's time is only bounded and the target falls inside its interval,
-// it refuses (*UncertainError) or, with t.Uncertain, moves the cut to the
-// earliest or the latest side and says so in p.Notes.
-func (gi *genInfo) timeCut(ctx context.Context, b storage.Backend, ids []age.Identity, start int, t Target, p *Plan) (*txPoint, point, error) {
-	tms := t.Time.UnixMilli()
-	cut, match, _, tail, err := gi.findCutTail(ctx, b, ids, start, func(r *record) bool { return r.Ms > tms })
-	if err != nil || match == nil || match.From <= 0 || match.From >= tms {
-		return cut, tail, err
-	}
-	// The commands whose interval holds the target: from the match to the
-	// first command known to have run after the target.
-	inside := func(r *record) bool { return r.From > 0 && r.From < tms && r.Ms > tms }
-	var n int64
-	late, _, _, lateTail, err := gi.findCutTail(ctx, b, ids, cut.seg, func(r *record) bool {
-		if r.Offset >= match.Offset && inside(r) {
-			n++
-			return false
-		}
-		return r.Ms > tms
-	})
-	if err != nil {
-		return nil, point{}, err
-	}
-	hi := lateTail.prevMs
-	if late != nil {
-		hi = late.prevMs
-	}
-	ue := &UncertainError{Target: t.String(), Generation: gi.g.ID, From: msTime(match.From), To: msTime(hi), Commands: n}
-	if base := gi.fromMs(); match.From < base {
-		ue.From, ue.ByOffset, ue.BeforeOffset = msTime(base), true, cut.offset
-	}
-	switch t.Uncertain {
-	case UncertainEarliest:
-		p.Notes = append(p.Notes, fmt.Sprintf("%s falls inside %s .. %s, when %d commands ran at times only known within that interval: --uncertain earliest restores the state before them (as at %s)", fmtTime(t.Time), fmtTime(ue.From), fmtTime(ue.To), n, fmtTime(ue.From)))
-		return cut, tail, nil
-	case UncertainLatest:
-		p.Notes = append(p.Notes, fmt.Sprintf("%s falls inside %s .. %s, when %d commands ran at times only known within that interval: --uncertain latest restores the state after them (as at %s)", fmtTime(t.Time), fmtTime(ue.From), fmtTime(ue.To), n, fmtTime(ue.To)))
-		return late, lateTail, nil
-	}
-	return nil, point{}, ue
 }

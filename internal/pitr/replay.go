@@ -55,8 +55,8 @@ type Result struct {
 func (p *Plan) replay(ctx context.Context, emit func(*record) error) error {
 	for i, seg := range p.Segments {
 		last := i == len(p.Segments)-1
-		from, to := p.from[i], p.to[i]
-		err := scanSegment(ctx, p.b, p.ids, seg, func(r *record) error {
+		from, to := p.spans[i].from, p.spans[i].to
+		err := p.log.scan(ctx, seg, func(r *record) error {
 			switch {
 			case last && p.stopPos >= 0 && r.AOFPos >= p.stopPos:
 				return nil
@@ -101,7 +101,7 @@ func (p *Plan) ToRedis(ctx context.Context, u *redisurl.URL, ro restore.Options)
 			return res, err
 		}
 	}
-	br, err := restore.ToRedis(ctx, restore.SnapshotSource(p.b, p.Base, p.ids), u, ro)
+	br, err := restore.ToRedis(ctx, restore.SnapshotSource(p.log.b, p.Base, p.log.ids), u, ro)
 	res.Base = br
 	if err != nil {
 		return res, fmt.Errorf("restore base snapshot %s: %w", p.Base.ID, err)
@@ -306,7 +306,7 @@ func (p *Plan) ToDir(ctx context.Context, dir string, ro restore.Options) (*Resu
 	}()
 	bro := ro
 	bro.Force = true // a base left by an earlier run without its manifest
-	br, err := restore.ToFile(ctx, restore.SnapshotSource(p.b, p.Base, p.ids), filepath.Join(ad, BaseFileName), bro)
+	br, err := restore.ToFile(ctx, restore.SnapshotSource(p.log.b, p.Base, p.log.ids), filepath.Join(ad, BaseFileName), bro)
 	res.Base = br
 	if err != nil {
 		return res, fmt.Errorf("write base snapshot %s: %w", p.Base.ID, err)
