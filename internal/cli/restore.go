@@ -4,16 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"redback/internal/ops"
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/restore"
+	"redback/internal/storage"
 )
 
 // restoreOptions are the flags of `redback restore`.
@@ -211,64 +212,133 @@ func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
 		if cl != "" {
 			return runSetPITR(ctx, e, o, cl)
 		}
-		return runPITR(ctx, e, o)
+		return o.runOne(ctx, e)
+	}
+	if set != nil {
+		ro, err := o.validate()
+		if err != nil {
+			base.Close()
+			return err
+		}
+		return o.runSet(ctx, e, set, base, ro)
+	}
+	return o.runOne(ctx, e)
+}
+
+// point is what the flags ask to restore from one source: a point of the
+// log (its flags checked), a local RDB file, or a snapshot.
+func (o *restoreOptions) point() (ops.RestorePoint, error) {
+	switch {
+	case o.pitr.requested():
+		tg, err := o.pitr.target()
+		if err != nil {
+			return ops.RestorePoint{}, err
+		}
+		if o.FromRDB != "" || o.Snapshot != "" || o.Latest {
+			return ops.RestorePoint{}, usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "a point-in-time restore picks its base snapshot itself: drop --from-rdb, --snapshot and --latest")
+		}
+		if len(o.Match) > 0 || len(o.DBs) > 0 || len(o.MapDB) > 0 {
+			return ops.RestorePoint{}, usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "--match, --db and --map-db cannot be combined with a point in time (the log is replayed whole)")
+		}
+		return ops.LogPoint(tg), nil
+	case o.FromRDB != "":
+		return ops.FilePoint(o.FromRDB), nil
+	}
+	return ops.SnapshotPoint(o.Snapshot), nil
+}
+
+// destination parses --to-redis, --to-dir or --to-rdb (validate checked
+// that exactly one is given); a URL naming a db is a usage error.
+func (o *restoreOptions) destination(e *env, log bool) (ops.Destination, error) {
+	switch {
+	case o.ToRedis != "":
+		u, err := o.redis.parse(e, "to-redis", o.ToRedis)
+		if err != nil {
+			return ops.Destination{}, err
+		}
+		if u.DB != 0 && log {
+			return ops.Destination{}, usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis redis://127.0.0.1:6379", "--to-redis names db %d: a point-in-time restore writes every db where the source had it; drop the /%d", u.DB, u.DB)
+		}
+		if u.DB != 0 {
+			return ops.Destination{}, usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 --map-db 0:"+strconv.Itoa(u.DB),
+				"--to-redis names db %d: keys go to their source db; use --map-db FROM:%d to move them", u.DB, u.DB)
+		}
+		return ops.Destination{Redis: u}, nil
+	case o.ToDir != "":
+		return ops.Destination{Dir: o.ToDir}, nil
+	}
+	return ops.Destination{RDB: o.ToRDB}, nil
+}
+
+// runOne restores one source's point (a snapshot, a point of its log) or
+// a local RDB file through ops.Restore, and prints what it did.
+func (o *restoreOptions) runOne(ctx context.Context, e *env) error {
+	pt, err := o.point()
+	if err != nil {
+		return err
 	}
 	ro, err := o.validate()
 	if err != nil {
-		if base != nil {
-			base.Close()
-		}
 		return err
 	}
-	if set != nil {
-		return o.runSet(ctx, e, set, base, ro)
-	}
-	// Target URL first: a malformed one is a usage error before any I/O.
-	var target string
-	var rurl = o.ToRedis
-	if rurl != "" {
-		u, err := o.redis.parse(e, "to-redis", rurl)
-		if err != nil {
-			return err
-		}
-		if u.DB != 0 {
-			return usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 --map-db 0:"+strconv.Itoa(u.DB),
-				"--to-redis names db %d: keys go to their source db; use --map-db FROM:%d to move them", u.DB, u.DB)
-		}
-		target = u.Redacted()
-		return o.run(ctx, e, ro, target, func(ctx context.Context, src restore.Source, ro restore.Options) (*restore.Result, error) {
-			return restore.ToRedis(ctx, src, u, ro)
-		})
-	}
-	if o.ToDir != "" {
-		target = o.ToDir
-		return o.run(ctx, e, ro, "dir "+target, func(ctx context.Context, src restore.Source, ro restore.Options) (*restore.Result, error) {
-			return restore.ToDir(ctx, src, o.ToDir, ro)
-		})
-	}
-	return o.run(ctx, e, ro, "file "+o.ToRDB, func(ctx context.Context, src restore.Source, ro restore.Options) (*restore.Result, error) {
-		return restore.ToFile(ctx, src, o.ToRDB, ro)
-	})
-}
-
-type restoreFunc func(context.Context, restore.Source, restore.Options) (*restore.Result, error)
-
-func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, target string, do restoreFunc) error {
-	src, snapID, closeRepo, err := o.source(ctx, e)
+	dst, err := o.destination(e, pt.Log != nil)
 	if err != nil {
 		return err
 	}
-	defer closeRepo()
-	bar := progress.New(e.Err, "restore", src.Size, !o.JSON && progress.IsTerminal(e.Err))
-	ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
+	var repo storage.Backend
+	var ids []age.Identity
+	if pt.File == "" {
+		if ids, err = pack.LoadIdentities(o.Identity, e.getenv); err != nil {
+			return err
+		}
+		try := "redback restore --repo " + o.Repo + " --to-redis URL"
+		if pt.Log != nil {
+			try = "redback restore --repo " + o.Repo + " --at TIME --to-redis URL"
+		}
+		r, err := openSource(ctx, e, o.Repo, o.Name, try)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		repo = r
+	}
+	var bar *progress.Bar
+	params := ops.RestoreParams{Options: ro, Identities: ids, RedisServer: o.pitr.RedisServer,
+		Warn: func(msg string) { fmt.Fprintln(e.Err, "warning: "+msg) },
+		Decided: func(d *ops.RestoreDecision) {
+			if d.Plan != nil {
+				o.printPlan(e, d.Plan)
+				return
+			}
+			bar = progress.New(e.Err, "restore", d.Source.Size, !o.JSON && progress.IsTerminal(e.Err))
+		}}
+	if pt.Log == nil {
+		params.Options.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
+	}
 	start := time.Now()
-	res, rerr := do(ctx, src, ro)
-	bar.Done()
+	res, rerr := ops.Restore(ctx, repo, pt, dst, params)
+	if bar != nil {
+		bar.Done()
+	}
+	switch {
+	case res == nil:
+		return rerr // nothing was decided: no summary
+	case pt.Log != nil:
+		return o.reportLog(e, res, dst, rerr, time.Since(start))
+	}
+	return o.reportSnapshot(e, res, dst, rerr, time.Since(start))
+}
+
+// reportSnapshot prints what a snapshot or file restore did.
+func (o *restoreOptions) reportSnapshot(e *env, r *ops.RestoreResult, dst ops.Destination, rerr error, took time.Duration) error {
+	res := r.Snapshot
 	if res == nil {
 		res = &restore.Result{}
 	}
-	dur := time.Since(start).Seconds()
-	j := restoreJSON{Snapshot: snapID, Source: src.Name, Target: target, keysJSON: newKeysJSON(res, dur)}
+	dur := took.Seconds()
+	target := dst.String()
+	src := r.Decision.Source
+	j := restoreJSON{Snapshot: r.Decision.SnapshotID, Source: src.Name, Target: target, keysJSON: newKeysJSON(res, dur)}
 	rerr = keysFailed(res, "restored", rerr)
 	if o.JSON {
 		if rerr != nil {
@@ -283,37 +353,11 @@ func (o *restoreOptions) run(ctx context.Context, e *env, ro restore.Options, ta
 	if rerr != nil && res.Bytes == 0 && res.KeysRestored == 0 {
 		return rerr // stopped before reading the source: no summary
 	}
-	what := src.Name
 	if res.Method != "" {
 		target += " by " + res.Method
 	}
 	fmt.Fprintf(e.Out, "restored %s to %s: %d keys restored, %d skipped (conflict), %d expired, %d filtered, %d converted (fallback), %d failed; %d functions; %s in %.1fs (%.0f keys/s)\n",
-		what, target, res.KeysRestored, res.KeysSkipped, res.KeysExpired, res.KeysFiltered, res.KeysConverted, res.KeysFailed,
+		src.Name, target, res.KeysRestored, res.KeysSkipped, res.KeysExpired, res.KeysFiltered, res.KeysConverted, res.KeysFailed,
 		res.FunctionsLoaded, humanBytes(res.Bytes), dur, j.KeysPerSecond)
 	return rerr
-}
-
-// source resolves --repo/--snapshot/--latest or --from-rdb.
-func (o *restoreOptions) source(ctx context.Context, e *env) (restore.Source, string, func(), error) {
-	nop := func() {}
-	if o.FromRDB != "" {
-		if _, err := os.Stat(o.FromRDB); err != nil {
-			return restore.Source{}, "", nop, fmt.Errorf("source: %w", err)
-		}
-		return restore.FileSource(o.FromRDB), "", nop, nil
-	}
-	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
-	if err != nil {
-		return restore.Source{}, "", nop, err
-	}
-	repo, err := openSource(ctx, e, o.Repo, o.Name, "redback restore --repo "+o.Repo+" --to-redis URL")
-	if err != nil {
-		return restore.Source{}, "", nop, err
-	}
-	src, snap, err := ops.SnapshotSource(ctx, repo, o.Snapshot, ids)
-	if err != nil {
-		repo.Close()
-		return restore.Source{}, "", nop, err
-	}
-	return src, snap.ID, func() { repo.Close() }, nil
 }

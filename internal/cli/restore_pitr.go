@@ -1,19 +1,16 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"redback/internal/pack"
+	"redback/internal/ops"
 	"redback/internal/pitr"
-	"redback/internal/scratch"
 )
 
 // pitrFlags are the point-in-time flags of `redback restore`.
@@ -132,96 +129,36 @@ type pitrJSON struct {
 	Error           string         `json:"error,omitempty"`
 }
 
-// runPITR is `redback restore` with a point in time: the base snapshot of
-// the generation covering it, then the log replayed up to it.
-func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
-	tg, err := o.pitr.target()
-	if err != nil {
-		return err
-	}
-	if o.FromRDB != "" || o.Snapshot != "" || o.Latest {
-		return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "a point-in-time restore picks its base snapshot itself: drop --from-rdb, --snapshot and --latest")
-	}
-	if len(o.Match) > 0 || len(o.DBs) > 0 || len(o.MapDB) > 0 {
-		return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "--match, --db and --map-db cannot be combined with a point in time (the log is replayed whole)")
-	}
-	ro, err := o.validate()
-	if err != nil {
-		return err
-	}
-	var dest string
-	var run func(context.Context, *pitr.Plan) (*pitr.Result, error)
-	switch {
-	case o.ToRedis != "":
-		u, err := o.redis.parse(e, "to-redis", o.ToRedis)
-		if err != nil {
-			return err
-		}
-		if u.DB != 0 {
-			return usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis redis://127.0.0.1:6379", "--to-redis names db %d: a point-in-time restore writes every db where the source had it; drop the /%d", u.DB, u.DB)
-		}
-		dest = u.Redacted()
-		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) {
-			// Rebuild the point in a scratch server, then RESTORE it: exact
-			// even for keys whose TTL ended since (see pitr.Plan.ToRedisExact).
-			b, err := scratch.Choose(ctx, o.pitr.RedisServer, p.ScratchNeed())
-			if err == nil {
-				return p.ToRedisExact(ctx, u, ro, b.Path)
-			}
-			if o.pitr.RedisServer != "" || len(scratch.Candidates()) > 0 {
-				return nil, fmt.Errorf("rebuilding the point: %w", err)
-			}
-			fmt.Fprintln(e.Err, "warning: no redis-server or valkey-server on PATH to rebuild the point in a scratch server: replaying the log straight into the target; keys whose TTL ended since the point may come back without their TTL")
-			return p.ToRedis(ctx, u, ro)
-		}
-	case o.ToDir != "":
-		dest = "dir " + o.ToDir
-		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) { return p.ToDir(ctx, o.ToDir, ro) }
-	default:
-		dest = "file " + o.ToRDB
-		run = func(ctx context.Context, p *pitr.Plan) (*pitr.Result, error) {
-			return p.ToRDB(ctx, o.ToRDB, o.pitr.RedisServer, ro)
-		}
-	}
-	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
-	if err != nil {
-		return err
-	}
-	repo, err := openSource(ctx, e, o.Repo, o.Name, "redback restore --repo "+o.Repo+" --at TIME --to-redis URL")
-	if err != nil {
-		return err
-	}
-	defer repo.Close()
-	start := time.Now()
-	p, err := pitr.NewPlan(ctx, repo, tg, pitr.Options{Identities: ids})
-	if err != nil {
-		return err
-	}
-	if p.Base.Object.Encryption != "" && len(ids) == 0 {
-		return fmt.Errorf("base snapshot %s is encrypted (recipients %s): give --identity FILE or set $REDBACK_IDENTITY_FILE", p.Base.ID, strings.Join(p.Base.Object.Recipients, ", "))
-	}
+// printPlan prints, before anything is written, what a point-in-time
+// restore decided.
+func (o *restoreOptions) printPlan(e *env, p *pitr.Plan) {
 	for _, s := range p.Skipped {
 		fmt.Fprintf(e.Err, "warning: leaving out %s; the commands after it are replayed as they were and may have depended on it\n", s.String())
 	}
-	if !o.JSON {
-		if p.Match != nil {
-			fmt.Fprintf(e.Out, "restoring to just before: %s at %s (offset %d, generation %s)\n", pitr.Display(p.Match.Args, 64, 8), fmtWindowTime(p.Match.Time), p.Match.Offset, p.Generation.ID)
-		} else {
-			fmt.Fprintf(e.Out, "restoring to %s: offset %d, last command received %s (generation %s)\n", tg.String(), p.Offset, fmtWindowTime(p.Time), p.Generation.ID)
-		}
-		fmt.Fprintf(e.Out, "base snapshot %s, then %d log segments\n", p.Base.ID, len(p.Segments))
-		for _, n := range p.Notes {
-			fmt.Fprintf(e.Err, "note: %s\n", n)
-		}
+	if o.JSON {
+		return
 	}
-	res, rerr := run(ctx, p)
+	if p.Match != nil {
+		fmt.Fprintf(e.Out, "restoring to just before: %s at %s (offset %d, generation %s)\n", pitr.Display(p.Match.Args, 64, 8), fmtWindowTime(p.Match.Time), p.Match.Offset, p.Generation.ID)
+	} else {
+		fmt.Fprintf(e.Out, "restoring to %s: offset %d, last command received %s (generation %s)\n", p.Target.String(), p.Offset, fmtWindowTime(p.Time), p.Generation.ID)
+	}
+	fmt.Fprintf(e.Out, "base snapshot %s, then %d log segments\n", p.Base.ID, len(p.Segments))
+	for _, n := range p.Notes {
+		fmt.Fprintf(e.Err, "note: %s\n", n)
+	}
+}
+
+// reportLog prints what a point-in-time restore did.
+func (o *restoreOptions) reportLog(e *env, r *ops.RestoreResult, dst ops.Destination, rerr error, took time.Duration) error {
+	p, res := r.Decision.Plan, r.Log
 	if res == nil {
 		res = &pitr.Result{}
 	}
-	dur := time.Since(start).Seconds()
+	dur := took.Seconds()
 	if o.JSON {
-		j := pitrJSON{Generation: p.Generation.ID, BaseSnapshot: p.Base.ID, Target: tg.String(), Offset: p.Offset, Time: p.Time,
-			Match: p.Match, Skipped: p.Skipped, Notes: p.Notes, Destination: dest, Result: res, DurationSeconds: dur}
+		j := pitrJSON{Generation: p.Generation.ID, BaseSnapshot: p.Base.ID, Target: p.Target.String(), Offset: p.Offset, Time: p.Time,
+			Match: p.Match, Skipped: p.Skipped, Notes: p.Notes, Destination: dst.String(), Result: res, DurationSeconds: dur}
 		if j.Skipped == nil {
 			j.Skipped = []pitr.Command{}
 		}
@@ -252,7 +189,7 @@ func runPITR(ctx context.Context, e *env, o *restoreOptions) error {
 		keys = res.Base.KeysRestored
 	}
 	fmt.Fprintf(e.Out, "restored generation %s to %s: base %d keys, %d commands replayed (%s) in %.1fs\n",
-		p.Generation.ID, dest, keys, res.Commands, humanBytes(res.Bytes), dur)
+		p.Generation.ID, dst.String(), keys, res.Commands, humanBytes(res.Bytes), dur)
 	if o.ToDir != "" {
 		// only now: a refused or failed restore prints no instructions
 		fmt.Fprintf(e.Err, "note: %s/%s is a multi-part AOF: start the server with --appendonly yes --dir %s\n", o.ToDir, pitr.AOFDirName, o.ToDir)

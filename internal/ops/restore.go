@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"filippo.io/age"
 
 	"redback/internal/catalog"
+	"redback/internal/pitr"
+	"redback/internal/redisurl"
 	"redback/internal/restore"
+	"redback/internal/scratch"
 	"redback/internal/storage"
 )
 
@@ -38,4 +42,157 @@ func SnapshotSource(ctx context.Context, repo storage.Backend, id string, ids []
 		return restore.Source{}, nil, fmt.Errorf("snapshot %s is encrypted (recipients %s): give --identity FILE or set $REDBACK_IDENTITY_FILE", snap.ID, strings.Join(snap.Object.Recipients, ", "))
 	}
 	return restore.SnapshotSource(repo, snap, ids), snap, nil
+}
+
+// RestorePoint is what a restore brings back: a snapshot of the repository
+// (Snapshot by id, the newest verified one when empty), a point of its log
+// (Log: a time, an offset, just before a command, the newest durable
+// point), or a local RDB file (File, no repository). Build it with
+// LatestSnapshot, SnapshotPoint, LogPoint or FilePoint.
+type RestorePoint struct {
+	Snapshot string
+	Log      *pitr.Target
+	File     string
+}
+
+// LatestSnapshot is the newest verified snapshot.
+func LatestSnapshot() RestorePoint { return RestorePoint{} }
+
+// SnapshotPoint is the snapshot with id.
+func SnapshotPoint(id string) RestorePoint { return RestorePoint{Snapshot: id} }
+
+// LogPoint is the point t of the log.
+func LogPoint(t pitr.Target) RestorePoint { return RestorePoint{Log: &t} }
+
+// FilePoint is the RDB file at path.
+func FilePoint(path string) RestorePoint { return RestorePoint{File: path} }
+
+// Destination is where a restore writes: exactly one of a live server
+// (Redis), a data dir (Dir: dump.rdb, or for a point of the log a
+// multi-part AOF directory) and an RDB file (RDB).
+type Destination struct {
+	Redis *redisurl.URL
+	Dir   string
+	RDB   string
+}
+
+func (d Destination) String() string {
+	switch {
+	case d.Redis != nil:
+		return d.Redis.Redacted()
+	case d.Dir != "":
+		return "dir " + d.Dir
+	}
+	return "file " + d.RDB
+}
+
+// RestoreParams are the inputs of Restore besides the point and the
+// destination.
+type RestoreParams struct {
+	// Options: conflict mode, parallelism, method, filters (snapshots and
+	// files only), force, progress.
+	Options    restore.Options
+	Identities []age.Identity
+	// RedisServer is the server binary that rebuilds a point of the log
+	// (empty: the one scratch.Choose picks).
+	RedisServer string
+	// Decided, when set, is called once what is restored is known, before
+	// anything is written (the CLI prints it, or sizes its progress bar).
+	Decided func(*RestoreDecision)
+	// Warn reports a degraded path taken (a replay straight into the
+	// target when no scratch server can rebuild the point).
+	Warn func(string)
+}
+
+// RestoreDecision is what a restore reads: the source of a snapshot or
+// file restore, or the plan of a point of the log.
+type RestoreDecision struct {
+	Source     restore.Source
+	SnapshotID string // the snapshot restored ("" for a file)
+	Plan       *pitr.Plan
+}
+
+// RestoreResult is what a restore did: Snapshot for a snapshot or a file,
+// Log for a point of the log.
+type RestoreResult struct {
+	Decision RestoreDecision
+	Snapshot *restore.Result
+	Log      *pitr.Result
+}
+
+// Restore restores pt of repo (one source's objects; nil for a file) into
+// dst: the one entry point of `redback restore` for a single source,
+// whatever the point. Its errors are the restore and pitr packages' (exit
+// codes follow them); a nil result means nothing was decided.
+func Restore(ctx context.Context, repo storage.Backend, pt RestorePoint, dst Destination, p RestoreParams) (*RestoreResult, error) {
+	if pt.Log != nil {
+		return restoreLog(ctx, repo, *pt.Log, dst, p)
+	}
+	r := &RestoreResult{}
+	if pt.File != "" {
+		if _, err := os.Stat(pt.File); err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+		r.Decision.Source = restore.FileSource(pt.File)
+	} else {
+		src, snap, err := SnapshotSource(ctx, repo, pt.Snapshot, p.Identities)
+		if err != nil {
+			return nil, err
+		}
+		r.Decision.Source, r.Decision.SnapshotID = src, snap.ID
+	}
+	if p.Decided != nil {
+		p.Decided(&r.Decision)
+	}
+	src, ro := r.Decision.Source, p.Options
+	var err error
+	switch {
+	case dst.Redis != nil:
+		r.Snapshot, err = restore.ToRedis(ctx, src, dst.Redis, ro)
+	case dst.Dir != "":
+		r.Snapshot, err = restore.ToDir(ctx, src, dst.Dir, ro)
+	default:
+		r.Snapshot, err = restore.ToFile(ctx, src, dst.RDB, ro)
+	}
+	return r, err
+}
+
+// restoreLog is Restore of a point of the log: the plan (pitr.NewPlan),
+// then its base and log into dst. Into a live server the point is rebuilt
+// in a scratch server first and restored from there (pitr.ToRedisExact);
+// without any server binary to do that, the log is replayed straight into
+// the target, with a warning.
+func restoreLog(ctx context.Context, repo storage.Backend, t pitr.Target, dst Destination, p RestoreParams) (*RestoreResult, error) {
+	plan, err := pitr.NewPlan(ctx, repo, t, pitr.Options{Identities: p.Identities})
+	if err != nil {
+		return nil, err
+	}
+	if plan.Base.Object.Encryption != "" && len(p.Identities) == 0 {
+		return nil, fmt.Errorf("base snapshot %s is encrypted (recipients %s): give --identity FILE or set $REDBACK_IDENTITY_FILE", plan.Base.ID, strings.Join(plan.Base.Object.Recipients, ", "))
+	}
+	r := &RestoreResult{Decision: RestoreDecision{Plan: plan, SnapshotID: plan.Base.ID}}
+	if p.Decided != nil {
+		p.Decided(&r.Decision)
+	}
+	ro := p.Options
+	switch {
+	case dst.Redis != nil:
+		b, cerr := scratch.Choose(ctx, p.RedisServer, plan.ScratchNeed())
+		switch {
+		case cerr == nil:
+			r.Log, err = plan.ToRedisExact(ctx, dst.Redis, ro, b.Path)
+		case p.RedisServer != "" || len(scratch.Candidates()) > 0:
+			err = fmt.Errorf("rebuilding the point: %w", cerr)
+		default:
+			if p.Warn != nil {
+				p.Warn("no redis-server or valkey-server on PATH to rebuild the point in a scratch server: replaying the log straight into the target; keys whose TTL ended since the point may come back without their TTL")
+			}
+			r.Log, err = plan.ToRedis(ctx, dst.Redis, ro)
+		}
+	case dst.Dir != "":
+		r.Log, err = plan.ToDir(ctx, dst.Dir, ro)
+	default:
+		r.Log, err = plan.ToRDB(ctx, dst.RDB, p.RedisServer, ro)
+	}
+	return r, err
 }
