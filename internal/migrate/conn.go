@@ -14,34 +14,15 @@ import (
 	"redback/internal/respconn"
 )
 
-// SourceError is a problem with the source server that stops the
-// migration.
-type SourceError struct {
-	Addr string
-	Msg  string
-	Err  error
-}
-
-func (e *SourceError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("source %s: %s", e.Addr, e.Msg)
-	}
-	return fmt.Sprintf("source %s: %s: %v", e.Addr, e.Msg, e.Err)
-}
-
-func (e *SourceError) Unwrap() error { return e.Err }
-
 // conn is one raw connection to the source server, with the reply
 // parsing migrate does itself.
 type conn struct{ *respconn.Conn }
 
 // dial connects to the source, authenticates and checks the server
-// answers; its errors are *SourceError. The connection is closed when ctx
+// answers; its errors are *respconn.ServerError (RoleSource). The connection is closed when ctx
 // ends.
 func dial(ctx context.Context, u *redisurl.URL, timeout time.Duration) (*conn, error) {
-	c, err := respconn.Dial(ctx, u, respconn.Options{Timeout: timeout, ReadBuffer: 256 << 10, Error: func(addr, msg string, err error) error {
-		return &SourceError{Addr: addr, Msg: msg, Err: err}
-	}})
+	c, err := respconn.Dial(ctx, u, respconn.Options{Timeout: timeout, ReadBuffer: 256 << 10, Role: respconn.RoleSource})
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +108,7 @@ func grow(b []byte, n int) []byte {
 func (c *conn) info() (respconn.Info, error) {
 	in, err := c.Info()
 	if err != nil {
-		return in, &SourceError{Addr: c.Addr(), Msg: "INFO", Err: err}
+		return in, &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "INFO", Err: err}
 	}
 	return in, nil
 }

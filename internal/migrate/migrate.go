@@ -17,6 +17,7 @@ import (
 	"redback/internal/rdb"
 	"redback/internal/redisurl"
 	"redback/internal/resp"
+	"redback/internal/respconn"
 	"redback/internal/restore"
 )
 
@@ -142,11 +143,11 @@ func Run(ctx context.Context, from, to *redisurl.URL, o Options) (*Result, error
 		return res, err
 	}
 	if in.Cluster {
-		return res, &SourceError{Addr: ctl.Addr(), Msg: "the source runs in cluster mode: SCAN sees only this node's keys; migrate from each node (or restore from a snapshot) instead"}
+		return res, &respconn.ServerError{Role: respconn.RoleSource, Addr: ctl.Addr(), Msg: "the source runs in cluster mode: SCAN sees only this node's keys; migrate from each node (or restore from a snapshot) instead"}
 	}
 	version, err := restore.DumpVersion(in.Version, in.Valkey)
 	if err != nil {
-		return res, &SourceError{Addr: ctl.Addr(), Msg: "INFO server", Err: err}
+		return res, &respconn.ServerError{Role: respconn.RoleSource, Addr: ctl.Addr(), Msg: "INFO server", Err: err}
 	}
 	major, _ := strconv.Atoi(strings.SplitN(in.Version, ".", 2)[0])
 	for db, n := range in.Keys {
@@ -302,7 +303,7 @@ func (p *producer) db(ctx context.Context, db int) error {
 func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) error {
 	c := p.ctl
 	if _, err := c.Do("SELECT", strconv.Itoa(db)); err != nil {
-		return &SourceError{Addr: c.Addr(), Msg: fmt.Sprintf("SELECT %d", db), Err: err}
+		return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: fmt.Sprintf("SELECT %d", db), Err: err}
 	}
 	seen := newHashSet()
 	seed := maphash.MakeSeed()
@@ -328,7 +329,7 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 	var cmd []byte
 	for calls := int64(0); ; calls++ {
 		if calls >= MaxScanCalls {
-			return &SourceError{Addr: c.Addr(), Msg: fmt.Sprintf("SCAN of db %d did not finish after %d calls", db, calls)}
+			return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: fmt.Sprintf("SCAN of db %d did not finish after %d calls", db, calls)}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -340,10 +341,10 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 		cmd = resp.AppendCommandString(cmd[:0], args...)
 		_ = c.SetDeadline(time.Now().Add(p.opts.Timeout))
 		if _, err := c.Writer().Write(cmd); err != nil {
-			return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: err}
+			return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "SCAN", Err: err}
 		}
 		if err := c.Writer().Flush(); err != nil {
-			return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: err}
+			return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "SCAN", Err: err}
 		}
 		n, err := c.header('*')
 		if err == nil && n != 2 {
@@ -358,7 +359,7 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 			k, err = c.header('*')
 		}
 		if err != nil {
-			return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: err}
+			return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "SCAN", Err: err}
 		}
 		for range k {
 			if b == nil {
@@ -373,7 +374,7 @@ func (p *producer) scan(ctx context.Context, db int, work chan<- *recBatch) erro
 			var null bool
 			b.keys, null, err = c.bulkInto(b.keys, 512<<20)
 			if err != nil || null {
-				return &SourceError{Addr: c.Addr(), Msg: "SCAN", Err: errors.Join(err, errors.New("bad key in reply"))}
+				return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "SCAN", Err: errors.Join(err, errors.New("bad key in reply"))}
 			}
 			key := b.keys[start:]
 			if len(p.opts.Filter.Match) > 1 && !p.opts.Filter.KeepKey(key) {
@@ -435,14 +436,14 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 	_ = c.SetDeadline(time.Now().Add(p.opts.Timeout))
 	t0 := p.opts.Now().UnixMilli()
 	if _, err := c.Writer().Write(buf); err != nil {
-		return &SourceError{Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
+		return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
 	}
 	if err := c.Writer().Flush(); err != nil {
-		return &SourceError{Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
+		return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
 	}
 	fail := func(what string, err error) error {
 		c.DB = -1
-		return &SourceError{Addr: c.Addr(), Msg: what, Err: err}
+		return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: what, Err: err}
 	}
 	if selected {
 		if err := c.expectStatus("OK"); err != nil {
@@ -498,7 +499,7 @@ func (p *producer) fetch(c *conn, b *recBatch) error {
 		}
 		payload := vals[sp.s:sp.e]
 		if len(payload) < 11 {
-			return &SourceError{Addr: c.Addr(), Msg: fmt.Sprintf("DUMP of db %d key %q returned %d bytes (not a payload)", b.db, b.key(i), len(payload))}
+			return &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: fmt.Sprintf("DUMP of db %d key %q returned %d bytes (not a payload)", b.db, b.key(i), len(payload))}
 		}
 		expire := int64(-1)
 		switch {
@@ -524,7 +525,7 @@ func (c *conn) functions() ([][]byte, error) {
 		if errors.As(err, &re) {
 			return nil, nil // renamed or forbidden: no libraries to copy
 		}
-		return nil, &SourceError{Addr: c.Addr(), Msg: "FUNCTION LIST", Err: err}
+		return nil, &respconn.ServerError{Role: respconn.RoleSource, Addr: c.Addr(), Msg: "FUNCTION LIST", Err: err}
 	}
 	var out [][]byte
 	for _, lib := range v.Array {

@@ -8,6 +8,7 @@ import (
 
 	"redback/internal/redisurl"
 	"redback/internal/replica"
+	"redback/internal/respconn"
 	"redback/internal/restore"
 )
 
@@ -42,19 +43,19 @@ func runSync(ctx context.Context, from, to *redisurl.URL, opts Options, res *Res
 			opened = true
 			c, err := replica.Dial(ctx, from, replica.Config{RDBOnly: true})
 			if err != nil {
-				return nil, &SourceError{Addr: from.Redacted(), Msg: "connect as a replica", Err: err}
+				return nil, &respconn.ServerError{Role: respconn.RoleSource, Addr: from.Redacted(), Msg: "connect as a replica", Err: err}
 			}
 			r, err := c.Sync(ctx, replica.Position{})
 			if err != nil {
 				c.Close()
 				if errors.Is(err, replica.ErrReplicationRefused) {
-					return nil, &SourceError{Addr: from.Redacted(), Msg: "the source refuses replication: use --method dump", Err: err}
+					return nil, &respconn.ServerError{Role: respconn.RoleSource, Addr: from.Redacted(), Msg: "the source refuses replication: use --method dump", Err: err}
 				}
-				return nil, &SourceError{Addr: from.Redacted(), Msg: "full sync", Err: err}
+				return nil, &respconn.ServerError{Role: respconn.RoleSource, Addr: from.Redacted(), Msg: "full sync", Err: err}
 			}
 			if !r.Full {
 				c.Close()
-				return nil, &SourceError{Addr: from.Redacted(), Msg: "expected a full resync, got +CONTINUE"}
+				return nil, &respconn.ServerError{Role: respconn.RoleSource, Addr: from.Redacted(), Msg: "expected a full resync, got +CONTINUE"}
 			}
 			conn, waited = c, r.WaitedBeforePayload
 			return readCloser{r.RDB, c}, nil

@@ -10,9 +10,11 @@
 // check about the server (version, cluster mode, role, keys per db).
 //
 // Dial's errors say what went wrong in words a user can act on (the Msg
-// constants) and carry the cause; Options.Error lets a caller build them
-// as its own error type (restore's "target ...", migrate's "source ...").
-// The password never appears in a message.
+// constants) and carry the cause, as a *ServerError naming the server's
+// role (restore's "target ...", migrate's "source ..."), which is also the
+// error those packages give for anything else that goes wrong with the
+// server; Options.Error lets a caller build its own. The password never
+// appears in a message.
 package respconn
 
 import (
@@ -52,22 +54,41 @@ type Options struct {
 	// ReadBuffer and WriteBuffer are the sizes of the buffered reader and
 	// writer (a reply line longer than ReadBuffer cannot be Peeked).
 	ReadBuffer, WriteBuffer int
+	// Role names the server in Dial's *ServerError (RoleSource,
+	// RoleTarget or "").
+	Role string
 	// Error makes Dial's error from the redacted address, what failed (one
 	// of the Msg constants) and the cause (a resp.Error for a refusal by
-	// the server); nil makes an *Error.
+	// the server); nil makes a *ServerError.
 	Error func(addr, msg string, err error) error
 }
 
-// Error is a failure of Dial (without Options.Error): Msg says what failed,
-// Err why. Addr is the redacted URL.
-type Error struct {
-	Addr, Msg string
-	Err       error
+// Roles of a server in a ServerError.
+const (
+	RoleSource = "source" // what a migration reads
+	RoleTarget = "target" // what a restore writes
+)
+
+// ServerError is a problem with a server that stops the work: Role says
+// which server it is (RoleSource, RoleTarget, or "" for neither), Addr is
+// its redacted URL, Msg what failed and Err why (nil when Msg says all).
+type ServerError struct {
+	Role, Addr, Msg string
+	Err             error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %v", e.Addr, e.Msg, e.Err) }
+func (e *ServerError) Error() string {
+	s := e.Addr
+	if e.Role != "" {
+		s = e.Role + " " + s
+	}
+	if e.Err == nil {
+		return s + ": " + e.Msg
+	}
+	return fmt.Sprintf("%s: %s: %v", s, e.Msg, e.Err)
+}
 
-func (e *Error) Unwrap() error { return e.Err }
+func (e *ServerError) Unwrap() error { return e.Err }
 
 // Conn is one raw connection. It is not safe for concurrent use, except
 // that Close may be called from any goroutine (to abort a blocked read or
@@ -101,7 +122,9 @@ func Dial(ctx context.Context, u *redisurl.URL, o Options) (*Conn, error) {
 	}
 	newErr := o.Error
 	if newErr == nil {
-		newErr = func(addr, msg string, err error) error { return &Error{Addr: addr, Msg: msg, Err: err} }
+		newErr = func(addr, msg string, err error) error {
+			return &ServerError{Role: o.Role, Addr: addr, Msg: msg, Err: err}
+		}
 	}
 	addr := u.Redacted()
 	dctx, cancel := context.WithTimeout(ctx, o.Timeout)

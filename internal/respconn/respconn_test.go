@@ -99,7 +99,7 @@ func TestDialErrors(t *testing.T) {
 	ctx := t.Context()
 	u := parse(t, "redis://127.0.0.1:"+strconv.Itoa(redistest.FreePort(t)))
 	_, err := Dial(ctx, u, Options{Timeout: 2 * time.Second})
-	var de *Error
+	var de *ServerError
 	if !errors.As(err, &de) || de.Msg != MsgUnreachable || de.Addr != u.Redacted() || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("unreachable: %v", err)
 	}

@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -13,48 +12,30 @@ import (
 )
 
 // dial connects to the target, authenticates and checks the server
-// answers; its errors are *TargetError. The connection is closed when ctx
+// answers; its errors are *respconn.ServerError (RoleTarget). The connection is closed when ctx
 // ends.
 func dial(ctx context.Context, u *redisurl.URL, timeout time.Duration) (*respconn.Conn, error) {
-	return respconn.Dial(ctx, u, respconn.Options{Timeout: timeout, Error: func(addr, msg string, err error) error {
-		return &TargetError{Addr: addr, Msg: msg, Err: err}
-	}})
+	return respconn.Dial(ctx, u, respconn.Options{Timeout: timeout, Role: respconn.RoleTarget})
 }
-
-// TargetError is a problem with the target server that stops the restore.
-type TargetError struct {
-	Addr string
-	Msg  string
-	Err  error
-}
-
-func (e *TargetError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("target %s: %s", e.Addr, e.Msg)
-	}
-	return fmt.Sprintf("target %s: %s: %v", e.Addr, e.Msg, e.Err)
-}
-
-func (e *TargetError) Unwrap() error { return e.Err }
 
 // fatalReply turns an error reply that means "every further write fails
-// too" into a TargetError; per-key errors give nil.
+// too" into a target *respconn.ServerError; per-key errors give nil.
 func fatalReply(addr string, re resp.Error) error {
 	switch re.Code() {
 	case "READONLY":
-		return &TargetError{Addr: addr, Msg: "the server is a read-only replica: restore into its primary, or run REPLICAOF NO ONE on it first", Err: re}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: addr, Msg: "the server is a read-only replica: restore into its primary, or run REPLICAOF NO ONE on it first", Err: re}
 	case "OOM":
-		return &TargetError{Addr: addr, Msg: "the server is out of memory (maxmemory reached): raise maxmemory or free memory, then restore again with --conflict replace", Err: re}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: addr, Msg: "the server is out of memory (maxmemory reached): raise maxmemory or free memory, then restore again with --conflict replace", Err: re}
 	case "NOAUTH", "WRONGPASS":
-		return &TargetError{Addr: addr, Msg: "authentication required", Err: re}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: addr, Msg: "authentication required", Err: re}
 	case "NOPERM":
-		return &TargetError{Addr: addr, Msg: "the user lacks a permission restore needs (RESTORE, SELECT, FUNCTION LOAD, and for converted keys the data commands)", Err: re}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: addr, Msg: "the user lacks a permission restore needs (RESTORE, SELECT, FUNCTION LOAD, and for converted keys the data commands)", Err: re}
 	case "LOADING":
-		return &TargetError{Addr: addr, Msg: "the server is loading its dataset: wait until INFO persistence shows loading:0", Err: re}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: addr, Msg: "the server is loading its dataset: wait until INFO persistence shows loading:0", Err: re}
 	case "MISCONF":
-		return &TargetError{Addr: addr, Msg: "the server refuses writes (its last background save failed)", Err: re}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: addr, Msg: "the server refuses writes (its last background save failed)", Err: re}
 	case "MASTERDOWN", "MOVED", "ASK", "CROSSSLOT", "CLUSTERDOWN", "TRYAGAIN":
-		return &TargetError{Addr: addr, Msg: "the server refused the write", Err: re}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: addr, Msg: "the server refused the write", Err: re}
 	}
 	return nil
 }
@@ -64,12 +45,12 @@ func probe(c *respconn.Conn) (Target, error) {
 	t := Target{Address: c.Addr(), Keys: map[int]int64{}, MaxBulkLen: 512 << 20, Databases: 16}
 	in, err := c.Info()
 	if err != nil {
-		return t, &TargetError{Addr: c.Addr(), Msg: "INFO", Err: err}
+		return t, &respconn.ServerError{Role: respconn.RoleTarget, Addr: c.Addr(), Msg: "INFO", Err: err}
 	}
 	t.RedisVersion, t.Cluster, t.Replica, t.PrimaryAddr, t.Keys = in.Version, in.Cluster, in.Replica, in.PrimaryAddr, in.Keys
 	t.Replicas = in.ConnectedReplicas
 	if t.RDBVersion, err = RDBVersionFor(t.RedisVersion); err != nil {
-		return t, &TargetError{Addr: c.Addr(), Msg: "INFO server", Err: err}
+		return t, &respconn.ServerError{Role: respconn.RoleTarget, Addr: c.Addr(), Msg: "INFO server", Err: err}
 	}
 	if in.Valkey != "" {
 		t.Valkey = in.Valkey

@@ -352,10 +352,10 @@ func (x *executor) remove(db int, key []byte) error {
 	c := x.ctl
 	_ = c.SetDeadline(time.Now().Add(x.opts.Timeout))
 	if _, err := c.Do("SELECT", strconv.Itoa(db)); err != nil {
-		return &TargetError{Addr: c.Addr(), Msg: "SELECT", Err: err}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: c.Addr(), Msg: "SELECT", Err: err}
 	}
 	if _, err := c.Do("DEL", string(key)); err != nil {
-		return &TargetError{Addr: c.Addr(), Msg: "DEL of a partly converted key", Err: err}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: c.Addr(), Msg: "DEL of a partly converted key", Err: err}
 	}
 	return nil
 }
@@ -388,7 +388,7 @@ func (x *executor) loadFunction(ctl *respconn.Conn, code []byte) error {
 		}
 		x.res.fail(-1, []byte("function library "+name), string(re))
 	default:
-		return &TargetError{Addr: ctl.Addr(), Msg: "FUNCTION LOAD " + name, Err: err}
+		return &respconn.ServerError{Role: respconn.RoleTarget, Addr: ctl.Addr(), Msg: "FUNCTION LOAD " + name, Err: err}
 	}
 	return nil
 }
@@ -605,7 +605,7 @@ func (x *executor) writeLoop(ctx context.Context, w *worker) error {
 			close(b.written)
 		}
 		if err != nil {
-			return &TargetError{Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
+			return &respconn.ServerError{Role: respconn.RoleTarget, Addr: c.Addr(), Msg: "connection lost while sending", Err: err}
 		}
 		select {
 		case w.inflight <- b:
@@ -636,7 +636,7 @@ func (x *executor) readLoop(ctx context.Context, w *worker) error {
 		_ = c.SetReadDeadline(time.Now().Add(x.opts.Timeout))
 		if b.selected {
 			if _, err := rd.ReadValue(); err != nil {
-				return &TargetError{Addr: c.Addr(), Msg: fmt.Sprintf("SELECT %d", b.db), Err: err}
+				return &respconn.ServerError{Role: respconn.RoleTarget, Addr: c.Addr(), Msg: fmt.Sprintf("SELECT %d", b.db), Err: err}
 			}
 		}
 		for i := range b.ents {
@@ -672,7 +672,7 @@ func (x *executor) readLoop(ctx context.Context, w *worker) error {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
-					return &TargetError{Addr: c.Addr(), Msg: "connection lost while reading replies", Err: err}
+					return &respconn.ServerError{Role: respconn.RoleTarget, Addr: c.Addr(), Msg: "connection lost while reading replies", Err: err}
 				}
 				switch e.kind {
 				case kRestore:

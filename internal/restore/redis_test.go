@@ -23,6 +23,7 @@ import (
 	"redback/internal/rdb"
 	"redback/internal/redistest"
 	"redback/internal/redisurl"
+	"redback/internal/respconn"
 	"redback/internal/storage/mem"
 )
 
@@ -590,8 +591,8 @@ func TestToRedis_TargetErrors(t *testing.T) {
 	// A port nobody listens on.
 	u, _ := redisurl.Parse("redis://127.0.0.1:"+strconv.Itoa(redistest.FreePort(t)), redisurl.Options{})
 	_, err = ToRedis(ctx, FileSource(path), u, Options{Timeout: 2 * time.Second})
-	var te *TargetError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "unreachable") {
+	var te *respconn.ServerError
+	if !errors.As(err, &te) || te.Role != respconn.RoleTarget || !strings.Contains(err.Error(), "target ") || !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("unreachable: %v", err)
 	}
 

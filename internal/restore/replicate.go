@@ -332,7 +332,7 @@ func (r *replication) attach(token, adv string) (reason string, err error) {
 		if errors.As(err, &re) {
 			return "the target refuses CONFIG SET masterauth: " + re.Error(), nil
 		}
-		return "", &TargetError{Addr: r.adm.Addr(), Msg: "CONFIG SET masterauth", Err: err}
+		return "", &respconn.ServerError{Role: respconn.RoleTarget, Addr: r.adm.Addr(), Msg: "CONFIG SET masterauth", Err: err}
 	}
 	r.saved = append(r.saved, savedConfig{"masterauth", auth})
 	if load, ok := r.configGet("repl-diskless-load"); ok && load == "disabled" && r.wasEmpty {
@@ -352,7 +352,7 @@ func (r *replication) attach(token, adv string) (reason string, err error) {
 			return "the target refuses REPLICAOF: " + re.Error() + " (" + r.undo() + ")", nil
 		}
 		r.replicaOf = true // it may have taken it
-		return "", &TargetError{Addr: r.adm.Addr(), Msg: "REPLICAOF", Err: err}
+		return "", &respconn.ServerError{Role: respconn.RoleTarget, Addr: r.adm.Addr(), Msg: "REPLICAOF", Err: err}
 	}
 	r.replicaOf = true
 	return "", nil
@@ -442,17 +442,17 @@ func (r *replication) waitLoaded(ctx context.Context, s *primary.Sync) error {
 		_ = r.adm.SetDeadline(time.Now().Add(r.opts.Timeout))
 		in, err := r.adm.Info()
 		if err != nil {
-			return &TargetError{Addr: r.adm.Addr(), Msg: "INFO while loading", Err: err}
+			return &respconn.ServerError{Role: respconn.RoleTarget, Addr: r.adm.Addr(), Msg: "INFO while loading", Err: err}
 		}
 		switch {
 		case in.LinkUp && !in.SyncInProgress && !in.Loading:
 			return nil
 		case dropped:
-			return &TargetError{Addr: r.adm.Addr(), Msg: "the target dropped its replication link to redback before it had loaded the payload (see its log)"}
+			return &respconn.ServerError{Role: respconn.RoleTarget, Addr: r.adm.Addr(), Msg: "the target dropped its replication link to redback before it had loaded the payload (see its log)"}
 		case in.Loading || in.SyncInProgress:
 			last = time.Now()
 		case time.Since(last) > r.opts.Timeout:
-			return &TargetError{Addr: r.adm.Addr(), Msg: fmt.Sprintf("the target did not load the payload within %s", r.opts.Timeout)}
+			return &respconn.ServerError{Role: respconn.RoleTarget, Addr: r.adm.Addr(), Msg: fmt.Sprintf("the target did not load the payload within %s", r.opts.Timeout)}
 		}
 		select {
 		case <-ctx.Done():
@@ -482,14 +482,14 @@ func (r *replication) detach() error {
 	defer r.adm.SetDeadline(time.Time{})
 	if r.replicaOf {
 		if _, err := r.adm.Do("REPLICAOF", "NO", "ONE"); err != nil {
-			return &TargetError{Addr: r.adm.Addr(), Msg: "REPLICAOF NO ONE", Err: err}
+			return &respconn.ServerError{Role: respconn.RoleTarget, Addr: r.adm.Addr(), Msg: "REPLICAOF NO ONE", Err: err}
 		}
 		r.replicaOf = false
 	}
 	for i := len(r.saved) - 1; i >= 0; i-- {
 		c := r.saved[i]
 		if _, err := r.adm.Do("CONFIG", "SET", c.name, c.value); err != nil {
-			return &TargetError{Addr: r.adm.Addr(), Msg: "put back " + c.name, Err: err}
+			return &respconn.ServerError{Role: respconn.RoleTarget, Addr: r.adm.Addr(), Msg: "put back " + c.name, Err: err}
 		}
 		r.saved = r.saved[:i]
 	}
