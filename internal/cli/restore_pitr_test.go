@@ -42,6 +42,13 @@ type pitrRepo struct {
 
 func newPITRRepo(t *testing.T) *pitrRepo {
 	t.Helper()
+	return newPITRRepoMod(t, nil)
+}
+
+// newPITRRepoMod is newPITRRepo with mod applied to the commands (and the
+// base) before they are written.
+func newPITRRepoMod(t *testing.T, mod func(base *catalog.Snapshot, cmds []pitrtest.Cmd)) *pitrRepo {
+	t.Helper()
 	ctx := t.Context()
 	src := redistest.Start(t)
 	c := src.Client()
@@ -88,6 +95,9 @@ func newPITRRepo(t *testing.T) *pitrRepo {
 		sc.Do(ctx, strAny(args)...)
 	}
 	r.noFlush = sh.Digest(ctx)
+	if mod != nil {
+		mod(base, r.cmds)
+	}
 	if _, err := pitrtest.Write(ctx, b, pitrtest.Generation{ID: r.gen, ReplID: "abcdef0123456789", StartOffset: r.startOff, BaseSnapshot: base.ID, Cmds: r.cmds, SplitAt: []int{2}}); err != nil {
 		t.Fatal(err)
 	}
@@ -315,5 +325,49 @@ func TestParseTime(t *testing.T) {
 		case tt.want >= 0 && (err != nil || got.UnixMilli() != tt.want):
 			t.Errorf("%q: %v %v (%d), want %d", tt.in, got, err, got.UnixMilli(), tt.want)
 		}
+	}
+}
+
+// Issue 23: every moment `redback list` prints restores. The first command
+// was buffered by the primary while it sent the base (its time is only
+// bounded, from before the base's transfer to its receive time), so the
+// window starts where that bound ends; `restore --at` exactly each FROM and
+// TO that list prints gives the source's digest at that point.
+func TestRestorePITR_ListedWindowEdges(t *testing.T) {
+	r := newPITRRepoMod(t, func(base *catalog.Snapshot, cmds []pitrtest.Cmd) {
+		cmds[0].From = base.StartTime.UnixMilli() - 1000
+	})
+	code, out, errs := runPITRCLI(t, "list", "--repo", r.dir)
+	if code != ExitOK {
+		t.Fatalf("list: exit %d: %s", code, errs)
+	}
+	var from, to string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 3 && f[0] == r.gen {
+			from, to = f[1], f[2]
+		}
+	}
+	if from != fmtWindowTime(time.UnixMilli(r.cmds[0].Ms)) || strings.Contains(out, "uncertain") {
+		t.Fatalf("list: window from %q (want the end of the buffered command's bound, %s), no uncertain stretch:\n%s", from, fmtWindowTime(time.UnixMilli(r.cmds[0].Ms)), out)
+	}
+	for _, edge := range []struct {
+		at   string
+		want string
+	}{{from, r.digests[1]}, {to, r.digests[4]}} {
+		dir := t.TempDir()
+		if code, out, errs := runPITRCLI(t, "restore", "--repo", r.dir, "--at", edge.at, "--to-dir", dir); code != ExitOK {
+			t.Fatalf("restore --at %s (listed): exit %d\n%s\n%s", edge.at, code, out, errs)
+		}
+		s := redistest.StartInDir(t, dir, "--appendonly", "yes")
+		if got := s.Digest(t.Context()); got != edge.want {
+			t.Errorf("restore --at %s: digest %s, want %s", edge.at, got, edge.want)
+		}
+		s.Stop()
+	}
+	// Inside the bound: refused, naming the offset of the base.
+	at := fmtWindowTime(time.UnixMilli(r.cmds[0].Ms - 1))
+	code, _, errs = runPITRCLI(t, "restore", "--repo", r.dir, "--at", at, "--to-dir", t.TempDir())
+	if code != ExitFailure || !strings.Contains(errs, "--to-offset "+strconv.FormatInt(r.startOff, 10)) {
+		t.Fatalf("restore --at %s: exit %d: %s", at, code, errs)
 	}
 }
