@@ -184,16 +184,47 @@ func NewGenerationID(t time.Time, replID string) string {
 	return t.UTC().Format("20060102T150405.000Z") + "-" + r
 }
 
-// Quiet records that a shipper stopped while streaming generation
-// Generation with everything up to Offset stored: the source sent nothing
-// more until UnixMs. A restarted shipper that resumes at Offset takes
-// UnixMs as the last time known (the lower bound of what the primary
-// re-sends); anything else ignores it. Rewritten at every such stop.
+// Quiet is a generation's heartbeat, one small object rewritten in place
+// (gens/<gen>/quiet.json): the stream of generation Generation from From
+// (the end of its stored segments when written) to Offset held control
+// traffic only (the primary's PING and REPLCONF, time markers), and the
+// source sent nothing more until UnixMs. An idle source cuts no segment
+// for that traffic: ship rewrites this record instead (every --heartbeat
+// while idle, and when it stops), so the newest durable point of the
+// generation is Offset at UnixMs when the stored log reaches From (see
+// Covers). A restarted shipper resumes at the end of the stored
+// segments and takes UnixMs as the last time known there. Records written
+// before From existed hold no From (0) and Offset at the stored end.
 type Quiet struct {
 	Format     int    `json:"format"`
 	Generation string `json:"generation"`
+	From       int64  `json:"from"`
 	Offset     int64  `json:"offset"`
 	UnixMs     int64  `json:"unix_ms"`
+}
+
+// Covers reports whether q extends generation gen's log that ends (stored
+// contiguously) at end: the stretch from end to q.Offset is control
+// traffic only, so the state at q.Offset is the state at end.
+func (q *Quiet) Covers(gen string, end int64) bool {
+	return q != nil && q.Generation == gen && q.From <= end && end <= q.Offset
+}
+
+// ReadQuiet reads generation gen's Quiet record; nil, nil when there is
+// none.
+func ReadQuiet(ctx context.Context, b storage.Backend, gen string) (*Quiet, error) {
+	var q Quiet
+	key := QuietKey(gen)
+	if err := GetJSON(ctx, b, key, &q); err != nil {
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if q.Generation != gen || q.From > q.Offset {
+		return nil, &ManifestError{Key: key, Err: fmt.Errorf("generation %q, offsets %d-%d: not a heartbeat of %s", q.Generation, q.From, q.Offset, gen)}
+	}
+	return &q, nil
 }
 
 // QuietKey is the key of generation gen's Quiet record.

@@ -641,7 +641,7 @@ func Prune(ctx context.Context, b storage.Backend, policy Policy, now time.Time,
 }
 
 // pruneLogs removes the log generations PlanGenerations does not keep,
-// each with all its segments, whatever happens to its base snapshot (Plan
+// each with all its segments and its heartbeat (quiet.json), whatever happens to its base snapshot (Plan
 // kept the base of every kept generation), so no generation is ever left
 // without its base. The generation manifest goes first (the generation is
 // then invisible to every reader), then each segment manifest and its
@@ -695,6 +695,9 @@ func pruneLogs(ctx context.Context, b storage.Backend, gens []*Generation, polic
 	err := b.List(ctx, GenerationPrefix, func(oi storage.ObjectInfo) error {
 		rest := strings.TrimPrefix(oi.Key, GenerationPrefix)
 		if id, _, ok := strings.Cut(rest, "/segs/"); ok && !known[id] {
+			orphans[id] = true
+		}
+		if id, ok := strings.CutSuffix(rest, "/quiet.json"); ok && !known[id] {
 			orphans[id] = true
 		}
 		return nil
@@ -868,6 +871,11 @@ func deleteSegments(ctx context.Context, b storage.Backend, gen string, res *Pru
 		if err := deleteSegment(ctx, b, gen, k, res); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// The heartbeat last: a generation's leftovers are found by it too.
+	if err := b.Delete(ctx, QuietKey(gen)); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		res.Failures++
+		errs = append(errs, fmt.Errorf("delete heartbeat %s: %w", QuietKey(gen), err))
 	}
 	return errs
 }

@@ -33,6 +33,10 @@ func putGeneration(t *testing.T, b storage.Backend, id string, created time.Time
 			t.Fatal(err)
 		}
 	}
+	// The heartbeat of an idle end (goes with the generation).
+	if err := PutJSON(ctx, b, QuietKey(id), &Quiet{Format: FormatVersion, Generation: id, From: 200, Offset: 242, UnixMs: created.UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestPrune_Logs(t *testing.T) {
@@ -72,6 +76,7 @@ func TestPrune_Logs(t *testing.T) {
 		var n int
 		_ = b.List(ctx, SegmentPrefix(id), func(storage.ObjectInfo) error { n++; return nil })
 		_ = b.List(ctx, SegmentDataPref+id+"/", func(storage.ObjectInfo) error { n++; return nil })
+		_ = b.List(ctx, QuietKey(id), func(storage.ObjectInfo) error { n++; return nil })
 		if n != 0 {
 			t.Fatalf("%s: %d objects left", id, n)
 		}
@@ -91,8 +96,19 @@ func TestPrune_Logs(t *testing.T) {
 	}
 	var left int
 	_ = b.List(ctx, SegmentPrefix("g0"), func(storage.ObjectInfo) error { left++; return nil })
+	_ = b.List(ctx, QuietKey("g0"), func(storage.ObjectInfo) error { left++; return nil })
 	if left != 0 {
-		t.Fatalf("orphan segment manifests left: %d", left)
+		t.Fatalf("orphan segment manifests or heartbeat left: %d", left)
+	}
+	// A heartbeat alone left by an interrupted prune goes too.
+	if err := PutJSON(ctx, b, QuietKey("g9"), &Quiet{Format: FormatVersion, Generation: "g9"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Prune(ctx, b, policy, now.Add(30*day), PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, QuietKey("g9")); !errors.Is(err, storage.ErrNotExist) {
+		t.Fatalf("orphan heartbeat left: %v", err)
 	}
 	if _, err := ReadGeneration(ctx, b, "g4"); err != nil {
 		t.Fatalf("live generation removed: %v", err)

@@ -415,6 +415,7 @@ func agentShipperConfig(e *env, o *agentOpts, src config.Source) (*redisurl.URL,
 			Interval:   src.Ship.Interval.D(),
 			Ack:        ack,
 			Tick:       src.Ship.Tick.D(),
+			Heartbeat:  src.Ship.Heartbeat.D(),
 		}
 	}, nil
 }

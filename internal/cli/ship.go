@@ -25,7 +25,7 @@ type shipOpts struct {
 	source, repo, ack, spool, aofDir, pinDir string
 	name                                     string
 	singleNode                               bool
-	interval, tick                           time.Duration
+	interval, tick, heartbeat                time.Duration
 	json                                     bool
 	redis                                    redisFlags
 	pack                                     packFlags
@@ -68,6 +68,13 @@ primary re-sends are then known to within a marker interval instead of the
 whole outage. A source whose ACL refuses PUBLISH turns them off with one log
 line (see redback acl); --tick 0 turns them off.
 
+An idle source cuts no segment: the primary's PINGs (every 10s) and the idle
+time markers are stored as the generation's heartbeat instead, one small
+object (gens/<gen>/quiet.json) rewritten in place --interval after the last
+write and then every --heartbeat while idle, so the newest durable point
+follows the primary's offset with no object per PING. An idle stretch is cut
+into a segment only once it covers 256 KiB of the stream (about 10 hours).
+
 Where replication is not allowed, --aof-dir DIR tails the server's multi-part
 AOF directory (Redis 7, appendonly yes, aof-use-rdb-preamble yes) instead: each
 AOF base file becomes the base snapshot of a generation and its incr files the
@@ -105,6 +112,7 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
 	addNameFlag(f, &o.name, true)
 	f.DurationVar(&o.interval, "interval", ship.DefaultInterval, "longest time received data waits before it is uploaded")
+	f.DurationVar(&o.heartbeat, "heartbeat", ship.DefaultHeartbeat, "while the source is idle, how often its heartbeat (gens/<gen>/quiet.json, rewritten in place) is updated instead of cutting a segment per PING")
 	f.DurationVar(&o.tick, "tick", ship.DefaultTick, "how often a time marker is published to the source while writes flow (PUBLISH __redback__:tick); 0: none")
 	f.StringVar(&o.ack, "ack", ship.AckProcessed, "offset reported to the primary: processed or durable (stored)")
 	f.StringVar(&o.spool, "spool-size", "64MiB", "memory for data received but not yet stored (e.g. 64MiB, 1GiB); a single larger command waits for it to drain, then passes alone")
@@ -156,6 +164,9 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 	}
 	if o.interval <= 0 {
 		return usagef("--interval 1s", "--interval must be positive")
+	}
+	if o.heartbeat < time.Second {
+		return usagef("--heartbeat 30s", "--heartbeat must be at least 1s, not %s", o.heartbeat)
 	}
 	if o.tick < 0 || (o.tick > 0 && o.tick < 10*time.Millisecond) {
 		return usagef("--tick 100ms", "--tick must be 0 (no time markers) or at least 10ms, not %s", o.tick)
@@ -249,6 +260,7 @@ func newShipper(e *env, o *shipOpts, u *redisurl.URL, po pack.Options, ids []age
 		Interval:   o.interval,
 		Ack:        o.ack,
 		Tick:       o.tick,
+		Heartbeat:  o.heartbeat,
 		SpoolSize:  spool,
 		Log:        e.log,
 	}

@@ -152,6 +152,9 @@ type Ship struct {
 	// Tick is how often a time marker is published to the source while
 	// writes flow (PUBLISH __redback__:tick); 0 turns markers off.
 	Tick Duration `yaml:"tick"`
+	// Heartbeat is how often an idle source's heartbeat (quiet.json) is
+	// rewritten instead of cutting a segment per PING (0: the default).
+	Heartbeat Duration `yaml:"heartbeat"`
 }
 
 // Retention is the GFS policy applied after each snapshot; -1 keeps
@@ -690,6 +693,9 @@ func (c *Config) Validate() error {
 		if s.Ship.Enabled {
 			if s.Ship.Interval <= 0 {
 				ps.add(p+".ship.interval", "must be positive")
+			}
+			if h := s.Ship.Heartbeat; h != 0 && h.D() < time.Second {
+				ps.add(p+".ship.heartbeat", "%s: want at least 1s", h)
 			}
 			if t := s.Ship.Tick; t < 0 || (t > 0 && t.D() < 10*time.Millisecond) {
 				ps.add(p+".ship.tick", "%s: want 0 (no time markers) or at least 10ms", t)

@@ -415,12 +415,16 @@ type genInfo struct {
 	// lost is the offset after which the log was lost by a failover (a
 	// child generation follows the new primary from there), -1 if none.
 	lost int64
+	// quietEnd and quietMs: the generation's heartbeat extends the chain
+	// (catalog.Quiet): the stream from end to quietEnd held control
+	// traffic only, and the source was quiet until quietMs (0: none).
+	quietEnd, quietMs int64
 }
 
 // clipped returns gi as the new primary's history sees it: the chain ends
 // at the fork when a failover lost the log after it.
 func (gi *genInfo) clipped() *genInfo {
-	if gi.lost < 0 || gi.end <= gi.lost {
+	if gi.lost < 0 || gi.durableEnd() <= gi.lost {
 		return gi
 	}
 	c := *gi
@@ -432,7 +436,7 @@ func (gi *genInfo) clipped() *genInfo {
 		l.to = min(l.to, gi.lost)
 		c.chain = append(c.chain, l)
 	}
-	c.end, c.gap = gi.lost, nil
+	c.end, c.gap, c.quietEnd, c.quietMs = gi.lost, nil, 0, 0
 	return &c
 }
 
@@ -457,11 +461,20 @@ func (gi *genInfo) fromMs() int64 {
 }
 
 func (gi *genInfo) toMs() int64 {
+	return max(gi.chainToMs(), gi.quietMs)
+}
+
+// chainToMs is the time of the last item of the stored chain.
+func (gi *genInfo) chainToMs() int64 {
 	if n := len(gi.chain); n > 0 {
 		return max(gi.chain[n-1].seg.LastMs, gi.fromMs())
 	}
 	return gi.fromMs()
 }
+
+// durableEnd is the newest durable offset: the chain's end, or the
+// heartbeat's when it extends the chain.
+func (gi *genInfo) durableEnd() int64 { return max(gi.end, gi.quietEnd) }
 
 func (gi *genInfo) lastMsAll() int64 {
 	var ms int64
@@ -473,7 +486,7 @@ func (gi *genInfo) lastMsAll() int64 {
 
 func (gi *genInfo) window() Window {
 	w := Window{Generation: gi.g.ID, ReplID: gi.g.ReplID, Base: gi.g.BaseSnapshot, FromOffset: gi.start,
-		ToOffset: gi.end, Segments: len(gi.chain), Ended: gi.g.Ended, EndReason: gi.g.EndReason,
+		ToOffset: gi.durableEnd(), Segments: len(gi.chain), Ended: gi.g.Ended, EndReason: gi.g.EndReason,
 		Reset: gi.g.Reset, ResetFrom: gi.g.ResetFrom, ResetReason: gi.g.ResetReason,
 		Gaps: catalog.Contiguity(gi.g, gi.segs), Parent: gi.g.Parent}
 	if gi.anchored {
@@ -491,8 +504,8 @@ func (gi *genInfo) window() Window {
 	}
 	from, ivs := firstExact(gi.fromMs(), gi.uncertain())
 	w.From, w.To, w.Uncertain = msTime(from), msTime(max(gi.toMs(), from)), ivs
-	if gi.g.Ended && gi.gap == nil && gi.g.EndOffset > gi.end && gi.lost < 0 {
-		w.Gaps = append(w.Gaps, catalog.Gap{Generation: gi.g.ID, From: gi.end, To: gi.g.EndOffset})
+	if gi.g.Ended && gi.gap == nil && gi.g.EndOffset > gi.durableEnd() && gi.lost < 0 {
+		w.Gaps = append(w.Gaps, catalog.Gap{Generation: gi.g.ID, From: gi.durableEnd(), To: gi.g.EndOffset})
 	}
 	return w
 }
@@ -562,6 +575,13 @@ func loadGens(ctx context.Context, b storage.Backend) ([]*genInfo, error) {
 				}
 				gi.chain = append(gi.chain, link{seg: s, from: gi.end, to: noLimit})
 				gi.end = s.End
+			}
+		}
+		if gi.gap == nil {
+			// An unreadable heartbeat only loses its extension (verify
+			// reports it).
+			if q, err := catalog.ReadQuiet(ctx, b, g.ID); err == nil && q.Covers(g.ID, gi.end) {
+				gi.quietEnd, gi.quietMs = q.Offset, q.UnixMs
 			}
 		}
 		out = append(out, gi)
@@ -825,7 +845,7 @@ func (pl *planner) byOffset(ctx context.Context) (*choice, error) {
 	t := pl.t
 	var cands []*genInfo
 	for _, c := range pl.gens {
-		if c.base != nil && c.start <= t.Offset && t.Offset <= c.end {
+		if c.base != nil && c.start <= t.Offset && t.Offset <= c.durableEnd() {
 			cands = append(cands, c)
 		}
 	}
@@ -930,7 +950,15 @@ func (ch *choice) plan(t Target, log logSource) *Plan {
 	}
 	switch ct := ch.cut; {
 	case ct == nil:
-		p.Offset, p.Time = gi.end, msTime(gi.toMs())
+		p.Offset, p.Time = gi.end, msTime(gi.chainToMs())
+		switch {
+		case gi.quietEnd <= gi.end:
+		case t.Kind == KindLatest, t.Kind == KindTime && t.Time.UnixMilli() >= gi.quietMs:
+			// The heartbeat: only control traffic follows the chain.
+			p.Offset, p.Time = gi.quietEnd, msTime(gi.toMs())
+		case t.Kind == KindOffset && t.Offset > gi.end:
+			p.Offset = t.Offset
+		}
 		if ch.end != nil && ch.end.prevEnd > 0 {
 			// Every command is replayed but control traffic received
 			// after the target follows the last one: stop before it.
@@ -1107,7 +1135,7 @@ func pastNewest(gens []*genInfo, t time.Time) string {
 	}
 	to := msTime(gi.toMs())
 	return fmt.Sprintf("the newest durable point is %s (generation %s, offset %d), %s before it: the log has not reached that time yet; restore the newest point with --at latest",
-		fmtTime(to), gi.g.ID, gi.end, t.Sub(to).Round(time.Millisecond))
+		fmtTime(to), gi.g.ID, gi.durableEnd(), t.Sub(to).Round(time.Millisecond))
 }
 
 func (r *record) command(gen string, inTx bool) *Command {

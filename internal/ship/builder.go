@@ -204,6 +204,11 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 		return true
 	}
 	b.cmdsSeen++
+	if s.commands == 0 && !b.inMulti && !eqFold(cmd.Args[0], "SELECT") {
+		// The first data after an idle stretch (control traffic, time
+		// markers): the segment's wait for its cut starts now.
+		s.received = now
+	}
 	isMulti := eqFold(cmd.Args[0], "MULTI")
 	if isMulti && !b.inMulti {
 		b.saved = builderState{bufLen: len(s.buf), indexLen: len(s.index), commands: s.commands, lastMs: prevLast,
@@ -336,6 +341,24 @@ func (b *builder) rollback() {
 	b.maxMs, b.lowMs = st.maxMs, st.lowMs
 	b.inMulti = false
 	b.next = b.end
+}
+
+// idle reports whether the segment being built holds control traffic and
+// time markers only (no command that changes data): the stream of an idle
+// source, which is not cut into segments of its own (see
+// Shipper.heartbeat).
+func (b *builder) idle() bool {
+	return b.seg != nil && b.seg.commands == 0 && !b.inMulti
+}
+
+// drop forgets the segment being built when shipping stops and a
+// heartbeat records it instead (an idle stretch): the next Run resumes
+// from the stored end and re-reads the stretch.
+func (b *builder) drop() {
+	if b.seg != nil && b.free == nil {
+		b.free = b.seg.buf
+	}
+	b.seg = nil
 }
 
 // age is how long the segment being built has held data.

@@ -53,13 +53,16 @@ func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
 		s.mu.Lock()
 		s.b.reset(g.ID, end, db)
 		s.b.setKnown(lastMs) // the stream re-sent from end ran after it
-		var q catalog.Quiet
-		if err := catalog.GetJSON(ctx, s.Backend, catalog.QuietKey(g.ID), &q); err == nil && q.Generation == g.ID && q.Offset == end {
-			s.b.setKnown(q.UnixMs) // ... and after the last stop, when ship was still streaming then
+		durable := end
+		if q, err := catalog.ReadQuiet(ctx, s.Backend, g.ID); err == nil && q.Covers(g.ID, end) {
+			// ... and after the heartbeat (the last stop, or an idle
+			// stretch): the primary re-sends its control traffic first.
+			s.b.setKnown(q.UnixMs)
+			s.quiet, s.quietAt, durable = *q, time.Now(), q.Offset
 		}
 		s.mu.Unlock()
 		s.setStat(func(x *Stats) {
-			x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, end, end
+			x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, durable, end
 		})
 		s.base.Store(&g.BaseSnapshot)
 		s.Log.Info("resuming generation", "gen", g.ID, "offset", end)

@@ -26,7 +26,15 @@ const (
 	DefaultSpoolSize    = 64 << 20
 	DefaultSegmentSize  = 4 << 20
 	DefaultFlushTimeout = 60 * time.Second
+	DefaultHeartbeat    = 30 * time.Second
 )
+
+// idleSegment is how much of the stream an idle stretch (control traffic
+// and time markers only) may cover before it is cut into a segment after
+// all: a restarted shipper resumes at the stored end, which the primary's
+// backlog (1 MiB by default) must still hold. At a PING and a time marker
+// every 10 s that is a segment every ~10 hours.
+const idleSegment = 256 << 10
 
 // Ack modes: what the shipper reports to the primary with REPLCONF ACK.
 const (
@@ -62,6 +70,12 @@ type Shipper struct {
 	SegmentSize int64
 	// FlushTimeout bounds the upload of what is spooled after ctx ends.
 	FlushTimeout time.Duration
+	// Heartbeat is how often the heartbeat of an idle source
+	// (catalog.Quiet, gens/<gen>/quiet.json, rewritten in place) is
+	// updated: the stream of an idle source (the primary's PING, time
+	// markers) is not cut into segments; the heartbeat makes it durable.
+	// The first one of an idle stretch is written after Interval.
+	Heartbeat time.Duration
 	// Log receives events; nil discards.
 	Log *slog.Logger
 	// AOFDir, instead of Source, tails a multi-part AOF directory (see
@@ -96,6 +110,10 @@ type Shipper struct {
 	// liveUntil is when Run's context ended while a connection was
 	// streaming (zero otherwise); guarded by mu.
 	liveUntil time.Time
+	// quiet is the last heartbeat stored (or read at resume), quietAt
+	// when; guarded by mu.
+	quiet   catalog.Quiet
+	quietAt time.Time
 
 	st struct {
 		sync.Mutex
@@ -163,7 +181,7 @@ func (s *Shipper) Stats() Stats {
 	up := s.up
 	pend := s.b.pending()
 	var building time.Time
-	if s.b.seg != nil {
+	if s.b.seg != nil && !s.b.idle() {
 		building = s.b.seg.received
 	}
 	s.mu.Unlock()
@@ -206,6 +224,9 @@ func (s *Shipper) defaults() error {
 	}
 	if s.FlushTimeout <= 0 {
 		s.FlushTimeout = DefaultFlushTimeout
+	}
+	if s.Heartbeat <= 0 {
+		s.Heartbeat = DefaultHeartbeat
 	}
 	switch s.Ack {
 	case "":
@@ -297,10 +318,21 @@ func (s *Shipper) Run(ctx context.Context) error {
 	<-cutDone
 	s.mu.Lock()
 	s.b.rollback()
-	s.queueCut()
-	quiet := catalog.Quiet{Format: catalog.FormatVersion, Generation: s.b.gen, Offset: s.b.end}
-	if !s.liveUntil.IsZero() && s.badSeg == nil && !s.b.inMulti {
+	quiet := catalog.Quiet{Format: catalog.FormatVersion, Generation: s.b.gen, From: s.b.end, Offset: s.b.end}
+	if s.Source != nil && s.b.idle() && s.badSeg == nil {
+		// The idle stretch is not stored as a segment: the heartbeat
+		// below records it (once everything before it is stored).
+		quiet.From = s.b.seg.start
+		s.b.drop()
+	} else {
+		s.queueCut()
+	}
+	switch {
+	case s.badSeg != nil || s.b.inMulti:
+	case !s.liveUntil.IsZero():
 		quiet.UnixMs = max(s.liveUntil.UnixMilli(), s.b.known())
+	case quiet.Offset > quiet.From:
+		quiet.UnixMs = s.b.known() // the link was down: quiet until the last item read
 	}
 	s.liveUntil = time.Time{}
 	bad := s.badSeg
@@ -325,10 +357,12 @@ func (s *Shipper) Run(ctx context.Context) error {
 		// the source was quiet from the durable end until then. A restart
 		// reads it as the last time known, so what the primary re-sends
 		// then is bounded from here, not from the last command.
-		if st := s.Stats(); st.Generation == quiet.Generation && st.DurableOffset == quiet.Offset {
+		if st := s.Stats(); st.Generation == quiet.Generation && quiet.From <= st.DurableOffset && st.DurableOffset <= quiet.Offset {
 			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			if err := catalog.PutJSON(qctx, s.Backend, catalog.QuietKey(quiet.Generation), &quiet); err != nil {
 				s.Log.Warn("could not record where the log stopped", "err", err)
+			} else {
+				s.setStat(func(x *Stats) { x.DurableOffset = quiet.Offset })
 			}
 			cancel()
 		}
@@ -344,6 +378,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 // durable is the uploader's callback: gen is stored up to off.
 func (s *Shipper) durable(gen string, off int64) {
 	s.setStat(func(st *Stats) {
+		if st.Generation == gen && st.DurableOffset > off {
+			off = st.DurableOffset // a heartbeat stored already covers it
+		}
 		st.Generation, st.DurableOffset = gen, off
 	})
 	if s.Ack != AckDurable {
@@ -367,16 +404,71 @@ func (s *Shipper) cutter(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			var hb *catalog.Quiet
 			s.mu.Lock()
 			// Not while the primary re-sends what a reconnect missed: its
 			// time markers narrow the times only within one segment.
 			resending := s.b.unc.hi > 0 && s.b.next < s.b.unc.until
-			if age := s.b.age(now); age >= s.Interval && (!resending || age >= 10*s.Interval) {
+			switch age := s.b.age(now); {
+			case s.Source != nil && s.b.idle() && s.b.end-s.b.seg.start < idleSegment:
+				hb = s.heartbeatDue(now)
+			case age >= s.Interval && (!resending || age >= 10*s.Interval):
 				s.queueCut()
 			}
 			s.mu.Unlock()
+			if hb != nil {
+				s.heartbeat(ctx, hb, now)
+			}
 		}
 	}
+}
+
+// heartbeatDue returns the heartbeat to store now, or nil. The segment
+// being built is an idle stretch (s.b.idle): it is stored as a heartbeat
+// (catalog.Quiet) instead of a segment, once it is Interval old (as soon
+// as a segment would have been cut) and then every Heartbeat while it
+// grows, when everything before it is stored. s.mu must be held.
+func (s *Shipper) heartbeatDue(now time.Time) *catalog.Quiet {
+	start := s.b.seg.start
+	last := s.quiet
+	if last.Generation == s.b.gen && last.From == start && last.Offset >= s.b.end {
+		return nil // nothing new
+	}
+	if s.b.age(now) < s.Interval || last.Generation == s.b.gen && last.From == start && now.Sub(s.quietAt) < s.Heartbeat {
+		return nil
+	}
+	s.st.Lock()
+	stored := s.st.Generation == s.b.gen && s.st.DurableOffset >= start
+	s.st.Unlock()
+	if !stored || s.badSeg != nil {
+		return nil
+	}
+	q := &catalog.Quiet{Format: catalog.FormatVersion, Generation: s.b.gen, From: start, Offset: s.b.end, UnixMs: s.b.maxMs}
+	if s.conn != nil && s.sessGen == s.b.gen {
+		// Streaming: the source sent nothing else until now.
+		q.UnixMs = max(now.UnixMilli(), q.UnixMs)
+	}
+	return q
+}
+
+// heartbeat stores q (rewriting the generation's quiet.json), then makes
+// its offset the durable one (and ACKs it with AckDurable). A failure is
+// retried at the next due time.
+func (s *Shipper) heartbeat(ctx context.Context, q *catalog.Quiet, now time.Time) {
+	if err := catalog.PutJSON(ctx, s.Backend, catalog.QuietKey(q.Generation), q); err != nil {
+		if ctx.Err() == nil {
+			s.Log.Warn("could not store the heartbeat of an idle source; trying again", "key", catalog.QuietKey(q.Generation), "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	if s.b.gen == q.Generation {
+		s.quiet, s.quietAt = *q, now
+		s.b.setKnown(q.UnixMs) // later commands ran after it
+	}
+	s.mu.Unlock()
+	s.Log.Debug("heartbeat stored", "gen", q.Generation, "offset", q.Offset)
+	s.durable(q.Generation, q.Offset)
 }
 
 // state is what the connection loop knows about the current generation.
@@ -631,11 +723,16 @@ func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err er
 		cmd, err := conn.Next(ctx)
 		if err != nil {
 			s.mu.Lock()
-			if ctx.Err() != nil {
+			stopping := ctx.Err() != nil
+			if stopping {
 				s.liveUntil = time.Now()
 			}
 			s.b.rollback()
-			s.queueCut()
+			if !stopping || !s.b.idle() {
+				// (A lost link cuts an idle stretch too: a full resync
+				// next would end the generation at its end.)
+				s.queueCut()
+			}
 			s.mu.Unlock()
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("the source closed the replication link: %w", err)

@@ -79,18 +79,19 @@ func (Segments) Check(ctx context.Context, b storage.Backend, opts *Options, rep
 				add(CodeGap, Error, catalog.SegmentPrefix(g.ID), "log missing between offsets %d and %d: no point in that range is restorable", gap.From, gap.To)
 			}
 		}
-		if g.Ended && len(segs) > 0 && segs[len(segs)-1].End < g.EndOffset {
-			add(CodeGap, Error, catalog.SegmentPrefix(g.ID), "generation ended at offset %d but its log stops at %d", g.EndOffset, segs[len(segs)-1].End)
-		}
-		// The quiet record (optional) bounds the times of what a restarted
-		// ship stores next: ship ignores one it cannot read, so say so here.
-		var q catalog.Quiet
-		if err := catalog.GetJSON(ctx, b, catalog.QuietKey(g.ID), &q); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		// The heartbeat (optional) makes an idle end of the log durable
+		// and bounds the times of what a restarted ship stores next:
+		// readers and ship ignore one they cannot read, so say so here.
+		q, qerr := catalog.ReadQuiet(ctx, b, g.ID)
+		if qerr != nil {
 			code := CodeIO
-			if pack.VerificationFailed(err) {
+			if pack.VerificationFailed(qerr) {
 				code = CodeManifest
 			}
-			add(code, Error, catalog.QuietKey(g.ID), "quiet record %s: %v (ship ignores it; delete it when no ship runs)", catalog.QuietKey(g.ID), err)
+			add(code, Error, catalog.QuietKey(g.ID), "quiet record %s: %v (ship ignores it; delete it when no ship runs)", catalog.QuietKey(g.ID), qerr)
+		}
+		if n := len(segs); g.Ended && n > 0 && segs[n-1].End < g.EndOffset && !(q.Covers(g.ID, segs[n-1].End) && q.Offset >= g.EndOffset) {
+			add(CodeGap, Error, catalog.SegmentPrefix(g.ID), "generation ended at offset %d but its log stops at %d", g.EndOffset, segs[n-1].End)
 		}
 		report(gi)
 		keys := make([]string, len(segs))
