@@ -71,7 +71,14 @@ var restoreTarget = []Perm{
 	{Command: "restore", Why: "writes each key exactly (RESTORE … ABSTTL, with REPLACE for --conflict replace)"},
 	{Command: "function|load", Why: "restores the snapshot's function libraries (a snapshot without functions does not need it)"},
 	{Command: "del", Why: "--conflict replace of a key rebuilt by commands; cleanup of a temp key", Optional: "needed only for keys written by commands (older target, oversize value)"},
+	{Command: "dump", Why: "reads a sample of the restored keys back to verify them where DEBUG DIGEST is not compared", Optional: sampleOptional},
+	{Command: "pttl", Why: "whether each sampled key has a TTL", Optional: sampleOptional},
+	{Command: "pexpiretime", Why: "each sampled key's expire time", Optional: sampleOptional},
 }
+
+// sampleOptional is what a restore does without the commands of its
+// verification by sample.
+const sampleOptional = "the restore is not verified by sample, and says so (verified_by is empty)"
 
 // convert are the commands restore falls back to when the target cannot
 // take a key's DUMP payload (an older RDB version, a value past the bulk limit).

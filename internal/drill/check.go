@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redback/internal/catalog"
+	"redback/internal/digest"
+	"redback/internal/keysample"
 	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/scratch"
@@ -216,23 +218,7 @@ func keyspace(ctx context.Context, srv *scratch.Server) (map[int]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("INFO keyspace: %w", err)
 	}
-	got := map[int]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "db") {
-			continue
-		}
-		db, err := strconv.Atoi(name[2:])
-		if err != nil {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "keys="); ok {
-				got[db], _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-	}
-	return got, nil
+	return keysample.ParseKeyspace(info), nil
 }
 
 // debugDigest returns DEBUG DIGEST of srv.
@@ -293,14 +279,60 @@ func serverSide(srv *scratch.Server, name, where string) side {
 	}}
 }
 
+// dumpSide reads sampled keys from srv with DUMP, PTTL and PEXPIRETIME,
+// their value digests computed here in score format sf: for a server that
+// refuses DEBUG.
+func dumpSide(srv *scratch.Server, sf digest.ScoreFormat, name, where string) side {
+	vd := keysample.New(0, sf)
+	return side{where: where, read: func(ctx context.Context, db int, keys []sampleKey) (*keyState, error) {
+		c := srv.Client(db)
+		defer c.Close()
+		pipe := c.Pipeline()
+		dumps := make([]*redis.StringCmd, len(keys))
+		ttls := make([]*redis.DurationCmd, len(keys))
+		exps := make([]*redis.Cmd, len(keys))
+		for i, k := range keys {
+			dumps[i] = pipe.Dump(ctx, k.Key)
+			ttls[i] = pipe.PTTL(ctx, k.Key)
+			exps[i] = pipe.Do(ctx, "PEXPIRETIME", k.Key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isRedisError(err) {
+			return nil, fmt.Errorf("%s: DUMP: %w", name, err)
+		}
+		st := &keyState{expires: make([]int64, len(keys)), errs: make([]error, len(keys))}
+		noPexpiretime := false
+		for i := range keys {
+			p, err := dumps[i].Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+				st.digests = append(st.digests, zeroDigest)
+			case err != nil:
+				return nil, fmt.Errorf("%s: DUMP: %w", name, err)
+			default:
+				d, err := vd.ValueDigest(p, ttls[i].Val() >= 0)
+				if err != nil {
+					return nil, fmt.Errorf("%s: DUMP of %s: %w", name, quote(keys[i].Key), err)
+				}
+				st.digests = append(st.digests, d)
+			}
+			st.expires[i], st.errs[i] = exps[i].Int64()
+			noPexpiretime = noPexpiretime || st.errs[i] != nil && strings.Contains(st.errs[i].Error(), "unknown command")
+		}
+		if noPexpiretime {
+			st.expires, st.errs = nil, nil
+		}
+		return st, nil
+	}}
+}
+
 // backupSide is the value digests and expire times the sample read from
 // the backup itself.
 func backupSide() side {
 	return side{where: "in the backup", read: func(_ context.Context, _ int, keys []sampleKey) (*keyState, error) {
 		st := &keyState{expires: make([]int64, len(keys))}
 		for i, k := range keys {
-			st.digests = append(st.digests, k.digest)
-			st.expires[i] = k.expire
+			st.digests = append(st.digests, k.Digest)
+			st.expires[i] = k.Expire
 		}
 		return st, nil
 	}}
@@ -312,7 +344,7 @@ func readKeys(ctx context.Context, srv *scratch.Server, db int, keys []sampleKey
 	defer c.Close()
 	args := []any{"DEBUG", "DIGEST-VALUE"}
 	for _, k := range keys {
-		args = append(args, k.key)
+		args = append(args, k.Key)
 	}
 	vals, err := c.Do(ctx, args...).StringSlice()
 	if err != nil {
@@ -322,7 +354,7 @@ func readKeys(ctx context.Context, srv *scratch.Server, db int, keys []sampleKey
 	cmds := make([]*redis.Cmd, len(keys))
 	pipe := c.Pipeline()
 	for i, k := range keys {
-		cmds[i] = pipe.Do(ctx, "PEXPIRETIME", k.key)
+		cmds[i] = pipe.Do(ctx, "PEXPIRETIME", k.Key)
 	}
 	_, perr := pipe.Exec(ctx)
 	switch {
@@ -350,7 +382,7 @@ func (r *drillRun) compareSample(ctx context.Context, keys []sampleKey, a, b sid
 	rep := r.rep
 	byDB := map[int][]sampleKey{}
 	for _, k := range keys {
-		byDB[k.db] = append(byDB[k.db], k)
+		byDB[k.DB] = append(byDB[k.DB], k)
 	}
 	dbs := make([]int, 0, len(byDB))
 	for db := range byDB {
@@ -366,7 +398,7 @@ func (r *drillRun) compareSample(ctx context.Context, keys []sampleKey, a, b sid
 	noPexpiretime := false
 	for _, db := range dbs {
 		ks := byDB[db]
-		slices.SortFunc(ks, func(x, y sampleKey) int { return strings.Compare(x.key, y.key) })
+		slices.SortFunc(ks, func(x, y sampleKey) int { return strings.Compare(x.Key, y.Key) })
 		sa, err := a.read(ctx, db, ks)
 		if err != nil {
 			return err
@@ -386,12 +418,14 @@ func (r *drillRun) compareSample(ctx context.Context, keys []sampleKey, a, b sid
 				case db2 == zeroDigest && sa.expires != nil && (sa.expires[i] == -2 || ended(sa.expires[i])):
 					// Its TTL ended during the drill: a primary drops it
 					// when read.
+				case da == zeroDigest && sb.expires != nil && ended(sb.expires[i]):
+					// Its TTL had ended: read by DUMP, the server dropped it.
 				case da == zeroDigest:
-					mismatch("db %d key %s is missing %s", db, quote(k.key), a.where)
+					mismatch("db %d key %s is missing %s", db, quote(k.Key), a.where)
 				case db2 == zeroDigest:
-					mismatch("db %d key %s is missing %s", db, quote(k.key), b.where)
+					mismatch("db %d key %s is missing %s", db, quote(k.Key), b.where)
 				default:
-					mismatch("db %d key %s: value digest %s %s, %s %s", db, quote(k.key), da, a.where, db2, b.where)
+					mismatch("db %d key %s: value digest %s %s, %s %s", db, quote(k.Key), da, a.where, db2, b.where)
 				}
 				continue
 			}
@@ -399,7 +433,7 @@ func (r *drillRun) compareSample(ctx context.Context, keys []sampleKey, a, b sid
 				continue
 			}
 			if err := errors.Join(nthErr(sa.errs, i), nthErr(sb.errs, i)); err != nil {
-				mismatch("db %d key %s: PEXPIRETIME: %v", db, quote(k.key), err)
+				mismatch("db %d key %s: PEXPIRETIME: %v", db, quote(k.Key), err)
 				continue
 			}
 			ea, eb := sa.expires[i], sb.expires[i]
@@ -410,7 +444,7 @@ func (r *drillRun) compareSample(ctx context.Context, keys []sampleKey, a, b sid
 				// but keeps it (its DIGEST-VALUE matched, expire flag
 				// included); the other side may not have seen it yet.
 			default:
-				mismatch("db %d key %s: expire time %s %s, %s %s", db, quote(k.key), fmtExpire(ea), a.where, fmtExpire(eb), b.where)
+				mismatch("db %d key %s: expire time %s %s, %s %s", db, quote(k.Key), fmtExpire(ea), a.where, fmtExpire(eb), b.where)
 			}
 		}
 	}

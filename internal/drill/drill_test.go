@@ -303,3 +303,34 @@ func TestRun_Encrypted(t *testing.T) {
 		t.Fatalf("%v %+v", err, rep)
 	}
 }
+
+// TestRun_DebugRefused: a --redis-server that refuses DEBUG (a wrapper
+// adding --enable-debug-command no). The drill passes, verified by the key
+// counts and the sample read with DUMP and PEXPIRETIME, and says so
+// (verified_by "sample", a note, no digest check).
+func TestRun_DebugRefused(t *testing.T) {
+	real := redistest.Binary(t)
+	wrapper := filepath.Join(t.TempDir(), "redis-server")
+	script := "#!/bin/sh\nexec " + real + " \"$@\" --enable-debug-command no\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, expired := dumpRDB(t)
+	r := newRepo(t, data)
+	waitUntil(t, expired)
+	rep, _, err := run(t, t.Context(), Options{Backend: r.b, Snapshot: r.snap, SampleKeys: 1000, RedisServer: wrapper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.VerifiedBy != "sample" || rep.SampleChecked != 316 || rep.SampleMismatches != 0 || rep.Keys != 316 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, c := range rep.Checks {
+		if c.Name == CheckDigest {
+			t.Errorf("a digest check without DEBUG: %+v", c)
+		}
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "DEBUG DIGEST was refused") {
+		t.Errorf("no note says DEBUG was refused: %q", rep.Notes)
+	}
+}

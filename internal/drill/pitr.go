@@ -1,18 +1,17 @@
 package drill
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"redback/internal/digest"
+	"redback/internal/keysample"
 	"redback/internal/pack"
 	"redback/internal/pitr"
 	"redback/internal/progress"
@@ -439,12 +438,11 @@ func saveLive(ctx context.Context, s *scratch.Server, cutoff int64) (*live, erro
 	return l, nil
 }
 
-// scanSample picks the n keys with the smallest keyHash among the keys
+// scanSample picks the n keys with the smallest keysample.Hash among the keys
 // SCAN returns in dbs (a replica's SCAN leaves out keys whose TTL passed;
 // DEBUG DIGEST covers those).
 func scanSample(ctx context.Context, s *scratch.Server, dbs []int, n int) ([]sampleKey, error) {
-	h := &keyHeap{}
-	in := map[string]bool{}
+	smp := keysample.New(n, digest.Score70)
 	for _, db := range dbs {
 		c := s.Client(db)
 		var cursor uint64
@@ -455,20 +453,7 @@ func scanSample(ctx context.Context, s *scratch.Server, dbs []int, n int) ([]sam
 				return nil, fmt.Errorf("SCAN db %d on the AOF scratch server: %w", db, err)
 			}
 			for _, k := range keys {
-				id := strconv.Itoa(db) + ":" + k
-				kh := keyHash(db, []byte(k))
-				if in[id] || h.Len() >= n && kh >= (*h)[0].h {
-					continue
-				}
-				in[id] = true
-				sk := sampleKey{db: db, key: k, h: kh}
-				if h.Len() < n {
-					heap.Push(h, sk)
-				} else {
-					delete(in, strconv.Itoa((*h)[0].db)+":"+(*h)[0].key)
-					(*h)[0] = sk
-					heap.Fix(h, 0)
-				}
+				smp.OfferName(db, k)
 			}
 			cursor = next
 			if cursor == 0 {
@@ -477,5 +462,5 @@ func scanSample(ctx context.Context, s *scratch.Server, dbs []int, n int) ([]sam
 		}
 		c.Close()
 	}
-	return *h, nil
+	return smp.Keys(), nil
 }

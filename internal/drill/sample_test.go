@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"redback/internal/digest"
+	"redback/internal/keysample"
 	"redback/internal/rdb"
 )
 
@@ -34,7 +35,7 @@ func TestSampleFile_SmallestHashes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if rec.Kind == rdb.RecordKey {
-			all = append(all, keyHash(rec.DB, rec.Key))
+			all = append(all, keysample.Hash(rec.DB, rec.Key))
 		}
 	}
 	slices.Sort(all)
@@ -45,9 +46,9 @@ func TestSampleFile_SmallestHashes(t *testing.T) {
 	}
 	var got []uint64
 	for _, k := range s.keys {
-		got = append(got, k.h)
-		if len(k.digest) != 40 {
-			t.Errorf("key %q digest %q", k.key, k.digest)
+		got = append(got, keysample.Hash(k.DB, []byte(k.Key)))
+		if len(k.Digest) != 40 {
+			t.Errorf("key %q digest %q", k.Key, k.Digest)
 		}
 	}
 	slices.Sort(got)

@@ -32,7 +32,8 @@ type Server struct {
 	Bin  Bin    // the server build it runs
 	args []string
 
-	tls *tls.Config // set by StartTLS: the server speaks only TLS
+	tls  *tls.Config // set by StartTLS: the server speaks only TLS
+	conf string      // config file given first (StartWithConfig)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -107,6 +108,19 @@ func StartInDir(t testing.TB, dir string, extra ...string) *Server {
 	return s.start(extra)
 }
 
+// StartWithConfig is Start with a config file holding text (directives
+// that only a file takes, such as rename-command), written into the
+// server's dir and given first on its command line.
+func StartWithConfig(t testing.TB, text string, extra ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, Dir: t.TempDir()}
+	s.conf = filepath.Join(s.Dir, "redis.conf")
+	if err := os.WriteFile(s.conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s.start(extra)
+}
+
 func (s *Server) start(extra []string) *Server {
 	t := s.t
 	t.Helper()
@@ -131,6 +145,9 @@ func (s *Server) start(extra []string) *Server {
 		"--daemonize", "no",
 	}...)
 	s.args = append(s.args, extra...)
+	if s.conf != "" {
+		s.args = append([]string{s.conf}, s.args...)
+	}
 	if err := s.spawn(s.Bin.Path); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -16,6 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"redback/internal/catalog"
+	"redback/internal/digest"
+	"redback/internal/keysample"
 	"redback/internal/pack"
 	"redback/internal/rdb"
 	"redback/internal/redisurl"
@@ -91,6 +94,8 @@ type executor struct {
 	// metaDropped counts keys whose module key metadata (Redis 8.6) the
 	// target cannot load.
 	metaDropped int64
+	// sample is the feed's (nil: no verification by sample).
+	sample *keysample.Sampler
 }
 
 // ToRedis restores src into the server at u, by replication or with
@@ -180,8 +185,13 @@ func restoreToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options)
 			}
 			return rec, err
 		}
-		return &feed{plan: plan, next: next, offset: rd.Offset, source: src.damageLabel(),
-			interrupted: "restore interrupted", failed: "restore from " + src.Name}, nil
+		f := &feed{plan: plan, next: next, offset: rd.Offset, source: src.damageLabel(),
+			interrupted: "restore interrupted", failed: "restore from " + src.Name}
+		if opts.Conflict != ConflictSkip && !opts.Cluster && opts.SampleKeys >= 0 {
+			// Skipped keys keep the target's values: nothing to compare.
+			f.sample = keysample.New(cmp.Or(opts.SampleKeys, SampleKeys), digest.Score70)
+		}
+		return f, nil
 	}
 	return toTarget(ctx, u, o, open)
 }
@@ -198,6 +208,9 @@ type feed struct {
 	// The beginnings of the messages of a source error: interrupted when
 	// ctx ended, else failed.
 	interrupted, failed string
+	// sample, when set, is offered every key written, and read back from
+	// the target once all are (verification without DEBUG).
+	sample *keysample.Sampler
 }
 
 // toTarget is the path ToRedis and FromRecords share: it checks u, dials
@@ -228,7 +241,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	if err != nil {
 		return res, err
 	}
-	x := &executor{opts: opts, plan: f.plan, res: res, nowMs: start.UnixMilli(), curDB: -1}
+	x := &executor{opts: opts, plan: f.plan, res: res, nowMs: start.UnixMilli(), curDB: -1, sample: f.sample}
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	x.tmpID = "redback:restore-tmp:" + hex.EncodeToString(id[:]) + ":"
@@ -279,6 +292,9 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 			return res, fmt.Errorf("%s: %w (%d keys were written)", f.interrupted, ctx.Err(), res.KeysRestored)
 		}
 		return res, fmt.Errorf("%s: %w (%d keys were written)", f.failed, srcErr, res.KeysRestored)
+	case f.sample != nil && res.KeysFailed == 0:
+		// The dbs that received keys were empty unless --conflict replace.
+		return res, verifyBySample(ctx, u, f.sample, opts, res, opts.Conflict == ConflictFail, "RESTORE commands, no DEBUG DIGEST compared")
 	}
 	return res, nil
 }
@@ -418,9 +434,15 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 		if err := x.flush(ctx); err != nil {
 			return err
 		}
+		// Counted, not sampled: a conversion may drop what the target
+		// cannot hold (and says so).
+		x.sample.Count(x.plan.Filter.TargetDB(rec.DB), rec)
 		return x.conv.convert(ctx, rec, x.plan.Filter.TargetDB(rec.DB))
 	}
 	db := x.plan.Filter.TargetDB(rec.DB)
+	if err := x.sample.Offer(db, rec); err != nil {
+		return err
+	}
 	footer := x.plan.Footer
 	if act == ActionRewriteFooter {
 		footer = x.plan.RewriteFooter

@@ -3,6 +3,7 @@ package restore
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"redback/internal/digest"
+	"redback/internal/keysample"
 	"redback/internal/pack"
 	"redback/internal/primary"
 	"redback/internal/rdb"
@@ -88,6 +90,9 @@ type replication struct {
 	saved     []savedConfig // config changed, to put back in reverse
 	replicaOf bool          // REPLICAOF sent and not undone
 	finished  bool          // the whole payload reached the target
+	// sample is offered every key sent, for a check by DUMP when the
+	// target refuses DEBUG DIGEST (nil: Options.SampleKeys < 0).
+	sample *keysample.Sampler
 }
 
 type savedConfig struct{ name, value string }
@@ -202,13 +207,20 @@ func replicate(ctx context.Context, src Source, u *redisurl.URL, opts Options) (
 	}
 	s.Close()
 	switch {
+	case derr != nil && r.sample != nil:
+		err := verifyBySample(ctx, u, r.sample, opts, res, true, fmt.Sprintf("the target refused DEBUG DIGEST: %v", derr))
+		var se *SampleError
+		if errors.As(err, &se) {
+			se.State = r.undo()
+			return res, true, se
+		}
 	case derr != nil:
 		res.note("the digest was not compared: DEBUG DIGEST on the target: %v (enable-debug-command); the target checked the RDB's CRC-64 as it loaded", derr)
 	case got != want:
 		state := r.undo()
 		return res, true, &DigestError{Target: adm.Addr(), Got: got, Want: want, State: state}
 	default:
-		res.Digest = got
+		res.Digest, res.VerifiedBy = got, "digest"
 	}
 	if res.KeysExpired > 0 {
 		res.note("%d keys had already expired: the target loaded them as a replica and, now a primary, deletes them", res.KeysExpired)
@@ -384,7 +396,24 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 	if err != nil {
 		return "", err
 	}
+	if r.opts.SampleKeys >= 0 {
+		// Read back by DUMP only when the target refuses DEBUG DIGEST.
+		r.sample = keysample.New(cmp.Or(r.opts.SampleKeys, SampleKeys), digest.Score70)
+	}
 	scan := func(ctx context.Context, add func(*rdb.Record) error) error {
+		if r.sample != nil {
+			// Every key the target loads, in its target db.
+			next := add
+			add = func(rec *rdb.Record) error {
+				if err := r.sample.Offer(rec.DB, rec); err != nil {
+					return err
+				}
+				if next != nil {
+					return next(rec)
+				}
+				return nil
+			}
+		}
 		if filtered {
 			return rewriteRecords(ctx, rd, s, r.res, r.opts, add)
 		}

@@ -32,6 +32,10 @@ type Options struct {
 	Timeout    time.Duration // per connection setup and per batch round trip
 	// MaxValueBytes caps one serialized value (rdb.Options.MaxValueBytes).
 	MaxValueBytes int64
+	// SampleKeys is how many keys, chosen by hash, are read back from a
+	// server target to verify it where DEBUG DIGEST is not compared
+	// (0: SampleKeys; < 0: none, and no key counts either).
+	SampleKeys int
 	// Force lets ToFile replace an existing file.
 	Force bool
 	// NoPrecheck skips Source.Precheck: the stored object is then read
@@ -137,9 +141,18 @@ type Result struct {
 	// DigestSeconds is how long the target took to answer DEBUG DIGEST
 	// (part of the restore's duration; the target is still a read-only
 	// replica meanwhile, so nothing else changes it).
-	DigestSeconds float64       `json:"digest_seconds,omitempty"`
-	Duration      time.Duration `json:"-"`
-	Notes         []string      `json:"notes,omitempty"`
+	DigestSeconds float64 `json:"digest_seconds,omitempty"`
+	// VerifiedBy says how the target's data was checked against the
+	// source once written: "digest" (DEBUG DIGEST of the whole dataset,
+	// after a restore by replication), "sample" (DUMP and PEXPIRETIME of
+	// SampleChecked keys chosen by hash, and key counts from INFO keyspace
+	// where they are comparable: after RESTORE commands, or when the target
+	// refuses DEBUG), or "" (not checked; Notes say why).
+	VerifiedBy       string        `json:"verified_by,omitempty"`
+	SampleChecked    int           `json:"sample_checked,omitempty"`
+	SampleMismatches int           `json:"sample_mismatches,omitempty"`
+	Duration         time.Duration `json:"-"`
+	Notes            []string      `json:"notes,omitempty"`
 	// Redirected are the keys the target answered with a redirect or a
 	// retry-later error (Options.Cluster): not restored, not failed.
 	Redirected []string `json:"-"`

@@ -1,0 +1,57 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+
+	"redback/internal/keysample"
+	"redback/internal/redisurl"
+)
+
+// SampleKeys is how many keys, chosen by hash, a restore into a server
+// reads back by DUMP and PEXPIRETIME when it does not compare DEBUG DIGEST
+// (the drill's default sample too).
+const SampleKeys = 100
+
+// SampleError means keys read back from the target differ from the
+// source's.
+type SampleError struct {
+	Target string
+	Detail string // keysample.Result.Summary
+	State  string // what the target holds now, when it was put back
+}
+
+func (e *SampleError) Error() string {
+	msg := fmt.Sprintf("target %s: verification by sample failed: %s", e.Target, e.Detail)
+	if e.State != "" {
+		msg += "; " + e.State
+	}
+	return msg
+}
+
+// VerificationFailed marks a SampleError as a failed verification (exit 3).
+func (e *SampleError) VerificationFailed() bool { return true }
+
+// verifyBySample reads s's keys back from u over a new connection and
+// records the outcome in res (VerifiedBy "sample"); counts compares key
+// counts per db too. A check that cannot run (the target refuses DUMP,
+// say) leaves the restore unverified with a note, and no error; keys that
+// differ give a *SampleError.
+func verifyBySample(ctx context.Context, u *redisurl.URL, s *keysample.Sampler, opts Options, res *Result, counts bool, why string) error {
+	c, err := dial(ctx, u, opts.Timeout)
+	if err == nil {
+		defer c.Close()
+		var r *keysample.Result
+		if r, err = s.Check(c, opts.Timeout, func() int64 { return opts.Now().UnixMilli() }, counts); err == nil {
+			res.SampleChecked, res.SampleMismatches = r.Checked, r.Mismatched
+			if r.Mismatched > 0 {
+				return &SampleError{Target: u.Redacted(), Detail: r.Summary()}
+			}
+			res.VerifiedBy = "sample"
+			res.note("verified by sample (%s): %s", why, r.Summary())
+			return nil
+		}
+	}
+	res.note("the restored data was not verified (%s, and the sample could not be read back: %v)", why, err)
+	return nil
+}
