@@ -32,6 +32,7 @@ const (
 	s3Flaky    // every third request answers 503 SlowDown
 	s3Slow     // every request waits 500 ms before it is forwarded
 	s3DataDown // every request for an object under data/ answers 503
+	s3Delay    // every request waits faultyS3.delay before it is forwarded
 )
 
 // faultyS3 is a reverse proxy on loopback in front of an S3 server that
@@ -39,6 +40,7 @@ const (
 type faultyS3 struct {
 	mode             atomic.Int32
 	requests, faults atomic.Int64
+	delay            atomic.Int64 // nanoseconds, for s3Delay
 	addr             string
 }
 
@@ -60,6 +62,8 @@ func startFaultyS3(t *testing.T, endpoint string) *faultyS3 {
 			time.Sleep(500 * time.Millisecond)
 		case s3DataDown:
 			fail = strings.Contains(r.URL.Path, "/data/")
+		case s3Delay:
+			time.Sleep(time.Duration(f.delay.Load()))
 		}
 		if fail {
 			f.faults.Add(1)
