@@ -15,28 +15,19 @@ import (
 	"redback/internal/aof"
 )
 
-// checkAOFOptions are the flags of `redback check aof`.
-type checkAOFOptions struct {
-	Fix         bool
-	Yes         bool
-	TruncateTo  int64
-	JSON        bool
+// checkAOFOpts are the flags of `redback check aof`.
+type checkAOFOpts struct {
+	fix         bool
+	yes         bool
+	truncateTo  int64
+	json        bool
 	truncateSet bool
-}
-
-// AddFlags registers the flags on cmd.
-func (o *checkAOFOptions) AddFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.BoolVar(&o.Fix, "fix", false, "truncate a torn tail of the last file to ok_up_to (no prompt: the flag is the consent)")
-	f.BoolVar(&o.Yes, "yes", false, "with --fix: also truncate at corruption in the middle of the last file, discarding every command after it")
-	f.Int64Var(&o.TruncateTo, "truncate-to-timestamp", 0, "cut the last file at the first #TS annotation later than this unix time")
-	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
 }
 
 const checkAOFTry = "redback check aof /var/lib/redis/appendonlydir"
 
 func newCheckAOFCmd(e *env) *cobra.Command {
-	var o checkAOFOptions
+	var o checkAOFOpts
 	c := &cobra.Command{
 		Use:   "aof PATH",
 		Short: "Check (and fix) an AOF the way redis-check-aof does",
@@ -74,7 +65,11 @@ cannot be read or a timestamp cut is impossible, 2 on usage errors.`,
 			return runCheckAOF(cmd.Context(), e, o, args[0])
 		},
 	}
-	o.AddFlags(c)
+	f := c.Flags()
+	f.BoolVar(&o.fix, "fix", false, "truncate a torn tail of the last file to ok_up_to (no prompt: the flag is the consent)")
+	f.BoolVar(&o.yes, "yes", false, "with --fix: also truncate at corruption in the middle of the last file, discarding every command after it")
+	f.Int64Var(&o.truncateTo, "truncate-to-timestamp", 0, "cut the last file at the first #TS annotation later than this unix time")
+	f.BoolVar(&o.json, "json", false, "print one JSON object instead of text")
 	return c
 }
 
@@ -106,28 +101,28 @@ func resolveAOFPath(path string) (string, error) {
 	return "", usagef("redback check aof "+keep[0], "%s holds %d manifests (%s): name one", path, len(keep), strings.Join(keep, ", "))
 }
 
-func runCheckAOF(_ context.Context, e *env, o checkAOFOptions, path string) error {
-	if o.Fix && o.truncateSet {
+func runCheckAOF(_ context.Context, e *env, o checkAOFOpts, path string) error {
+	if o.fix && o.truncateSet {
 		return usagef(checkAOFTry, "--fix and --truncate-to-timestamp cannot be combined")
 	}
-	if o.Yes && !o.Fix {
+	if o.yes && !o.fix {
 		return usagef("redback check aof --fix --yes "+path, "--yes only applies to --fix")
 	}
-	if o.truncateSet && o.TruncateTo == 0 {
+	if o.truncateSet && o.truncateTo == 0 {
 		return usagef("redback check aof --truncate-to-timestamp 1795520462 "+path, "--truncate-to-timestamp needs a non-zero unix time")
 	}
 	p, err := resolveAOFPath(path)
 	if err != nil {
 		return err
 	}
-	rep, err := aof.Check(p, aof.CheckOptions{Fix: o.Fix, FixCorruption: o.Yes, TruncateToTimestamp: o.TruncateTo})
+	rep, err := aof.Check(p, aof.CheckOptions{Fix: o.fix, FixCorruption: o.yes, TruncateToTimestamp: o.truncateTo})
 	if err != nil {
-		if rep != nil && len(rep.Files) > 0 && !o.JSON {
+		if rep != nil && len(rep.Files) > 0 && !o.json {
 			printAOFReport(e.Out, rep, o, false)
 		}
 		return err
 	}
-	if o.JSON {
+	if o.json {
 		enc := json.NewEncoder(e.Out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(aofReportJSON(rep)); err != nil {
@@ -149,14 +144,14 @@ func runCheckAOF(_ context.Context, e *env, o checkAOFOptions, path string) erro
 }
 
 // printAOFReport prints rep for people; verdict adds the final valid/damaged line.
-func printAOFReport(w io.Writer, rep *aof.Report, o checkAOFOptions, verdict bool) {
+func printAOFReport(w io.Writer, rep *aof.Report, o checkAOFOpts, verdict bool) {
 	n := len(rep.Files) + len(rep.Unchecked)
 	fmt.Fprintf(w, "AOF %s (%s, %d file(s))\n", rep.Path, rep.Kind, n)
 	for i := range rep.Files {
 		f := &rep.Files[i]
 		if f.TruncatedToTimestamp {
 			fmt.Fprintf(w, "  %s (%s, %s): size=%d: cut at offset %d, the first #TS annotation after %d (%d bytes removed)\n",
-				f.Name, f.Role, f.Format, f.Size, f.TruncatedAt, o.TruncateTo, f.Size-f.TruncatedAt)
+				f.Name, f.Role, f.Format, f.Size, f.TruncatedAt, o.truncateTo, f.Size-f.TruncatedAt)
 			continue
 		}
 		fmt.Fprintf(w, "  %s (%s, %s): size=%d, ok_up_to=%d, ok_up_to_line=%d, diff=%d: ",

@@ -20,18 +20,13 @@ import (
 	"redback/internal/rdb"
 )
 
-// checkRDBOptions are the flags of `redback check rdb`.
-type checkRDBOptions struct {
-	JSON bool
-}
-
-// AddFlags registers the flags on cmd.
-func (o *checkRDBOptions) AddFlags(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
+// checkRDBOpts are the flags of `redback check rdb`.
+type checkRDBOpts struct {
+	json bool
 }
 
 func newCheckRDBCmd(e *env) *cobra.Command {
-	var o checkRDBOptions
+	var o checkRDBOpts
 	c := &cobra.Command{
 		Use:   "rdb FILE",
 		Short: "Check an RDB file the way redis-check-rdb does, and summarize it",
@@ -49,7 +44,7 @@ reason are printed), 1 when it cannot be read.`,
 			return runCheckRDB(cmd.Context(), e, o, args[0])
 		},
 	}
-	o.AddFlags(c)
+	c.Flags().BoolVar(&o.json, "json", false, "print one JSON object instead of text")
 	return c
 }
 
@@ -302,13 +297,13 @@ func damage(fe *rdb.FormatError) *damageReport {
 	return d
 }
 
-func runCheckRDB(ctx context.Context, e *env, o checkRDBOptions, path string) error {
+func runCheckRDB(ctx context.Context, e *env, o checkRDBOpts, path string) error {
 	start := time.Now()
 	nowMS := start.UnixMilli()
 	rep := newCheckReport(path)
 	// Reader.Next already walks every value (packed blobs, LZF, stream
 	// listpacks) and returns a *rdb.FormatError naming the key on damage.
-	rd, n, err := scanRDB(ctx, e, path, o.JSON, rdb.Options{}, func(rec *rdb.Record) error {
+	rd, n, err := scanRDB(ctx, e, path, o.json, rdb.Options{}, func(rec *rdb.Record) error {
 		rep.add(rec, nowMS)
 		return nil
 	})
@@ -333,7 +328,7 @@ func runCheckRDB(ctx context.Context, e *env, o checkRDBOptions, path string) er
 		return fmt.Errorf("check rdb: %w", err)
 	}
 	rep.finish()
-	if o.JSON {
+	if o.json {
 		enc := json.NewEncoder(e.Out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {

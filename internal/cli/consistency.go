@@ -14,27 +14,18 @@ import (
 	"redback/internal/sentinel"
 )
 
-// consistencyOptions are the flags of `redback consistency`.
-type consistencyOptions struct {
+// consistencyOpts are the flags of `redback consistency`.
+type consistencyOpts struct {
 	redis redisFlags
-	URL   string
-	Force bool
-	JSON  bool
-}
-
-// AddFlags registers the flags on cmd.
-func (o *consistencyOptions) AddFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&o.URL, "redis", "", "server to check: redis://[user:password@]host:port")
-	f.BoolVar(&o.Force, "force", false, "run on a primary that has other clients connected (it blocks the server)")
-	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
-	o.redis.addFlags(f)
+	url   string
+	force bool
+	json  bool
 }
 
 const consistencyTry = "redback consistency --redis redis://replica.example:6379"
 
 func newConsistencyCmd(e *env) *cobra.Command {
-	var o consistencyOptions
+	var o consistencyOpts
 	c := &cobra.Command{
 		Use:   "consistency --redis URL",
 		Short: "Check that a server reloads its own RDB to the same dataset (DEBUG RELOAD)",
@@ -63,7 +54,11 @@ its own dump), 1 when the check cannot run, 2 on usage errors.`,
 			return runConsistency(cmd.Context(), e, o)
 		},
 	}
-	o.AddFlags(c)
+	f := c.Flags()
+	f.StringVar(&o.url, "redis", "", "server to check: redis://[user:password@]host:port")
+	f.BoolVar(&o.force, "force", false, "run on a primary that has other clients connected (it blocks the server)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object instead of text")
+	o.redis.addFlags(f)
 	return c
 }
 
@@ -88,9 +83,9 @@ func infoField(info, name string) string {
 	return ""
 }
 
-func runConsistency(ctx context.Context, e *env, o consistencyOptions) error {
+func runConsistency(ctx context.Context, e *env, o consistencyOpts) error {
 	// DEBUG RELOAD blocks the server: on a Sentinel-managed set, a replica.
-	u, err := o.redis.node(ctx, e, "redis", o.URL, sentinel.Options{PreferReplica: true})
+	u, err := o.redis.node(ctx, e, "redis", o.url, sentinel.Options{PreferReplica: true})
 	if err != nil {
 		return err
 	}
@@ -118,7 +113,7 @@ func runConsistency(ctx context.Context, e *env, o consistencyOptions) error {
 		}
 		return fmt.Errorf("DEBUG HELP on %s: %w", u.Redacted(), err)
 	}
-	if res.Role == "master" && res.Clients > 1 && !o.Force {
+	if res.Role == "master" && res.Clients > 1 && !o.force {
 		return fmt.Errorf("%s is a primary (role master) with %d other client(s) connected.\n"+
 			"DEBUG RELOAD blocks the server for a full SAVE and reload and overwrites its dump.rdb.\n"+
 			"Run this on a replica (or a scratch copy) instead, or pass --force to accept the outage",
@@ -141,7 +136,7 @@ func runConsistency(ctx context.Context, e *env, o consistencyOptions) error {
 	}
 	res.Match = res.ReloadError == "" && res.DigestBefore == res.DigestAfter
 
-	if o.JSON {
+	if o.json {
 		enc := json.NewEncoder(e.Out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {

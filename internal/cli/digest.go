@@ -19,22 +19,15 @@ import (
 	"redback/internal/rdb"
 )
 
-// digestOptions are the flags of `redback digest`.
-type digestOptions struct {
-	JSON        bool
-	PerKey      bool
-	ScoreFormat string
-}
-
-// AddFlags registers the flags on cmd.
-func (o *digestOptions) AddFlags(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&o.JSON, "json", false, "print JSON instead of text")
-	cmd.Flags().BoolVar(&o.PerKey, "per-key", false, "print DEBUG DIGEST-VALUE of every key: \"db key digest\" lines (a JSON array with --json)")
-	cmd.Flags().StringVar(&o.ScoreFormat, "score-format", "auto", "sorted-set score text of the server compared with: 7.0 (%.17g), 7.2 (7.2 and later), or auto: the format of the server that wrote FILE (7.2 from RDB version 11 on)")
+// digestOpts are the flags of `redback digest`.
+type digestOpts struct {
+	json        bool
+	perKey      bool
+	scoreFormat string
 }
 
 func newDigestCmd(e *env) *cobra.Command {
-	var o digestOptions
+	var o digestOpts
 	c := &cobra.Command{
 		Use:   "digest FILE",
 		Short: "Print the DEBUG DIGEST a server holding the RDB FILE would report",
@@ -57,7 +50,9 @@ Exit 0 on success, 3 when the file is damaged, 1 when it cannot be read.`,
 			return runDigest(cmd.Context(), e, o, args[0])
 		},
 	}
-	o.AddFlags(c)
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON instead of text")
+	c.Flags().BoolVar(&o.perKey, "per-key", false, "print DEBUG DIGEST-VALUE of every key: \"db key digest\" lines (a JSON array with --json)")
+	c.Flags().StringVar(&o.scoreFormat, "score-format", "auto", "sorted-set score text of the server compared with: 7.0 (%.17g), 7.2 (7.2 and later), or auto: the format of the server that wrote FILE (7.2 from RDB version 11 on)")
 	return c
 }
 
@@ -106,16 +101,16 @@ func digestFileErr(path string, err error) error {
 	return fmt.Errorf("digest: %w", err)
 }
 
-func runDigest(ctx context.Context, e *env, o digestOptions, path string) error {
+func runDigest(ctx context.Context, e *env, o digestOpts, path string) error {
 	var err error
 	var sf digest.ScoreFormat
-	if o.ScoreFormat == "auto" {
+	if o.scoreFormat == "auto" {
 		v, err := rdbFileVersion(path)
 		if err != nil {
 			return digestFileErr(path, err)
 		}
 		sf = digest.ScoreFormatFor(v)
-	} else if sf, err = digest.ParseScoreFormat(o.ScoreFormat); err != nil {
+	} else if sf, err = digest.ParseScoreFormat(o.scoreFormat); err != nil {
 		return usagef("redback digest --score-format 7.2 dump.rdb", "%v", err)
 	}
 	start := time.Now()
@@ -126,7 +121,7 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 	defer out.Flush()
 	var expired int64
 	first := true
-	if o.PerKey && o.JSON {
+	if o.perKey && o.json {
 		out.WriteString("[")
 	}
 	var (
@@ -137,10 +132,10 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 	// KeyDigest run rdb.Decode, which checks it completely), so the reader
 	// need not walk the values a first time.
 	ropts := rdb.Options{SkipValueCheck: true}
-	if workers := digest.Workers(); !o.PerKey && workers > 1 {
+	if workers := digest.Workers(); !o.perKey && workers > 1 {
 		err = digest.Parallel(ctx, d, opts, workers, func(ctx context.Context, fn func(*rdb.Record) error) error {
 			var err error
-			rd, n, err = scanRDB(ctx, e, path, o.JSON, ropts, func(rec *rdb.Record) error {
+			rd, n, err = scanRDB(ctx, e, path, o.json, ropts, func(rec *rdb.Record) error {
 				if rec.Kind != rdb.RecordKey {
 					return nil
 				}
@@ -152,15 +147,15 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 			return err
 		})
 	} else {
-		rd, n, err = scanRDB(ctx, e, path, o.JSON, ropts, func(rec *rdb.Record) error {
+		rd, n, err = scanRDB(ctx, e, path, o.json, ropts, func(rec *rdb.Record) error {
 			if rec.Kind != rdb.RecordKey {
 				return nil
 			}
 			if rec.Expire >= 0 && rec.Expire < nowMS {
 				expired++
 			}
-			if o.PerKey {
-				if err := writeKeyDigest(out, d, rec, o.JSON, first); err != nil {
+			if o.perKey {
+				if err := writeKeyDigest(out, d, rec, o.json, first); err != nil {
 					return err
 				}
 				first = false
@@ -168,7 +163,7 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 			return d.Add(rec)
 		})
 	}
-	if o.PerKey && o.JSON {
+	if o.perKey && o.json {
 		out.WriteString("\n]\n")
 	}
 	if err != nil {
@@ -179,8 +174,8 @@ func runDigest(ctx context.Context, e *env, o digestOptions, path string) error 
 		fmt.Fprintf(e.Err, "note: %d of %d keys already expired: included, as DEBUG DIGEST includes them, but a primary loading %s drops them and reports another digest\n", expired, d.Keys(), path)
 	}
 	switch {
-	case o.PerKey:
-	case o.JSON:
+	case o.perKey:
+	case o.json:
 		j := digestJSON{File: path, Digest: d.Sum(), ScoreFormat: sf.String(), Keys: d.Keys(), AlreadyExpired: expired,
 			Checksum: rd.Checksum().String(), Bytes: n, DurationMS: time.Since(start).Milliseconds()}
 		b, err := json.MarshalIndent(j, "", "  ")

@@ -1,6 +1,10 @@
 package cli
 
-import "redback/internal/restore"
+import (
+	"github.com/spf13/pflag"
+
+	"redback/internal/restore"
+)
 
 // keyFlags are the values of the flags restore and migrate share: which
 // keys go where (--match, --db, --map-db), what happens to keys the target
@@ -11,6 +15,16 @@ type keyFlags struct {
 	Match    []string
 	DBs      []int
 	MapDB    []string
+}
+
+// addFlags registers the shared flags; verb ("copy", "restore") goes
+// into their help, with the default and help of --parallel.
+func (k *keyFlags) addFlags(f *pflag.FlagSet, verb string, parallel int, parallelHelp string) {
+	f.StringVar(&k.Conflict, "conflict", "fail", "keys that already exist on the target: fail (refuse non-empty target dbs before writing), replace, skip")
+	f.StringArrayVar(&k.Match, "match", nil, verb+" only keys matching this Redis glob (repeatable)")
+	f.IntSliceVar(&k.DBs, "db", nil, verb+" only this source db (repeatable)")
+	f.StringArrayVar(&k.MapDB, "map-db", nil, verb+" source db FROM into target db TO, as FROM:TO (repeatable)")
+	f.IntVar(&k.Parallel, "parallel", parallel, parallelHelp)
 }
 
 // parse validates the shared flags; verb ("restore", "migrate") goes into

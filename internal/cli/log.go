@@ -14,34 +14,20 @@ import (
 	"redback/internal/pitr"
 )
 
-// logOptions are the flags of `redback log`.
-type logOptions struct {
-	Repo       string
-	Name       string
-	From, To   string
-	Command    string
-	Generation string
-	Identity   string
-	JSON       bool
-	MaxArg     int
-}
-
-// AddFlags registers the flags on cmd.
-func (o *logOptions) AddFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&o.Repo, "repo", "", "repository URL")
-	addNameFlag(f, &o.Name, false)
-	f.StringVar(&o.From, "from", "", "only commands received at or after `TIME`: "+timeFormatsHelp)
-	f.StringVar(&o.To, "to", "", "only commands received at or before `TIME`")
-	f.StringVar(&o.Command, "command", "", "only this command `NAME` (case-insensitive), e.g. FLUSHALL, DEL")
-	f.StringVar(&o.Generation, "generation", "", "only this generation `ID`")
-	f.StringVar(&o.Identity, "identity", "", "age identity file for encrypted segments (or $REDBACK_IDENTITY_FILE, $REDBACK_IDENTITY)")
-	f.BoolVar(&o.JSON, "json", false, "print one JSON object per command (JSON Lines)")
-	f.IntVar(&o.MaxArg, "max-arg", 64, "show at most `BYTES` of each argument")
+// logOpts are the flags of `redback log`.
+type logOpts struct {
+	repo       string
+	name       string
+	from, to   string
+	command    string
+	generation string
+	identity   string
+	json       bool
+	maxArg     int
 }
 
 func newLogCmd(e *env) *cobra.Command {
-	var o logOptions
+	var o logOpts
 	c := &cobra.Command{
 		Use:   "log --repo URL [--name NAME] [--from TIME] [--to TIME] [--command NAME] [--json]",
 		Short: "List the shipped commands with their time, offset, db and generation",
@@ -63,7 +49,16 @@ then
 			return runLog(cmd.Context(), e, &o)
 		},
 	}
-	o.AddFlags(c)
+	f := c.Flags()
+	f.StringVar(&o.repo, "repo", "", "repository URL")
+	addNameFlag(f, &o.name, false)
+	f.StringVar(&o.from, "from", "", "only commands received at or after `TIME`: "+timeFormatsHelp)
+	f.StringVar(&o.to, "to", "", "only commands received at or before `TIME`")
+	f.StringVar(&o.command, "command", "", "only this command `NAME` (case-insensitive), e.g. FLUSHALL, DEL")
+	f.StringVar(&o.generation, "generation", "", "only this generation `ID`")
+	f.StringVar(&o.identity, "identity", "", "age identity file for encrypted segments (or $REDBACK_IDENTITY_FILE, $REDBACK_IDENTITY)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per command (JSON Lines)")
+	f.IntVar(&o.maxArg, "max-arg", 64, "show at most `BYTES` of each argument")
 	return c
 }
 
@@ -87,31 +82,31 @@ type logJSON struct {
 	Lost bool `json:"lost,omitempty"`
 }
 
-func runLog(ctx context.Context, e *env, o *logOptions) error {
+func runLog(ctx context.Context, e *env, o *logOpts) error {
 	var f pitr.Filter
 	var err error
-	if o.From != "" {
-		if f.From, err = parseTime("from", o.From); err != nil {
+	if o.from != "" {
+		if f.From, err = parseTime("from", o.from); err != nil {
 			return err
 		}
 	}
-	if o.To != "" {
-		if f.To, err = parseTime("to", o.To); err != nil {
+	if o.to != "" {
+		if f.To, err = parseTime("to", o.to); err != nil {
 			return err
 		}
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && f.To.Before(f.From) {
-		return usagef("redback log --repo URL --from 2026-11-25T14:00:00Z --to 2026-11-25T15:00:00Z", "--to %s is before --from %s", o.To, o.From)
+		return usagef("redback log --repo URL --from 2026-11-25T14:00:00Z --to 2026-11-25T15:00:00Z", "--to %s is before --from %s", o.to, o.from)
 	}
-	if o.MaxArg < 1 {
+	if o.maxArg < 1 {
 		return usagef("redback log --repo URL --max-arg 64", "--max-arg must be at least 1")
 	}
-	f.Command, f.Generation = strings.TrimSpace(o.Command), o.Generation
-	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
+	f.Command, f.Generation = strings.TrimSpace(o.command), o.generation
+	ids, err := pack.LoadIdentities(o.identity, e.getenv)
 	if err != nil {
 		return err
 	}
-	repo, err := openSource(ctx, e, o.Repo, o.Name, "redback log --repo "+o.Repo)
+	repo, err := openSource(ctx, e, o.repo, o.name, "redback log --repo "+o.repo)
 	if err != nil {
 		return err
 	}
@@ -127,20 +122,20 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 	}
 	enc := json.NewEncoder(e.Out)
 	n := 0
-	if !o.JSON {
+	if !o.json {
 		fmt.Fprintln(e.Out, "TIME                      OFFSET        DB  GENERATION                         COMMAND")
 	}
 	err = pitr.Log(ctx, repo, f, pitr.Options{Identities: ids}, func(c *pitr.Command) error {
 		n++
-		if o.JSON {
+		if o.json {
 			j := logJSON{Time: c.Time, UnixMs: c.Time.UnixMilli(), Offset: c.Offset, Size: c.Size, DB: c.DB, Generation: c.Generation,
 				Name: c.Name, Args: []string{}, ArgsTotal: len(c.Args) - 1, InTransaction: c.InTransaction, Lost: c.Lost}
 			if !c.TimeFrom.IsZero() {
 				j.TimeFrom = &c.TimeFrom
 			}
 			for _, a := range c.Args[1:] {
-				if len(a) > o.MaxArg {
-					a = a[:o.MaxArg]
+				if len(a) > o.maxArg {
+					a = a[:o.maxArg]
 				}
 				j.Args = append(j.Args, string(a))
 			}
@@ -156,13 +151,13 @@ func runLog(ctx context.Context, e *env, o *logOptions) error {
 		if c.Lost {
 			tx += "  LOST by a failover"
 		}
-		_, err := fmt.Fprintf(e.Out, "%s  %-12d  %-2d  %-33s  %s%s\n", fmtWindowTime(c.Time), c.Offset, c.DB, c.Generation, pitr.Display(c.Args, o.MaxArg, 16), tx)
+		_, err := fmt.Fprintf(e.Out, "%s  %-12d  %-2d  %-33s  %s%s\n", fmtWindowTime(c.Time), c.Offset, c.DB, c.Generation, pitr.Display(c.Args, o.maxArg, 16), tx)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if !o.JSON && n == 0 {
+	if !o.json && n == 0 {
 		fmt.Fprintln(e.Out, "(no matching commands)")
 	}
 	return nil

@@ -13,39 +13,20 @@ import (
 	"redback/internal/sentinel"
 )
 
-// migrateOptions are the flags of `redback migrate`.
-type migrateOptions struct {
-	From, To string
-	Conflict string
-	Match    []string
-	DBs      []int
-	MapDB    []string
-	Parallel int
-	Method   string
-	JSON     bool
+// migrateOpts are the flags of `redback migrate`.
+type migrateOpts struct {
+	from, to string
+	method   string
+	json     bool
 
+	keys  keyFlags
 	redis redisFlags
 }
 
 const migrateTry = "redback migrate --from redis://127.0.0.1:6380 --to redis://127.0.0.1:6379 --conflict skip"
 
-// AddFlags registers the flags on cmd.
-func (o *migrateOptions) AddFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&o.From, "from", "", "server to copy keys from: redis://[user:pass@]host:port, rediss://..., unix:///path")
-	f.StringVar(&o.To, "to", "", "server to copy keys into")
-	f.StringVar(&o.Conflict, "conflict", "fail", "keys that already exist on the target: fail (refuse non-empty target dbs before writing), replace, skip")
-	f.StringArrayVar(&o.Match, "match", nil, "copy only keys matching this Redis glob (repeatable)")
-	f.IntSliceVar(&o.DBs, "db", nil, "copy only this source db (repeatable)")
-	f.StringArrayVar(&o.MapDB, "map-db", nil, "copy source db FROM into target db TO, as FROM:TO (repeatable)")
-	f.IntVar(&o.Parallel, "parallel", migrate.DefaultParallel, "connections to each server")
-	f.StringVar(&o.Method, "method", migrate.MethodDump, "how the source is read: dump (SCAN + DUMP/PEXPIRETIME batches; best for a --match subset) or sync (one full sync of its RDB over the replication protocol: a consistent point in time, less CPU on the source; waits its repl-diskless-sync-delay)")
-	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text (no progress line)")
-	o.redis.addFlags(f)
-}
-
 func newMigrateCmd(e *env) *cobra.Command {
-	var o migrateOptions
+	var o migrateOpts
 	c := &cobra.Command{
 		Use:   "migrate --from URL --to URL",
 		Short: "Copy keys between two live servers (side instance -> production)",
@@ -90,7 +71,13 @@ Exit 0 on success, 1 when the copy failed or some keys were not copied
 			return runMigrate(cmd.Context(), e, &o)
 		},
 	}
-	o.AddFlags(c)
+	f := c.Flags()
+	f.StringVar(&o.from, "from", "", "server to copy keys from: redis://[user:pass@]host:port, rediss://..., unix:///path")
+	f.StringVar(&o.to, "to", "", "server to copy keys into")
+	o.keys.addFlags(f, "copy", migrate.DefaultParallel, "connections to each server")
+	f.StringVar(&o.method, "method", migrate.MethodDump, "how the source is read: dump (SCAN + DUMP/PEXPIRETIME batches; best for a --match subset) or sync (one full sync of its RDB over the replication protocol: a consistent point in time, less CPU on the source; waits its repl-diskless-sync-delay)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object instead of text (no progress line)")
+	o.redis.addFlags(f)
 	return c
 }
 
@@ -108,32 +95,32 @@ type migrateJSON struct {
 	Error string `json:"error,omitempty"`
 }
 
-func (o *migrateOptions) validate() (migrate.Options, error) {
+func (o *migrateOpts) validate() (migrate.Options, error) {
 	var mo migrate.Options
-	if o.From == "" || o.To == "" {
+	if o.from == "" || o.to == "" {
 		return mo, usagef(migrateTry, "give both --from URL and --to URL")
 	}
-	c, f, err := keyFlags{Conflict: o.Conflict, Parallel: o.Parallel, Match: o.Match, DBs: o.DBs, MapDB: o.MapDB}.parse("migrate")
+	c, f, err := o.keys.parse("migrate")
 	if err != nil {
 		return mo, err
 	}
-	if o.Method != migrate.MethodDump && o.Method != migrate.MethodSync {
-		return mo, usagef("redback migrate ... --method sync", "--method must be dump or sync, got %q", o.Method)
+	if o.method != migrate.MethodDump && o.method != migrate.MethodSync {
+		return mo, usagef("redback migrate ... --method sync", "--method must be dump or sync, got %q", o.method)
 	}
-	mo.Conflict, mo.Parallel, mo.Method, mo.Filter = c, o.Parallel, o.Method, f
+	mo.Conflict, mo.Parallel, mo.Method, mo.Filter = c, o.keys.Parallel, o.method, f
 	return mo, nil
 }
 
-func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
+func runMigrate(ctx context.Context, e *env, o *migrateOpts) error {
 	mo, err := o.validate()
 	if err != nil {
 		return err
 	}
-	from, err := o.redis.node(ctx, e, "from", o.From, sentinel.Options{})
+	from, err := o.redis.node(ctx, e, "from", o.from, sentinel.Options{})
 	if err != nil {
 		return err
 	}
-	to, err := o.redis.node(ctx, e, "to", o.To, sentinel.Options{})
+	to, err := o.redis.node(ctx, e, "to", o.to, sentinel.Options{})
 	if err != nil {
 		return err
 	}
@@ -143,7 +130,7 @@ func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
 	if to.DB != 0 {
 		return usagef(migrateTry+" --map-db 0:"+fmt.Sprint(to.DB), "--to names db %d: keys go to their source db; use --map-db FROM:%d to move them", to.DB, to.DB)
 	}
-	bar := progress.New(e.Err, "migrate", -1, !o.JSON && progress.IsTerminal(e.Err))
+	bar := progress.New(e.Err, "migrate", -1, !o.json && progress.IsTerminal(e.Err))
 	mo.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
 	start := time.Now()
 	res, merr := migrate.Run(ctx, from, to, mo)
@@ -162,7 +149,7 @@ func runMigrate(ctx context.Context, e *env, o *migrateOptions) error {
 		j.SourceDBs = []int{}
 	}
 	merr = keysFailed(rr, "copied", merr)
-	if o.JSON {
+	if o.json {
 		if merr != nil {
 			j.Error = merr.Error()
 		}

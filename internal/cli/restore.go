@@ -17,65 +17,34 @@ import (
 	"redback/internal/storage"
 )
 
-// restoreOptions are the flags of `redback restore`.
-type restoreOptions struct {
-	Repo     string
-	Name     string
-	Latest   bool
-	Snapshot string
-	FromRDB  string
-	Identity string
+// restoreOpts are the flags of `redback restore`.
+type restoreOpts struct {
+	repo     string
+	name     string
+	latest   bool
+	snapshot string
+	fromRDB  string
+	identity string
 
-	ToRedis string
-	ToDir   string
-	ToRDB   string
+	toRedis string
+	toDir   string
+	toRDB   string
 
-	Method    string
-	Listen    string
-	Advertise string
+	method    string
+	listen    string
+	advertise string
 
-	Conflict   string
-	Match      []string
-	DBs        []int
-	MapDB      []string
-	Parallel   int
-	Force      bool
-	NoPrecheck bool
-	JSON       bool
+	force      bool
+	noPrecheck bool
+	json       bool
 
+	keys  keyFlags
 	redis redisFlags
 	pitr  pitrFlags // point in time (restore_pitr.go)
 }
 
-// AddFlags registers the flags on cmd.
-func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&o.Repo, "repo", "", "repository URL to restore a snapshot from")
-	addNameFlag(f, &o.Name, false)
-	f.BoolVar(&o.Latest, "latest", false, "restore the newest verified snapshot (the default with --repo)")
-	f.StringVar(&o.Snapshot, "snapshot", "", "snapshot id to restore (see `redback list --repo URL`)")
-	f.StringVar(&o.FromRDB, "from-rdb", "", "restore a local RDB file instead of a repository snapshot")
-	f.StringVar(&o.Identity, "identity", "", "age identity file for encrypted snapshots (or $REDBACK_IDENTITY_FILE, $REDBACK_IDENTITY)")
-	f.StringVar(&o.ToRedis, "to-redis", "", "restore into a live server: redis://[user:pass@]host:port, rediss://..., unix:///path")
-	f.StringVar(&o.ToDir, "to-dir", "", "write DIR/dump.rdb for `redis-server --dir DIR`")
-	f.StringVar(&o.ToRDB, "to-rdb", "", "write a plain RDB file")
-	f.StringVar(&o.Method, "method", "auto", "with --to-redis: replicate (the target loads the RDB as redback's replica, at its own load speed), restore (RESTORE commands), or auto (replicate when the target allows it)")
-	f.StringVar(&o.Listen, "listen", "", "with --method replicate/auto: HOST:PORT redback listens on for the target's replication connection (default: the local address of its connection to the target, any port)")
-	f.StringVar(&o.Advertise, "advertise", "", "with --method replicate/auto: HOST:PORT the target is told to connect to (default: the listening address)")
-	f.StringVar(&o.Conflict, "conflict", "fail", "keys that already exist on the target: fail (refuse non-empty target dbs before writing), replace, skip")
-	f.StringArrayVar(&o.Match, "match", nil, "restore only keys matching this Redis glob (repeatable)")
-	f.IntSliceVar(&o.DBs, "db", nil, "restore only this source db (repeatable)")
-	f.StringArrayVar(&o.MapDB, "map-db", nil, "restore source db FROM into target db TO, as FROM:TO (repeatable)")
-	f.IntVar(&o.Parallel, "parallel", restore.DefaultParallel, "connections to the target server")
-	f.BoolVar(&o.Force, "force", false, "replace an existing dump.rdb (--to-dir) or file (--to-rdb)")
-	f.BoolVar(&o.NoPrecheck, "no-precheck", false, "with --to-redis: skip reading the stored snapshot once to check its size and sha256 before the first write (a damaged snapshot is then found after keys were written)")
-	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text (no progress line)")
-	o.redis.addFlags(f)
-	o.pitr.addFlags(f)
-}
-
 func newRestoreCmd(e *env) *cobra.Command {
-	var o restoreOptions
+	var o restoreOpts
 	c := &cobra.Command{
 		Use:   "restore (--repo URL [--name NAME] [--latest | --snapshot ID] | --from-rdb FILE) (--to-redis URL | --to-dir DIR | --to-rdb FILE)",
 		Short: "Restore a snapshot or an RDB file into a server, a data dir or a file",
@@ -131,7 +100,25 @@ damaged (the count of keys already written is printed).`,
 			return runRestore(cmd.Context(), e, &o)
 		},
 	}
-	o.AddFlags(c)
+	f := c.Flags()
+	f.StringVar(&o.repo, "repo", "", "repository URL to restore a snapshot from")
+	addNameFlag(f, &o.name, false)
+	f.BoolVar(&o.latest, "latest", false, "restore the newest verified snapshot (the default with --repo)")
+	f.StringVar(&o.snapshot, "snapshot", "", "snapshot id to restore (see `redback list --repo URL`)")
+	f.StringVar(&o.fromRDB, "from-rdb", "", "restore a local RDB file instead of a repository snapshot")
+	f.StringVar(&o.identity, "identity", "", "age identity file for encrypted snapshots (or $REDBACK_IDENTITY_FILE, $REDBACK_IDENTITY)")
+	f.StringVar(&o.toRedis, "to-redis", "", "restore into a live server: redis://[user:pass@]host:port, rediss://..., unix:///path")
+	f.StringVar(&o.toDir, "to-dir", "", "write DIR/dump.rdb for `redis-server --dir DIR`")
+	f.StringVar(&o.toRDB, "to-rdb", "", "write a plain RDB file")
+	f.StringVar(&o.method, "method", "auto", "with --to-redis: replicate (the target loads the RDB as redback's replica, at its own load speed), restore (RESTORE commands), or auto (replicate when the target allows it)")
+	f.StringVar(&o.listen, "listen", "", "with --method replicate/auto: HOST:PORT redback listens on for the target's replication connection (default: the local address of its connection to the target, any port)")
+	f.StringVar(&o.advertise, "advertise", "", "with --method replicate/auto: HOST:PORT the target is told to connect to (default: the listening address)")
+	o.keys.addFlags(f, "restore", restore.DefaultParallel, "connections to the target server")
+	f.BoolVar(&o.force, "force", false, "replace an existing dump.rdb (--to-dir) or file (--to-rdb)")
+	f.BoolVar(&o.noPrecheck, "no-precheck", false, "with --to-redis: skip reading the stored snapshot once to check its size and sha256 before the first write (a damaged snapshot is then found after keys were written)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object instead of text (no progress line)")
+	o.redis.addFlags(f)
+	o.pitr.addFlags(f)
 	return c
 }
 
@@ -144,11 +131,11 @@ type restoreJSON struct {
 	Error string `json:"error,omitempty"`
 }
 
-func (o *restoreOptions) validate() (restore.Options, error) {
+func (o *restoreOpts) validate() (restore.Options, error) {
 	var ro restore.Options
 	try := "redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379"
 	targets := 0
-	for _, t := range []string{o.ToRedis, o.ToDir, o.ToRDB} {
+	for _, t := range []string{o.toRedis, o.toDir, o.toRDB} {
 		if t != "" {
 			targets++
 		}
@@ -157,31 +144,31 @@ func (o *restoreOptions) validate() (restore.Options, error) {
 		return ro, usagef(try, "give exactly one target: --to-redis URL, --to-dir DIR or --to-rdb FILE (got %d)", targets)
 	}
 	switch {
-	case o.Repo == "" && o.FromRDB == "":
+	case o.repo == "" && o.fromRDB == "":
 		return ro, usagef(try, "give a source: --repo URL (with --latest or --snapshot ID) or --from-rdb FILE")
-	case o.Repo != "" && o.FromRDB != "":
+	case o.repo != "" && o.fromRDB != "":
 		return ro, usagef(try, "give one source: --repo URL or --from-rdb FILE, not both")
-	case o.FromRDB != "" && (o.Snapshot != "" || o.Latest):
+	case o.fromRDB != "" && (o.snapshot != "" || o.latest):
 		return ro, usagef(try, "--snapshot and --latest go with --repo, not with --from-rdb")
-	case o.Snapshot != "" && o.Latest:
+	case o.snapshot != "" && o.latest:
 		return ro, usagef("redback restore --repo file:///backups/redis --snapshot ID --to-dir /var/lib/redis", "give --latest or --snapshot ID, not both")
 	}
-	c, f, err := keyFlags{Conflict: o.Conflict, Parallel: o.Parallel, Match: o.Match, DBs: o.DBs, MapDB: o.MapDB}.parse("restore")
+	c, f, err := o.keys.parse("restore")
 	if err != nil {
 		return ro, err
 	}
-	ro.Conflict, ro.Parallel, ro.Force, ro.Filter, ro.NoPrecheck = c, o.Parallel, o.Force, f, o.NoPrecheck
-	m, err := restore.ParseMethod(o.Method)
+	ro.Conflict, ro.Parallel, ro.Force, ro.Filter, ro.NoPrecheck = c, o.keys.Parallel, o.force, f, o.noPrecheck
+	m, err := restore.ParseMethod(o.method)
 	if err != nil {
 		return ro, usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 --method replicate", "--method: %v", err)
 	}
-	if o.ToRedis == "" && (o.Method != "auto" || o.Listen != "" || o.Advertise != "") {
+	if o.toRedis == "" && (o.method != "auto" || o.listen != "" || o.advertise != "") {
 		return ro, usagef(try, "--method, --listen and --advertise apply to --to-redis")
 	}
-	if m == restore.MethodRestore && (o.Listen != "" || o.Advertise != "") {
+	if m == restore.MethodRestore && (o.listen != "" || o.advertise != "") {
 		return ro, usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 --listen 127.0.0.1:7000", "--listen and --advertise go with --method replicate or auto")
 	}
-	for _, a := range []struct{ flag, v string }{{"--listen", o.Listen}, {"--advertise", o.Advertise}} {
+	for _, a := range []struct{ flag, v string }{{"--listen", o.listen}, {"--advertise", o.advertise}} {
 		if a.v == "" {
 			continue
 		}
@@ -189,14 +176,14 @@ func (o *restoreOptions) validate() (restore.Options, error) {
 			return ro, usagef("redback restore --from-rdb dump.rdb --to-redis redis://127.0.0.1:6379 "+a.flag+" 127.0.0.1:7000", "%s %q: want HOST:PORT", a.flag, a.v)
 		}
 	}
-	ro.Method, ro.Listen, ro.Advertise = m, o.Listen, o.Advertise
-	if o.ToRedis == "" && ro.Conflict != restore.ConflictFail {
+	ro.Method, ro.Listen, ro.Advertise = m, o.listen, o.advertise
+	if o.toRedis == "" && ro.Conflict != restore.ConflictFail {
 		return ro, usagef("redback restore --from-rdb dump.rdb --to-dir /var/lib/redis --force", "--conflict applies to --to-redis; use --force to replace an existing file")
 	}
 	return ro, nil
 }
 
-func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
+func runRestore(ctx context.Context, e *env, o *restoreOpts) error {
 	set, base, err := o.findSet(ctx, e)
 	if err != nil {
 		return err
@@ -227,32 +214,32 @@ func runRestore(ctx context.Context, e *env, o *restoreOptions) error {
 
 // point is what the flags ask to restore from one source: a point of the
 // log (its flags checked), a local RDB file, or a snapshot.
-func (o *restoreOptions) point() (ops.RestorePoint, error) {
+func (o *restoreOpts) point() (ops.RestorePoint, error) {
 	switch {
 	case o.pitr.requested():
 		tg, err := o.pitr.target()
 		if err != nil {
 			return ops.RestorePoint{}, err
 		}
-		if o.FromRDB != "" || o.Snapshot != "" || o.Latest {
+		if o.fromRDB != "" || o.snapshot != "" || o.latest {
 			return ops.RestorePoint{}, usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "a point-in-time restore picks its base snapshot itself: drop --from-rdb, --snapshot and --latest")
 		}
-		if len(o.Match) > 0 || len(o.DBs) > 0 || len(o.MapDB) > 0 {
+		if len(o.keys.Match) > 0 || len(o.keys.DBs) > 0 || len(o.keys.MapDB) > 0 {
 			return ops.RestorePoint{}, usagef("redback restore --repo URL --at 2026-11-25T14:03:12Z --to-redis URL", "--match, --db and --map-db cannot be combined with a point in time (the log is replayed whole)")
 		}
 		return ops.LogPoint(tg), nil
-	case o.FromRDB != "":
-		return ops.FilePoint(o.FromRDB), nil
+	case o.fromRDB != "":
+		return ops.FilePoint(o.fromRDB), nil
 	}
-	return ops.SnapshotPoint(o.Snapshot), nil
+	return ops.SnapshotPoint(o.snapshot), nil
 }
 
 // destination parses --to-redis, --to-dir or --to-rdb (validate checked
 // that exactly one is given); a URL naming a db is a usage error.
-func (o *restoreOptions) destination(e *env, log bool) (ops.Destination, error) {
+func (o *restoreOpts) destination(e *env, log bool) (ops.Destination, error) {
 	switch {
-	case o.ToRedis != "":
-		u, err := o.redis.parse(e, "to-redis", o.ToRedis)
+	case o.toRedis != "":
+		u, err := o.redis.parse(e, "to-redis", o.toRedis)
 		if err != nil {
 			return ops.Destination{}, err
 		}
@@ -264,15 +251,15 @@ func (o *restoreOptions) destination(e *env, log bool) (ops.Destination, error) 
 				"--to-redis names db %d: keys go to their source db; use --map-db FROM:%d to move them", u.DB, u.DB)
 		}
 		return ops.Destination{Redis: u}, nil
-	case o.ToDir != "":
-		return ops.Destination{Dir: o.ToDir}, nil
+	case o.toDir != "":
+		return ops.Destination{Dir: o.toDir}, nil
 	}
-	return ops.Destination{RDB: o.ToRDB}, nil
+	return ops.Destination{RDB: o.toRDB}, nil
 }
 
 // runOne restores one source's point (a snapshot, a point of its log) or
 // a local RDB file through ops.Restore, and prints what it did.
-func (o *restoreOptions) runOne(ctx context.Context, e *env) error {
+func (o *restoreOpts) runOne(ctx context.Context, e *env) error {
 	pt, err := o.point()
 	if err != nil {
 		return err
@@ -288,14 +275,14 @@ func (o *restoreOptions) runOne(ctx context.Context, e *env) error {
 	var repo storage.Backend
 	var ids []age.Identity
 	if pt.File == "" {
-		if ids, err = pack.LoadIdentities(o.Identity, e.getenv); err != nil {
+		if ids, err = pack.LoadIdentities(o.identity, e.getenv); err != nil {
 			return err
 		}
-		try := "redback restore --repo " + o.Repo + " --to-redis URL"
+		try := "redback restore --repo " + o.repo + " --to-redis URL"
 		if pt.Log != nil {
-			try = "redback restore --repo " + o.Repo + " --at TIME --to-redis URL"
+			try = "redback restore --repo " + o.repo + " --at TIME --to-redis URL"
 		}
-		r, err := openSource(ctx, e, o.Repo, o.Name, try)
+		r, err := openSource(ctx, e, o.repo, o.name, try)
 		if err != nil {
 			return err
 		}
@@ -310,7 +297,7 @@ func (o *restoreOptions) runOne(ctx context.Context, e *env) error {
 				o.printPlan(e, d.Plan)
 				return
 			}
-			bar = progress.New(e.Err, "restore", d.Source.Size, !o.JSON && progress.IsTerminal(e.Err))
+			bar = progress.New(e.Err, "restore", d.Source.Size, !o.json && progress.IsTerminal(e.Err))
 		}}
 	if pt.Log == nil {
 		params.Options.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
@@ -330,7 +317,7 @@ func (o *restoreOptions) runOne(ctx context.Context, e *env) error {
 }
 
 // reportSnapshot prints what a snapshot or file restore did.
-func (o *restoreOptions) reportSnapshot(e *env, r *ops.RestoreResult, dst ops.Destination, rerr error, took time.Duration) error {
+func (o *restoreOpts) reportSnapshot(e *env, r *ops.RestoreResult, dst ops.Destination, rerr error, took time.Duration) error {
 	res := r.Snapshot
 	if res == nil {
 		res = &restore.Result{}
@@ -340,7 +327,7 @@ func (o *restoreOptions) reportSnapshot(e *env, r *ops.RestoreResult, dst ops.De
 	src := r.Decision.Source
 	j := restoreJSON{Snapshot: r.Decision.SnapshotID, Source: src.Name, Target: target, keysJSON: newKeysJSON(res, dur)}
 	rerr = keysFailed(res, "restored", rerr)
-	if o.JSON {
+	if o.json {
 		if rerr != nil {
 			j.Error = rerr.Error()
 		}

@@ -131,11 +131,11 @@ type pitrJSON struct {
 
 // printPlan prints, before anything is written, what a point-in-time
 // restore decided.
-func (o *restoreOptions) printPlan(e *env, p *pitr.Plan) {
+func (o *restoreOpts) printPlan(e *env, p *pitr.Plan) {
 	for _, s := range p.Skipped {
 		fmt.Fprintf(e.Err, "warning: leaving out %s; the commands after it are replayed as they were and may have depended on it\n", s.String())
 	}
-	if o.JSON {
+	if o.json {
 		return
 	}
 	if p.Match != nil {
@@ -150,13 +150,13 @@ func (o *restoreOptions) printPlan(e *env, p *pitr.Plan) {
 }
 
 // reportLog prints what a point-in-time restore did.
-func (o *restoreOptions) reportLog(e *env, r *ops.RestoreResult, dst ops.Destination, rerr error, took time.Duration) error {
+func (o *restoreOpts) reportLog(e *env, r *ops.RestoreResult, dst ops.Destination, rerr error, took time.Duration) error {
 	p, res := r.Decision.Plan, r.Log
 	if res == nil {
 		res = &pitr.Result{}
 	}
 	dur := took.Seconds()
-	if o.JSON {
+	if o.json {
 		j := pitrJSON{Generation: p.Generation.ID, BaseSnapshot: p.Base.ID, Target: p.Target.String(), Offset: p.Offset, Time: p.Time,
 			Match: p.Match, Skipped: p.Skipped, Notes: p.Notes, Destination: dst.String(), Result: res, DurationSeconds: dur}
 		if j.Skipped == nil {
@@ -190,9 +190,9 @@ func (o *restoreOptions) reportLog(e *env, r *ops.RestoreResult, dst ops.Destina
 	}
 	fmt.Fprintf(e.Out, "restored generation %s to %s: base %d keys, %d commands replayed (%s) in %.1fs\n",
 		p.Generation.ID, dst.String(), keys, res.Commands, humanBytes(res.Bytes), dur)
-	if o.ToDir != "" {
+	if o.toDir != "" {
 		// only now: a refused or failed restore prints no instructions
-		fmt.Fprintf(e.Err, "note: %s/%s is a multi-part AOF: start the server with --appendonly yes --dir %s\n", o.ToDir, pitr.AOFDirName, o.ToDir)
+		fmt.Fprintf(e.Err, "note: %s/%s is a multi-part AOF: start the server with --appendonly yes --dir %s\n", o.toDir, pitr.AOFDirName, o.toDir)
 	}
 	return nil
 }

@@ -19,11 +19,11 @@ import (
 // a set, --name names a cluster with sets, or (neither given) every source
 // of the repository is a shard of the one cluster it holds sets of. It
 // returns nil when the restore is of a single source.
-func (o *restoreOptions) findSet(ctx context.Context, e *env) (*catalog.Set, storage.Backend, error) {
-	if o.Repo == "" {
+func (o *restoreOpts) findSet(ctx context.Context, e *env) (*catalog.Set, storage.Backend, error) {
+	if o.repo == "" {
 		return nil, nil, nil
 	}
-	base, err := openRepo(ctx, e, o.Repo)
+	base, err := openRepo(ctx, e, o.repo)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,16 +34,16 @@ func (o *restoreOptions) findSet(ctx context.Context, e *env) (*catalog.Set, sto
 	}
 	var pick *catalog.Set
 	switch {
-	case o.Snapshot != "":
+	case o.snapshot != "":
 		for _, s := range sets {
-			if s.ID == o.Snapshot && (o.Name == "" || o.Name == s.Cluster) {
+			if s.ID == o.snapshot && (o.name == "" || o.name == s.Cluster) {
 				pick = s
 				break
 			}
 		}
-	case o.Name != "":
+	case o.name != "":
 		for _, s := range sets {
-			if s.Cluster == o.Name {
+			if s.Cluster == o.name {
 				pick = s
 				break
 			}
@@ -74,31 +74,31 @@ func (o *restoreOptions) findSet(ctx context.Context, e *env) (*catalog.Set, sto
 }
 
 // runSet restores a backup set into the server or cluster at --to-redis.
-func (o *restoreOptions) runSet(ctx context.Context, e *env, set *catalog.Set, base storage.Backend, ro restore.Options) error {
+func (o *restoreOpts) runSet(ctx context.Context, e *env, set *catalog.Set, base storage.Backend, ro restore.Options) error {
 	defer base.Close()
-	if o.ToRedis == "" {
-		return usagef("redback restore --repo "+o.Repo+" --name "+set.Cluster+" --to-redis redis://node-of-the-target-cluster:6379",
+	if o.toRedis == "" {
+		return usagef("redback restore --repo "+o.repo+" --name "+set.Cluster+" --to-redis redis://node-of-the-target-cluster:6379",
 			"a backup set (cluster %s) restores into a server or a cluster (--to-redis); --to-dir and --to-rdb of a set are not supported yet", set.Cluster)
 	}
 	if !ro.Filter.IsZero() {
-		return usagef("redback restore --repo "+o.Repo+" --name "+set.Cluster+" --to-redis URL", "--match, --db and --map-db do not apply to a backup set yet")
+		return usagef("redback restore --repo "+o.repo+" --name "+set.Cluster+" --to-redis URL", "--match, --db and --map-db do not apply to a backup set yet")
 	}
-	u, err := o.redis.parse(e, "to-redis", o.ToRedis)
+	u, err := o.redis.parse(e, "to-redis", o.toRedis)
 	if err != nil {
 		return err
 	}
-	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
+	ids, err := pack.LoadIdentities(o.identity, e.getenv)
 	if err != nil {
 		return err
 	}
-	bar := progress.New(e.Err, "restore", -1, !o.JSON && progress.IsTerminal(e.Err))
+	bar := progress.New(e.Err, "restore", -1, !o.json && progress.IsTerminal(e.Err))
 	ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
 	start := time.Now()
 	res, rerr := clusterset.Restore(ctx, base, set, u, clusterset.RestoreOptions{Restore: ro, Identities: ids, Log: e.log})
 	bar.Done()
 	dur := time.Since(start).Seconds()
 	rerr = keysFailed(&res.Result, "restored", rerr)
-	if o.JSON {
+	if o.json {
 		j := setRestoreJSON{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Target: u.Redacted(), TargetCluster: res.Cluster,
 			Targets: res.Targets, Resent: res.Resent, Rounds: res.Rounds, keysJSON: newKeysJSON(&res.Result, dur)}
 		if rerr != nil {
@@ -142,11 +142,11 @@ type setRestoreJSON struct {
 
 // shippedCluster returns --name when it names a cluster whose shards were
 // shipped or backed up (sources NAME-shard-N) rather than a source.
-func (o *restoreOptions) shippedCluster(ctx context.Context, e *env) (string, error) {
-	if o.Repo == "" || o.Name == "" {
+func (o *restoreOpts) shippedCluster(ctx context.Context, e *env) (string, error) {
+	if o.repo == "" || o.name == "" {
 		return "", nil
 	}
-	base, err := openRepo(ctx, e, o.Repo)
+	base, err := openRepo(ctx, e, o.repo)
 	if err != nil {
 		return "", err
 	}
@@ -155,28 +155,28 @@ func (o *restoreOptions) shippedCluster(ctx context.Context, e *env) (string, er
 	if err != nil {
 		return "", err
 	}
-	if _, ok := repo.Source(o.Name); ok {
+	if _, ok := repo.Source(o.name); ok {
 		return "", nil
 	}
-	names, err := clusterset.ShardSources(ctx, base, o.Name)
+	names, err := clusterset.ShardSources(ctx, base, o.name)
 	if err != nil || len(names) == 0 {
 		return "", err
 	}
-	return o.Name, nil
+	return o.name, nil
 }
 
 // runSetPITR restores the shipped shards of cluster at a point in time
 // into the server or cluster at --to-redis.
-func runSetPITR(ctx context.Context, e *env, o *restoreOptions, cl string) error {
-	try := "redback restore --repo " + o.Repo + " --name " + cl + " --before-command FLUSHALL --to-redis redis://node-of-the-target-cluster:6379"
+func runSetPITR(ctx context.Context, e *env, o *restoreOpts, cl string) error {
+	try := "redback restore --repo " + o.repo + " --name " + cl + " --before-command FLUSHALL --to-redis redis://node-of-the-target-cluster:6379"
 	tg, err := o.pitr.target()
 	if err != nil {
 		return err
 	}
-	if o.ToRedis == "" {
+	if o.toRedis == "" {
 		return usagef(try, "a point in time of cluster %s restores into a server or a cluster (--to-redis); --to-dir and --to-rdb of a cluster are not supported yet", cl)
 	}
-	if o.FromRDB != "" || o.Snapshot != "" || o.Latest {
+	if o.fromRDB != "" || o.snapshot != "" || o.latest {
 		return usagef(try, "a point-in-time restore picks its base snapshots itself: drop --from-rdb, --snapshot and --latest")
 	}
 	if len(tg.Skip) > 0 || tg.Kind == pitr.KindOffset || tg.Generation != "" {
@@ -189,20 +189,20 @@ func runSetPITR(ctx context.Context, e *env, o *restoreOptions, cl string) error
 	if !ro.Filter.IsZero() {
 		return usagef(try, "--match, --db and --map-db do not apply to a cluster's point in time")
 	}
-	u, err := o.redis.parse(e, "to-redis", o.ToRedis)
+	u, err := o.redis.parse(e, "to-redis", o.toRedis)
 	if err != nil {
 		return err
 	}
-	ids, err := pack.LoadIdentities(o.Identity, e.getenv)
+	ids, err := pack.LoadIdentities(o.identity, e.getenv)
 	if err != nil {
 		return err
 	}
-	base, err := openRepo(ctx, e, o.Repo)
+	base, err := openRepo(ctx, e, o.repo)
 	if err != nil {
 		return err
 	}
 	defer base.Close()
-	bar := progress.New(e.Err, "restore", -1, !o.JSON && progress.IsTerminal(e.Err))
+	bar := progress.New(e.Err, "restore", -1, !o.json && progress.IsTerminal(e.Err))
 	ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
 	start := time.Now()
 	res, rerr := clusterset.RestorePoint(ctx, base, cl, tg, u, clusterset.PointOptions{
@@ -210,7 +210,7 @@ func runSetPITR(ctx context.Context, e *env, o *restoreOptions, cl string) error
 	bar.Done()
 	dur := time.Since(start).Seconds()
 	rerr = keysFailed(res.Result(), "restored", rerr)
-	if o.JSON {
+	if o.json {
 		j := setPointJSON{Cluster: cl, Target: tg.String(), Destination: u.Redacted(), TargetCluster: res.Cluster,
 			Shards: res.Shards, SpreadSeconds: res.SpreadSeconds, Order: noGlobalOrder,
 			Targets: res.Targets, Resent: res.Resent, keysJSON: newKeysJSON(res.Result(), dur)}
