@@ -8,6 +8,7 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/clusterset"
+	"redback/internal/ops"
 	"redback/internal/pack"
 	"redback/internal/pitr"
 	"redback/internal/progress"
@@ -94,8 +95,9 @@ func (o *restoreOpts) runSet(ctx context.Context, e *env, set *catalog.Set, base
 	bar := progress.New(e.Err, "restore", -1, !o.json && progress.IsTerminal(e.Err))
 	ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
 	start := time.Now()
-	res, rerr := clusterset.Restore(ctx, base, set, u, clusterset.RestoreOptions{Restore: ro, Identities: ids, Log: e.log})
+	r, rerr := ops.Restore(ctx, base, ops.SetPoint(set), ops.Destination{Redis: u}, ops.RestoreParams{Options: ro, Identities: ids, Log: e.log})
 	bar.Done()
+	res := r.Set
 	dur := time.Since(start).Seconds()
 	rerr = keysFailed(&res.Result, "restored", rerr)
 	if o.json {
@@ -205,9 +207,10 @@ func runSetPITR(ctx context.Context, e *env, o *restoreOpts, cl string) error {
 	bar := progress.New(e.Err, "restore", -1, !o.json && progress.IsTerminal(e.Err))
 	ro.Progress = func(bytes, keys int64) { bar.Add(bytes, keys) }
 	start := time.Now()
-	res, rerr := clusterset.RestorePoint(ctx, base, cl, tg, u, clusterset.PointOptions{
-		RestoreOptions: clusterset.RestoreOptions{Restore: ro, Identities: ids, Log: e.log}, RedisServer: o.pitr.RedisServer})
+	r, rerr := ops.Restore(ctx, base, ops.ClusterPoint(cl, tg), ops.Destination{Redis: u},
+		ops.RestoreParams{Options: ro, Identities: ids, Log: e.log, RedisServer: o.pitr.RedisServer})
 	bar.Done()
+	res := r.Cluster
 	dur := time.Since(start).Seconds()
 	rerr = keysFailed(res.Result(), "restored", rerr)
 	if o.json {

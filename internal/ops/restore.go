@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
 	"filippo.io/age"
 
 	"redback/internal/catalog"
+	"redback/internal/clusterset"
 	"redback/internal/pitr"
 	"redback/internal/redisurl"
 	"redback/internal/restore"
@@ -47,12 +49,25 @@ func SnapshotSource(ctx context.Context, repo storage.Backend, id string, ids []
 // RestorePoint is what a restore brings back: a snapshot of the repository
 // (Snapshot by id, the newest verified one when empty), a point of its log
 // (Log: a time, an offset, just before a command, the newest durable
-// point), or a local RDB file (File, no repository). Build it with
-// LatestSnapshot, SnapshotPoint, LogPoint or FilePoint.
+// point), or a local RDB file (File, no repository); of a Redis Cluster, a
+// backup set (Set) or a point of its shards' logs (Cluster with Log). Build
+// it with LatestSnapshot, SnapshotPoint, LogPoint, FilePoint, SetPoint or
+// ClusterPoint.
 type RestorePoint struct {
 	Snapshot string
 	Log      *pitr.Target
 	File     string
+	Set      *catalog.Set
+	Cluster  string
+}
+
+// SetPoint is the backup set s of a Redis Cluster.
+func SetPoint(s *catalog.Set) RestorePoint { return RestorePoint{Set: s} }
+
+// ClusterPoint is the point t of the logs of cluster's shipped shards
+// (each shard cut in its own log).
+func ClusterPoint(cluster string, t pitr.Target) RestorePoint {
+	return RestorePoint{Cluster: cluster, Log: &t}
 }
 
 // LatestSnapshot is the newest verified snapshot.
@@ -102,6 +117,9 @@ type RestoreParams struct {
 	// Warn reports a degraded path taken (a replay straight into the
 	// target when no scratch server can rebuild the point).
 	Warn func(string)
+	// Log receives the progress of a cluster's restore (redirects,
+	// passes).
+	Log *slog.Logger
 }
 
 // RestoreDecision is what a restore reads: the source of a snapshot or
@@ -113,18 +131,39 @@ type RestoreDecision struct {
 }
 
 // RestoreResult is what a restore did: Snapshot for a snapshot or a file,
-// Log for a point of the log.
+// Log for a point of the log, Set for a backup set, Cluster for a point of
+// a cluster's logs.
 type RestoreResult struct {
 	Decision RestoreDecision
 	Snapshot *restore.Result
 	Log      *pitr.Result
+	Set      *clusterset.RestoreResult
+	Cluster  *clusterset.PointResult
 }
 
-// Restore restores pt of repo (one source's objects; nil for a file) into
-// dst: the one entry point of `redback restore` for a single source,
-// whatever the point. Its errors are the restore and pitr packages' (exit
-// codes follow them); a nil result means nothing was decided.
+// ErrSetDestination is returned for a backup set or a cluster's point with
+// a destination other than a live server (not supported yet).
+var ErrSetDestination = errors.New("a Redis Cluster's backup set or point in time restores into a server or a cluster only")
+
+// Restore restores pt of repo into dst: the one entry point of `redback
+// restore`, whatever the point. repo is one source's objects for a
+// snapshot or a point of its log, the whole repository for a set or a
+// cluster, and nil for a file. Its errors are the restore, pitr and
+// clusterset packages' (exit codes follow them); a nil result means
+// nothing was decided.
 func Restore(ctx context.Context, repo storage.Backend, pt RestorePoint, dst Destination, p RestoreParams) (*RestoreResult, error) {
+	if pt.Set != nil || pt.Cluster != "" {
+		if dst.Redis == nil {
+			return nil, ErrSetDestination
+		}
+		co := clusterset.RestoreOptions{Restore: p.Options, Identities: p.Identities, Log: p.Log}
+		if pt.Set != nil {
+			res, err := clusterset.Restore(ctx, repo, pt.Set, dst.Redis, co)
+			return &RestoreResult{Set: res}, err
+		}
+		res, err := clusterset.RestorePoint(ctx, repo, pt.Cluster, *pt.Log, dst.Redis, clusterset.PointOptions{RestoreOptions: co, RedisServer: p.RedisServer})
+		return &RestoreResult{Cluster: res}, err
+	}
 	if pt.Log != nil {
 		return restoreLog(ctx, repo, *pt.Log, dst, p)
 	}
