@@ -16,12 +16,18 @@ import (
 	"redback/internal/respconn"
 )
 
-// TestCheck: a sample of a server's own RDB reads back equal by DUMP and
-// PEXPIRETIME, key counts included; a deleted key and a changed value
-// are each named as a mismatch.
+// TestCheck, on every server build: a sample of all the keys of a
+// server's own RDB (every type and encoding the build writes, hash-field
+// TTLs included where it has them) reads back equal by DUMP and
+// PEXPIRETIME, key counts included; a deleted key and a changed value are
+// each named as a mismatch.
 func TestCheck(t *testing.T) {
-	srv := redistest.Start(t)
-	redistest.Populate(t, srv, 200)
+	redistest.EachServer(t, testCheck)
+}
+
+func testCheck(t *testing.T, b redistest.Bin) {
+	srv := redistest.StartBin(t, b)
+	keys := redistest.PopulateAll(t, srv, 200)
 	ctx := t.Context()
 	if err := srv.Client().Save(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -35,7 +41,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(50, digest.Score70)
+	s := New(1<<20, digest.Score70)
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -59,7 +65,7 @@ func TestCheck(t *testing.T) {
 	defer c.Close()
 	now := func() int64 { return time.Now().UnixMilli() }
 	r, err := s.Check(c, 10*time.Second, now, true)
-	if err != nil || r.Checked != 50 || r.Mismatched != 0 {
+	if err != nil || r.Checked != keys || r.Mismatched != 0 {
 		t.Fatalf("undamaged: %+v %v", r, err)
 	}
 	// Damage two sampled keys of db 0.
