@@ -12,15 +12,20 @@
 #   drill --repo
 # Peak RSS is /usr/bin/time -v's "Maximum resident set size"; every
 # restored server's DEBUG DIGEST is checked against the source's.
-# Usage: bench/memory.sh [1 10]   (datasets; default both)
+# Usage: bench/memory.sh [1 10 big]   (datasets; default 1 10; "big" is
+# only the big values of the ten-times one, BIG_ONLY=1 bench/dataset10.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RB=${RB:-$PWD/bin/redback}
-go build -o "$RB" ./cmd/redback
+# RB=path runs a prebuilt redback (e.g. main's, for a before/after).
+if [ -z "${RB:-}" ]; then RB=$PWD/bin/redback; go build -o "$RB" ./cmd/redback; fi
 source bench/lib.sh
 sets=("$@"); [ ${#sets[@]} -gt 0 ] || sets=(1 10)
 for s in "${sets[@]}"; do
-  if [ "$s" = 10 ]; then bash bench/dataset10.sh >&2; else bash bench/dataset.sh >&2; fi
+  case $s in
+    10) bash bench/dataset10.sh >&2 ;;
+    big) BIG_ONLY=1 bash bench/dataset10.sh >&2 ;;
+    *) bash bench/dataset.sh >&2 ;;
+  esac
 done
 tmp=$(mktemp -d /tmp/redback-bench-memory.XXXXXX); pids=(); trap bench_cleanup EXIT
 echo "machine: $(nproc) cores, $(uname -sr), $(redis-server --version | awk '{print $3}'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -44,8 +49,12 @@ check_digest() {
 }
 over=()
 for ds in "${sets[@]}"; do
-  if [ "$ds" = 10 ]; then rdb=$PWD/bench/out/dataset10/dump.rdb; want=$(cat bench/out/dataset10/digest)
-  else rdb=$PWD/bench/out/dataset/dump.rdb; want=$(cat bench/out/dataset/digest); fi
+  case $ds in
+    10) dir=$PWD/bench/out/dataset10 ;;
+    big) dir=$PWD/bench/out/datasetbig ;;
+    *) dir=$PWD/bench/out/dataset ;;
+  esac
+  rdb=$dir/dump.rdb; want=$(cat "$dir/digest")
   echo "$ds: $rdb ($(stat -c %s "$rdb") bytes), digest $want" >&2
   repo="file://$tmp/repo$ds"
   m "check rdb" "$RB" check rdb "$rdb"

@@ -130,8 +130,12 @@ func runDigest(ctx context.Context, e *env, o digestOpts, path string) error {
 	)
 	// Every key's value is decoded for the digest (Digest.Add and
 	// KeyDigest run rdb.Decode, which checks it completely), so the reader
-	// need not walk the values a first time.
+	// need not walk the values a first time. A big value is streamed into
+	// d as it arrives (not with --per-key: its digest needs the value).
 	ropts := rdb.Options{SkipValueCheck: true}
+	if !o.perKey {
+		ropts.StreamValues = d.Stream
+	}
 	if workers := digest.Workers(); !o.perKey && workers > 1 {
 		err = digest.Parallel(ctx, d, opts, workers, func(ctx context.Context, fn func(*rdb.Record) error) error {
 			var err error

@@ -96,6 +96,7 @@ type Digest struct {
 	scratch    []byte
 	visitor    rdb.Visitor
 	valkeyHash bool // the value being added is Valkey's hash with field TTLs
+	streaming  bool // Stream started a key that Add of its Streamed record ends
 }
 
 // New returns an empty Digest.
@@ -185,14 +186,23 @@ var (
 
 // Add mixes one record into the digest. Records other than RecordKey are
 // ignored. A value that does not decode gives a *rdb.FormatError naming the
-// key; the digest is then unchanged.
+// key; the digest is then unchanged. A Streamed record ends the key that
+// Stream started on d (its elements are already mixed in).
 func (d *Digest) Add(rec *rdb.Record) error {
 	if rec.Kind != rdb.RecordKey {
 		return nil
 	}
-	d.startKey(rec.Key)
-	if err := d.object(rec); err != nil {
-		return err
+	if rec.Streamed {
+		if !d.streaming {
+			return fmt.Errorf("key %q was streamed, but not into this digest (rdb.Options.StreamValues must be its Stream)", rec.Key)
+		}
+		d.streaming = false
+		d.endObject(rec)
+	} else {
+		d.startKey(rec.Key)
+		if err := d.object(rec); err != nil {
+			return err
+		}
 	}
 	acc := d.lastAcc
 	if acc == nil || d.lastDB != rec.DB {
@@ -253,6 +263,23 @@ func (d *Digest) Sum() string {
 	return hex.EncodeToString(final[:])
 }
 
+// Stream is an rdb.Options.StreamValues for a Reader whose key records go
+// to d.Add: it starts rec's key and returns the visitor that mixes the
+// value's elements in as the Reader decodes them; Add of the Streamed
+// record ends the key. (The Reader streams only Piecewise values, never a
+// module's.)
+func (d *Digest) Stream(rec *rdb.Record) (*rdb.Visitor, error) {
+	kind, ok := rdb.KindOf(rec.Type)
+	if !ok || kind == rdb.KindModule {
+		return nil, keyError(rec, fmt.Errorf("type %d cannot be streamed", rec.Type))
+	}
+	d.startKey(rec.Key)
+	d.push(&kindHash[kind])
+	d.valkeyHash = rec.Type == rdb.TypeValkeyHash2
+	d.streaming = true
+	return &d.visitor, nil
+}
+
 // KeyDigest returns DEBUG DIGEST-VALUE of the key in rec: the digest of its
 // type, value and TTL presence, without the key name. It does not change d.
 func (d *Digest) KeyDigest(rec *rdb.Record) (string, error) {
@@ -290,11 +317,16 @@ func (d *Digest) object(rec *rdb.Record) error {
 		d.dropValue()
 		return keyError(rec, err)
 	}
+	d.endObject(rec)
+	return nil
+}
+
+// endObject mixes in the last of the value's elements and rec's expire flag.
+func (d *Digest) endObject(rec *rdb.Record) {
 	d.endValue()
 	if rec.Expire >= 0 {
 		xorInto(&d.t, &expireHash) // xorD(t, "!!expire!!")
 	}
-	return nil
 }
 
 // keyError makes sure err names the key and its position in the file. A

@@ -34,7 +34,13 @@ func Parallel(ctx context.Context, d *Digest, opts Options, workers int,
 		}
 		return nil
 	})
-	if err := fan.Wait(scan(ctx, fan.Add)); err != nil {
+	add := func(rec *rdb.Record) error {
+		if rec.Streamed {
+			return d.Add(rec)
+		}
+		return fan.Add(rec)
+	}
+	if err := fan.Wait(scan(ctx, add)); err != nil {
 		return err
 	}
 	for _, m := range mine {

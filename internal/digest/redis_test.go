@@ -226,6 +226,61 @@ func TestDigest_MatchesServer(t *testing.T) {
 	if got.sum != want {
 		t.Errorf("digest of dump.rdb = %s, DEBUG DIGEST = %s", got.sum, want)
 	}
+	// Every Piecewise value streamed (as big ones are), inline and beside
+	// the Parallel workers: the same digest.
+	for _, workers := range []int{1, 3} {
+		if sum, streamed := streamedDigest(t, filepath.Join(s.Dir, "dump.rdb"), Options{}, workers); sum != want || streamed == 0 {
+			t.Errorf("digest of dump.rdb with every value streamed, %d workers = %s (%d keys streamed), DEBUG DIGEST = %s", workers, sum, streamed, want)
+		}
+	}
+}
+
+// streamedDigest is the digest of the RDB at path with every Piecewise
+// value streamed from its first piece on, on workers goroutines (1:
+// inline). It returns how many keys were streamed.
+func streamedDigest(t *testing.T, path string, opts Options, workers int) (string, int) {
+	t.Helper()
+	d := New(opts)
+	streamed := 0
+	scan := func(ctx context.Context, fn func(*rdb.Record) error) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r, err := rdb.NewReader(f, rdb.Options{SkipValueCheck: true, StreamAbove: 1, StreamValues: d.Stream})
+		if err != nil {
+			return err
+		}
+		for {
+			rec, err := r.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if rec.Kind != rdb.RecordKey {
+				continue
+			}
+			if rec.Streamed {
+				streamed++
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+	}
+	var err error
+	if workers > 1 {
+		err = Parallel(t.Context(), d, opts, workers, scan)
+	} else {
+		err = scan(t.Context(), d.Add)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Sum(), streamed
 }
 
 func TestDigest_EmptyServer(t *testing.T) {

@@ -24,7 +24,14 @@ func readErr(data []byte) error { return readErrMode(data, false) }
 // digest does; damage Decode finds is then a FormatError at the record,
 // naming the key.
 func readErrMode(data []byte, skip bool) error {
-	r, err := NewReader(bytes.NewReader(data), Options{MaxValueBytes: 1 << 20, SkipValueCheck: skip})
+	return readErrOpts(data, Options{MaxValueBytes: 1 << 20, SkipValueCheck: skip})
+}
+
+// readErrOpts reads data with opts (and with SkipValueCheck decodes every
+// value not streamed) and returns the first error.
+func readErrOpts(data []byte, opts Options) error {
+	skip := opts.SkipValueCheck
+	r, err := NewReader(bytes.NewReader(data), opts)
 	if err != nil {
 		return err
 	}
@@ -36,7 +43,7 @@ func readErrMode(data []byte, skip bool) error {
 			}
 			return err
 		}
-		if skip && rec.Kind == RecordKey {
+		if skip && rec.Kind == RecordKey && !rec.Streamed {
 			if err := Decode(rec.Type, rec.Value, nil); err != nil {
 				return &FormatError{Offset: rec.Offset, Key: bytes.Clone(rec.Key), Type: rec.Type, Err: err}
 			}
@@ -71,6 +78,14 @@ func readErrFanout(data []byte) error {
 	return f.Wait(scanErr)
 }
 
+// readErrStream reads with Options.StreamValues from the first piece on
+// (every Piecewise value decoded as it arrives), as check rdb and digest
+// do for big values.
+func readErrStream(data []byte) error {
+	return readErrOpts(data, Options{MaxValueBytes: 1 << 20, StreamAbove: 1,
+		StreamValues: func(*Record) (*Visitor, error) { return fullVisitor(), nil }})
+}
+
 // bothModes runs readErrMode in both modes; they must agree on whether the
 // data is damaged. The Fanout check must report exactly what the full check
 // does. It returns the error of the full check.
@@ -86,6 +101,11 @@ func bothModes(t *testing.T, what string, data []byte) error {
 	}
 	if errors.Is(full, ErrTruncated) != errors.Is(skip, ErrTruncated) {
 		t.Errorf("%s: full check %v, but with SkipValueCheck and Decode %v", what, full, skip)
+	}
+	// Streaming checks each piece as it arrives, so it may name damage
+	// inside a value before the outline runs out of bytes.
+	if st := readErrStream(data); (full == nil) != (st == nil) || st != nil && !errors.As(st, &fe) {
+		t.Errorf("%s: full check %v, but streaming the values %v", what, full, st)
 	}
 	return full
 }

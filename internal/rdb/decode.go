@@ -28,6 +28,7 @@ type decoder struct {
 	gname  []byte
 	pel    map[[16]byte]uint8
 
+	pc   pieceState
 	dups dupSet
 }
 
@@ -55,7 +56,7 @@ const maxPooledScratch = 1 << 20
 // buffer grown beyond maxPooledScratch. (Stream scratch may still point
 // into the last stream value; sync.Pool drops idle decoders at GC.)
 func (d *decoder) release() {
-	d.b, d.p = nil, 0
+	d.b, d.p, d.pc = nil, 0, pieceState{}
 	for i := range d.sbuf {
 		if cap(d.sbuf[i]) > maxPooledScratch {
 			d.sbuf[i] = nil
@@ -68,6 +69,7 @@ func (d *decoder) release() {
 	if cap(d.dups.h) > maxPooledScratch/8 {
 		d.dups.h = nil
 	}
+	d.dups.reset(false)
 }
 
 // toFormatError turns a posError into a FormatError at base+offset; other
@@ -255,7 +257,9 @@ func (d *decoder) decode(t Type, raw []byte, v *Visitor) error {
 	if err := d.walk(t, raw, v); err != nil {
 		return err
 	}
-	return d.checkDuplicates(t, raw)
+	err := d.checkDuplicates(t, raw)
+	d.dups.reset(false)
+	return err
 }
 
 func (d *decoder) walk(t Type, raw []byte, v *Visitor) error {
@@ -264,22 +268,29 @@ func (d *decoder) walk(t Type, raw []byte, v *Visitor) error {
 		v = &Visitor{}
 	}
 	var err error
+	if Piecewise(t) {
+		err = d.walkPieces(t, v)
+	} else {
+		err = d.walkValue(t, v)
+	}
+	if err != nil {
+		return err
+	}
+	if d.p != len(d.b) {
+		return errAt(d.p, "%d unexpected bytes after the value", len(d.b)-d.p)
+	}
+	return nil
+}
+
+// walkValue walks a value that is not Piecewise.
+func (d *decoder) walkValue(t Type, v *Visitor) error {
+	var err error
 	switch t {
 	case TypeString:
 		var s []byte
 		if s, _, _, _, err = d.str(); err == nil && v.String != nil {
 			err = v.String(s)
 		}
-	case TypeList, TypeSet:
-		cb := v.ListElem
-		if t == TypeSet {
-			cb = v.SetMember
-		}
-		err = d.strList(cb, t == TypeSet)
-	case TypeZSet, TypeZSet2:
-		err = d.zsetPlain(t, v.ZSetMember)
-	case TypeHash:
-		err = d.hashPlain(v.HashField)
 	case TypeModulePreGA:
 		err = errAt(0, "module value of type 6 (MODULE_PRE_GA, Redis 4.0 release candidates) is not supported")
 	case TypeModule2:
@@ -300,16 +311,8 @@ func (d *decoder) walk(t Type, raw []byte, v *Visitor) error {
 			_, err := d.walkPacked(b, t == TypeHashListpack, packHash, v)
 			return err
 		})
-	case TypeListQuicklist, TypeListQuicklist2:
-		err = d.quicklist(t, v)
 	case TypeSetListpack:
 		err = d.blob("listpack", func(b []byte) error { _, err := d.walkPacked(b, true, packSet, v); return err })
-	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
-		err = d.stream(t, v)
-	case TypeHashMetadataPreGA, TypeHashMetadata:
-		err = d.hashMetadata(t, v.HashField)
-	case TypeValkeyHash2:
-		err = d.hashValkey(v.HashField)
 	case TypeHashListpackExPreGA, TypeHashListpackEx:
 		if t == TypeHashListpackEx {
 			if _, err = d.int64LE(); err != nil {
@@ -320,13 +323,7 @@ func (d *decoder) walk(t Type, raw []byte, v *Visitor) error {
 	default:
 		return errAt(0, "unknown object type %d", t)
 	}
-	if err != nil {
-		return err
-	}
-	if d.p != len(d.b) {
-		return errAt(d.p, "%d unexpected bytes after the value", len(d.b)-d.p)
-	}
-	return nil
+	return err
 }
 
 func packedName(listpack bool) string {
@@ -349,162 +346,194 @@ func (d *decoder) blob(what string, walk func(b []byte) error) error {
 	return nil
 }
 
-func (d *decoder) strList(cb func([]byte) error, unique bool) error {
-	n, err := d.count("element count", 1)
+// pieceState is what the pieces of a value walked so far established
+// (walkPieces, or the Reader decoding a big value as it arrives).
+type pieceState struct {
+	t         Type
+	v         *Visitor
+	n         int      // pieces done
+	minExp    int64    // TypeHashMetadata: the minimum field expire the TTLs are relative to
+	prevKey   [16]byte // streams: the previous node's key
+	first     StreamID // streams: the first live entry
+	haveFirst bool
+}
+
+// Piecewise reports whether a value of type t is a count of pieces (list
+// elements, set members, zset and hash entries, quicklist nodes, stream
+// nodes) that a Reader with Options.StreamValues can decode one at a time
+// instead of holding the value whole.
+func Piecewise(t Type) bool {
+	switch t {
+	case TypeList, TypeSet, TypeZSet, TypeZSet2, TypeHash, TypeListQuicklist, TypeListQuicklist2,
+		TypeHashMetadataPreGA, TypeHashMetadata, TypeValkeyHash2,
+		TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
+		return true
+	}
+	return false
+}
+
+// pieceCount names the count of pieces of type t and the fewest bytes a
+// piece takes.
+func pieceCount(t Type) (string, int) {
+	switch t {
+	case TypeZSet, TypeZSet2:
+		return "zset length", 2
+	case TypeHash:
+		return "hash length", 2
+	case TypeHashMetadataPreGA, TypeHashMetadata:
+		return "hash length", 3
+	case TypeValkeyHash2:
+		return "hash length", 10
+	case TypeListQuicklist, TypeListQuicklist2:
+		return "quicklist node count", 1
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
+		return "stream node count", 2
+	}
+	return "element count", 1
+}
+
+// walkPieces walks a Piecewise value held whole.
+func (d *decoder) walkPieces(t Type, v *Visitor) error {
+	n, err := d.piecesHead(t, v, false)
 	if err != nil {
 		return err
 	}
 	for range n {
+		if err := d.piece(); err != nil {
+			return err
+		}
+	}
+	return d.piecesTail()
+}
+
+// piecesHead reads what comes before the pieces of a value of type t and
+// their count, and starts d.pc. A value that arrives piece by piece
+// (partial) cannot have its count checked against the bytes left.
+func (d *decoder) piecesHead(t Type, v *Visitor, partial bool) (uint64, error) {
+	d.pc = pieceState{t: t, v: v}
+	if t == TypeHashMetadata {
+		var err error
+		if d.pc.minExp, err = d.int64LE(); err != nil {
+			return 0, err
+		}
+	}
+	what, minSize := pieceCount(t)
+	if partial {
+		return d.length(what)
+	}
+	n, err := d.count(what, minSize)
+	return uint64(n), err
+}
+
+// piece walks the next piece of the value d.pc describes.
+func (d *decoder) piece() error {
+	pc := &d.pc
+	i := pc.n
+	pc.n++
+	switch pc.t {
+	case TypeList, TypeSet:
 		s, _, _, _, err := d.str()
 		if err != nil {
 			return err
 		}
-		if unique {
+		cb := pc.v.ListElem
+		if pc.t == TypeSet {
 			d.dups.add(s)
+			cb = pc.v.SetMember
 		}
 		if cb != nil {
-			if err := cb(s); err != nil {
-				return err
-			}
+			return cb(s)
 		}
+		return nil
+	case TypeZSet, TypeZSet2:
+		return d.zsetEntry(pc.t, pc.v.ZSetMember)
+	case TypeHash, TypeHashMetadataPreGA, TypeHashMetadata, TypeValkeyHash2:
+		return d.hashEntry(pc.t, pc.minExp, pc.v.HashField)
+	case TypeListQuicklist, TypeListQuicklist2:
+		return d.quicklistNode(pc.t, i, pc.v)
+	}
+	return d.streamNodePiece(i)
+}
+
+// piecesTail walks what follows the pieces: a stream's metadata and groups.
+func (d *decoder) piecesTail() error {
+	switch d.pc.t {
+	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3, TypeStreamListpacks4:
+		return d.streamTail()
 	}
 	return nil
 }
 
-func (d *decoder) zsetPlain(t Type, cb func([]byte, float64) error) error {
-	n, err := d.count("zset length", 2)
+func (d *decoder) zsetEntry(t Type, cb func([]byte, float64) error) error {
+	m, _, _, _, err := d.str()
 	if err != nil {
 		return err
 	}
-	for range n {
-		m, _, _, _, err := d.str()
+	d.dups.add(m)
+	var score float64
+	if t == TypeZSet2 {
+		b, err := d.fixed(8)
 		if err != nil {
 			return err
 		}
-		d.dups.add(m)
-		var score float64
-		if t == TypeZSet2 {
-			b, err := d.fixed(8)
+		score = math.Float64frombits(binary.LittleEndian.Uint64(b))
+	} else {
+		off := d.p
+		b, err := d.fixed(1)
+		if err != nil {
+			return err
+		}
+		switch l := int(b[0]); l {
+		case 253:
+			score = math.NaN()
+		case 254:
+			score = math.Inf(1)
+		case 255:
+			score = math.Inf(-1)
+		default:
+			txt, err := d.fixed(l)
 			if err != nil {
 				return err
 			}
-			score = math.Float64frombits(binary.LittleEndian.Uint64(b))
-		} else {
-			off := d.p
-			b, err := d.fixed(1)
-			if err != nil {
-				return err
-			}
-			switch l := int(b[0]); l {
-			case 253:
-				score = math.NaN()
-			case 254:
-				score = math.Inf(1)
-			case 255:
-				score = math.Inf(-1)
-			default:
-				txt, err := d.fixed(l)
-				if err != nil {
-					return err
-				}
-				var ok bool
-				if score, ok = parseFloat(txt); !ok {
-					return errAt(off, "zset score (%d bytes of text) is not a number", len(txt))
-				}
+			var ok bool
+			if score, ok = parseFloat(txt); !ok {
+				return errAt(off, "zset score (%d bytes of text) is not a number", len(txt))
 			}
 		}
-		if cb != nil {
-			if err := cb(m, score); err != nil {
-				return err
-			}
-		}
+	}
+	if cb != nil {
+		return cb(m, score)
 	}
 	return nil
 }
 
-func (d *decoder) hashPlain(cb func(f, v []byte, exp int64) error) error {
-	n, err := d.count("hash length", 2)
-	if err != nil {
-		return err
-	}
-	for range n {
-		f, _, _, _, err := d.str()
-		if err != nil {
-			return err
-		}
-		d.dups.add(f)
-		val, _, _, _, err := d.str()
-		if err != nil {
-			return err
-		}
-		if cb != nil {
-			if err := cb(f, val, 0); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (d *decoder) hashMetadata(t Type, cb func(f, v []byte, exp int64) error) error {
-	var minExp int64
-	if t == TypeHashMetadata {
-		var err error
-		if minExp, err = d.int64LE(); err != nil {
-			return err
-		}
-	}
-	n, err := d.count("hash length", 3)
-	if err != nil {
-		return err
-	}
-	for range n {
+// hashEntry walks one field of a hash of type TypeHash, TypeHashMetadata
+// (a TTL relative to minExp first), TypeHashMetadataPreGA (an absolute TTL
+// first) or Valkey's TypeValkeyHash2 (an absolute expire time in unix ms
+// after the value, 8 bytes little-endian, -1 for none).
+func (d *decoder) hashEntry(t Type, minExp int64, cb func(f, v []byte, exp int64) error) error {
+	var exp int64
+	if t == TypeHashMetadata || t == TypeHashMetadataPreGA {
 		ttl, err := d.length("field TTL")
 		if err != nil {
 			return err
 		}
-		f, _, _, _, err := d.str()
-		if err != nil {
-			return err
-		}
-		d.dups.add(f)
-		val, _, _, _, err := d.str()
-		if err != nil {
-			return err
-		}
-		exp := int64(ttl)
+		exp = int64(ttl)
 		if t == TypeHashMetadata && ttl != 0 {
 			exp = minExp + int64(ttl) - 1
 		}
-		if cb != nil {
-			if err := cb(f, val, exp); err != nil {
-				return err
-			}
-		}
 	}
-	return nil
-}
-
-// hashValkey walks Valkey's RDB_TYPE_HASH_2: a count, then per field its
-// name, value and absolute expire time in unix ms (8 bytes little-endian,
-// -1 for none).
-func (d *decoder) hashValkey(cb func(f, v []byte, exp int64) error) error {
-	n, err := d.count("hash length", 10)
+	f, _, _, _, err := d.str()
 	if err != nil {
 		return err
 	}
-	for range n {
-		f, _, _, _, err := d.str()
-		if err != nil {
-			return err
-		}
-		d.dups.add(f)
-		val, _, _, _, err := d.str()
-		if err != nil {
-			return err
-		}
-		exp, err := d.int64LE()
-		if err != nil {
+	d.dups.add(f)
+	val, _, _, _, err := d.str()
+	if err != nil {
+		return err
+	}
+	if t == TypeValkeyHash2 {
+		if exp, err = d.int64LE(); err != nil {
 			return err
 		}
 		if exp < -1 {
@@ -513,51 +542,42 @@ func (d *decoder) hashValkey(cb func(f, v []byte, exp int64) error) error {
 		if exp == -1 {
 			exp = 0
 		}
-		if cb != nil {
-			if err := cb(f, val, exp); err != nil {
-				return err
-			}
-		}
+	}
+	if cb != nil {
+		return cb(f, val, exp)
 	}
 	return nil
 }
 
-func (d *decoder) quicklist(t Type, v *Visitor) error {
-	n, err := d.count("quicklist node count", 1)
+func (d *decoder) quicklistNode(t Type, i int, v *Visitor) error {
+	container := uint64(2)
+	if t == TypeListQuicklist2 {
+		off := d.p
+		var err error
+		if container, err = d.length("quicklist container"); err != nil {
+			return err
+		}
+		if container != 1 && container != 2 {
+			return errAt(off, "quicklist node %d: container %d, want 1 (plain) or 2 (packed)", i, container)
+		}
+	}
+	s, off, dataOff, comp, err := d.str()
 	if err != nil {
 		return err
 	}
-	for i := range n {
-		container := uint64(2)
-		if t == TypeListQuicklist2 {
-			off := d.p
-			if container, err = d.length("quicklist container"); err != nil {
-				return err
-			}
-			if container != 1 && container != 2 {
-				return errAt(off, "quicklist node %d: container %d, want 1 (plain) or 2 (packed)", i, container)
-			}
+	if container == 1 {
+		if v.ListElem != nil {
+			return v.ListElem(s)
 		}
-		s, off, dataOff, comp, err := d.str()
-		if err != nil {
-			return err
-		}
-		if container == 1 {
-			if v.ListElem != nil {
-				if err := v.ListElem(s); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		listpack := t == TypeListQuicklist2
-		cnt, err := d.walkPacked(s, listpack, packList, v)
-		if err != nil {
-			return rebase(err, off, dataOff, comp, "quicklist node "+strconv.Itoa(i)+" "+packedName(listpack))
-		}
-		if cnt == 0 {
-			return errAt(off, "quicklist node %d is empty", i)
-		}
+		return nil
+	}
+	listpack := t == TypeListQuicklist2
+	cnt, err := d.walkPacked(s, listpack, packList, v)
+	if err != nil {
+		return rebase(err, off, dataOff, comp, "quicklist node "+strconv.Itoa(i)+" "+packedName(listpack))
+	}
+	if cnt == 0 {
+		return errAt(off, "quicklist node %d is empty", i)
 	}
 	return nil
 }

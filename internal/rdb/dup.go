@@ -13,24 +13,30 @@ import (
 // hash, confirms the pair by walking the value again and comparing the
 // bytes. Up to maxDupTable members the hashes go into a small open-addressing
 // table (16 bytes per member at most, cleared per value), so a repeat shows
-// at once; a larger value switches to a slice of hashes (8 bytes per member)
-// that is sorted at the end. Memory is reused from value to value.
+// at once; a larger value switches to chunks of hashes (8 bytes per member,
+// allocated a chunk at a time, never copied to grow) that are sorted and
+// merged at the end. Memory is reused from value to value.
 type dupSet struct {
 	on   bool
 	seed maphash.Seed
 	k0   uint64 // random keys of the inline hash of short members
 	k1   uint64
-	n    int      // members added to the current value
-	tab  []uint64 // table of hashes (0 = empty), len a power of two >= 2n
-	size int      // part of tab in use for the current value
-	h    []uint64 // hashes, once the value outgrew the table
-	cand uint64   // a hash seen twice
-	dup  bool     // cand is set
+	n    int        // members added to the current value
+	tab  []uint64   // table of hashes (0 = empty), len a power of two >= 2n
+	size int        // part of tab in use for the current value
+	h    []uint64   // scratch of grow
+	big  [][]uint64 // hashes in chunks of dupChunk, once the value outgrew the table
+	free [][]uint64 // chunks of earlier values, for reuse
+	cand uint64     // a hash seen twice
+	dup  bool       // cand is set
 }
 
 const (
 	minDupTable = 64
-	maxDupTable = 4096 // members kept in the table before switching to h
+	maxDupTable = 4096    // members kept in the table before switching to big
+	dupChunk    = 1 << 16 // hashes per chunk of big (512 KiB)
+
+	maxFreeChunks = 8 // chunks kept for reuse between values
 )
 
 func (s *dupSet) reset(on bool) {
@@ -43,7 +49,30 @@ func (s *dupSet) reset(on bool) {
 	if s.n > 0 {
 		clear(s.tab[:s.size])
 	}
-	s.on, s.n, s.size, s.h, s.dup = on, 0, minDupTable, s.h[:0], false
+	// Keep a few chunks for the next big value; the chunks of a huge one
+	// go to the GC.
+	for _, c := range s.big {
+		if len(s.free) < maxFreeChunks {
+			s.free = append(s.free, c)
+		}
+	}
+	clear(s.big)
+	s.on, s.n, s.size, s.big, s.dup = on, 0, minDupTable, s.big[:0], false
+}
+
+// bigAdd appends h to the chunks.
+func (s *dupSet) bigAdd(h uint64) {
+	if k := len(s.big); k == 0 || len(s.big[k-1]) == dupChunk {
+		var c []uint64
+		if f := len(s.free); f > 0 {
+			c, s.free = s.free[f-1][:0], s.free[:f-1]
+		} else {
+			c = make([]uint64, 0, dupChunk)
+		}
+		s.big = append(s.big, c)
+	}
+	k := len(s.big) - 1
+	s.big[k] = append(s.big[k], h)
 }
 
 func (s *dupSet) add(b []byte) {
@@ -56,11 +85,11 @@ func (s *dupSet) add(b []byte) {
 		if s.n == maxDupTable+1 {
 			for _, x := range s.tab[:s.size] {
 				if x != 0 {
-					s.h = append(s.h, x)
+					s.bigAdd(x)
 				}
 			}
 		}
-		s.h = append(s.h, h|1)
+		s.bigAdd(h | 1)
 		return
 	}
 	if 2*s.n > s.size {
@@ -124,14 +153,47 @@ func (s *dupSet) grow() {
 
 // candidate returns a hash seen more than once.
 func (s *dupSet) candidate() (uint64, bool) {
-	if s.dup || len(s.h) < 2 {
+	if s.dup || len(s.big) == 0 {
 		return s.cand, s.dup
 	}
-	slices.Sort(s.h)
-	for i := 1; i < len(s.h); i++ {
-		if s.h[i] == s.h[i-1] {
-			return s.h[i], true
+	// Sort each chunk, then merge them all through a min-heap of the
+	// chunks' heads: a repeat is a hash equal to the one merged before it.
+	for _, c := range s.big {
+		slices.Sort(c)
+	}
+	hp := append(make([][]uint64, 0, len(s.big)), s.big...) // chunk rests, by first hash
+	less := func(i, j int) bool { return hp[i][0] < hp[j][0] }
+	down := func(i int) {
+		for {
+			l, m := 2*i+1, i
+			if l < len(hp) && less(l, m) {
+				m = l
+			}
+			if l+1 < len(hp) && less(l+1, m) {
+				m = l + 1
+			}
+			if m == i {
+				return
+			}
+			hp[i], hp[m] = hp[m], hp[i]
+			i = m
 		}
+	}
+	for i := len(hp)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	var prev uint64 // hashes are never 0
+	for len(hp) > 0 {
+		h := hp[0][0]
+		if h == prev {
+			return h, true
+		}
+		prev = h
+		if hp[0] = hp[0][1:]; len(hp[0]) == 0 {
+			hp[0] = hp[len(hp)-1]
+			hp = hp[:len(hp)-1]
+		}
+		down(0)
 	}
 	return 0, false
 }
@@ -166,17 +228,22 @@ func (d *decoder) checkDuplicates(t Type, raw []byte) error {
 	d.dups.on = false
 	err := d.walk(t, raw, v)
 	if found != nil {
-		k, _ := KindOf(t)
-		what := "member"
-		if k == KindHash {
-			what = "field"
-		}
-		return errAt(0, "duplicate %s %s (%d bytes)", k, what, len(found))
+		return errAt(0, "%s (%d bytes)", dupWhat(t), len(found))
 	}
 	if err != nil && err != errStopWalk {
 		return err
 	}
 	return nil
+}
+
+// dupWhat says what is duplicated in a value of type t: "duplicate set
+// member", "duplicate hash field".
+func dupWhat(t Type) string {
+	k, _ := KindOf(t)
+	if k == KindHash {
+		return "duplicate hash field"
+	}
+	return "duplicate " + k.String() + " member"
 }
 
 // errStopWalk ends an internal walk early.

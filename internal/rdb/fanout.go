@@ -64,6 +64,7 @@ func (b *fanoutBatch) add(rec *Record) bool {
 }
 
 func (b *fanoutBatch) reset() {
+	clear(b.recs) // no hold on a big value handed over uncopied
 	b.recs = b.recs[:0]
 	if cap(b.arena) > 4*fanoutBatchBytes {
 		b.arena = make([]byte, 0, fanoutBatchBytes) // drop an oversized arena

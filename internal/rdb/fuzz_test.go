@@ -44,6 +44,11 @@ func FuzzRDBReader(f *testing.F) {
 		if full, skip := readErrMode(data, false), readErrMode(data, true); (full == nil) != (skip == nil) {
 			t.Fatalf("full check %v, with SkipValueCheck and Decode %v", full, skip)
 		}
+		// Streaming every Piecewise value finds damage exactly when the
+		// full check does.
+		if full, st := readErrMode(data, false), readErrStream(data); (full == nil) != (st == nil) {
+			t.Fatalf("full check %v, streaming the values %v", full, st)
+		}
 		r, err := NewReader(bytes.NewReader(data), Options{MaxValueBytes: 4 << 20})
 		if err != nil {
 			return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime/debug"
 )
 
 // Opcodes (RDB_OPCODE_*).
@@ -43,6 +44,10 @@ const (
 	minReadBufSize = 32 << 10
 )
 
+// freeOSAbove is the size of a read buffer (grown for a big value) whose
+// memory goes back to the OS as soon as it shrinks.
+const freeOSAbove = 64 << 20
+
 // Reader reads an RDB stream one Record at a time, checking the structure
 // of every value and the CRC-64 trailer. Memory is bounded by its 1 MiB
 // buffer plus the largest single key+value (itself capped by
@@ -66,6 +71,12 @@ type Reader struct {
 	valkey  bool
 	max     uint64
 	skip    bool // Options.SkipValueCheck
+
+	streamFn    func(*Record) (*Visitor, error) // Options.StreamValues
+	streamAbove int
+	streaming   bool  // the current value is decoded piece by piece
+	streamed    int64 // bytes of the current value decoded and dropped
+	valStart    int   // where the current value starts, relative to mark
 
 	key []byte
 	aux [2][]byte
@@ -94,7 +105,11 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 	if max <= 0 {
 		max = DefaultMaxValueBytes
 	}
-	rd := &Reader{src: r, buf: make([]byte, minReadBufSize), max: uint64(max), skip: opts.SkipValueCheck, expire: -1, idle: -1, freq: -1}
+	rd := &Reader{src: r, buf: make([]byte, minReadBufSize), max: uint64(max), skip: opts.SkipValueCheck, expire: -1, idle: -1, freq: -1,
+		streamFn: opts.StreamValues, streamAbove: opts.StreamAbove}
+	if rd.streamAbove <= 0 {
+		rd.streamAbove = DefaultStreamAbove
+	}
 	if err := rd.fill(9); err != nil {
 		return nil, toFormatError(err, 0, nil, 0)
 	}
@@ -152,7 +167,14 @@ func (r *Reader) fill(n int) error {
 			if size > readBufSize && r.end-s <= readBufSize/2 {
 				size = readBufSize
 			}
+			big := size < len(r.buf) && len(r.buf) >= freeOSAbove
 			r.move(size)
+			if big {
+				// The value is done with: give its memory back now, before
+				// garbage up to the GC's goal (twice the heap it saw) grows
+				// in it as the next values are read.
+				debug.FreeOSMemory()
+			}
 		}
 		if r.end == len(r.buf) || len(r.buf)-r.pos < n || len(r.buf) < readBufSize && r.fullReads >= 2 {
 			// Full of the current item, too small for n, or reads keep
@@ -352,11 +374,11 @@ func (r *Reader) captureValue(t Type) error {
 		}
 		return r.captureStr()
 	case TypeList, TypeSet, TypeListQuicklist:
-		return r.captureRepeat("element count", func() error { return r.captureStr() })
+		return r.capturePieces(t, func() error { return r.captureStr() })
 	case TypeHash:
-		return r.captureRepeat("hash length", r.captureStrPair)
+		return r.capturePieces(t, r.captureStrPair)
 	case TypeZSet:
-		return r.captureRepeat("zset length", func() error {
+		return r.capturePieces(t, func() error {
 			if err := r.captureStr(); err != nil {
 				return err
 			}
@@ -367,7 +389,7 @@ func (r *Reader) captureValue(t Type) error {
 			return r.copyN(uint64(b[0]))
 		})
 	case TypeZSet2:
-		return r.captureRepeat("zset length", func() error {
+		return r.capturePieces(t, func() error {
 			if err := r.captureStr(); err != nil {
 				return err
 			}
@@ -382,7 +404,7 @@ func (r *Reader) captureValue(t Type) error {
 		}
 		return r.captureModuleTags()
 	case TypeListQuicklist2:
-		return r.captureRepeat("quicklist node count", func() error {
+		return r.capturePieces(t, func() error {
 			if _, err := r.captureLength("quicklist container"); err != nil {
 				return err
 			}
@@ -396,14 +418,14 @@ func (r *Reader) captureValue(t Type) error {
 				return err
 			}
 		}
-		return r.captureRepeat("hash length", func() error {
+		return r.capturePieces(t, func() error {
 			if _, err := r.captureLength("field TTL"); err != nil {
 				return err
 			}
 			return r.captureStrPair()
 		})
 	case TypeValkeyHash2:
-		return r.captureRepeat("hash length", func() error {
+		return r.capturePieces(t, func() error {
 			if err := r.captureStrPair(); err != nil {
 				return err
 			}
@@ -425,6 +447,22 @@ func (r *Reader) captureStrPair() error {
 // at least one byte, so a hostile count ends at the end of the input or at
 // MaxValueBytes.
 func (r *Reader) captureRepeat(what string, one func() error) error {
+	return r.captureCount(what, 0, false, one)
+}
+
+// capturePieces reads the count of pieces of a Piecewise value of type t
+// and runs one that many times, like captureRepeat. With
+// Options.StreamValues, once the value has taken more than StreamAbove
+// bytes, it decodes what was captured and then every further piece as
+// soon as it was read, and drops its bytes.
+func (r *Reader) capturePieces(t Type, one func() error) error {
+	what, _ := pieceCount(t)
+	return r.captureCount(what, t, true, one)
+}
+
+// captureCount is captureRepeat, and with pieces capturePieces of a value
+// of type t.
+func (r *Reader) captureCount(what string, t Type, pieces bool, one func() error) error {
 	n, err := r.captureLength(what)
 	if err != nil {
 		return err
@@ -433,9 +471,94 @@ func (r *Reader) captureRepeat(what string, one func() error) error {
 		if err := one(); err != nil {
 			return err
 		}
-		if uint64(r.pos-r.mark) > r.max {
+		switch {
+		case !pieces:
+		case r.streaming:
+			if err := r.streamPiece(); err != nil {
+				return err
+			}
+		case r.streamFn != nil && r.pos-r.mark-r.valStart > r.streamAbove:
+			if err := r.startStream(t); err != nil {
+				return err
+			}
+		}
+		if uint64(r.streamed)+uint64(r.pos-r.mark) > r.max {
 			return errAt(int(r.Offset()), "value exceeds MaxValueBytes %d", r.max)
 		}
+	}
+	return nil
+}
+
+// startStream hands the key to Options.StreamValues, decodes the part of
+// its value captured so far (the head and whole pieces) and drops it.
+func (r *Reader) startStream(t Type) error {
+	rec := &r.rec
+	*rec = Record{Kind: RecordKey, Offset: rec.Offset, DB: r.db, Key: r.key, Type: t, Expire: r.expire, Idle: r.idle, Freq: r.freq}
+	if r.hasMeta {
+		rec.Meta = r.meta
+	}
+	v, err := r.streamFn(rec)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		v = &Visitor{}
+	}
+	d := &r.dec
+	d.dups.reset(true)
+	val := r.captured()[r.valStart:]
+	off := r.Offset() - int64(len(val))
+	d.b, d.p = val, 0
+	if _, err := d.piecesHead(t, v, true); err != nil {
+		return toFormatError(err, off, r.key, t)
+	}
+	for d.p < len(d.b) {
+		if err := d.piece(); err != nil {
+			return toFormatError(err, off, r.key, t)
+		}
+	}
+	r.streaming, r.streamed = true, int64(len(val))
+	r.mark, r.valStart = r.pos, 0
+	return nil
+}
+
+// streamPiece decodes the piece just captured and drops it.
+func (r *Reader) streamPiece() error {
+	d := &r.dec
+	b := r.captured()
+	d.b, d.p = b, 0
+	if err := d.piece(); err != nil {
+		return toFormatError(err, r.Offset()-int64(len(b)), r.key, d.pc.t)
+	}
+	r.streamed += int64(len(b))
+	r.mark = r.pos
+	return nil
+}
+
+// endStream decodes the rest of a streamed value (a stream's metadata
+// and groups) and checks its members for duplicates.
+func (r *Reader) endStream(t Type) error {
+	d := &r.dec
+	b := r.captured()
+	off := r.Offset() - int64(len(b))
+	d.b, d.p = b, 0
+	if err := d.piecesTail(); err != nil {
+		return toFormatError(err, off, r.key, t)
+	}
+	if d.p != len(d.b) {
+		return toFormatError(errAt(d.p, "%d unexpected bytes after the value", len(d.b)-d.p), off, r.key, t)
+	}
+	d.b = nil
+	_, dup := d.dups.candidate()
+	huge := len(d.dups.big)*dupChunk*8 >= freeOSAbove
+	d.dups.reset(false)
+	if huge {
+		// The hashes of a huge value go back to the OS before the next
+		// value arrives.
+		debug.FreeOSMemory()
+	}
+	if dup {
+		return toFormatError(errAt(0, "%s (two members hash alike; the value was too big to hold for a byte comparison)", dupWhat(t)), off, r.key, t)
 	}
 	return nil
 }
@@ -454,7 +577,7 @@ func (r *Reader) captureLengths(n int, what string) error {
 }
 
 func (r *Reader) captureStream(t Type) error {
-	if err := r.captureRepeat("stream node count", r.captureStrPair); err != nil {
+	if err := r.capturePieces(t, r.captureStrPair); err != nil {
 		return err
 	}
 	if err := r.captureStreamMetaGroups(t); err != nil {
@@ -759,14 +882,30 @@ func (r *Reader) keyRecord(rec *Record, t Type) error {
 	if err := r.decodeStrs(&r.key); err != nil {
 		return toFormatError(err, start, nil, 0)
 	}
-	valStart := r.pos - r.mark
+	r.valStart = r.pos - r.mark
+	r.streaming, r.streamed = false, 0
 	valOff := r.Offset()
 	if err := r.captureValue(t); err != nil {
 		return err
 	}
-	val := r.captured()[valStart:]
+	if r.streaming {
+		r.streaming, r.streamed = false, 0
+		if err := r.endStream(t); err != nil {
+			return err
+		}
+		rec.Kind, rec.Key, rec.Type, rec.Value, rec.Streamed = RecordKey, r.key, t, nil, true
+		rec.Expire, rec.Idle, rec.Freq = r.expire, r.idle, r.freq
+		if r.hasMeta {
+			rec.Meta, r.hasMeta = r.meta, false
+		}
+		r.expire, r.idle, r.freq = -1, -1, -1
+		return nil
+	}
+	val := r.captured()[r.valStart:]
 	if !r.skip {
-		if err := r.dec.decode(t, val, nil); err != nil {
+		err := r.dec.decode(t, val, nil)
+		r.dec.b = nil
+		if err != nil {
 			return toFormatError(err, valOff, r.key, t)
 		}
 	}

@@ -10,40 +10,41 @@ const (
 	streamFlagSameFields = 2
 )
 
-// stream walks a stream value (types 15, 19, 21, 26).
-func (d *decoder) stream(t Type, v *Visitor) error {
-	nodes, err := d.count("stream node count", 2)
+// streamNodePiece walks node i of a stream (types 15, 19, 21, 26): its
+// 16-byte master ID key and its listpack.
+func (d *decoder) streamNodePiece(i int) error {
+	pc := &d.pc
+	key, off, _, _, err := d.str()
 	if err != nil {
 		return err
 	}
-	var prevKey [16]byte
-	var first StreamID
-	haveFirst := false
-	for i := range nodes {
-		key, off, _, _, err := d.str()
-		if err != nil {
-			return err
-		}
-		if len(key) != 16 {
-			return errAt(off, "stream node %d: key is %d bytes, want 16", i, len(key))
-		}
-		if i > 0 && bytes.Compare(key, prevKey[:]) <= 0 {
-			return errAt(off, "stream node %d: key not above the previous node's", i)
-		}
-		copy(prevKey[:], key)
-		master := StreamID{binary.BigEndian.Uint64(key), binary.BigEndian.Uint64(key[8:])}
-		lp, off, dataOff, comp, err := d.str()
-		if err != nil {
-			return err
-		}
-		n, fid, err := d.streamNode(lp, master, v.StreamEntry)
-		if err != nil {
-			return rebase(err, off, dataOff, comp, "stream node "+itoa(i)+" listpack")
-		}
-		if n > 0 && !haveFirst {
-			first, haveFirst = fid, true
-		}
+	if len(key) != 16 {
+		return errAt(off, "stream node %d: key is %d bytes, want 16", i, len(key))
 	}
+	if i > 0 && bytes.Compare(key, pc.prevKey[:]) <= 0 {
+		return errAt(off, "stream node %d: key not above the previous node's", i)
+	}
+	copy(pc.prevKey[:], key)
+	master := StreamID{binary.BigEndian.Uint64(key), binary.BigEndian.Uint64(key[8:])}
+	lp, off, dataOff, comp, err := d.str()
+	if err != nil {
+		return err
+	}
+	n, fid, err := d.streamNode(lp, master, pc.v.StreamEntry)
+	if err != nil {
+		return rebase(err, off, dataOff, comp, "stream node "+itoa(i)+" listpack")
+	}
+	if n > 0 && !pc.haveFirst {
+		pc.first, pc.haveFirst = fid, true
+	}
+	return nil
+}
+
+// streamTail walks what follows a stream's nodes: its metadata, consumer
+// groups and (type 26) IDMP state.
+func (d *decoder) streamTail() error {
+	t, v, first := d.pc.t, d.pc.v, d.pc.first
+	var err error
 	info := StreamInfo{}
 	lens := []*uint64{&info.Length, &info.LastID.Ms, &info.LastID.Seq}
 	if t != TypeStreamListpacks {

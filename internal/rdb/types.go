@@ -150,7 +150,12 @@ type Record struct {
 	Idle   int64  // RecordKey: LRU idle seconds, or -1 when absent
 	Freq   int    // RecordKey: LFU counter 0–255, or -1 when absent
 	Meta   []byte // RecordKey: the body of a KEY_META opcode before the type byte (Redis 8.6, RDB 13: module metadata classes), or nil
-	Value  []byte // RecordKey: the serialized value exactly as in the file, without the type byte
+	Value  []byte // RecordKey: the serialized value exactly as in the file, without the type byte; nil when Streamed
+
+	// Streamed (RecordKey) says the value was too big to hold: the Reader
+	// decoded it as it arrived, calling the Visitor Options.StreamValues
+	// gave for the key, and Value is nil.
+	Streamed bool
 
 	valueOff int64 // RecordKey: file offset of Value[0], for errors found later (CheckValues)
 }
@@ -193,7 +198,35 @@ type Options struct {
 	// then reported by Decode (its FormatError offsets are relative to the
 	// value), everything else still by Next.
 	SkipValueCheck bool
+
+	// StreamValues, when set, keeps a big value from being held whole.
+	// Once the bytes of a Piecewise value (a list, set, zset or hash
+	// stored element by element, a quicklist, a stream) read so far pass
+	// StreamAbove, the Reader calls StreamValues with the key's record
+	// (everything but Value) and decodes the rest of the value piece by
+	// piece as it arrives (each element, quicklist node or stream node),
+	// checking it fully and calling the returned Visitor (nil only checks)
+	// for every element, in order; Next then returns the record with
+	// Streamed set and no Value. Memory is then bounded by the read buffer,
+	// StreamAbove and the largest single piece, plus 8 bytes per member of
+	// a streamed set, zset or hash for the duplicate check. A duplicate in
+	// a streamed value is found by a 64-bit hash match alone (the value is
+	// gone by then): a valid value of n members is refused with a
+	// probability of about n²/2⁶⁵. An error StreamValues or the Visitor
+	// returns stops Next and is returned as is.
+	StreamValues func(rec *Record) (*Visitor, error)
+
+	// StreamAbove is the size from which StreamValues applies; 0 means
+	// DefaultStreamAbove.
+	StreamAbove int
 }
+
+// CheckStreamed is an Options.StreamValues for a reader that only checks:
+// streamed values are checked as fully as the others, and visited by no one.
+func CheckStreamed(*Record) (*Visitor, error) { return nil, nil }
+
+// DefaultStreamAbove is the default Options.StreamAbove.
+const DefaultStreamAbove = 4 << 20
 
 // DefaultMaxValueBytes is the default cap on one serialized value.
 const DefaultMaxValueBytes = 1 << 30

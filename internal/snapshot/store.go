@@ -209,12 +209,13 @@ type measured struct {
 func verify(ctx context.Context, r io.Reader, nowMs int64, bar *progress.Bar) (*measured, error) {
 	// The digest decodes (and so fully checks) every value: Next only
 	// needs to walk each value's outline.
-	rr, err := rdb.NewReader(r, rdb.Options{SkipValueCheck: true})
+	// A big value is streamed into dg as it arrives, never held whole.
+	dg := digest.New(digest.Options{})
+	rr, err := rdb.NewReader(r, rdb.Options{SkipValueCheck: true, StreamValues: dg.Stream})
 	if err != nil {
 		return nil, err
 	}
 	cnt := catalog.NewCounter(nowMs)
-	dg := digest.New(digest.Options{})
 	m := &measured{version: rr.Version()}
 	scan := func(ctx context.Context, fn func(*rdb.Record) error) error {
 		for n := 0; ; n++ {

@@ -10,7 +10,6 @@
 package synth
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -284,11 +283,11 @@ func fileDigest(ctx context.Context, path string, sf digest.ScoreFormat) (string
 		return "", err
 	}
 	defer f.Close()
-	rr, err := rdb.NewReader(bufio.NewReaderSize(f, 1<<20), rdb.Options{SkipValueCheck: true})
+	d := digest.New(digest.Options{ScoreFormat: sf})
+	rr, err := rdb.NewReader(f, rdb.Options{SkipValueCheck: true, StreamValues: d.Stream})
 	if err != nil {
 		return "", err
 	}
-	d := digest.New(digest.Options{ScoreFormat: sf})
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return "", ctx.Err()

@@ -209,12 +209,12 @@ type parsed struct {
 
 // parse reads a whole RDB from r, then reads r to its end.
 func parse(ctx context.Context, r *counting, nowMs int64) (*parsed, error) {
-	rd, err := rdb.NewReader(r, rdb.Options{})
+	dg := digest.New(digest.Options{})
+	rd, err := rdb.NewReader(r, rdb.Options{StreamValues: dg.Stream}) // a big value streamed into dg, never held whole
 	if err != nil {
 		return nil, err
 	}
 	cnt := catalog.NewCounter(nowMs)
-	dg := digest.New(digest.Options{})
 	p := &parsed{version: rd.Version()}
 	for i := 0; ; i++ {
 		if i&4095 == 0 && ctx.Err() != nil {
