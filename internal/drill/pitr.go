@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -411,28 +410,24 @@ func saveLive(ctx context.Context, s *scratch.Server, cutoff int64) (*live, erro
 	}
 	d := digest.New(digest.Options{})
 	l := &live{keys: map[int]int64{}}
-	for i := 0; ; i++ {
-		if i&4095 == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		rec, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
-		}
+	var addErr error // d.Add's, not a read error
+	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
 		if rec.Kind != rdb.RecordKey {
-			continue
+			return nil
 		}
 		if rec.Expire >= 0 && rec.Expire <= cutoff {
 			l.expired++
-			continue
+			return nil
 		}
 		l.keys[rec.DB]++
-		if err := d.Add(rec); err != nil {
-			return nil, err
-		}
+		addErr = d.Add(rec)
+		return addErr
+	})
+	switch {
+	case addErr != nil || ctx.Err() != nil:
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	l.digest = d.Sum()
 	return l, nil

@@ -2,7 +2,6 @@ package drill
 
 import (
 	"context"
-	"io"
 	"os"
 
 	"redback/internal/digest"
@@ -38,28 +37,19 @@ func sampleFile(ctx context.Context, path string, n int, sf digest.ScoreFormat, 
 		all = digest.New(digest.Options{ScoreFormat: sf})
 	}
 	smp := keysample.New(n, sf)
-	for i := 0; ; i++ {
-		if i&4095 == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		rec, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
 		if rec.Kind != rdb.RecordKey {
-			continue
+			return nil
 		}
 		if all != nil {
 			if err := all.Add(rec); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		if err := smp.Offer(rec.DB, rec); err != nil {
-			return nil, err
-		}
+		return smp.Offer(rec.DB, rec)
+	})
+	if err != nil {
+		return nil, err
 	}
 	s := &sampled{keys: smp.Keys()}
 	if all != nil {

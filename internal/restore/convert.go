@@ -213,18 +213,25 @@ func (cv *converter) raw(name string, args ...[]byte) error {
 	for _, a := range args {
 		b.buf = resp.AppendBulk(b.buf, a)
 	}
+	return cv.added()
+}
+
+// added counts a command appended to the batch; a full batch goes out
+// and a new one starts on the same connection.
+func (cv *converter) added() error {
 	cv.n++
-	if len(b.buf) >= cv.x.opts.BatchBytes {
-		cv.endEntry(false, -1)
-		if err := cv.sendBatch(); err != nil {
-			return err
-		}
-		nb, err := cv.x.getBatch(cv.ctx, cv.db)
-		if err != nil {
-			return err
-		}
-		cv.b = nb
+	if len(cv.b.buf) < cv.x.opts.BatchBytes {
+		return nil
 	}
+	cv.endEntry(false, -1)
+	if err := cv.sendBatch(); err != nil {
+		return err
+	}
+	nb, err := cv.x.getBatch(cv.ctx, cv.db)
+	if err != nil {
+		return err
+	}
+	cv.b = nb
 	return nil
 }
 
@@ -256,19 +263,7 @@ func (cv *converter) flushArgs() error {
 	if cap(cv.args) > 4*convMaxBytes {
 		cv.args = nil
 	}
-	cv.n++
-	if len(b.buf) >= cv.x.opts.BatchBytes {
-		cv.endEntry(false, -1)
-		if err := cv.sendBatch(); err != nil {
-			return err
-		}
-		nb, err := cv.x.getBatch(cv.ctx, cv.db)
-		if err != nil {
-			return err
-		}
-		cv.b = nb
-	}
-	return nil
+	return cv.added()
 }
 
 // streamMeta restores what follows a stream's entries: last id and

@@ -246,22 +246,12 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 func countRecords(ctx context.Context, rd *rdb.Reader, add func(*rdb.Record) error, res *Result, opts Options) error {
 	now := opts.Now().UnixMilli()
 	pr := progressFn{fn: opts.Progress}
-	for i := 0; ; i++ {
-		if i&1023 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rec, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err := rd.ForEach(ctx, func(rec *rdb.Record) error {
 		if rec.Kind == rdb.RecordFunction {
 			res.FunctionsLoaded++
 		}
 		if rec.Kind != rdb.RecordKey {
-			continue
+			return nil
 		}
 		if add != nil {
 			if err := add(rec); err != nil {
@@ -274,6 +264,10 @@ func countRecords(ctx context.Context, rd *rdb.Reader, add func(*rdb.Record) err
 			res.KeysRestored++
 		}
 		pr.add(rd.Offset(), false)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	pr.add(rd.Offset(), true)
 	res.Bytes = rd.Offset()
@@ -310,17 +304,8 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 	curDB := -1
 	var metaDropped int64
 	pr := progressFn{fn: opts.Progress}
-	for i := 0; ; i++ {
-		if i&1023 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rec, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
+		var err error
 		switch rec.Kind {
 		case rdb.RecordAux:
 			err = w.WriteAux(rec.AuxKey, rec.AuxValue)
@@ -333,11 +318,11 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 			pr.add(rd.Offset(), false)
 			if !flt.KeepDB(rec.DB) || !flt.KeepKey(rec.Key) {
 				res.KeysFiltered++
-				continue
+				return nil
 			}
 			if rec.Expire >= 0 && rec.Expire <= now {
 				res.KeysExpired++
-				continue
+				return nil
 			}
 			if db := flt.TargetDB(rec.DB); db != curDB {
 				if err = w.SelectDB(db); err != nil {
@@ -360,6 +345,10 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 		if err != nil {
 			return fmt.Errorf("write: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	pr.add(rd.Offset(), true)
 	res.Bytes = rd.Offset()

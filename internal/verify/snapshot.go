@@ -216,24 +216,16 @@ func parse(ctx context.Context, r *counting, nowMs int64) (*parsed, error) {
 	}
 	cnt := catalog.NewCounter(nowMs)
 	p := &parsed{version: rd.Version()}
-	for i := 0; ; i++ {
-		if i&4095 == 0 && ctx.Err() != nil {
-			return p, ctx.Err()
-		}
-		rec, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return p, err
-		}
+	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
 		cnt.Add(rec)
-		if rec.Kind == rdb.RecordKey {
-			p.keys++
-			if err := dg.Add(rec); err != nil {
-				return p, err
-			}
+		if rec.Kind != rdb.RecordKey {
+			return nil
 		}
+		p.keys++
+		return dg.Add(rec)
+	})
+	if err != nil {
+		return p, err
 	}
 	p.checksum = rd.Checksum()
 	p.census = cnt.Census()
