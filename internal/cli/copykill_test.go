@@ -3,6 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,13 +20,14 @@ import (
 // process of its own) copies a repository of many objects (snapshots, a
 // shipped log generation with its segments) from a folder to S3
 // (versitygw, behind a proxy that delays every request so that the copy
-// takes seconds) and is killed with SIGKILL at a few points mid-copy: after
-// about a quarter, half and three quarters of the objects. After every
-// kill the target verifies (`redback verify`, exit 0: no manifest without
-// its data, no object that is not whole) and no multipart upload is left
-// behind; a rerun resumes (it copies only what is missing) and completes;
-// the copy then verifies, lists what the source lists, and restores
-// digest-equal, a snapshot and the newest point of the log.
+// takes seconds), then from that S3 copy to another folder, and is killed
+// with SIGKILL at a few points mid-copy: after about a quarter, half and
+// three quarters of the objects. After every kill the target verifies
+// (`redback verify`, exit 0: no manifest without its data, no object that
+// is not whole) and no multipart upload is left behind; a rerun resumes (it
+// copies only what is missing) and completes; the copy then verifies,
+// lists what the source lists, and restores digest-equal, a snapshot and
+// the newest point of the log.
 func TestCopy_KillNine(t *testing.T) {
 	ctx := t.Context()
 	srv := s3test.StartServer(t)
@@ -33,11 +37,11 @@ func TestCopy_KillNine(t *testing.T) {
 	via.Endpoint = "http://" + fp.addr
 	dst := via.URL("copy")
 
-	// The source repository: 12 snapshots and a shipped generation.
+	// The source repository: 20 snapshots and a shipped generation.
 	src := redistest.Start(t)
 	redistest.Populate(t, src, 200)
 	repo := "file://" + t.TempDir()
-	for i := range 12 {
+	for i := range 20 {
 		if err := src.Client().Set(ctx, fmt.Sprintf("round:%d", i), i, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -59,8 +63,7 @@ func TestCopy_KillNine(t *testing.T) {
 	}
 	want := src.Digest(ctx)
 	srcList := listRepo(t, repo)
-
-	objects := func() int {
+	s3Objects := func() int {
 		n := 0
 		p := s3.NewListObjectsV2Paginator(srv.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String("copy/")})
 		for p.HasMorePages() {
@@ -72,21 +75,58 @@ func TestCopy_KillNine(t *testing.T) {
 		}
 		return n
 	}
+	t.Run("folder to S3", func(t *testing.T) {
+		killCopy(t, fp, repo, dst, s3Objects, want, srcList, func() {
+			if up, err := srv.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(srv.Bucket)}); err != nil || len(up.Uploads) != 0 {
+				t.Fatalf("multipart uploads left after a kill: %v %v", up, err)
+			}
+		})
+	})
+	// The other way: from S3 (the delayed one, now a whole copy) into a
+	// folder, whose objects are written to a temp file and renamed.
+	dir := t.TempDir()
+	fileObjects := func() int {
+		n := 0
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".redback-") {
+				n++
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t.Run("S3 to folder", func(t *testing.T) {
+		killCopy(t, fp, dst, "file://"+dir, fileObjects, want, srcList, func() {})
+	})
+}
+
+// killCopy copies from to to with a `redback copy` process killed by
+// SIGKILL at a quarter, half and three quarters of the objects (objects
+// counts them on the target), the S3 proxy fp delaying every request
+// meanwhile; after each kill the target verifies and check passes; then a
+// rerun copies exactly what is missing, the copy verifies, lists what the
+// source lists (srcList), and restores digest-equal to want (the newest
+// point of the log, and the newest snapshot).
+func killCopy(t *testing.T, fp *faultyS3, from, to string, objects func() int, want string, srcList listOutput, check func()) {
 	// How many objects a whole copy makes: a dry run's count.
-	code, out, errs := runCLI(t, "copy", "--from", repo, "--to", dst, "--dry-run", "--json")
+	code, out, errs := runCLI(t, "copy", "--from", from, "--to", to, "--dry-run", "--json")
 	if code != ExitOK {
 		t.Fatalf("dry run: exit %d\n%s%s", code, out, errs)
 	}
 	total := copiedObjects(t, out)
-	if total < 40 {
+	if total < 50 {
 		t.Fatalf("only %d objects to copy\n%s", total, out)
 	}
 	fp.delay.Store(int64(20 * time.Millisecond))
 	fp.mode.Store(s3Delay)
+	defer fp.mode.Store(s3OK)
 
 	for _, frac := range []float64{0.25, 0.5, 0.75} {
 		at := int(frac * float64(total))
-		p := startRedback(t, "copy", "--from", repo, "--to", dst)
+		p := startRedback(t, "copy", "--from", from, "--to", to)
 		reached := false
 		for end := time.Now().Add(120 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 			if objects() >= at {
@@ -108,39 +148,39 @@ func TestCopy_KillNine(t *testing.T) {
 		if have >= total {
 			t.Fatalf("the copy was complete (%d objects) before the kill at %d", have, at)
 		}
-		if code, out, errs := runCLI(t, "verify", "--repo", dst); code != ExitOK {
+		if code, out, errs := runCLI(t, "verify", "--repo", to); code != ExitOK {
 			t.Fatalf("after a kill at %d of %d objects: verify exit %d\n%s%s", have, total, code, out, errs)
 		}
-		if up, err := srv.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(srv.Bucket)}); err != nil || len(up.Uploads) != 0 {
-			t.Fatalf("multipart uploads left after a kill: %v %v", up, err)
-		}
+		check()
 		t.Logf("killed at %d of %d objects; the target verifies", have, total)
 	}
 	fp.mode.Store(s3OK)
 
 	// The rerun copies only what is missing and completes.
 	before := objects()
-	code, out, errs = runCLI(t, "copy", "--from", repo, "--to", dst, "--json")
+	code, out, errs = runCLI(t, "copy", "--from", from, "--to", to, "--json")
 	if code != ExitOK {
 		t.Fatalf("resumed copy: exit %d\n%s%s", code, out, errs)
 	}
 	if n := copiedObjects(t, out); n != total-before {
 		t.Errorf("the resumed copy copied %d objects, %d were missing", n, total-before)
 	}
-	if code, out, errs := runCLI(t, "verify", "--repo", dst); code != ExitOK {
+	if code, out, errs := runCLI(t, "verify", "--repo", to); code != ExitOK {
 		t.Fatalf("verify of the finished copy: exit %d\n%s%s", code, out, errs)
 	}
-	dstList := listRepo(t, dst)
+	dstList := listRepo(t, to)
 	if len(dstList.Snapshots) != len(srcList.Snapshots) || len(dstList.Generations) != len(srcList.Generations) {
 		t.Fatalf("the copy lists %d snapshots and %d generations, the source %d and %d",
 			len(dstList.Snapshots), len(dstList.Generations), len(srcList.Snapshots), len(srcList.Generations))
 	}
-	restoreEqual(t, dst, want, "--at", "latest")
-	d := redistest.Start(t)
-	if code, out, errs := runCLI(t, "restore", "--repo", dst, "--latest", "--to-redis", d.URL()); code != ExitOK {
-		t.Fatalf("restore of the newest snapshot from the copy: exit %d\n%s%s", code, out, errs)
+	restoreEqual(t, to, want, "--at", "latest")
+	// The newest snapshot too, equal to the same restored from the source.
+	orig := redistest.Start(t)
+	if code, out, errs := runCLI(t, "restore", "--repo", from, "--latest", "--to-redis", orig.URL()); code != ExitOK {
+		t.Fatalf("restore of the newest snapshot from the source: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, errs := runCLI(t, "copy", "--from", repo, "--to", dst, "--json"); code != ExitOK || copiedObjects(t, out) != 0 {
+	restoreEqual(t, to, orig.Digest(t.Context()), "--latest")
+	if code, out, errs := runCLI(t, "copy", "--from", from, "--to", to, "--json"); code != ExitOK || copiedObjects(t, out) != 0 {
 		t.Fatalf("a third run: exit %d, want nothing copied\n%s%s", code, out, errs)
 	}
 }
