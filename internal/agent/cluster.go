@@ -9,6 +9,7 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/config"
+	"redback/internal/ops"
 	"redback/internal/storage"
 )
 
@@ -179,7 +180,50 @@ func (a *Agent) seedSets(ctx context.Context, s *source) {
 	}
 }
 
-// retainSets applies retention to a cluster's sets.
-func (a *Agent) retainSets(_ context.Context, s *source) {
-	a.log.Debug("retention of a cluster's sets is not run by the agent yet", "source", s.cfg.Name)
+// setPinner is implemented by a cluster's shipper: what each shard's log
+// depends on (catalog.Policy.Pinned, per shard source).
+type setPinner interface {
+	Pinned(source, id string) (bool, string)
+}
+
+// retainSets applies retention to a cluster source: its sets kept or
+// dropped whole, then its shards' sources (ops.PruneCluster).
+func (a *Agent) retainSets(ctx context.Context, s *source) {
+	n := s.cfg.Name
+	var pinned func(source, id string) (bool, string)
+	if pn, ok := s.shipper.(setPinner); ok {
+		pinned = pn.Pinned
+	}
+	now := a.clock.Now()
+	res, err := ops.PruneCluster(ctx, s.repo, n, s.shards.lease, ops.PruneParams{Policy: Policy(s.cfg.Retention), Now: now}, pinned)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ret.LastRun = now
+	if res != nil {
+		deleted, failures, kept := int64(len(res.DeletedSets)), 0, int64(0)
+		for _, sh := range res.Shards {
+			deleted += int64(len(sh.Deleted))
+			failures += sh.Failures
+			kept += sh.KeptBytes
+		}
+		s.ret.Deleted += deleted
+		s.ret.Failures += int64(failures)
+		s.ret.KeptBytes = kept
+		s.ret.Snapshots = len(res.Sets) - len(res.DeletedSets)
+		a.m.retDeletions.WithLabelValues(n).Add(float64(deleted))
+		a.m.retFailures.WithLabelValues(n).Add(float64(failures))
+		a.m.repoBytes.WithLabelValues(n).Set(float64(kept))
+		a.m.repoSnapshots.WithLabelValues(n).Set(float64(s.ret.Snapshots))
+		if len(res.DeletedSets) > 0 {
+			a.log.Info("retention", "source", n, "deleted_sets", len(res.DeletedSets), "deleted_snapshots", deleted-int64(len(res.DeletedSets)))
+		}
+	}
+	if err != nil {
+		s.ret.Failures++
+		a.m.retFailures.WithLabelValues(n).Inc()
+		s.ret.LastError = s.scrub(err)
+		a.log.Error("retention failed", "source", n, "err", s.ret.LastError)
+		return
+	}
+	s.ret.LastError = ""
 }

@@ -95,7 +95,14 @@ omitted when the repository holds one) and never reads or deletes another
 source's objects; --dry-run without --name shows every source, one after the
 other (with --json, one JSON object per source). prune takes the source's
 lease: it refuses to run while an agent, ship or snapshot writes to that
-source (the agent prunes after each snapshot itself).`,
+source (the agent prunes after each snapshot itself).
+
+A Redis Cluster's backup sets are kept or dropped whole: --name CLUSTER
+applies the counts to the sets (the newest verified set always stays, so a
+set goes only when a newer verified one covers it), removes the dropped
+sets' manifests, then prunes each shard source keeping the snapshots of the
+sets that stay and what its log needs (see docs/cluster.md). A shard of a
+cluster with sets is not pruned alone.`,
 		Example: `  redback prune --repo file:///var/lib/redback/cache-a --dry-run
   redback prune --repo s3://bucket/redis --keep-hourly 48 --keep-daily 14 --keep-monthly 12 --json`,
 		Args: exactArgs(0, pruneTry),
@@ -122,11 +129,35 @@ func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
 	if err != nil || uploadAge <= 0 {
 		return usagef(pruneTry, "--uploads-older-than: bad duration %q (use 24h or 7d)", o.uploadAge)
 	}
+	clusters, err := o.clusters(ctx, e)
+	if err != nil {
+		return err
+	}
+	if o.name != "" {
+		if clusters.sets[o.name] {
+			return pruneCluster(ctx, e, o, policy, uploadAge.D(), o.name)
+		}
+		if cl := clusters.of(o.name); cl != "" {
+			return usagef("redback prune --repo "+o.repo+" --name "+cl, "%s is a shard of cluster %s, whose backup sets are kept or dropped whole: prune the cluster (--name %s)", o.name, cl, cl)
+		}
+	}
 	set, err := openSources(ctx, e, o.repo, o.name, pruneTry)
 	if err != nil {
 		return err
 	}
 	defer set.Close()
+	if o.name == "" && len(clusters.sets) == 1 {
+		// Every source a shard of the one cluster: prune the cluster.
+		for cl := range clusters.sets {
+			only := true
+			for _, src := range set.sources {
+				only = only && clusters.of(src.Name) == cl
+			}
+			if only {
+				return pruneCluster(ctx, e, o, policy, uploadAge.D(), cl)
+			}
+		}
+	}
 	if len(set.sources) > 1 && !o.dryRun {
 		names := set.repo.Names()
 		return usagef(tryWithName("redback prune --repo "+o.repo, names), "%s holds %d sources (%s): prune one at a time with --name (or see them all with --dry-run)",
@@ -134,6 +165,9 @@ func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
 	}
 	var errs []error
 	for i, src := range set.sources {
+		if clusters.of(src.Name) != "" {
+			continue // with its cluster, below
+		}
 		if len(set.sources) > 1 && !o.json {
 			if i > 0 {
 				fmt.Fprintln(e.Out)
@@ -144,7 +178,123 @@ func runPrune(ctx context.Context, e *env, o *pruneOpts) error {
 			errs = append(errs, err)
 		}
 	}
+	for _, cl := range clusters.names() {
+		if !o.json {
+			fmt.Fprintf(e.Out, "\n== cluster %s ==\n", cl)
+		}
+		if err := pruneCluster(ctx, e, o, policy, uploadAge.D(), cl); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// pruneClusters are the clusters a repository holds backup sets of.
+type pruneClusters struct{ sets map[string]bool }
+
+// clusters lists the clusters with backup sets in --repo.
+func (o *pruneOpts) clusters(ctx context.Context, e *env) (pruneClusters, error) {
+	c := pruneClusters{sets: map[string]bool{}}
+	b, err := openRepo(ctx, e, o.repo)
+	if err != nil {
+		return c, err
+	}
+	defer b.Close()
+	sets, _, err := catalog.ListSets(ctx, b, "")
+	for _, s := range sets {
+		c.sets[s.Cluster] = true
+	}
+	return c, err
+}
+
+// of is the cluster source is a shard of ("" when none with sets).
+func (c pruneClusters) of(source string) string {
+	for cl := range c.sets {
+		if strings.HasPrefix(source, cl+"-shard-") {
+			return cl
+		}
+	}
+	return ""
+}
+
+func (c pruneClusters) names() []string {
+	out := make([]string, 0, len(c.sets))
+	for cl := range c.sets {
+		out = append(out, cl)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pruneCluster prunes a cluster's backup sets (kept or dropped whole) and
+// its shards' sources (ops.PruneCluster) and prints the outcome.
+func pruneCluster(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, uploadAge time.Duration, cluster string) error {
+	base, err := openRepo(ctx, e, o.repo)
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+	now := time.Now
+	if o.now != nil {
+		now = o.now
+	}
+	at := now()
+	res, perr := ops.PruneCluster(ctx, base, cluster, ops.LeasedShards(base, nil, e.log),
+		ops.PruneParams{Policy: policy, Now: at, UploadsBefore: at.Add(-uploadAge), DryRun: o.dryRun}, nil)
+	if res == nil {
+		return perr
+	}
+	if o.json {
+		out := struct {
+			Repo   string `json:"repo"`
+			DryRun bool   `json:"dry_run"`
+			*ops.ClusterPruneOutcome
+			Errors []string `json:"errors"`
+		}{Repo: base.Location(), DryRun: o.dryRun, ClusterPruneOutcome: res, Errors: []string{}}
+		if perr != nil {
+			out.Errors = strings.Split(perr.Error(), "\n")
+		}
+		enc := json.NewEncoder(e.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		del := "delete"
+		if o.dryRun {
+			del = "would delete"
+		}
+		deleted := map[string]bool{}
+		for _, id := range res.DeletedSets {
+			deleted[id] = true
+		}
+		tw := tabwriter.NewWriter(e.Out, 2, 4, 2, ' ', 0)
+		for _, d := range res.Sets {
+			action := "keep"
+			switch {
+			case deleted[d.ID]:
+				action = del
+			case !d.Keep:
+				action = "not deleted"
+			}
+			fmt.Fprintf(tw, "%s\tset %s\t%s\t%s\n", action, d.ID, d.EndTime.UTC().Format(time.DateTime), strings.Join(d.Reasons, "; "))
+		}
+		tw.Flush()
+		fmt.Fprintf(e.Out, "%d backup set(s) of cluster %s: %s %d, keeping %d (a set is kept or dropped whole)\n", len(res.Sets), cluster, del, len(res.DeletedSets), len(res.Sets)-len(res.DeletedSets))
+		shards := make([]string, 0, len(res.Shards))
+		for src := range res.Shards {
+			shards = append(shards, src)
+		}
+		sort.Strings(shards)
+		for _, src := range shards {
+			fmt.Fprintf(e.Out, "-- shard %s --\n", src)
+			printPrune(e, o.dryRun, res.Shards[src].PruneResult)
+		}
+	}
+	if perr != nil {
+		return fmt.Errorf("prune of cluster %s: %w", cluster, perr)
+	}
+	return nil
 }
 
 // prune runs retention on the source whose objects are repo and prints

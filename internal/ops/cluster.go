@@ -20,11 +20,15 @@ import (
 type ShardLease func(ctx context.Context, source string, fn func(ctx context.Context, repo storage.Backend) error) error
 
 // LeasedShards is the ShardLease of a command: each call records the
-// source in base if need be (its address: seed's, masked) and holds the
+// source in base if need be (its address: seed's, masked; seed may be nil) and holds the
 // source's lease around fn (Leased).
 func LeasedShards(base storage.Backend, seed *redisurl.URL, log *slog.Logger) ShardLease {
+	addr := "" // a prune names no node
+	if seed != nil {
+		addr = seed.Redacted()
+	}
 	return func(ctx context.Context, source string, fn func(context.Context, storage.Backend) error) error {
-		src, err := catalog.InitSource(ctx, base, source, seed.Redacted())
+		src, err := catalog.InitSource(ctx, base, source, addr)
 		if err != nil {
 			return err
 		}

@@ -48,15 +48,7 @@ func Prune(ctx context.Context, log *slog.Logger, repo storage.Backend, name str
 	var out *PruneOutcome
 	var perr error
 	run := func(ctx context.Context, repo storage.Backend) error {
-		res, err := catalog.Prune(ctx, repo, p.Policy, p.Now, catalog.PruneOptions{DryRun: p.DryRun})
-		if res == nil {
-			perr = err
-			return nil
-		}
-		out = &PruneOutcome{PruneResult: res}
-		var uerr error
-		out.AbandonedUploads, out.Warnings, uerr = abandonedUploads(ctx, repo, p.UploadsBefore, p.DryRun)
-		perr = errors.Join(err, uerr)
+		out, perr = pruneSource(ctx, repo, p)
 		return nil
 	}
 	if p.DryRun {
@@ -70,6 +62,19 @@ func Prune(ctx context.Context, log *slog.Logger, repo storage.Backend, name str
 		perr = errors.Join(perr, err)
 	}
 	return out, perr
+}
+
+// pruneSource is Prune of the source whose objects are repo, its lease
+// held by the caller (or p.DryRun).
+func pruneSource(ctx context.Context, repo storage.Backend, p PruneParams) (*PruneOutcome, error) {
+	res, err := catalog.Prune(ctx, repo, p.Policy, p.Now, catalog.PruneOptions{DryRun: p.DryRun})
+	if res == nil {
+		return nil, err
+	}
+	out := &PruneOutcome{PruneResult: res}
+	var uerr error
+	out.AbandonedUploads, out.Warnings, uerr = abandonedUploads(ctx, repo, p.UploadsBefore, p.DryRun)
+	return out, errors.Join(err, uerr)
 }
 
 // abandonedUploads lists the incomplete multipart uploads of repo started
