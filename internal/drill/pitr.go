@@ -399,19 +399,9 @@ func saveLive(ctx context.Context, s *scratch.Server, cutoff int64) (*live, erro
 	}
 	path := filepath.Join(s.Dir, "dump.rdb")
 	defer os.Remove(path)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rd, err := rdb.NewReader(f, rdb.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
 	d := digest.New(digest.Options{})
 	l := &live{keys: map[int]int64{}}
-	var addErr error // d.Add's, not a read error
-	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
+	err = eachRecord(ctx, path, func(rec *rdb.Record) error {
 		if rec.Kind != rdb.RecordKey {
 			return nil
 		}
@@ -420,14 +410,10 @@ func saveLive(ctx context.Context, s *scratch.Server, cutoff int64) (*live, erro
 			return nil
 		}
 		l.keys[rec.DB]++
-		addErr = d.Add(rec)
-		return addErr
+		return d.Add(rec)
 	})
-	switch {
-	case addErr != nil || ctx.Err() != nil:
+	if err != nil {
 		return nil, err
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	l.digest = d.Sum()
 	return l, nil

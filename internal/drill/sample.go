@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"redback/internal/digest"
@@ -18,26 +19,41 @@ type sampled struct {
 	digest string // full digest in the server's score format, when asked for
 }
 
+// eachRecord calls fn with every record of the RDB file at path
+// (rdb.Reader.ForEach); the errors of reading the file name it, fn's and
+// ctx's are returned as they are.
+func eachRecord(ctx context.Context, path string, fn func(*rdb.Record) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rd, err := rdb.NewReader(f, rdb.Options{})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	var fnErr error
+	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
+		fnErr = fn(rec)
+		return fnErr
+	})
+	if err != nil && fnErr == nil && ctx.Err() == nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return err
+}
+
 // sampleFile parses the RDB at path and picks n keys by hash, computing
 // their value digests with score format sf; with full it also computes the
 // digest of the whole dataset in that format. Memory: n keys and digests,
 // plus the reader's buffer.
 func sampleFile(ctx context.Context, path string, n int, sf digest.ScoreFormat, full bool) (*sampled, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rd, err := rdb.NewReader(f, rdb.Options{})
-	if err != nil {
-		return nil, err
-	}
 	var all *digest.Digest
 	if full {
 		all = digest.New(digest.Options{ScoreFormat: sf})
 	}
 	smp := keysample.New(n, sf)
-	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
+	err := eachRecord(ctx, path, func(rec *rdb.Record) error {
 		if rec.Kind != rdb.RecordKey {
 			return nil
 		}

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,8 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -279,17 +280,7 @@ func CensusDiff(want, got catalog.Census) []string {
 	for _, d := range got.DBs {
 		gdb[d.DB] = d
 	}
-	var dbs []int
-	for id := range wdb {
-		dbs = append(dbs, id)
-	}
-	for id := range gdb {
-		if _, ok := wdb[id]; !ok {
-			dbs = append(dbs, id)
-		}
-	}
-	sort.Ints(dbs)
-	for _, id := range dbs {
+	for _, id := range unionKeys(wdb, gdb) {
 		w, g := wdb[id], gdb[id]
 		if w.Keys != g.Keys {
 			out = append(out, fmt.Sprintf("db %d has %d keys, manifest says %d", id, g.Keys, w.Keys))
@@ -311,19 +302,21 @@ func CensusDiff(want, got catalog.Census) []string {
 	return out
 }
 
-func typesDiff(prefix string, want, got map[string]int64) []string {
-	var names []string
-	for n := range want {
-		names = append(names, n)
-	}
-	for n := range got {
-		if _, ok := want[n]; !ok {
-			names = append(names, n)
+// unionKeys returns the keys of a and b, sorted, each once.
+func unionKeys[K cmp.Ordered, V any](a, b map[K]V) []K {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(keys)
+	return keys
+}
+
+func typesDiff(prefix string, want, got map[string]int64) []string {
 	var out []string
-	for _, n := range names {
+	for _, n := range unionKeys(want, got) {
 		if want[n] != got[n] {
 			out = append(out, fmt.Sprintf("%s%d keys of type %s, manifest says %d", prefix, got[n], n, want[n]))
 		}
