@@ -56,20 +56,48 @@ func IsMarkerPublish(args [][]byte) bool {
 	return strings.EqualFold(n, "PUBLISH") || strings.EqualFold(n, "SPUBLISH")
 }
 
-// TickOf returns the time of a marker command (PUBLISH or SPUBLISH of a
-// unix ms on TickChannel, with or without a hash tag); ok is false for
-// any other command.
-func TickOf(args [][]byte) (ms int64, ok bool) {
+// Tick is a time marker as published: Ms is the sender's clock when it was
+// sent; After, when not 0, is the Ms of the marker sent just before it on
+// the same connection, whose reply had come back before Ms was read. That
+// earlier PUBLISH had therefore run by Ms: the commands before it in the
+// stream ran at or before Ms (a marker's own Ms is only a lower bound of
+// when its PUBLISH ran, so it bounds what follows it, never what precedes
+// it).
+type Tick struct {
+	Ms, After int64
+}
+
+// Message is the PUBLISH message of the marker: "<ms>" or "<ms>:<after>".
+func (t Tick) Message() string {
+	if t.After <= 0 {
+		return strconv.FormatInt(t.Ms, 10)
+	}
+	return strconv.FormatInt(t.Ms, 10) + ":" + strconv.FormatInt(t.After, 10)
+}
+
+// TickOf returns the marker of a command (PUBLISH or SPUBLISH on
+// TickChannel, with or without a hash tag, of "<ms>" or "<ms>:<after>"); ok
+// is false for any other command.
+func TickOf(args [][]byte) (t Tick, ok bool) {
 	if !IsMarkerPublish(args) {
-		return 0, false
+		return Tick{}, false
 	}
 	ch := string(args[1])
 	if ch != TickChannel && !(strings.HasPrefix(ch, TickChannel+"{") && strings.HasSuffix(ch, "}")) {
-		return 0, false
+		return Tick{}, false
 	}
-	ms, err := strconv.ParseInt(string(args[2]), 10, 64)
+	msg, after, two := strings.Cut(string(args[2]), ":")
+	ms, err := strconv.ParseInt(msg, 10, 64)
 	if err != nil || ms <= 0 {
-		return 0, false
+		return Tick{}, false
 	}
-	return ms, true
+	t.Ms = ms
+	if two {
+		a, err := strconv.ParseInt(after, 10, 64)
+		if err != nil || a <= 0 || a >= ms {
+			return Tick{}, false
+		}
+		t.After = a
+	}
+	return t, true
 }

@@ -32,13 +32,22 @@ func TestTickMarkers(t *testing.T) {
 		{args("PUBLISH", "__redback__:other", "19"), true, 0},
 		{args("PUBLISH", "__redback__:tick", "x"), true, 0},
 		{args("PUBLISH", "__redback__:tickx", "20"), true, 0},
+		{args("PUBLISH", "__redback__:tick", "21:20"), true, 21},
+		{args("PUBLISH", "__redback__:tick", "21:22"), true, 0},
+		{args("PUBLISH", "__redback__:tick", "21:"), true, 0},
+		{args("PUBLISH", "__redback__:tick", "21:x"), true, 0},
 		{args("PUBLISH", "news", "1"), false, 0},
 		{args("SET", "__redback__:tick", "1"), false, 0},
 		{args("PUBLISH", "__redback__:tick"), false, 0},
 	} {
-		ms, ok := TickOf(c.args)
-		if IsMarkerPublish(c.args) != c.marker || ms != c.ms || ok != (c.ms > 0) {
-			t.Errorf("%q: marker %v tick %d %v", c.args, IsMarkerPublish(c.args), ms, ok)
+		tk, ok := TickOf(c.args)
+		if IsMarkerPublish(c.args) != c.marker || tk.Ms != c.ms || ok != (c.ms > 0) {
+			t.Errorf("%q: marker %v tick %+v %v", c.args, IsMarkerPublish(c.args), tk, ok)
+		}
+		if ok {
+			if back, _ := TickOf(args("PUBLISH", TickChannel, tk.Message())); back != tk {
+				t.Errorf("%q: Message %q reads back as %+v", c.args, tk.Message(), back)
+			}
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,17 +234,11 @@ func TestPITR_WindowEdgesShipped(t *testing.T) {
 	windowEdgesShipped(t, 0)
 }
 
-// The same with time markers. Skipped: a marker carries the time it was
-// stamped, before the PUBLISH ran, yet the shipper takes it as the upper
-// bound of the commands before it in the stream (ship builder.tick), so a
-// command issued after a marker's time can be restored at it (seen here:
-// a write issued 6 ms after the marker's time restored --at it). Run it
-// with REDBACK_TICK_BOUNDS=1 once the shipper bounds them by when the
-// marker's reply came back.
+// The same with time markers (every 10 ms): a marker's time is a lower
+// bound of when its PUBLISH ran, so only the next marker, sent once its
+// reply had come back, bounds the commands before it; a write issued
+// after a marker's time is never restored --at it.
 func TestPITR_WindowEdgesShippedTicks(t *testing.T) {
-	if os.Getenv("REDBACK_TICK_BOUNDS") == "" {
-		t.Skip("a marker's time is not an upper bound of the commands before it (see the comment); REDBACK_TICK_BOUNDS=1 runs it")
-	}
 	windowEdgesShipped(t, 10*time.Millisecond)
 }
 

@@ -153,14 +153,15 @@ func TestPITR_TicksBoundALinkOutage(t *testing.T) {
 	ticks := sub.Channel()
 	// markerAfter waits until a marker published after ms went through
 	// the source: it is in the stream after everything written before.
-	markerAfter := func(ms int64) {
+	// It returns the marker's time.
+	markerAfter := func(ms int64) int64 {
 		t.Helper()
 		deadline := time.After(30 * time.Second)
 		for {
 			select {
 			case m := <-ticks:
-				if v, _ := strconv.ParseInt(m.Payload, 10, 64); v > ms {
-					return
+				if tk, _ := catalog.TickOf([][]byte{[]byte("PUBLISH"), []byte(m.Channel), []byte(m.Payload)}); tk.Ms > ms {
+					return tk.Ms
 				}
 			case <-deadline:
 				t.Fatalf("no time marker after %d", ms)
@@ -198,7 +199,9 @@ func TestPITR_TicksBoundALinkOutage(t *testing.T) {
 	var points []point
 	for i := 0; i < 4; i++ {
 		set("outage-" + strconv.Itoa(i))
-		markerAfter(time.Now().UnixMilli())
+		// The marker after the writes ran later than its time; the one
+		// after it, sent once its reply came back, bounds the writes.
+		markerAfter(markerAfter(time.Now().UnixMilli()))
 		p := point{at: time.Now(), digest: src.Digest(ctx)}
 		points = append(points, p)
 		markerAfter(p.at.UnixMilli() + 1)

@@ -59,6 +59,9 @@ type builder struct {
 	// by unc.lo begin: a time marker re-sent inside the stretch lowers
 	// their upper bound to its time (see tick).
 	uncIdx int
+	// lastTick is the last marker of a bounded stretch, waiting for the
+	// next one to bound what came before it (see tick).
+	lastTick pendingTick
 	// tickSeen is the time of the last time marker seen; cmdsSeen counts
 	// the commands seen (not markers, not control traffic): the marker
 	// publisher slows down while the source is idle.
@@ -124,6 +127,7 @@ func (b *builder) reset(gen string, off int64, db int) {
 	b.gen, b.end, b.db, b.next = gen, off, db, off
 	b.seg, b.inMulti = nil, false
 	b.unc = uncertainty{}
+	b.lastTick = pendingTick{}
 }
 
 // isControl reports whether the command is control traffic that is counted
@@ -194,12 +198,12 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 		}
 		return false
 	}
-	if tms, ok := catalog.TickOf(cmd.Args); ok && !b.inMulti {
+	if tk, ok := catalog.TickOf(cmd.Args); ok && !b.inMulti {
 		// A time marker: stored as an annotation, not as a command (it is
 		// never replayed); like control traffic it counts in offsets.
-		s.buf = catalog.AppendTick(s.buf, tms)
+		s.buf = catalog.AppendTick(s.buf, tk.Ms)
 		b.needCP = true
-		b.tick(tms, from)
+		b.tick(tk, from)
 		b.end, b.db = cmd.End(), cmd.DB
 		return true
 	}
@@ -253,27 +257,44 @@ func (b *builder) addAt(cmd replica.Command, now time.Time, unixMs int64) (unitE
 	return false
 }
 
-// tick takes a time marker published at tms. Inside a stretch of bounded
-// times (from > 0: the stream re-sent after a reconnect) the commands
-// before it ran before tms and those after it ran after tms: the
-// checkpoints of this segment still bounded by (unc.lo, unc.hi] get tms
-// as their upper bound, and the next ones (unc.lo = tms, ...]. (Those of a
-// segment already cut keep the wider bound: still true, only looser.)
-func (b *builder) tick(tms, from int64) {
-	b.tickSeen = max(b.tickSeen, tms)
-	b.lowMs = max(b.lowMs, tms) // what follows ran after the PUBLISH
-	if from <= 0 || from != b.unc.lo || tms <= b.unc.lo {
-		return
-	}
-	t := min(tms, b.unc.hi)
-	idx := b.seg.index
-	for i := min(b.uncIdx, len(idx)); i < len(idx); i++ {
-		if idx[i].FromMs() == b.unc.lo && idx[i].UnixMs() == b.unc.hi {
-			idx[i][2] = t
+// tick takes a time marker. What follows a marker in the stream ran after
+// its PUBLISH, so after its time: inside a stretch of bounded times (from >
+// 0: the stream re-sent after a reconnect, or buffered during a full sync)
+// the next checkpoints get the marker's time as their lower bound. What
+// precedes it ran before its PUBLISH, which ran some time after the
+// marker's time; the next marker whose After names this one was stamped
+// once its reply had come back, so its time bounds them from above: then,
+// and only then, the checkpoints before this marker that are still bounded
+// by (lo, hi] get that time as their upper bound. (Those of a segment
+// already cut keep the wider bound: still true, only looser.)
+func (b *builder) tick(tk catalog.Tick, from int64) {
+	b.tickSeen = max(b.tickSeen, tk.Ms)
+	b.lowMs = max(b.lowMs, tk.Ms) // what follows ran after the PUBLISH
+	if p := b.lastTick; p.seg != nil && p.seg == b.seg && tk.After == p.ms && tk.Ms < p.hi {
+		idx := b.seg.index
+		for i := p.from; i < min(p.to, len(idx)); i++ {
+			if idx[i].FromMs() == p.lo && idx[i].UnixMs() == p.hi {
+				idx[i][2] = tk.Ms
+			}
 		}
 	}
-	b.unc.lo = t
+	b.lastTick = pendingTick{}
+	if from <= 0 || from != b.unc.lo || tk.Ms <= b.unc.lo {
+		return
+	}
+	idx := b.seg.index
+	b.lastTick = pendingTick{seg: b.seg, from: min(b.uncIdx, len(idx)), to: len(idx), lo: b.unc.lo, hi: b.unc.hi, ms: tk.Ms}
+	b.unc.lo = min(tk.Ms, b.unc.hi)
 	b.uncIdx = len(idx)
+}
+
+// pendingTick is the last marker seen inside a bounded stretch: the
+// checkpoints [from, to) of seg, bounded by (lo, hi], lie before it, and
+// the next marker whose After is ms narrows hi (see tick).
+type pendingTick struct {
+	seg        *rawSegment
+	from, to   int
+	lo, hi, ms int64
 }
 
 // skip accounts for stream bytes [off, end) that are not stored (the #TS
@@ -323,6 +344,7 @@ func (b *builder) open(ms int64, now time.Time) {
 	}
 	b.tsSec, b.cpMs, b.needCP = -1, ms, true
 	b.uncIdx = 0
+	b.lastTick = pendingTick{}
 }
 
 // rollback drops an unfinished MULTI (the connection broke inside it), so

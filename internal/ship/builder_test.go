@@ -189,6 +189,11 @@ func tickCmd(off int64, ms int64) replica.Command {
 	return cmdAt(off, 0, "PUBLISH", catalog.TickChannel, strconv.FormatInt(ms, 10))
 }
 
+// tickAfter is a marker sent once the reply to the one at after came back.
+func tickAfter(off, ms, after int64) replica.Command {
+	return cmdAt(off, 0, "PUBLISH", catalog.TickChannel, catalog.Tick{Ms: ms, After: after}.Message())
+}
+
 // A time marker is stored as a "#TICK:<ms>" annotation, never as the
 // PUBLISH: it counts in offsets like control traffic, the next command gets
 // a checkpoint, and a segment that ends with one (or holds only markers)
@@ -242,8 +247,10 @@ func TestBuilder_TickMarkers(t *testing.T) {
 }
 
 // Markers re-sent inside a stretch of bounded times split it: the commands
-// between two markers ran between their times (issue 23: a dropped link
-// with the shipper alive loses no time information).
+// after a marker ran after its time, and those before it ran before the
+// time of the next marker sent once its reply had come back (issue 23: a
+// dropped link with the shipper alive loses no time information). A
+// marker's own time is no upper bound: its PUBLISH ran later than that.
 func TestBuilder_TicksBoundResent(t *testing.T) {
 	t0 := int64(1_700_000_000_000)
 	lo, hi := t0, t0+5000 // the last time known before the reconnect, the INFO reply
@@ -251,18 +258,20 @@ func TestBuilder_TicksBoundResent(t *testing.T) {
 	cmds := []replica.Command{}
 	off := int64(0)
 	add := func(c replica.Command) { cmds = append(cmds, c); off = c.End() }
-	add(cmdAt(off, 0, "SET", "a", "1")) // (lo, t0+100]
+	add(cmdAt(off, 0, "SET", "a", "1")) // (lo, t0+200]: before the PUBLISH stamped t0+100, which ran by t0+200
 	add(tickCmd(off, t0+100))
-	add(cmdAt(off, 0, "SET", "b", "2")) // (t0+100, t0+200]
+	add(cmdAt(off, 0, "SET", "b", "2")) // (t0+100, t0+300]
 	add(cmdAt(off, 0, "MULTI"))
 	add(cmdAt(off, 0, "SET", "c", "3"))
 	add(cmdAt(off, 0, "EXEC"))
-	add(tickCmd(off, t0+200))
-	add(tickCmd(off, t0+300))
-	add(cmdAt(off, 0, "SET", "d", "4")) // (t0+300, hi]: after the last marker
+	add(tickAfter(off, t0+200, t0+100))
+	add(tickAfter(off, t0+300, t0+200))
+	add(cmdAt(off, 0, "SET", "x", "1")) // (t0+300, hi]: the reply to t0+400 did not come back before a later marker
+	add(tickAfter(off, t0+400, t0+300))
+	add(cmdAt(off, 0, "SET", "d", "4")) // (t0+400, hi]: after the last marker
 	until := off
-	add(tickCmd(off, t0+5900))          // live again
-	add(cmdAt(off, 0, "SET", "e", "5")) // its receive time
+	add(tickAfter(off, t0+5900, t0+350)) // live again; not after t0+400's reply
+	add(cmdAt(off, 0, "SET", "e", "5"))  // its receive time
 	b := &builder{bufSize: 4096}
 	b.reset("g", 0, 0)
 	b.bound(until, lo, hi)
@@ -275,10 +284,11 @@ func TestBuilder_TicksBoundResent(t *testing.T) {
 	}
 	pos := func(s string) int64 { return int64(bytes.Index(seg.buf, []byte(s))) }
 	want := []catalog.Checkpoint{
-		{pos("*3\r\n$3\r\nSET\r\n$1\r\na"), cmds[0].Offset, t0 + 100, lo},
-		{pos("*3\r\n$3\r\nSET\r\n$1\r\nb"), cmds[2].Offset, t0 + 200, t0 + 100},
-		{pos("*3\r\n$3\r\nSET\r\n$1\r\nd"), cmds[8].Offset, hi, t0 + 300},
-		{pos("*3\r\n$3\r\nSET\r\n$1\r\ne"), cmds[10].Offset, now.UnixMilli(), 0},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\na"), cmds[0].Offset, t0 + 200, lo},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\nb"), cmds[2].Offset, t0 + 300, t0 + 100},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\nx"), cmds[8].Offset, hi, t0 + 300},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\nd"), cmds[10].Offset, hi, t0 + 400},
+		{pos("*3\r\n$3\r\nSET\r\n$1\r\ne"), cmds[12].Offset, now.UnixMilli(), 0},
 	}
 	if d := cmp.Diff(want, seg.index); d != "" {
 		t.Errorf("index (-want +got):\n%s\nAOF %q", d, seg.buf)

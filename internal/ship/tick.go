@@ -3,7 +3,6 @@ package ship
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +32,7 @@ type tickDue struct {
 	sent      int64     // time of the last marker published (unix ms)
 	sentAt    time.Time // when it was published
 	cmdsAtPub int64     // builder.cmdsSeen then
+	acked     int64     // time of the last marker whose reply came back, 0 after an error
 }
 
 func (d *tickDue) due(now time.Time, linked bool, seen, cmds int64) bool {
@@ -82,6 +82,7 @@ func (s *Shipper) publishTicks(ctx context.Context) {
 		if c != nil && on.Redacted() != node.Redacted() {
 			c.Close() // the followed node changed (a failover)
 			c = nil
+			d.acked = 0
 		}
 		if c == nil {
 			var err error
@@ -97,7 +98,9 @@ func (s *Shipper) publishTicks(ctx context.Context) {
 		}
 		ms := max(now.UnixMilli(), d.sent+1)
 		_ = c.SetDeadline(now.Add(5 * time.Second))
-		_, err := c.Do(command, catalog.TickChannel, strconv.FormatInt(ms, 10))
+		// After: the previous marker's reply came back on this connection
+		// before ms was read, so that PUBLISH ran by ms.
+		_, err := c.Do(command, catalog.TickChannel, catalog.Tick{Ms: ms, After: d.acked}.Message())
 		if err != nil {
 			var re resp.Error
 			if errors.As(err, &re) {
@@ -108,8 +111,9 @@ func (s *Shipper) publishTicks(ctx context.Context) {
 			}
 			c.Close()
 			c = nil
+			d.acked = 0 // it may still run, later than the next marker's time
 			continue
 		}
-		d.sent, d.sentAt, d.cmdsAtPub = ms, now, cmds
+		d.sent, d.sentAt, d.cmdsAtPub, d.acked = ms, now, cmds, ms
 	}
 }

@@ -116,9 +116,9 @@ func segment(g Generation, cmds []Cmd, db int, start int64) (*builtSegment, int,
 			needCP = true
 			continue
 		}
-		if ms, ok := catalog.TickOf(c.Args); ok && !inMulti {
+		if tk, ok := catalog.TickOf(c.Args); ok && !inMulti {
 			// a time marker: stored as an annotation, as ship does
-			raw = catalog.AppendTick(raw, ms)
+			raw = catalog.AppendTick(raw, tk.Ms)
 			needCP = true
 			continue
 		}
