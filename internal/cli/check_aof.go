@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -123,9 +122,7 @@ func runCheckAOF(_ context.Context, e *env, o checkAOFOpts, path string) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(aofReportJSON(rep)); err != nil {
+		if err := printJSON(e, aofReportJSON(rep)); err != nil {
 			return err
 		}
 		if !rep.Valid() {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -330,9 +329,7 @@ func runCheckRDB(ctx context.Context, e *env, o checkRDBOpts, path string) error
 	}
 	rep.finish()
 	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := printJSON(e, rep); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -137,9 +136,7 @@ func runConsistency(ctx context.Context, e *env, o consistencyOpts) error {
 	res.Match = res.ReloadError == "" && res.DigestBefore == res.DigestAfter
 
 	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := printJSON(e, res); err != nil {
 			return err
 		}
 		if !res.Match {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -102,15 +101,13 @@ func runCopy(cmd *cobra.Command, e *env, o *copyOpts) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
 		out := struct {
 			From   string `json:"from"`
 			To     string `json:"to"`
 			DryRun bool   `json:"dry_run"`
 			*repocopy.Result
 		}{src.Location(), dst.Location(), o.dryRun, res}
-		if eerr := enc.Encode(out); eerr != nil {
+		if eerr := printJSON(e, out); eerr != nil {
 			return eerr
 		}
 		if de != nil {

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -192,9 +191,7 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 		if runErr != nil {
 			out.Error = runErr.Error()
 		}
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(e, out); err != nil {
 			return err
 		}
 	} else if rep != nil {

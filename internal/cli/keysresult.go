@@ -16,12 +16,17 @@ func keysFailed(res *restore.Result, verb string, err error) error {
 	return err
 }
 
+// printJSON prints v as indented JSON on stdout: every --json output.
+func printJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // writeJSONResult prints v as indented JSON and returns err as an exit code
 // without printing it again.
 func writeJSONResult(e *env, v any, err error) error {
-	enc := json.NewEncoder(e.Out)
-	enc.SetIndent("", "  ")
-	if jerr := enc.Encode(v); jerr != nil {
+	if jerr := printJSON(e, v); jerr != nil {
 		return jerr
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -196,9 +195,7 @@ func runLifecycle(e *env, o *lifecycleOpts) error {
 	default:
 		return usagef(lifecycleTry, "--repo %s: lifecycle rules exist for s3://, gs:// and azblob:// repositories; a %s repository has none (use redback prune)", u.Scheme+"://", cmp.Or(u.Scheme, "local"))
 	}
-	enc := json.NewEncoder(e.Out)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(doc); err != nil {
+	if err := printJSON(e, doc); err != nil {
 		return err
 	}
 	if !ok {

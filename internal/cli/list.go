@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -105,9 +104,7 @@ func runList(ctx context.Context, e *env, o *listOpts) error {
 		}
 	}
 	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(e, out); err != nil {
 			return err
 		}
 	} else {

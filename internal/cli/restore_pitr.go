@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -168,9 +167,7 @@ func (o *restoreOpts) reportLog(e *env, r *ops.RestoreResult, dst ops.Destinatio
 		if rerr != nil {
 			j.Error = rerr.Error()
 		}
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(j); err != nil {
+		if err := printJSON(e, j); err != nil {
 			return err
 		}
 		if rerr != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -176,9 +175,7 @@ func runSnapshot(ctx context.Context, e *env, o *snapshotOpts) error {
 // printSnapshot prints v (with --json) or snap's summary line.
 func printSnapshot(e *env, asJSON bool, v any, snap *catalog.Snapshot) error {
 	if asJSON {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return printJSON(e, v)
 	}
 	ratio := 0.0
 	if snap.Object.StoredBytes > 0 {
@@ -224,9 +221,7 @@ func runClusterSnapshot(ctx context.Context, e *env, o *snapshotOpts, u *redisur
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(set)
+		return printJSON(e, set)
 	}
 	fmt.Fprintf(e.Out, "set %s of cluster %s: %d shards, %d keys, union digest %s, %.1fs\n",
 		set.ID, set.Cluster, len(set.Shards), set.Keys, set.Digest, set.Duration)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -179,9 +178,7 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 	}
 	out.OK, out.Snapshots, out.Checked, out.ByKind, out.Findings = sum.OK(), sum.Snapshots, sum.Checked, sum.ByKind, sum.Findings
 	if o.json {
-		enc := json.NewEncoder(e.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(e, out); err != nil {
 			return err
 		}
 	} else {
