@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"redback/internal/keysample"
 	"redback/internal/redisurl"
@@ -42,7 +43,10 @@ func verifyBySample(ctx context.Context, u *redisurl.URL, s *keysample.Sampler, 
 	if err == nil {
 		defer c.Close()
 		var r *keysample.Result
-		if r, err = s.Check(c, opts.Timeout, func() int64 { return opts.Now().UnixMilli() }, counts); err == nil {
+		// The server expires keys by its own clock: a key whose TTL ended
+		// by the later of ours and opts.Now may be gone.
+		now := func() int64 { return max(opts.Now().UnixMilli(), time.Now().UnixMilli()) }
+		if r, err = s.Check(c, opts.Timeout, now, counts); err == nil {
 			res.SampleChecked, res.SampleMismatches = r.Checked, r.Mismatched
 			if r.Mismatched > 0 {
 				return &SampleError{Target: u.Redacted(), Detail: r.Summary()}
