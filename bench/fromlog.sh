@@ -84,11 +84,29 @@ peak_of() {
   echo "$max"
 }
 
+# own_peak PARENT: the peak RSS (VmHWM, kB) of PARENT's child (redback under
+# /usr/bin/time), read every 50 ms until it exits. /usr/bin/time's %M is
+# not it: wait4 reports the larger of a process's own peak and that of the
+# children it reaped, and redback reaps its scratch redis-server.
+own_peak() {
+  local c="" v max=0
+  for _ in $(seq 1 500); do c=$(pgrep -P "$1" | head -n 1 || true); [ -n "$c" ] && break; sleep 0.01; done
+  while [ -n "$c" ] && [ -e "/proc/$c/status" ]; do
+    v=$(awk '/^VmHWM:/{print $2}' "/proc/$c/status" 2>/dev/null || true)
+    [ "${v:-0}" -gt "$max" ] && max=$v
+    sleep 0.05
+  done
+  echo "$max"
+}
+
 ship_start
 forks0=$(stat_of total_forks)
 echo "after ship's first full sync: total_forks $forks0, latest_fork_usec $(stat_of latest_fork_usec)"
 sleep "$LOGSECS"
-printf '%-4s %-7s %8s %8s %9s %10s %10s %10s %6s %15s\n' run method wall_s cpu_s rss_MB scr_cpu_s scr_rss_MB forks+ lfu_ms load1
+# rss_MB is /usr/bin/time's %M (for "log" the scratch server's peak when it
+# is larger), own_MB redback's own peak (VmHWM); cpu_s includes the
+# scratch server's CPU (scr_cpu_s), a child redback reaps.
+printf '%-4s %-7s %8s %8s %9s %8s %10s %10s %10s %6s %15s\n' run method wall_s cpu_s rss_MB own_MB scr_cpu_s scr_rss_MB forks+ lfu_ms load1
 for i in $(seq 1 "$RUNS"); do
   # normal snapshot
   f0=$(stat_of total_forks)
@@ -96,7 +114,7 @@ for i in $(seq 1 "$RUNS"); do
     { cat "$tmp/n.err" >&2; exit 1; }
   read -r e u s m <"$tmp/time"
   f1=$(stat_of total_forks)
-  printf '%-4s %-7s %8.2f %8.2f %9.1f %10s %10s %10s %6.1f %15s\n' "$i" sync "$e" "$(echo "$u + $s" | bc)" "$(echo "$m / 1024" | bc -l)" - - "$((f1 - f0))" \
+  printf '%-4s %-7s %8.2f %8.2f %9.1f %8s %10s %10s %10s %6.1f %15s\n' "$i" sync "$e" "$(echo "$u + $s" | bc)" "$(echo "$m / 1024" | bc -l)" - - - "$((f1 - f0))" \
     "$(echo "$(stat_of latest_fork_usec) / 1000" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
   # synthesized snapshot
   f0=$(stat_of total_forks)
@@ -104,12 +122,14 @@ for i in $(seq 1 "$RUNS"); do
   rm -f "$tmp/peak.stop"
   peak_of "$tmp/scratch" >"$tmp/peak" &
   pk=$!
-  /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" "$RB" snapshot --from-log --repo "file://$tmp/repo" --scratch-dir "$tmp/scratch" --json >"$tmp/l.json" 2>"$tmp/l.err" ||
-    { cat "$tmp/l.err" >&2; exit 1; }
+  /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" "$RB" snapshot --from-log --repo "file://$tmp/repo" --scratch-dir "$tmp/scratch" --json >"$tmp/l.json" 2>"$tmp/l.err" &
+  tp=$!
+  own_peak "$tp" >"$tmp/own"
+  wait "$tp" || { cat "$tmp/l.err" >&2; exit 1; }
   touch "$tmp/peak.stop"; wait "$pk"
   read -r e u s m <"$tmp/time"
   f1=$(stat_of total_forks)
-  printf '%-4s %-7s %8.2f %8.2f %9.1f %10.2f %10.1f %10s %6s %15s\n' "$i" log "$e" "$(echo "$u + $s" | bc)" "$(echo "$m / 1024" | bc -l)" \
+  printf '%-4s %-7s %8.2f %8.2f %9.1f %8.1f %10.2f %10.1f %10s %6s %15s\n' "$i" log "$e" "$(echo "$u + $s" | bc)" "$(echo "$m / 1024" | bc -l)" "$(echo "$(cat "$tmp/own") / 1024" | bc -l)" \
     "$(jq -r .scratch_cpu_seconds "$tmp/l.json")" "$(echo "$(cat "$tmp/peak") / 1024" | bc -l)" "$((f1 - f0))" - "$(cut -d' ' -f1 /proc/loadavg)"
   jq -c '{offset: .snapshot.source.offset, base: .base_snapshot, segments, commands, rss_at_end: .scratch_rss_bytes, rdb: .snapshot.object.raw_bytes, verified: .snapshot.verified}' "$tmp/l.json"
   ship_start

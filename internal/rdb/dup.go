@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
+	"os"
 	"slices"
 )
 
@@ -15,7 +16,11 @@ import (
 // table (16 bytes per member at most, cleared per value), so a repeat shows
 // at once; a larger value switches to chunks of hashes (8 bytes per member,
 // allocated a chunk at a time, never copied to grow) that are sorted and
-// merged at the end. Memory is reused from value to value.
+// merged at the end. Past maxMemChunks chunks (4 MiB) each full chunk is
+// sorted and written to an unlinked temporary file instead, and merged from
+// there through small buffers, so memory stays bounded however many members
+// a value has (8 bytes of temporary disk each); when no temporary file can
+// be made the chunks stay in memory. Memory is reused from value to value.
 type dupSet struct {
 	on   bool
 	seed maphash.Seed
@@ -29,6 +34,11 @@ type dupSet struct {
 	free [][]uint64 // chunks of earlier values, for reuse
 	cand uint64     // a hash seen twice
 	dup  bool       // cand is set
+
+	spill   *os.File // sorted full chunks of the current value, one after the other
+	runs    int      // chunks in spill
+	noSpill bool     // spill could not be made or written: keep the chunks in memory
+	wbuf    []byte
 }
 
 const (
@@ -37,6 +47,8 @@ const (
 	dupChunk    = 1 << 16 // hashes per chunk of big (512 KiB)
 
 	maxFreeChunks = 8 // chunks kept for reuse between values
+	maxMemChunks  = 8 // full chunks kept in memory before they go to a temporary file
+	mergeBuf      = 512
 )
 
 func (s *dupSet) reset(on bool) {
@@ -57,12 +69,20 @@ func (s *dupSet) reset(on bool) {
 		}
 	}
 	clear(s.big)
+	if s.spill != nil {
+		s.spill.Close()
+		s.spill = nil
+	}
 	s.on, s.n, s.size, s.big, s.dup = on, 0, minDupTable, s.big[:0], false
+	s.runs, s.noSpill, s.wbuf = 0, false, nil
 }
 
 // bigAdd appends h to the chunks.
 func (s *dupSet) bigAdd(h uint64) {
 	if k := len(s.big); k == 0 || len(s.big[k-1]) == dupChunk {
+		if k >= maxMemChunks && !s.noSpill {
+			s.spillChunks()
+		}
 		var c []uint64
 		if f := len(s.free); f > 0 {
 			c, s.free = s.free[f-1][:0], s.free[:f-1]
@@ -118,6 +138,38 @@ func (s *dupSet) hash(b []byte) uint64 {
 	return hi ^ lo
 }
 
+// spillChunks writes the full chunks, each sorted, to the temporary file
+// and frees them; on any error it leaves them and stops spilling.
+func (s *dupSet) spillChunks() {
+	if s.spill == nil {
+		f, err := os.CreateTemp("", "redback-dups-")
+		if err != nil {
+			s.noSpill = true
+			return
+		}
+		os.Remove(f.Name()) // gone with the descriptor
+		s.spill = f
+	}
+	for len(s.big) > 0 {
+		c := s.big[len(s.big)-1]
+		slices.Sort(c)
+		s.wbuf = s.wbuf[:0]
+		for _, h := range c {
+			s.wbuf = binary.LittleEndian.AppendUint64(s.wbuf, h)
+		}
+		if _, err := s.spill.WriteAt(s.wbuf, int64(s.runs)*dupChunk*8); err != nil {
+			s.noSpill = true
+			return
+		}
+		s.runs++
+		s.big[len(s.big)-1] = nil
+		s.big = s.big[:len(s.big)-1]
+		if len(s.free) < maxFreeChunks {
+			s.free = append(s.free, c)
+		}
+	}
+}
+
 // insert puts h into the table, noting a repeat.
 func (s *dupSet) insert(h uint64) {
 	mask := uint64(s.size - 1)
@@ -151,18 +203,54 @@ func (s *dupSet) grow() {
 	s.h = s.h[:0]
 }
 
-// candidate returns a hash seen more than once.
-func (s *dupSet) candidate() (uint64, bool) {
-	if s.dup || len(s.big) == 0 {
-		return s.cand, s.dup
+// dupRun is a sorted run of hashes being merged: buf, then left more
+// from the temporary file at off.
+type dupRun struct {
+	buf  []uint64
+	off  int64
+	left int
+	mem  []uint64 // buf's backing array for a run read from the file
+}
+
+// candidate returns a hash seen more than once; err is a failed read of
+// the temporary file.
+func (s *dupSet) candidate() (uint64, bool, error) {
+	if s.dup || len(s.big) == 0 && s.runs == 0 {
+		return s.cand, s.dup, nil
 	}
-	// Sort each chunk, then merge them all through a min-heap of the
-	// chunks' heads: a repeat is a hash equal to the one merged before it.
+	// Sort each chunk, then merge them all, and the runs in the file,
+	// through a min-heap of their heads: a repeat is a hash equal to the
+	// one merged before it.
+	hp := make([]dupRun, 0, len(s.big)+s.runs)
 	for _, c := range s.big {
 		slices.Sort(c)
+		if len(c) > 0 {
+			hp = append(hp, dupRun{buf: c})
+		}
 	}
-	hp := append(make([][]uint64, 0, len(s.big)), s.big...) // chunk rests, by first hash
-	less := func(i, j int) bool { return hp[i][0] < hp[j][0] }
+	rb := make([]byte, mergeBuf*8)
+	refill := func(r *dupRun) error {
+		n := min(r.left, mergeBuf)
+		if _, err := s.spill.ReadAt(rb[:n*8], r.off); err != nil {
+			return err
+		}
+		if r.mem == nil {
+			r.mem = make([]uint64, mergeBuf)
+		}
+		for i := range n {
+			r.mem[i] = binary.LittleEndian.Uint64(rb[8*i:])
+		}
+		r.buf, r.off, r.left = r.mem[:n], r.off+int64(n)*8, r.left-n
+		return nil
+	}
+	for i := range s.runs {
+		r := dupRun{off: int64(i) * dupChunk * 8, left: dupChunk}
+		if err := refill(&r); err != nil {
+			return 0, false, err
+		}
+		hp = append(hp, r)
+	}
+	less := func(i, j int) bool { return hp[i].buf[0] < hp[j].buf[0] }
 	down := func(i int) {
 		for {
 			l, m := 2*i+1, i
@@ -184,24 +272,34 @@ func (s *dupSet) candidate() (uint64, bool) {
 	}
 	var prev uint64 // hashes are never 0
 	for len(hp) > 0 {
-		h := hp[0][0]
+		r := &hp[0]
+		h := r.buf[0]
 		if h == prev {
-			return h, true
+			return h, true, nil
 		}
 		prev = h
-		if hp[0] = hp[0][1:]; len(hp[0]) == 0 {
-			hp[0] = hp[len(hp)-1]
-			hp = hp[:len(hp)-1]
+		if r.buf = r.buf[1:]; len(r.buf) == 0 {
+			if r.left > 0 {
+				if err := refill(r); err != nil {
+					return 0, false, err
+				}
+			} else {
+				hp[0] = hp[len(hp)-1]
+				hp = hp[:len(hp)-1]
+			}
 		}
 		down(0)
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // checkDuplicates runs after a clean walk of raw as type t. On a hash
 // match it walks the value again and compares the members with that hash.
 func (d *decoder) checkDuplicates(t Type, raw []byte) error {
-	h, ok := d.dups.candidate()
+	h, ok, err := d.dups.candidate()
+	if err != nil {
+		return errAt(0, "duplicate check: %v", err)
+	}
 	if !ok {
 		return nil
 	}
@@ -226,7 +324,7 @@ func (d *decoder) checkDuplicates(t Type, raw []byte) error {
 		HashField:  func(f, _ []byte, _ int64) error { return check(f) },
 	}
 	d.dups.on = false
-	err := d.walk(t, raw, v)
+	err = d.walk(t, raw, v)
 	if found != nil {
 		return errAt(0, "%s (%d bytes)", dupWhat(t), len(found))
 	}

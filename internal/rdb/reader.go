@@ -549,13 +549,10 @@ func (r *Reader) endStream(t Type) error {
 		return toFormatError(errAt(d.p, "%d unexpected bytes after the value", len(d.b)-d.p), off, r.key, t)
 	}
 	d.b = nil
-	_, dup := d.dups.candidate()
-	huge := len(d.dups.big)*dupChunk*8 >= freeOSAbove
+	_, dup, err := d.dups.candidate()
 	d.dups.reset(false)
-	if huge {
-		// The hashes of a huge value go back to the OS before the next
-		// value arrives.
-		debug.FreeOSMemory()
+	if err != nil {
+		return fmt.Errorf("key %q: duplicate check: %w", r.key, err)
 	}
 	if dup {
 		return toFormatError(errAt(0, "%s (two members hash alike; the value was too big to hold for a byte comparison)", dupWhat(t)), off, r.key, t)

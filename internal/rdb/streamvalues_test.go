@@ -182,11 +182,11 @@ func TestStreamValues_BoundedMemory(t *testing.T) {
 }
 
 // The duplicate check of a value too big for its table (chunks of hashes,
-// sorted and merged) finds a repeat wherever it is, and none where there
-// is none.
+// sorted and merged, past maxMemChunks from a temporary file) finds a
+// repeat wherever it is, and none where there is none.
 func TestDupSet_Chunks(t *testing.T) {
 	var s dupSet
-	for _, n := range []int{maxDupTable + 1, dupChunk + 7, 3*dupChunk + 1} {
+	for _, n := range []int{maxDupTable + 1, dupChunk + 7, 3*dupChunk + 1, (maxMemChunks+3)*dupChunk + 5} {
 		for _, dupAt := range []int{-1, 0, n / 2, n - 1} {
 			s.reset(true)
 			for i := range n {
@@ -195,8 +195,12 @@ func TestDupSet_Chunks(t *testing.T) {
 			if dupAt >= 0 {
 				s.add([]byte("member:" + strconv.Itoa(dupAt)))
 			}
-			if _, dup := s.candidate(); dup != (dupAt >= 0) {
-				t.Errorf("%d members, repeat of %d: duplicate %v", n, dupAt, dup)
+			if n > (maxMemChunks+1)*dupChunk && (s.runs == 0 || len(s.big) > maxMemChunks) {
+				t.Errorf("%d members: %d chunks in the temporary file, %d in memory", n, s.runs, len(s.big))
+			}
+			_, dup, err := s.candidate()
+			if err != nil || dup != (dupAt >= 0) {
+				t.Errorf("%d members, repeat of %d: duplicate %v, %v", n, dupAt, dup, err)
 			}
 		}
 	}

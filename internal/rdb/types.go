@@ -226,7 +226,7 @@ type Options struct {
 func CheckStreamed(*Record) (*Visitor, error) { return nil, nil }
 
 // DefaultStreamAbove is the default Options.StreamAbove.
-const DefaultStreamAbove = 4 << 20
+const DefaultStreamAbove = 1 << 20
 
 // DefaultMaxValueBytes is the default cap on one serialized value.
 const DefaultMaxValueBytes = 1 << 30
