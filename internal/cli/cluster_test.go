@@ -295,3 +295,65 @@ func TestClusterShip(t *testing.T) {
 		t.Fatalf("restored union digest %s, source before FLUSHALL %s\n%s", got, want, out)
 	}
 }
+
+// TestClusterSetToDir: restore --to-dir of a backup set writes one data
+// dir per shard (DIR/<shard source>/dump.rdb); a cluster-enabled
+// redis-server started on each loads it and takes the slots its keys are
+// in (all inside the shard's), and the union of their digests is the
+// set's.
+func TestClusterSetToDir(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	redistest.PopulateCluster(t, c, 500)
+	want := clusterUnion(t, c)
+	repo := "file://" + filepath.Join(t.TempDir(), "repo")
+	set := snapshotCluster(t, repo, c.URL())
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, "restore", "--repo", repo, "--snapshot", set.ID, "--to-dir", dir, "--json")
+	var res struct {
+		Dirs []struct {
+			Source string
+			Dir    string
+			Slots  [][2]int
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Dirs) != 3 {
+		t.Fatalf("restore --to-dir of a set: exit %d\n%s%s", code, out, errs)
+	}
+	var digests []string
+	for _, d := range res.Dirs {
+		if d.Dir != filepath.Join(dir, d.Source) {
+			t.Errorf("shard %s written to %s", d.Source, d.Dir)
+		}
+		s := redistest.StartInDir(t, d.Dir, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+		digests = append(digests, s.Digest(t.Context()))
+		nodes, err := s.Client().ClusterNodes(t.Context()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// It took the slots it holds keys of: all inside the shard's.
+		f := strings.Fields(strings.TrimSpace(nodes))
+		if len(f) < 9 {
+			t.Fatalf("shard %s: the node took no slot:\n%s", d.Source, nodes)
+		}
+		for _, tok := range f[8:] {
+			var lo, hi int
+			if n, _ := fmt.Sscanf(tok, "%d-%d", &lo, &hi); n == 1 {
+				hi = lo
+			}
+			if lo < d.Slots[0][0] || hi > d.Slots[len(d.Slots)-1][1] {
+				t.Errorf("shard %s (slots %v): the node took slots %s", d.Source, d.Slots, tok)
+			}
+		}
+	}
+	got, err := digest.Union(digests...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || set.Digest != want {
+		t.Fatalf("union digest of the data dirs %s, set %s, source %s", got, set.Digest, want)
+	}
+	// Into an existing dump.rdb: refused without --force.
+	if code, out, errs := runCLI(t, "restore", "--repo", repo, "--snapshot", set.ID, "--to-dir", dir); code == 0 {
+		t.Fatalf("restore --to-dir over existing dirs: exit 0\n%s%s", out, errs)
+	}
+}

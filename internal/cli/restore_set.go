@@ -77,12 +77,15 @@ func (o *restoreOpts) findSet(ctx context.Context, e *env) (*catalog.Set, storag
 // runSet restores a backup set into the server or cluster at --to-redis.
 func (o *restoreOpts) runSet(ctx context.Context, e *env, set *catalog.Set, base storage.Backend, ro restore.Options) error {
 	defer base.Close()
-	if o.toRedis == "" {
-		return usagef("redback restore --repo "+o.repo+" --name "+set.Cluster+" --to-redis redis://node-of-the-target-cluster:6379",
-			"a backup set (cluster %s) restores into a server or a cluster (--to-redis); --to-dir and --to-rdb of a set are not supported yet", set.Cluster)
-	}
 	if !ro.Filter.IsZero() {
 		return usagef("redback restore --repo "+o.repo+" --name "+set.Cluster+" --to-redis URL", "--match, --db and --map-db do not apply to a backup set yet")
+	}
+	if o.toDir != "" {
+		return o.runSetToDirs(ctx, e, set, base, ro)
+	}
+	if o.toRedis == "" {
+		return usagef("redback restore --repo "+o.repo+" --name "+set.Cluster+" --to-redis redis://node-of-the-target-cluster:6379",
+			"a backup set (cluster %s) restores into a server or a cluster (--to-redis) or a data dir per shard (--to-dir); --to-rdb of a set is not supported yet", set.Cluster)
 	}
 	u, err := o.redis.parse(e, "to-redis", o.toRedis)
 	if err != nil {
@@ -258,4 +261,38 @@ type setPointJSON struct {
 	Resent        int64                     `json:"keys_resent"`
 	keysJSON
 	Error string `json:"error,omitempty"`
+}
+
+// runSetToDirs writes each shard of a backup set as its own data dir under
+// --to-dir (clusterset.ToDirs).
+func (o *restoreOpts) runSetToDirs(ctx context.Context, e *env, set *catalog.Set, base storage.Backend, ro restore.Options) error {
+	ids, err := pack.LoadIdentities(o.identity, e.getenv)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	dirs, rerr := clusterset.ToDirs(ctx, base, set, o.toDir, ro, ids)
+	if o.json {
+		j := struct {
+			Set     string                 `json:"set"`
+			Cluster string                 `json:"cluster"`
+			Digest  string                 `json:"digest"`
+			Dirs    []clusterset.DirResult `json:"dirs"`
+			Seconds float64                `json:"duration_seconds"`
+			Error   string                 `json:"error,omitempty"`
+		}{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Dirs: dirs, Seconds: time.Since(start).Seconds()}
+		if rerr != nil {
+			j.Error = rerr.Error()
+		}
+		return writeJSONResult(e, j, rerr)
+	}
+	for _, d := range dirs {
+		fmt.Fprintf(e.Out, "%s: %s/dump.rdb (slots %s, %d keys, digest %s)\n", d.Source, d.Dir, slotsText(d.Slots), d.KeysRestored, d.Digest)
+	}
+	if rerr != nil {
+		return rerr
+	}
+	fmt.Fprintf(e.Out, "wrote set %s of cluster %s as %d data dirs under %s (one per shard; start each with redis-server --cluster-enabled yes --dir DIR); union digest %s\n",
+		set.ID, set.Cluster, len(dirs), o.toDir, set.Digest)
+	return nil
 }
