@@ -13,6 +13,10 @@
 #       timed out (WAIT returned 0).
 # Load: redis-benchmark -t set -P 16 -d $D -r 1000000 -n $N (defaults 100, 2M).
 # Usage: bench/ship.sh      N=2000000 D=100 INTERVAL=1s [KEEP_PROBES=file]
+#        [REDBACK=binary] (another build, e.g. a baseline; default: this tree)
+#        [JITTER=1s] (the probes' random pause; smaller: more probes)
+#        [PLAIN=0] (skip the plain-replica run)
+#        [ROW=1] (print only the ship row, for bench/shiprpo.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000000}
@@ -20,7 +24,8 @@ D=${D:-100}
 INTERVAL=${INTERVAL:-1s}
 tmp=$(mktemp -d /tmp/redback-bench-ship.XXXXXX)
 RB=$tmp/redback
-go build -o "$RB" ./cmd/redback
+if [ -n "${REDBACK:-}" ]; then cp "$REDBACK" "$RB"; else go build -o "$RB" ./cmd/redback; fi
+JITTER=${JITTER:-1s}
 go build -o "$tmp/shiplag" ./bench/shiplag
 pids=()
 cleanup() {
@@ -48,11 +53,14 @@ wait_online() { for _ in $(seq 1 1500); do cli "$1" info replication | grep -q '
 bench() { redis-benchmark -p "$1" -t set -P 16 -d "$D" -r 1000000 -n "$N" -q 2>/dev/null | tr '\r' '\n' | grep -o 'SET: [0-9.]*' | tail -1 | cut -d' ' -f2; }
 
 # (a) plain replica
-pa=$(start primary-a)
-ra=$(start replica-a --replicaof 127.0.0.1 "$pa")
-wait_online "$pa"
-rps_a=$(bench "$pa")
-kill "$(cat "$tmp/replica-a/redis.pid")" "$(cat "$tmp/primary-a/redis.pid")"
+rps_a=
+if [ "${PLAIN:-1}" != 0 ]; then
+  pa=$(start primary-a)
+  start replica-a --replicaof 127.0.0.1 "$pa" >/dev/null
+  wait_online "$pa"
+  rps_a=$(bench "$pa")
+  kill "$(cat "$tmp/replica-a/redis.pid")" "$(cat "$tmp/primary-a/redis.pid")"
+fi
 
 # (b) ship
 pb=$(start primary-b)
@@ -67,7 +75,7 @@ maxlag=0
   done ) >"$tmp/lag" &
 sampler=$!
 pids+=("$sampler")
-"$tmp/shiplag" -addr "127.0.0.1:$pb" -every 100ms -jitter 1s -max 600 -duration 150s -timeout 5s \
+"$tmp/shiplag" -addr "127.0.0.1:$pb" -every 100ms -jitter "$JITTER" -max 600 -duration 150s -timeout 5s \
   -raw "$tmp/probes" >"$tmp/shiplag.out" 2>"$tmp/shiplag.err" &
 prober=$!
 pids+=("$prober")
@@ -92,9 +100,13 @@ cpu=$(python3 -c "print(round($cpu_u+$cpu_s,1))")
 durable=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["DurableOffset"])' "$tmp/ship.json")
 stream_mb=$(python3 -c "print(round($target/1e6/($t1-$t0),1))")
 catchup=$(python3 -c "print(round($t2-$t1,2))")
-segs=$(find "$tmp/repo/gens" -name '*.json' -path '*segs*' | wc -l)
-stored=$(du -sb "$tmp/repo/data/gens" | cut -f1)
+segs=$(find "$tmp/repo" -name '*.json' -path '*/segs/*' | wc -l)
+stored=$(find "$tmp/repo" -path '*data/gens/*' -type f -printf '%s\n' | awk '{n+=$1} END{print n+0}')
 grep -E 'level=(WARN|ERROR)' "$tmp/ship.log" >&2 || true
+if [ -n "${ROW:-}" ]; then
+  echo "$INTERVAL ${p50:-nan} ${p99:-nan} ${pmax:-nan} ${probes:-0} ${timeouts:-0} $segs $rps_b $(uptime | sed 's/.*average: //; s/,.*//')"
+  exit 0
+fi
 cat <<OUT
 | case | primary SET/s | stream | max durable lag | catch-up after load | RSS | CPU | kept up | write→durable p50 / p99 / max (probes, timeouts, errors) |
 |---|---|---|---|---|---|---|---|---|

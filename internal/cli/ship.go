@@ -40,8 +40,12 @@ func newShipCmd(e *env) *cobra.Command {
 repository as log segments, continuously, for point-in-time restore.
 
 The first start takes a full sync: its RDB becomes the verified base snapshot
-of a new generation. Segments are cut at least every --interval (and at 4 MiB)
-and stored data object first, manifest last, in offset order. A dropped link
+of a new generation. --interval is the target RPO: a segment is cut early
+enough that what it holds is stored within about --interval of its arrival
+(--interval less the time storing a segment takes now, never younger than
+half of it), at once when nothing waits for storage and the last cut is
+--interval ago (a write after a quiet spell), and at 4 MiB; it is stored data
+object first, manifest last, in offset order. A dropped link
 resumes with PSYNC from where it stopped; a full resync ends the generation
 and starts a new one (never a silent gap). A restarted ship resumes the open
 generation of the same --source from the repository; it keeps no local state.
@@ -111,7 +115,7 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f.StringVar(&o.source, "source", "", "server to replicate from: redis://[user:pass@]host:port, rediss://...")
 	f.StringVar(&o.repo, "repo", "", "repository: file:///path, a path, or s3://bucket/prefix?region=R&endpoint=URL")
 	addNameFlag(f, &o.name, true)
-	f.DurationVar(&o.interval, "interval", ship.DefaultInterval, "longest time received data waits before it is uploaded")
+	f.DurationVar(&o.interval, "interval", ship.DefaultInterval, "target RPO: received data is stored within about this long (at most one segment per interval while writes trickle)")
 	f.DurationVar(&o.heartbeat, "heartbeat", ship.DefaultHeartbeat, "while the source is idle, how often its heartbeat (gens/<gen>/quiet.json, rewritten in place) is updated instead of cutting a segment per PING")
 	f.DurationVar(&o.tick, "tick", ship.DefaultTick, "how often a time marker is published to the source while writes flow (PUBLISH __redback__:tick); 0: none")
 	f.StringVar(&o.ack, "ack", ship.AckProcessed, "offset reported to the primary: processed or durable (stored)")

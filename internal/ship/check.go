@@ -45,6 +45,7 @@ func (s *Shipper) queueCut() {
 		return
 	}
 	s.up.enqueue(&job{seg: seg})
+	s.lastCut = time.Now()
 }
 
 // badSegment is a segment that failed checkRaw.

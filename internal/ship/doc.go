@@ -14,9 +14,13 @@
 //
 //   - the connection loop reads the socket and appends each command to the
 //     segment builder (in memory); it never waits for storage;
-//   - a cutter closes the segment being built once it is Interval old (or
-//     the reader does at SegmentSize), only between complete units (never
-//     inside MULTI ... EXEC);
+//   - a cutter closes the segment being built early enough that it is
+//     stored within about Interval (the RPO: Interval less the time storing
+//     a segment takes now, at least Interval/2), or at once when nothing
+//     waits for storage and the last cut is Interval ago (or the reader
+//     does at SegmentSize), only between complete units (never inside
+//     MULTI ... EXEC); an idle source's control traffic is not cut into
+//     segments but stored as the generation's heartbeat (catalog.Quiet);
 //   - the uploader seals segments (zstd, optional age) and stores the data
 //     object, then the manifest, with bounded concurrency for data and
 //     strictly in order for manifests, so what the repository shows is always

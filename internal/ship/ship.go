@@ -60,7 +60,8 @@ type Shipper struct {
 	// Identities, when set, let a restarted shipper read its last
 	// encrypted segment (only needed for manifests without db_at_end).
 	Identities []age.Identity
-	// Interval is the longest time data waits before its segment is cut.
+	// Interval is the target RPO: what arrives is stored within about
+	// Interval (see cutter).
 	Interval time.Duration
 	// Ack is AckProcessed (default) or AckDurable.
 	Ack string
@@ -114,6 +115,8 @@ type Shipper struct {
 	// when; guarded by mu.
 	quiet   catalog.Quiet
 	quietAt time.Time
+	// lastCut is when the last segment was queued; guarded by mu.
+	lastCut time.Time
 
 	st struct {
 		sync.Mutex
@@ -394,7 +397,16 @@ func (s *Shipper) durable(gen string, off int64) {
 	s.mu.Unlock()
 }
 
-// cutter cuts the segment being built once it is Interval old.
+// cutter cuts the segment being built so that what it holds is durable
+// within about Interval of its arrival (the RPO). When nothing waits for
+// storage it cuts once the segment is Interval old less the time storing
+// a segment takes now (see uploader.storeTime) and the cutter's own tick,
+// but not younger than Interval/2, and at once when the last cut is
+// Interval ago: a write after a quiet spell is stored as fast as storage
+// allows, still at most one segment per Interval while writes trickle.
+// While segments wait for storage (a busy source, cut mostly at
+// SegmentSize) it cuts at Interval: cutting earlier would only queue more
+// segments behind the same storage.
 func (s *Shipper) cutter(ctx context.Context) {
 	tick := min(max(s.Interval/10, 10*time.Millisecond), 250*time.Millisecond)
 	t := time.NewTicker(tick)
@@ -404,6 +416,7 @@ func (s *Shipper) cutter(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			store, upIdle := s.up.storeTime(), s.up.idle()
 			var hb *catalog.Quiet
 			s.mu.Lock()
 			// Not while the primary re-sends what a reconnect missed: its
@@ -412,7 +425,12 @@ func (s *Shipper) cutter(ctx context.Context) {
 			switch age := s.b.age(now); {
 			case s.Source != nil && s.b.idle() && s.b.end-s.b.seg.start < idleSegment:
 				hb = s.heartbeatDue(now)
-			case age >= s.Interval && (!resending || age >= 10*s.Interval):
+			case s.b.seg == nil:
+			case resending:
+				if age >= 10*s.Interval {
+					s.queueCut()
+				}
+			case cutDue(s.Interval, tick, age, now.Sub(s.lastCut), store, upIdle && !s.b.idle()):
 				s.queueCut()
 			}
 			s.mu.Unlock()
@@ -469,6 +487,14 @@ func (s *Shipper) heartbeat(ctx context.Context, q *catalog.Quiet, now time.Time
 	s.mu.Unlock()
 	s.Log.Debug("heartbeat stored", "gen", q.Generation, "offset", q.Offset)
 	s.durable(q.Generation, q.Offset)
+}
+
+// cutDue decides whether the cutter, which looks every tick, cuts a
+// segment that holds data and is age old, the last cut since ago, when
+// storing a segment takes store now and flush says nothing waits for
+// storage (see cutter).
+func cutDue(interval, tick, age, since, store time.Duration, flush bool) bool {
+	return age >= interval || flush && (age >= max(interval-store-tick, interval/2) || since >= interval)
 }
 
 // state is what the connection loop knows about the current generation.

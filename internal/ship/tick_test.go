@@ -84,3 +84,31 @@ func TestShipper_TickRefusedByACL(t *testing.T) {
 	}
 	checkRepo(t, b, src.Digest(ctx))
 }
+
+// Issue 17 §3: with storage idle, a segment is cut early enough to be
+// durable within about the interval (less the store time and the cutter's
+// tick, never younger than half the interval), and at once when the last
+// cut is an interval ago; never more often than that while writes
+// trickle; while segments wait for storage, at the interval.
+func TestCutDue(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		age, since, store time.Duration
+		flush, want       bool
+	}{
+		{age: 700 * ms, since: 700 * ms, flush: true, want: false},
+		{age: 900 * ms, since: 900 * ms, flush: true, want: true},                         // interval - tick
+		{age: 600 * ms, since: 600 * ms, store: 300 * ms, flush: true, want: true},        // slow storage: earlier
+		{age: 500 * ms, since: 500 * ms, store: 3 * time.Second, flush: true, want: true}, // never younger than interval/2 ...
+		{age: 499 * ms, since: 499 * ms, store: 3 * time.Second, flush: true, want: false},
+		{age: 900 * ms, since: 900 * ms, want: false}, // segments wait for storage: at the interval
+		{age: time.Second, since: time.Second, want: true},
+		{age: 10 * ms, since: 5 * time.Second, flush: true, want: true}, // a write after a quiet spell
+		{age: 10 * ms, since: 5 * time.Second, want: false},             // ... not while a segment is stored
+		{age: 10 * ms, since: 400 * ms, flush: true, want: false},       // at most one segment per interval
+	} {
+		if got := cutDue(time.Second, 100*ms, c.age, c.since, c.store, c.flush); got != c.want {
+			t.Errorf("cutDue(1s, 100ms, age %s, since %s, store %s, flush %v) = %v, want %v", c.age, c.since, c.store, c.flush, got, c.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,9 +34,10 @@ type job struct {
 	startGen string
 	startOff int64
 
-	prev <-chan struct{} // closed when the job before it completed
-	done chan struct{}
-	raw  int64 // spool bytes held
+	prev   <-chan struct{} // closed when the job before it completed
+	done   chan struct{}
+	raw    int64     // spool bytes held
+	queued time.Time // when it was enqueued
 }
 
 // uploader seals and stores segments with bounded concurrency and tracks
@@ -63,6 +65,26 @@ type uploader struct {
 	wake    chan struct{}
 
 	spool atomic.Int64 // raw bytes queued or in flight
+
+	// took holds how long the last segments took from their cut to
+	// durable (queue, seal, store), newest at tookAt; guarded by mu.
+	took   [8]time.Duration
+	tookAt int
+}
+
+// storeTime is how long storing a segment takes now: the longest of the
+// last 8 (from the cut to durable, waits in the queue included).
+func (u *uploader) storeTime() time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Max(u.took[:])
+}
+
+// idle reports whether nothing waits for storage.
+func (u *uploader) idle() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.pending) == 0
 }
 
 func newUploader(b storage.Backend, po pack.Options, workers int, log *slog.Logger) *uploader {
@@ -74,6 +96,7 @@ func newUploader(b storage.Backend, po pack.Options, workers int, log *slog.Logg
 
 func (u *uploader) enqueue(j *job) {
 	j.done = make(chan struct{})
+	j.queued = time.Now()
 	if j.seg != nil {
 		j.raw = int64(len(j.seg.buf))
 		u.spool.Add(j.raw)
@@ -240,6 +263,10 @@ func (u *uploader) do(ctx context.Context, j *job, sl *sealer, out *bytes.Buffer
 			u.pending = append(u.pending[:i], u.pending[i+1:]...)
 			break
 		}
+	}
+	if m != nil {
+		u.took[u.tookAt] = time.Since(j.queued)
+		u.tookAt = (u.tookAt + 1) % len(u.took)
 	}
 	u.mu.Unlock()
 	if gen != "" && u.onDurable != nil {
