@@ -113,11 +113,15 @@ func (f *Fanout) fail(err error) {
 	f.cancel()
 }
 
-// Add copies rec (a RecordKey) for the workers. It fails once a worker
-// failed or the context ended.
+// Add copies rec (a RecordKey) for the workers; a Streamed one, whose value
+// the Reader already walked, is left out. It fails once a worker failed or
+// the context ended.
 func (f *Fanout) Add(rec *Record) error {
 	if f.cur == nil {
 		return f.ctx.Err() // a send failed: the workers stopped
+	}
+	if rec.Streamed {
+		return nil // no value: the Reader checked and visited it
 	}
 	if len(rec.Key)+len(rec.Value) >= fanoutInline {
 		// A big value is not copied: a worker takes the record as it is

@@ -202,7 +202,9 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 		w = min(w, 4)
 		fan = rdb.NewFanout(ctx, w, rdb.CheckValues(w))
 	}
-	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified || fan != nil})
+	// A big value is checked as it arrives, never held whole.
+	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified || fan != nil,
+		StreamValues: rdb.CheckStreamed})
 	if err != nil {
 		if fan != nil {
 			fan.Wait(nil)
