@@ -64,6 +64,21 @@ func (p *redbackProcess) wait(d time.Duration) int {
 	}
 }
 
+// leaseOrExit waits (at most d) until the agent logs that it took its
+// lease, and then returns -1, or until it ends, and returns its exit code
+// (-1 also when neither happened in d).
+func (p *redbackProcess) leaseOrExit(d time.Duration) int {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if code := p.wait(50 * time.Millisecond); code != -1 {
+			return code
+		}
+		if strings.Contains(p.out.String(), "lease taken") {
+			return -1
+		}
+	}
+	return -1
+}
+
 // durableWithin polls until the newest offset of src is durable in repo
 // (source name), for at most d; it reports whether it became so.
 func durableWithin(t *testing.T, src *redistest.Server, repo, name string, d time.Duration) bool {
@@ -190,12 +205,16 @@ func TestAgent_PausedWriterFenced(t *testing.T) {
 	// process exists), then takes it over.
 	cfg2 := agentConfig(t, dir, "cache-a", src, repo, "lease_ttl: 3s\n")
 	var second *redbackProcess
+	deadline := time.Now().Add(90 * time.Second)
 	for i := 0; second == nil; i++ {
-		if i == 40 {
-			t.Fatal("the second agent never got the lease")
+		if i == 300 || time.Now().After(deadline) {
+			t.Fatalf("the second agent never got the lease (%d tries)", i)
+		}
+		if i > 0 {
+			time.Sleep(200 * time.Millisecond)
 		}
 		p := startRedback(t, "agent", "--config", cfg2)
-		switch code := p.wait(time.Second); code {
+		switch code := p.leaseOrExit(60 * time.Second); code {
 		case -1:
 			second = p // running: it holds the lease
 		case 1:

@@ -115,7 +115,14 @@ func (r *shipRun) waitDurable() string {
 		case <-time.After(100 * time.Millisecond):
 		}
 		replid, off = r.masterInfo()
-		for _, w := range r.list().Generations {
+		code, out, errs := runCLI(r.t, "list", "--repo", r.repo, "--json")
+		var l listOutput
+		if code != ExitOK || json.Unmarshal([]byte(out), &l) != nil {
+			// ship has not written its repository yet (a slow machine)
+			last = fmt.Sprintf("list: exit %d %s%s", code, out, errs)
+			continue
+		}
+		for _, w := range l.Generations {
 			if w.ReplID == replid && w.Problem == "" && w.ToOffset >= off {
 				return w.Generation
 			}

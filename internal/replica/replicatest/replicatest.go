@@ -7,11 +7,13 @@ package replicatest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"redback/internal/resp"
 )
@@ -137,6 +139,20 @@ func (p *Primary) accept() {
 	}
 }
 
+// writeAndHangUp writes out and ends the connection the way a primary's
+// close reads to the replica: the end of the stream. It shuts down its
+// sending side first and reads what the replica still sends (an ACK, for
+// at most 10 s) before the close; a plain close with the replica's bytes
+// unread would send a reset, which the replica could see before the data.
+func writeAndHangUp(c net.Conn, out []byte) {
+	_, _ = c.Write(out)
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.Copy(io.Discard, c)
+}
+
 func (p *Primary) serve(c net.Conn) {
 	o := p.opts
 	r := resp.NewReader(c, resp.Options{MaxCommandLen: 1 << 20})
@@ -197,7 +213,7 @@ func (p *Primary) serve(c net.Conn) {
 				out = append(out, o.PSYNCReply+"\r\n"...)
 				out = append(out, o.Stream...)
 				if o.CloseAfterPayload {
-					_, _ = c.Write(out)
+					writeAndHangUp(c, out)
 					return
 				}
 				break
@@ -220,7 +236,7 @@ func (p *Primary) serve(c net.Conn) {
 				out = append(out, o.Stream...)
 			}
 			if o.CloseAfterPayload {
-				_, _ = c.Write(out)
+				writeAndHangUp(c, out)
 				return
 			}
 		default:
