@@ -300,7 +300,8 @@ func TestClusterShip(t *testing.T) {
 // dir per shard (DIR/<shard source>/dump.rdb); a cluster-enabled
 // redis-server started on each loads it and takes the slots its keys are
 // in (all inside the shard's), and the union of their digests is the
-// set's.
+// set's. drill of the set proves the union digest (exit 3 when the set's
+// manifest does not match).
 func TestClusterSetToDir(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 0)
 	redistest.PopulateCluster(t, c, 500)
@@ -355,5 +356,29 @@ func TestClusterSetToDir(t *testing.T) {
 	// Into an existing dump.rdb: refused without --force.
 	if code, out, errs := runCLI(t, "restore", "--repo", repo, "--snapshot", set.ID, "--to-dir", dir); code == 0 {
 		t.Fatalf("restore --to-dir over existing dirs: exit 0\n%s%s", out, errs)
+	}
+
+	// drill of the set: a scratch server per shard, the union digest proven.
+	code, out, errs = runCLI(t, "drill", "--repo", repo, "--name", "cache", "--json")
+	var rep struct {
+		OK     bool    `json:"ok"`
+		Union  string  `json:"restored_union_digest"`
+		RTO    float64 `json:"rto_seconds"`
+		Shards []any   `json:"shards"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || rep.Union != want || len(rep.Shards) != 3 || rep.RTO <= 0 {
+		t.Fatalf("drill of the set: exit %d\n%s%s", code, out, errs)
+	}
+	// A set whose manifest does not match its shards fails its drill (exit 3).
+	path := filepath.Join(strings.TrimPrefix(repo, "file://"), catalog.SetKey(set.Cluster, set.ID))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), set.Digest, strings.Repeat("3", 40), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI(t, "drill", "--repo", repo, "--snapshot", set.ID); code != ExitVerify || !strings.Contains(out, "FAILED") {
+		t.Fatalf("drill of a damaged set: exit %d\n%s%s", code, out, errs)
 	}
 }
