@@ -66,6 +66,7 @@ for ds in "${sets[@]}"; do
   m "snapshot --method bgsave" "$RB" snapshot --source "redis://127.0.0.1:$src" --repo "$repo" --name src --method bgsave
   stop "$src"; rm -rf "$tmp/src"
   m "verify" "$RB" verify --repo "$repo" --name src
+  mkdir -p "$tmp/dir"
   m "restore --to-dir" "$RB" restore --repo "$repo" --name src --latest --to-dir "$tmp/dir"
   rm -rf "$tmp/dir"
   methods=(replicate); [ "${RESTORE:-0}" = 1 ] && methods+=(restore)
