@@ -115,6 +115,9 @@ type Options struct {
 	// src is a node of (it should implement ShardedShipper), writing into
 	// repo (the repository) through lease. nil: not available.
 	NewClusterShipper func(src config.Source, repo storage.Backend, lease ops.ShardLease) (Shipper, error)
+	// DrillSet drills the newest backup set of the cluster src is a node
+	// of, from repo (the repository). nil: cluster sources are not drilled.
+	DrillSet func(ctx context.Context, src config.Source, repo storage.Backend) (*DrillResult, error)
 	// Drill runs one restore drill of src from repo. nil: drills are not
 	// available.
 	Drill func(ctx context.Context, src config.Source, repo storage.Backend) (*DrillResult, error)
@@ -747,10 +750,14 @@ func (a *Agent) drillOnce(ctx context.Context, s *source) {
 	s.mu.Unlock()
 	var res *DrillResult
 	var err error
-	if a.opts.Drill == nil {
+	drill := a.opts.Drill
+	if s.shards != nil {
+		drill = a.opts.DrillSet
+	}
+	if drill == nil {
 		err = errors.New("drills are not available in this build")
 	} else {
-		res, err = a.opts.Drill(ctx, s.cfg, s.repo)
+		res, err = drill(ctx, s.cfg, s.repo)
 	}
 	end := a.clock.Now()
 	if err == nil && res != nil && !res.OK {

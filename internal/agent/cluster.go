@@ -150,8 +150,8 @@ func (a *Agent) initCluster(ctx context.Context, s *source, b storage.Backend, h
 	if s.cfg.Snapshot.Method == "log" {
 		a.log.Warn("snapshot method log is not available for a cluster: taking sets by sync", "source", n)
 	}
-	if s.drillSch != nil {
-		a.log.Warn("drills of a cluster's sets are not run by the agent yet: drill off for this source (run redback drill)", "source", n)
+	if s.drillSch != nil && a.opts.DrillSet == nil {
+		a.log.Warn("drills of a cluster's sets are not available in this build: drill off for this source", "source", n)
 		s.drillSch = nil
 	}
 	if s.cfg.Ship.Enabled && a.opts.NewClusterShipper != nil {

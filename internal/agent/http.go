@@ -169,7 +169,7 @@ func (a *Agent) sourceStatus(s *source, now time.Time) SourceStatus {
 		}
 	}
 	if ss.Drill != nil {
-		if a.opts.Drill == nil {
+		if (s.shards == nil && a.opts.Drill == nil) || (s.shards != nil && a.opts.DrillSet == nil) {
 			reasons = append(reasons, "drills are enabled but not available in this build")
 		} else {
 			late("drill", ss.Drill.jobState)

@@ -186,6 +186,9 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 		NewClusterShipper: func(src config.Source, repo storage.Backend, lease ops.ShardLease) (agent.Shipper, error) {
 			return agentClusterShipper(e, o, log, src, repo, lease)
 		},
+		DrillSet: func(ctx context.Context, src config.Source, repo storage.Backend) (*agent.DrillResult, error) {
+			return agentDrillSet(ctx, e, cfg.RedisServer, src, repo)
+		},
 	})
 	if err != nil {
 		return err
@@ -275,6 +278,24 @@ func agentDrill(ctx context.Context, e *env, redisServer string, src config.Sour
 		res.Detail = strings.TrimPrefix(res.Detail+"; "+c.Name+": "+c.Detail, "; ")
 	}
 	return res, nil
+}
+
+// agentDrillSet drills the newest backup set of the cluster src is a node
+// of, as `redback drill --name CLUSTER` does.
+func agentDrillSet(ctx context.Context, e *env, redisServer string, src config.Source, repo storage.Backend) (*agent.DrillResult, error) {
+	ids, err := pack.LoadIdentities("", e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	set, err := catalog.FindSet(ctx, repo, src.Name, "")
+	if err != nil {
+		return nil, err
+	}
+	rep, err := clusterset.DrillSet(ctx, repo, set, clusterset.DrillOptions{Identities: ids, RedisServer: redisServer, RTOObjective: src.Drill.RTOObjective.D()})
+	if err != nil {
+		return nil, err
+	}
+	return &agent.DrillResult{Snapshot: set.ID, RTO: time.Duration(rep.RTOSeconds * float64(time.Second)), OK: rep.OK, Detail: rep.Detail}, nil
 }
 
 // checkRedisServer proves the configuration's redis_server is a Redis or

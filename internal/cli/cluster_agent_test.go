@@ -51,7 +51,7 @@ func agentStatus(port int) *agent.Status {
 
 // TestAgent_ShipsCluster runs the agent with a source that is a node of a
 // 3-primary cluster with replicas: it takes a backup set (no source of the
-// cluster's own name) and ships every shard (one stream each, per-shard
+// cluster's own name), drills it, and ships every shard (one stream each, per-shard
 // /status and metrics); after writes, once every shard's durable offset
 // reaches its primary's, the agent stops and `restore --name CLUSTER --at
 // latest` into a fresh 2-primary cluster is union-digest-equal to the
@@ -73,7 +73,7 @@ sources:
     repo: %s
     snapshot: {method: sync, every: 1h}
     ship: {enabled: true, interval: 200ms}
-    drill: {enabled: false}
+    drill: {schedule: "@every 5s", rto_objective: 1m}
 `, port, c.URL(), repo)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -103,9 +103,9 @@ sources:
 			}
 		}
 	}
-	wait("a set and 3 shards shipping", func(st *agent.Status) bool {
+	wait("a set, a drill of it passed and 3 shards shipping", func(st *agent.Status) bool {
 		s := st.Sources[0]
-		if s.Snapshot.LastID == "" || s.Ship == nil || len(s.Ship.Shards) != 3 {
+		if s.Snapshot.LastID == "" || s.Ship == nil || len(s.Ship.Shards) != 3 || s.Drill == nil || s.Drill.LastID != s.Snapshot.LastID {
 			return false
 		}
 		for _, x := range s.Ship.Shards {
@@ -117,7 +117,7 @@ sources:
 	})
 	m := string(metricsText(t, port))
 	for _, want := range []string{`redback_ship_shard_connected{shard="cache-shard-00000",source="cache"} 1`, `redback_ship_shard_slots{shard="cache-shard-05461",source="cache"} 5462`,
-		`redback_ship_connected{source="cache"} 1`, `redback_snapshots_total{source="cache"} 1`} {
+		`redback_ship_connected{source="cache"} 1`, `redback_snapshots_total{source="cache"} 1`, `redback_drill_last_result{source="cache"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
