@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -371,13 +372,8 @@ func printCheckReport(w io.Writer, r *checkReport) {
 		p("functions:       none\n")
 	}
 	if len(r.Modules) > 0 {
-		names := make([]string, 0, len(r.Modules))
-		for n := range r.Modules {
-			names = append(names, n)
-		}
-		sort.Strings(names)
 		var parts []string
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(r.Modules)) {
 			parts = append(parts, fmt.Sprintf("%s (%d keys, %d aux)", n, r.Modules[n].Keys, r.Modules[n].Aux))
 		}
 		p("modules:         %s\n", strings.Join(parts, ", "))

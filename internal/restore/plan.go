@@ -3,7 +3,8 @@ package restore
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -279,13 +280,8 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	dbs := make([]int, 0, len(e.DBs))
-	for d := range e.DBs {
-		dbs = append(dbs, d)
-	}
-	sort.Ints(dbs)
 	var parts []string
-	for _, d := range dbs {
+	for _, d := range slices.Sorted(maps.Keys(e.DBs)) {
 		parts = append(parts, fmt.Sprintf("db %d has %d keys", d, e.DBs[d]))
 	}
 	msg := fmt.Sprintf("target %s is not empty", e.Target)
