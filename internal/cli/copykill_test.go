@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"redback/internal/ops"
 	"redback/internal/redistest"
 	"redback/internal/storage/s3/s3test"
 )
@@ -100,6 +102,42 @@ func TestCopy_KillNine(t *testing.T) {
 	}
 	t.Run("S3 to folder", func(t *testing.T) {
 		killCopy(t, fp, dst, "file://"+dir, fileObjects, want, srcList, func() {})
+		// What the kills left: staging files, which prune removes once old
+		// (backdated here past the hour floor), reporting each.
+		var temps []string
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), ".redback-tmp-") {
+				temps = append(temps, p)
+			}
+			return err
+		})
+		old := time.Now().Add(-2 * time.Hour)
+		for _, p := range temps {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, out, errs := runCLI(t, "prune", "--repo", "file://"+dir, "--keep-within", "30d", "--uploads-older-than", "1h", "--json")
+		var res struct {
+			AbandonedTempFiles []ops.AbandonedUpload `json:"abandoned_temp_files"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil || len(res.AbandonedTempFiles) != len(temps) {
+			t.Fatalf("prune after the kills (%d staging files left): exit %d, %v\n%s%s", len(temps), code, err, out, errs)
+		}
+		for _, a := range res.AbandonedTempFiles {
+			if !a.Aborted {
+				t.Errorf("staging file %s not removed", a.Key)
+			}
+		}
+		for _, p := range temps {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Errorf("staging file %s still there: %v", p, err)
+			}
+		}
+		if code, out, errs := runCLI(t, "verify", "--repo", "file://"+dir); code != ExitOK || strings.Contains(out, ".redback-tmp-") {
+			t.Fatalf("verify after prune: exit %d\n%s%s", code, out, errs)
+		}
+		t.Logf("prune removed %d staging files the kills left", len(temps))
 	})
 }
 

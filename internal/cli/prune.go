@@ -116,7 +116,7 @@ cluster with sets is not pruned alone.`,
 	o.keep.addFlags(f)
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted and why each kept snapshot stays; change nothing")
 	f.BoolVar(&o.json, "json", false, "print the decisions as JSON")
-	f.StringVar(&o.uploadAge, "uploads-older-than", "24h", "abort incomplete multipart uploads (S3) started longer ago than this (an upload in flight is younger)")
+	f.StringVar(&o.uploadAge, "uploads-older-than", "24h", "abort incomplete multipart uploads (S3) started longer ago than this (an upload in flight is younger), and remove a folder repository's staging files (.redback-tmp-*, left by a killed writer) last written longer ago than this (at least 1h)")
 	return c
 }
 
@@ -240,7 +240,7 @@ func pruneCluster(ctx context.Context, e *env, o *pruneOpts, policy catalog.Poli
 	}
 	at := now()
 	res, perr := ops.PruneCluster(ctx, base, cluster, ops.LeasedShards(base, nil, e.log),
-		ops.PruneParams{Policy: policy, Now: at, UploadsBefore: at.Add(-uploadAge), DryRun: o.dryRun}, nil)
+		ops.PruneParams{Policy: policy, Now: at, UploadsBefore: at.Add(-uploadAge), TempsBefore: at.Add(-max(uploadAge, ops.TempFloor)), DryRun: o.dryRun}, nil)
 	if res == nil {
 		return perr
 	}
@@ -305,7 +305,7 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 		now = o.now
 	}
 	at := now()
-	res, perr := ops.Prune(ctx, e.log, repo, name, ops.PruneParams{Policy: policy, Now: at, UploadsBefore: at.Add(-uploadAge), DryRun: o.dryRun})
+	res, perr := ops.Prune(ctx, e.log, repo, name, ops.PruneParams{Policy: policy, Now: at, UploadsBefore: at.Add(-uploadAge), TempsBefore: at.Add(-max(uploadAge, ops.TempFloor)), DryRun: o.dryRun})
 	if res == nil {
 		return perr
 	}
@@ -326,6 +326,9 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 		if out.AbandonedUploads == nil {
 			out.AbandonedUploads = []ops.AbandonedUpload{}
 		}
+		if out.AbandonedTempFiles == nil {
+			out.AbandonedTempFiles = []ops.AbandonedUpload{}
+		}
 		if perr != nil {
 			out.Errors = strings.Split(perr.Error(), "\n")
 		}
@@ -340,6 +343,7 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 	} else {
 		printPrune(e, o.dryRun, res.PruneResult)
 		printUploads(e, o.dryRun, res.AbandonedUploads, at)
+		printTemps(e, o.dryRun, res.AbandonedTempFiles, at)
 	}
 	if perr != nil {
 		return fmt.Errorf("prune: %d delete(s) failed: %w", res.Failures, perr)
@@ -426,5 +430,19 @@ func printUploads(e *env, dryRun bool, uploads []ops.AbandonedUpload, now time.T
 		}
 		fmt.Fprintf(e.Out, "%s an abandoned multipart upload of %s (started %s, %s ago; its parts are stored but never visible)\n",
 			action, u.Key, u.Initiated.UTC().Format(time.DateTime), now.Sub(u.Initiated).Round(time.Second))
+	}
+}
+
+func printTemps(e *env, dryRun bool, temps []ops.AbandonedUpload, now time.Time) {
+	for _, t := range temps {
+		action := "would remove"
+		switch {
+		case t.Aborted:
+			action = "removed"
+		case !dryRun:
+			action = "failed to remove"
+		}
+		fmt.Fprintf(e.Out, "%s an abandoned staging file %s (last written %s, %s ago; a writer killed mid-write left it)\n",
+			action, t.Key, t.Initiated.UTC().Format(time.DateTime), now.Sub(t.Initiated).Round(time.Second))
 	}
 }

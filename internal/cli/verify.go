@@ -176,6 +176,9 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 			return err
 		}
 	}
+	if len(ids) == 0 {
+		noteTemps(ctx, set.base, sum)
+	}
 	out.OK, out.Snapshots, out.Checked, out.ByKind, out.Findings = sum.OK(), sum.Snapshots, sum.Checked, sum.ByKind, sum.Findings
 	if o.json {
 		if err := printJSON(e, out); err != nil {
@@ -191,7 +194,7 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 				warns++
 			default:
 				infos++
-				if f.Code == verify.CodeOrphan {
+				if f.Code == verify.CodeOrphan || f.Code == verify.CodeTempFile {
 					fmt.Fprintf(e.Out, "info      %s: %s\n", f.Object, f.Message)
 				}
 			}
@@ -267,4 +270,20 @@ func verifySets(ctx context.Context, e *env, base storage.Backend, sum *verify.S
 		}
 	}
 	return nil
+}
+
+// noteTemps adds an info finding per staging file (".redback-tmp-*") a
+// writer killed mid-write left in a folder repository: never an object,
+// not damage, and `redback prune` removes it once it is old enough.
+func noteTemps(ctx context.Context, base storage.Backend, sum *verify.Summary) {
+	err := storage.ListTemps(ctx, base, "", func(oi storage.ObjectInfo) error {
+		sum.Findings = append(sum.Findings, verify.Finding{Object: oi.Key, Severity: verify.Info, Code: verify.CodeTempFile,
+			Message: fmt.Sprintf("a staging file a killed writer left (%d bytes, last written %s); not part of any backup, redback prune removes it once older than --uploads-older-than (24h by default)",
+				oi.Size, oi.ModTime.UTC().Format(time.DateTime))})
+		return nil
+	})
+	if err != nil {
+		sum.Findings = append(sum.Findings, verify.Finding{Object: base.Location(), Severity: verify.Warning, Code: verify.CodeTempFile,
+			Message: fmt.Sprintf("staging files not checked: %v", err)})
+	}
 }

@@ -18,13 +18,26 @@ type PruneParams struct {
 	// UploadsBefore: incomplete multipart uploads started before it are
 	// abandoned (aborted, or reported with DryRun).
 	UploadsBefore time.Time
-	DryRun        bool
+	// TempsBefore: staging files of a folder repository (".redback-tmp-*",
+	// left by a writer killed mid-write) last written before it are
+	// abandoned (removed, or reported with DryRun). Zero: none are. Keep
+	// it at least an hour back (TempFloor) so a running writer's file,
+	// whose mtime moves as it writes, is never removed.
+	TempsBefore time.Time
+	DryRun      bool
 }
+
+// TempFloor is the least age at which a staging file counts as abandoned.
+const TempFloor = time.Hour
 
 // PruneOutcome is what Prune did, or would do with DryRun.
 type PruneOutcome struct {
 	*catalog.PruneResult
 	AbandonedUploads []AbandonedUpload `json:"abandoned_uploads"`
+	// AbandonedTempFiles are the staging files Prune found, in the same
+	// shape: Key the file's key, Initiated its last write, Aborted that it
+	// was removed (UploadID stays empty).
+	AbandonedTempFiles []AbandonedUpload `json:"abandoned_temp_files"`
 	// Warnings are problems that did not fail the prune (an upload
 	// listing the store refused).
 	Warnings []string `json:"-"`
@@ -33,7 +46,7 @@ type PruneOutcome struct {
 // AbandonedUpload is an incomplete multipart upload Prune found.
 type AbandonedUpload struct {
 	Key       string    `json:"key"`
-	UploadID  string    `json:"upload_id"`
+	UploadID  string    `json:"upload_id,omitempty"`
 	Initiated time.Time `json:"initiated"`
 	Aborted   bool      `json:"aborted"`
 }
@@ -74,7 +87,9 @@ func pruneSource(ctx context.Context, repo storage.Backend, p PruneParams) (*Pru
 	out := &PruneOutcome{PruneResult: res}
 	var uerr error
 	out.AbandonedUploads, out.Warnings, uerr = abandonedUploads(ctx, repo, p.UploadsBefore, p.DryRun)
-	return out, errors.Join(err, uerr)
+	temps, terr := AbandonedTemps(ctx, repo, p.TempsBefore, p.DryRun)
+	out.AbandonedTempFiles = temps
+	return out, errors.Join(err, uerr, terr)
 }
 
 // abandonedUploads lists the incomplete multipart uploads of repo started
@@ -107,4 +122,35 @@ func abandonedUploads(ctx context.Context, repo storage.Backend, cutoff time.Tim
 		out = append(out, a)
 	}
 	return out, nil, errors.Join(errs...)
+}
+
+// AbandonedTemps lists the staging files of repo (a folder repository's
+// ".redback-tmp-*", storage.ListTemps) last written before cutoff and,
+// unless dryRun, removes them. A zero cutoff finds none. A failed listing
+// or removal is in the error (naming the file); the others go on.
+func AbandonedTemps(ctx context.Context, repo storage.Backend, cutoff time.Time, dryRun bool) ([]AbandonedUpload, error) {
+	if cutoff.IsZero() {
+		return nil, nil
+	}
+	var found []storage.ObjectInfo
+	err := storage.ListTemps(ctx, repo, "", func(o storage.ObjectInfo) error {
+		if o.ModTime.Before(cutoff) {
+			found = append(found, o)
+		}
+		return nil
+	})
+	errs := []error{err}
+	var out []AbandonedUpload
+	for _, o := range found {
+		a := AbandonedUpload{Key: o.Key, Initiated: o.ModTime}
+		if !dryRun {
+			if err := storage.RemoveTemp(ctx, repo, o.Key); err != nil {
+				errs = append(errs, err)
+			} else {
+				a.Aborted = true
+			}
+		}
+		out = append(out, a)
+	}
+	return out, errors.Join(errs...)
 }

@@ -262,3 +262,41 @@ func (g *guarded) AbortUpload(ctx context.Context, u Upload) error {
 	defer done()
 	return AbortUpload(c, g.b, u)
 }
+
+// ListTemps lists the scoped backend's leftover temporary files inside
+// the scope, with keys relative to it.
+func (s *scoped) ListTemps(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	if err := ValidatePrefix(prefix); err != nil {
+		return err
+	}
+	return ListTemps(ctx, s.b, s.prefix+prefix, func(o ObjectInfo) error {
+		k, err := s.rel("list temporary files", prefix, o.Key)
+		if err != nil {
+			return err
+		}
+		o.Key = k
+		return fn(o)
+	})
+}
+
+// RemoveTemp removes a temporary file ListTemps reported inside the scope.
+func (s *scoped) RemoveTemp(ctx context.Context, key string) error {
+	return RemoveTemp(ctx, s.b, s.prefix+key)
+}
+
+// ListTemps lists the guarded backend's leftover temporary files.
+func (g *guarded) ListTemps(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	c, done := g.bind(ctx)
+	defer done()
+	return ListTemps(c, g.b, prefix, fn)
+}
+
+// RemoveTemp is a write: it checks the fence first.
+func (g *guarded) RemoveTemp(ctx context.Context, key string) error {
+	c, done, err := g.write(ctx)
+	if err != nil {
+		return fmt.Errorf("remove temporary file %s: %w", key, err)
+	}
+	defer done()
+	return RemoveTemp(c, g.b, key)
+}

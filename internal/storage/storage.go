@@ -286,6 +286,33 @@ func ListUploads(ctx context.Context, b Backend, prefix string, fn func(Upload) 
 	return nil
 }
 
+// TempFiler is implemented by backends whose writes stage in a temporary
+// file before they publish it (a folder repository): a writer killed
+// mid-write leaves the file behind, never listed as an object. ListTemps
+// reports those under prefix (Key is the temporary file's own name in
+// the key space, ModTime its last write); RemoveTemp removes one.
+type TempFiler interface {
+	ListTemps(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+	RemoveTemp(ctx context.Context, key string) error
+}
+
+// ListTemps calls fn for every leftover temporary file of b (or the
+// backend it decorates) under prefix; backends without them have none.
+func ListTemps(ctx context.Context, b Backend, prefix string, fn func(ObjectInfo) error) error {
+	if t, ok := decorated(b, func(TempFiler) bool { return true }); ok {
+		return t.ListTemps(ctx, prefix, fn)
+	}
+	return nil
+}
+
+// RemoveTemp removes a temporary file ListTemps reported on b.
+func RemoveTemp(ctx context.Context, b Backend, key string) error {
+	if t, ok := decorated(b, func(TempFiler) bool { return true }); ok {
+		return t.RemoveTemp(ctx, key)
+	}
+	return fmt.Errorf("remove temporary file %s: %s has none", key, b.Location())
+}
+
 // AbortUpload aborts an incomplete multipart upload that ListUploads
 // reported on b, discarding its parts.
 func AbortUpload(ctx context.Context, b Backend, u Upload) error {

@@ -50,18 +50,19 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 // (the CLI maps CodeIO to "could not read" and CodeIdentity to a usage
 // problem rather than damage).
 const (
-	CodeManifest   = "manifest" // manifest unreadable or insane
-	CodeMissing    = "missing"  // object (or requested snapshot) does not exist
-	CodeSize       = "size"     // stored or raw size differs from the manifest
-	CodeSHA256     = "sha256"   // stored bytes differ from the manifest's sha256
-	CodeIdentity   = "identity" // encrypted and no (matching) identity was given
-	CodeDecode     = "decode"   // cannot decrypt or decompress
-	CodeFormat     = "format"   // the RDB does not parse (offset in the message)
-	CodeChecksum   = "checksum" // CRC-64 status differs from the manifest
-	CodeCensus     = "census"   // key counts differ from the manifest
-	CodeDigest     = "digest"   // DEBUG DIGEST differs from the manifest
-	CodeOrphan     = "orphan"   // data object without a manifest (info)
-	CodeIO         = "io"       // the backend failed to read (not damage)
+	CodeManifest   = "manifest"  // manifest unreadable or insane
+	CodeMissing    = "missing"   // object (or requested snapshot) does not exist
+	CodeSize       = "size"      // stored or raw size differs from the manifest
+	CodeSHA256     = "sha256"    // stored bytes differ from the manifest's sha256
+	CodeIdentity   = "identity"  // encrypted and no (matching) identity was given
+	CodeDecode     = "decode"    // cannot decrypt or decompress
+	CodeFormat     = "format"    // the RDB does not parse (offset in the message)
+	CodeChecksum   = "checksum"  // CRC-64 status differs from the manifest
+	CodeCensus     = "census"    // key counts differ from the manifest
+	CodeDigest     = "digest"    // DEBUG DIGEST differs from the manifest
+	CodeOrphan     = "orphan"    // data object without a manifest (info)
+	CodeTempFile   = "temp-file" // staging file a killed writer left (info; prune removes it)
+	CodeIO         = "io"        // the backend failed to read (not damage)
 	CodeUnverified = "unverified"
 )
 

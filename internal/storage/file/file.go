@@ -444,3 +444,78 @@ func (b *Backend) Location() string { return "file://" + filepath.ToSlash(b.root
 
 // Close does nothing; the backend holds no resources between calls.
 func (b *Backend) Close() error { return nil }
+
+var _ storage.TempFiler = (*Backend)(nil)
+
+// ListTemps reports the staging files (".redback-tmp-*") under prefix that
+// a writer killed between writeTemp and publish left behind: Key is the
+// file's path under the root, ModTime its last write (a writer in flight
+// keeps writing, so its file stays young).
+func (b *Backend) ListTemps(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := storage.ValidatePrefix(prefix); err != nil {
+		return err
+	}
+	return b.walkTemps(ctx, "", prefix, fn)
+}
+
+func (b *Backend) walkTemps(ctx context.Context, dir, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(filepath.Join(b.root, filepath.FromSlash(dir)))
+	if err != nil {
+		if notExist(err) {
+			return nil
+		}
+		return fmt.Errorf("list temporary files under %s: %w", prefix, err)
+	}
+	for _, d := range entries {
+		key := path.Join(dir, d.Name())
+		switch {
+		case d.IsDir() && !strings.HasPrefix(d.Name(), reservedPrefix):
+			if strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/") {
+				if err := b.walkTemps(ctx, key, prefix, fn); err != nil {
+					return err
+				}
+			}
+		case d.Type().IsRegular() && isTemp(d.Name()) && strings.HasPrefix(key, prefix):
+			fi, err := d.Info()
+			if notExist(err) {
+				continue // published or removed meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("list temporary files under %s: %w", prefix, err)
+			}
+			if err := fn(info(key, fi)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isTemp reports whether name is one writeTemp makes.
+func isTemp(name string) bool {
+	ok, _ := path.Match(tmpPattern, name)
+	return ok
+}
+
+// RemoveTemp removes a staging file ListTemps reported; one already gone
+// is not an error.
+func (b *Backend) RemoveTemp(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir, name := path.Split(key)
+	if !isTemp(name) || (dir != "" && storage.ValidateKey(strings.TrimSuffix(dir, "/")) != nil) {
+		return fmt.Errorf("remove temporary file %s: %w: not a temporary file", key, storage.ErrInvalidKey)
+	}
+	p := filepath.Join(b.root, filepath.FromSlash(key))
+	if err := os.Remove(p); err != nil && !notExist(err) {
+		return fmt.Errorf("remove temporary file %s: %w", key, err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil && !notExist(err) {
+		return fmt.Errorf("remove temporary file %s: %w", key, err)
+	}
+	return nil
+}

@@ -74,3 +74,55 @@ func TestBackend_ReservedNames(t *testing.T) {
 		t.Errorf("List = %d objects, %v; want 0, nil", n, err)
 	}
 }
+
+// TestBackend_Temps: the staging files a killed writer left are listed by
+// ListTemps (through a scope, with keys relative to it) and removed by
+// RemoveTemp; objects, the lock file and names outside the pattern are
+// neither listed nor removable that way.
+func TestBackend_Temps(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(ctx, "src/a/obj", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"src/a/.redback-tmp-1", "src/.redback-tmp-2", ".redback-tmp-3", "src/a/.redback-other"} {
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(p)), []byte("junk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(b storage.Backend, prefix string) []string {
+		var keys []string
+		if err := storage.ListTemps(ctx, b, prefix, func(o storage.ObjectInfo) error {
+			keys = append(keys, o.Key)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	if got := strings.Join(list(b, ""), " "); got != ".redback-tmp-3 src/.redback-tmp-2 src/a/.redback-tmp-1" {
+		t.Fatalf("ListTemps = %q", got)
+	}
+	scoped := storage.Scope(b, "src/")
+	if got := strings.Join(list(scoped, "a/"), " "); got != "a/.redback-tmp-1" {
+		t.Fatalf("scoped ListTemps = %q", got)
+	}
+	for _, k := range []string{"a/obj", "a/.redback-other", "../.redback-tmp-3"} {
+		if err := storage.RemoveTemp(ctx, scoped, k); err == nil {
+			t.Errorf("RemoveTemp(%q) succeeded", k)
+		}
+	}
+	if err := storage.RemoveTemp(ctx, scoped, "a/.redback-tmp-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(list(b, ""), " "); got != ".redback-tmp-3 src/.redback-tmp-2" {
+		t.Fatalf("after RemoveTemp: ListTemps = %q", got)
+	}
+	if _, err := b.Stat(ctx, "src/a/obj"); err != nil {
+		t.Fatal(err)
+	}
+}
