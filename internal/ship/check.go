@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"redback/internal/catalog"
@@ -110,8 +111,10 @@ func sourceOffset(ctx context.Context, node *redisurl.URL) (int64, int64, error)
 	}
 	hi := time.Now().UnixMilli()
 	in := respconn.ParseInfo(string(v.Str))
-	if in.ReplOffset <= 0 {
+	if !strings.Contains(string(v.Str), "master_repl_offset:") {
 		return 0, 0, errors.New("INFO replication has no master_repl_offset")
 	}
+	// 0 is an answer: a primary whose first replica is this one and that
+	// has written nothing since its snapshot has nothing buffered.
 	return in.ReplOffset, hi, nil
 }

@@ -112,3 +112,17 @@ func TestCutDue(t *testing.T) {
 		}
 	}
 }
+
+// A fresh primary answers master_repl_offset:0: an offset, not a missing
+// field (ship warned that it could not bound re-sent commands).
+func TestSourceOffset_FreshPrimary(t *testing.T) {
+	src := startSource(t)
+	u, err := redisurl.Parse(src.URL(), redisurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, hi, err := sourceOffset(t.Context(), u)
+	if err != nil || off != 0 || hi <= 0 {
+		t.Fatalf("offset %d time %d err %v", off, hi, err)
+	}
+}
