@@ -128,9 +128,9 @@ func runDrill(ctx context.Context, e *env, o *drillOpts) error {
 	if o.rtoObjective < 0 {
 		return usagef(try, "--rto-objective must not be negative")
 	}
-	idents, err := pack.LoadIdentities(o.identity, e.getenv)
+	idents, err := loadIdentities(e, o.identity, "redback drill --repo URL --identity key.txt")
 	if err != nil {
-		return usagef("redback drill --repo URL --identity key.txt", "--identity: %v", err)
+		return err
 	}
 	if done, err := runSetDrill(ctx, e, o, idents, at.IsZero() && !latest); done {
 		return err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"filippo.io/age"
+
 	"redback/internal/pack"
 )
 
@@ -72,4 +74,15 @@ func ExitCode(err error) int {
 		return ExitFailure
 	}
 	return ExitFailure
+}
+
+// loadIdentities reads the --identity file (or $REDBACK_IDENTITY_FILE,
+// $REDBACK_IDENTITY); one that cannot be read or parsed is a usage error
+// (exit 2) in every verb.
+func loadIdentities(e *env, path, try string) ([]age.Identity, error) {
+	ids, err := pack.LoadIdentities(path, e.getenv)
+	if err != nil {
+		return nil, usagef(try, "--identity: %v", err)
+	}
+	return ids, nil
 }

@@ -53,3 +53,26 @@ func TestUsageErrors_Exit2(t *testing.T) {
 		t.Errorf("no arguments: exit %d, want the help\n%s", code, out)
 	}
 }
+
+// An --identity file that cannot be read is a usage error (exit 2) in
+// every verb that takes one, naming the flag.
+func TestUsageErrors_IdentityFile(t *testing.T) {
+	r := newPITRRepo(t)
+	repo := "file://" + r.dir
+	bad := filepath.Join(t.TempDir(), "no-such-key.txt")
+	for _, args := range [][]string{
+		{"drill", "--repo", repo, "--identity", bad},
+		{"verify", "--repo", repo, "--identity", bad},
+		{"rekey", "--repo", repo, "--identity", bad, "--encrypt-to", "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq"},
+		{"log", "--repo", repo, "--identity", bad},
+		{"restore", "--repo", repo, "--identity", bad, "--latest", "--to-rdb", filepath.Join(t.TempDir(), "x.rdb")},
+		{"restore", "--repo", repo, "--identity", bad, "--at", "latest", "--to-dir", t.TempDir()},
+		{"ui", "--repo", repo, "--identity", bad, "--listen", "127.0.0.1:0"},
+		{"snapshot", "--from-log", "--repo", repo, "--identity", bad},
+	} {
+		code, out, errs := runPITRCLI(t, args...)
+		if code != ExitUsage || !strings.Contains(errs, "--identity") {
+			t.Errorf("%v: exit %d, want 2 naming --identity\n%s%s", args[0], code, out, errs)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"redback/internal/catalog"
-	"redback/internal/pack"
 	"redback/internal/pitr"
 )
 
@@ -102,7 +101,7 @@ func runLog(ctx context.Context, e *env, o *logOpts) error {
 		return usagef("redback log --repo URL --max-arg 64", "--max-arg must be at least 1")
 	}
 	f.Command, f.Generation = strings.TrimSpace(o.command), o.generation
-	ids, err := pack.LoadIdentities(o.identity, e.getenv)
+	ids, err := loadIdentities(e, o.identity, "redback log --repo URL --identity key.txt")
 	if err != nil {
 		return err
 	}

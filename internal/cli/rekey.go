@@ -79,9 +79,9 @@ func runRekey(ctx context.Context, e *env, o *rekeyOpts) error {
 	if err != nil {
 		return usagef(rekeyTry, "--remove-recipient: %v", err)
 	}
-	ids, err := pack.LoadIdentities(o.identity, e.getenv)
+	ids, err := loadIdentities(e, o.identity, rekeyTry)
 	if err != nil {
-		return usagef(rekeyTry, "--identity: %v", err)
+		return err
 	}
 	if len(ids) == 0 {
 		return usagef(rekeyTry, "--identity is required: the identity that decrypts the current headers")

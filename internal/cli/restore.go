@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"redback/internal/ops"
-	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/restore"
 	"redback/internal/storage"
@@ -275,7 +274,7 @@ func (o *restoreOpts) runOne(ctx context.Context, e *env) error {
 	var repo storage.Backend
 	var ids []age.Identity
 	if pt.File == "" {
-		if ids, err = pack.LoadIdentities(o.identity, e.getenv); err != nil {
+		if ids, err = loadIdentities(e, o.identity, "redback restore --repo URL --identity key.txt ..."); err != nil {
 			return err
 		}
 		try := "redback restore --repo " + o.repo + " --to-redis URL"

@@ -9,7 +9,6 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/clusterset"
 	"redback/internal/ops"
-	"redback/internal/pack"
 	"redback/internal/pitr"
 	"redback/internal/progress"
 	"redback/internal/restore"
@@ -91,7 +90,7 @@ func (o *restoreOpts) runSet(ctx context.Context, e *env, set *catalog.Set, base
 	if err != nil {
 		return err
 	}
-	ids, err := pack.LoadIdentities(o.identity, e.getenv)
+	ids, err := loadIdentities(e, o.identity, "redback restore --repo URL --name CLUSTER --identity key.txt ...")
 	if err != nil {
 		return err
 	}
@@ -198,7 +197,7 @@ func runSetPITR(ctx context.Context, e *env, o *restoreOpts, cl string) error {
 	if err != nil {
 		return err
 	}
-	ids, err := pack.LoadIdentities(o.identity, e.getenv)
+	ids, err := loadIdentities(e, o.identity, "redback restore --repo URL --name CLUSTER --identity key.txt ...")
 	if err != nil {
 		return err
 	}
@@ -266,7 +265,7 @@ type setPointJSON struct {
 // runSetToDirs writes each shard of a backup set as its own data dir under
 // --to-dir (clusterset.ToDirs).
 func (o *restoreOpts) runSetToDirs(ctx context.Context, e *env, set *catalog.Set, base storage.Backend, ro restore.Options) error {
-	ids, err := pack.LoadIdentities(o.identity, e.getenv)
+	ids, err := loadIdentities(e, o.identity, "redback restore --repo URL --name CLUSTER --identity key.txt ...")
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"redback/internal/catalog"
-	"redback/internal/pack"
 	"redback/internal/pitr"
 	"redback/internal/progress"
 	"redback/internal/redisurl"
@@ -69,7 +68,7 @@ func runSnapshotFromLog(ctx context.Context, e *env, o *snapshotOpts) error {
 	if err != nil {
 		return err
 	}
-	ids, err := pack.LoadIdentities(o.log.Identity, e.getenv)
+	ids, err := loadIdentities(e, o.log.Identity, "redback snapshot --from-log --repo URL --identity key.txt")
 	if err != nil {
 		return err
 	}

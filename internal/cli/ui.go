@@ -13,7 +13,6 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/config"
 	"redback/internal/ops"
-	"redback/internal/pack"
 	"redback/internal/pitr"
 	"redback/internal/storage/cache"
 	"redback/internal/ui"
@@ -73,7 +72,7 @@ func runUI(ctx context.Context, e *env, o *uiOpts, ready func(addr string)) erro
 		return err
 	}
 	defer repo.Close()
-	ids, err := pack.LoadIdentities(o.identity, e.getenv)
+	ids, err := loadIdentities(e, o.identity, "redback ui --repo URL --identity key.txt")
 	if err != nil {
 		return err
 	}

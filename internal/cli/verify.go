@@ -10,7 +10,6 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/clusterset"
-	"redback/internal/pack"
 	"redback/internal/progress"
 	"redback/internal/storage"
 	"redback/internal/verify"
@@ -102,9 +101,9 @@ func runVerify(ctx context.Context, e *env, o *verifyOpts, ids []string) error {
 	if o.parallel < 0 {
 		return usagef(try, "--parallel must be >= 0")
 	}
-	idents, err := pack.LoadIdentities(o.identity, e.getenv)
+	idents, err := loadIdentities(e, o.identity, "redback verify --repo URL --identity key.txt")
 	if err != nil {
-		return usagef("redback verify --repo URL --identity key.txt", "--identity: %v", err)
+		return err
 	}
 	set, err := openSources(ctx, e, o.repo, o.name, "redback verify --repo "+o.repo)
 	if err != nil {
