@@ -114,18 +114,26 @@ func (p *pitrFlags) target() (pitr.Target, error) {
 
 // pitrJSON is the --json output of a point-in-time restore.
 type pitrJSON struct {
-	Generation      string         `json:"generation"`
-	BaseSnapshot    string         `json:"base_snapshot"`
-	Target          string         `json:"target"`
-	Offset          int64          `json:"offset"`
-	Time            time.Time      `json:"time"`
-	Match           *pitr.Command  `json:"match,omitempty"`
-	Skipped         []pitr.Command `json:"skipped"`
-	Notes           []string       `json:"notes"`
-	Destination     string         `json:"destination"`
-	Result          *pitr.Result   `json:"result"`
-	DurationSeconds float64        `json:"duration_seconds"`
-	Error           string         `json:"error,omitempty"`
+	Generation   string         `json:"generation"`
+	BaseSnapshot string         `json:"base_snapshot"`
+	Target       string         `json:"target"`
+	Offset       int64          `json:"offset"`
+	Time         time.Time      `json:"time"`
+	Match        *pitr.Command  `json:"match,omitempty"`
+	Skipped      []pitr.Command `json:"skipped"`
+	Notes        []string       `json:"notes"`
+	Destination  string         `json:"destination"`
+	Result       *pitr.Result   `json:"result"`
+	// VerifiedBy, SampleChecked and SampleMismatches say how the target's
+	// state at the point (log replay included) was checked, as a snapshot
+	// restore's do: "digest" or "sample" against the point rebuilt in a
+	// scratch server, "" when it was not (replayed straight into the
+	// target: only the base snapshot was checked; Notes say so).
+	VerifiedBy       string  `json:"verified_by,omitempty"`
+	SampleChecked    int     `json:"sample_checked,omitempty"`
+	SampleMismatches int     `json:"sample_mismatches,omitempty"`
+	DurationSeconds  float64 `json:"duration_seconds"`
+	Error            string  `json:"error,omitempty"`
 }
 
 // printPlan prints, before anything is written, what a point-in-time
@@ -148,6 +156,10 @@ func (o *restoreOpts) printPlan(e *env, p *pitr.Plan) {
 	}
 }
 
+// replayUnverified is the note of a point-in-time restore replayed straight
+// into a live server (no scratch server to rebuild the point).
+const replayUnverified = "the state after the log replay was not verified (the log was replayed straight into the target; only the base snapshot was checked)"
+
 // reportLog prints what a point-in-time restore did.
 func (o *restoreOpts) reportLog(e *env, r *ops.RestoreResult, dst ops.Destination, rerr error, took time.Duration) error {
 	p, res := r.Decision.Plan, r.Log
@@ -160,6 +172,14 @@ func (o *restoreOpts) reportLog(e *env, r *ops.RestoreResult, dst ops.Destinatio
 			Match: p.Match, Skipped: p.Skipped, Notes: p.Notes, Destination: dst.String(), Result: res, DurationSeconds: dur}
 		if j.Skipped == nil {
 			j.Skipped = []pitr.Command{}
+		}
+		if res.Base != nil && dst.Redis != nil {
+			if r.Rebuilt {
+				// The target was restored from the point itself.
+				j.VerifiedBy, j.SampleChecked, j.SampleMismatches = res.Base.VerifiedBy, res.Base.SampleChecked, res.Base.SampleMismatches
+			} else {
+				j.Notes = append(j.Notes[:len(j.Notes):len(j.Notes)], replayUnverified)
+			}
 		}
 		if j.Notes == nil {
 			j.Notes = []string{}
@@ -187,6 +207,19 @@ func (o *restoreOpts) reportLog(e *env, r *ops.RestoreResult, dst ops.Destinatio
 	}
 	fmt.Fprintf(e.Out, "restored generation %s to %s: base %d keys, %d commands replayed (%s) in %.1fs\n",
 		p.Generation.ID, dst.String(), keys, res.Commands, humanBytes(res.Bytes), dur)
+	if res.Base != nil && dst.Redis != nil {
+		for _, n := range res.Base.Notes {
+			fmt.Fprintf(e.Err, "note: %s\n", n)
+		}
+		switch {
+		case !r.Rebuilt:
+			fmt.Fprintf(e.Err, "note: %s\n", replayUnverified)
+		case res.Base.VerifiedBy == "sample":
+			fmt.Fprintf(e.Out, "verified by sample against the point rebuilt in a scratch server: %d keys read back, %d differ\n", res.Base.SampleChecked, res.Base.SampleMismatches)
+		case res.Base.VerifiedBy == "digest":
+			fmt.Fprintf(e.Out, "verified: the target's DEBUG DIGEST %s equals the point rebuilt in a scratch server\n", res.Base.Digest)
+		}
+	}
 	if o.toDir != "" {
 		// only now: a refused or failed restore prints no instructions
 		fmt.Fprintf(e.Err, "note: %s/%s is a multi-part AOF: start the server with --appendonly yes --dir %s\n", o.toDir, pitr.AOFDirName, o.toDir)

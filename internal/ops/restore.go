@@ -139,6 +139,12 @@ type RestoreResult struct {
 	Log      *pitr.Result
 	Set      *clusterset.RestoreResult
 	Cluster  *clusterset.PointResult
+	// Rebuilt: the point of the log was rebuilt in a scratch server and
+	// restored from there (pitr.ToRedisExact), so the check of Log.Base
+	// (DEBUG DIGEST, or a keyed sample where the target refuses DEBUG) is
+	// of the target's final state against the point, not of the base
+	// snapshot only.
+	Rebuilt bool
 }
 
 // ErrSetDestination is returned for a backup set or a cluster's point with
@@ -220,6 +226,7 @@ func restoreLog(ctx context.Context, repo storage.Backend, t pitr.Target, dst De
 		switch {
 		case cerr == nil:
 			r.Log, err = plan.ToRedisExact(ctx, dst.Redis, ro, b.Path)
+			r.Rebuilt = true
 		case p.RedisServer != "" || len(scratch.Candidates()) > 0:
 			err = fmt.Errorf("rebuilding the point: %w", cerr)
 		default:
