@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,8 +54,12 @@ func StartCluster(t testing.TB, primaries, replicas int, extra ...string) *Clust
 	args := []string{"--cluster", "create"}
 	for range primaries * (1 + replicas) {
 		s := &Server{t: t, Dir: t.TempDir(), Port: clusterPort(t)}
+		// A node timeout long enough that a node starved of CPU on a
+		// loaded machine is not marked failed (its replica would show as
+		// "fail" in CLUSTER SHARDS, or be promoted): the tests fail over
+		// only by CLUSTER FAILOVER, which does not wait for it.
 		s.start(append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000"}, extra...))
+			"--cluster-node-timeout", "5000"}, extra...))
 		c.Nodes = append(c.Nodes, s)
 		args = append(args, s.Addr())
 	}
@@ -129,11 +134,17 @@ func (c *Cluster) WaitOK() {
 			last = fmt.Sprintf("%d of %d replicas", nrep, c.replicas)
 		}
 		if last == "" {
-			// Every node must see every other as connected.
+			// Every node must see every other as connected, and each in
+			// its role (a replica's role reaches the others by gossip:
+			// until then they list it as a primary without slots).
 			for _, n := range c.Nodes {
 				txt, err := n.Client().ClusterNodes(ctx).Result()
 				if err != nil || strings.Count(txt, " connected") != len(c.Nodes) || strings.Contains(txt, "fail") {
 					last = n.Addr() + " does not see all nodes connected"
+					break
+				}
+				if got := nodesWithFlag(txt, "slave"); got != c.replicas {
+					last = fmt.Sprintf("%s sees %d of %d replicas", n.Addr(), got, c.replicas)
 					break
 				}
 			}
@@ -144,6 +155,19 @@ func (c *Cluster) WaitOK() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	c.t.Fatalf("cluster not ok in time: %s", last)
+}
+
+// nodesWithFlag counts the lines of a CLUSTER NODES reply whose flags
+// (the third field) include flag.
+func nodesWithFlag(txt, flag string) int {
+	n := 0
+	for _, line := range strings.Split(txt, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && slices.Contains(strings.Split(f[2], ","), flag) {
+			n++
+		}
+	}
+	return n
 }
 
 // Primaries are the nodes that are primaries now.
@@ -225,6 +249,15 @@ func (c *Cluster) WaitReplicated() {
 				}
 				last = fmt.Sprint(v)
 				if strings.Contains(last, "loading") || strings.Count(last, "online") < len(c.Nodes) {
+					ready = false
+					break
+				}
+				txt, err := n.Client().ClusterNodes(ctx).Result()
+				if err != nil {
+					c.t.Fatalf("CLUSTER NODES on %s: %v", n.Addr(), err)
+				}
+				if got := nodesWithFlag(txt, "slave"); got != c.replicas {
+					last = fmt.Sprintf("%s sees %d of %d replicas:\n%s", n.Addr(), got, c.replicas, txt)
 					ready = false
 					break
 				}
