@@ -196,14 +196,24 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 	return a.Run(ctx)
 }
 
+// agentSource is the URL of a configured source (with its TLS settings)
+// and the recipients its snapshots are encrypted to.
+func agentSource(e *env, o *agentOpts, src config.Source) (*redisurl.URL, *pack.Recipients, error) {
+	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := sourceRecipients(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, rs, nil
+}
+
 // agentSnapshot takes one snapshot of src through the same code path as
 // `redback snapshot`.
 func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend) (*catalog.Snapshot, error) {
-	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
-	if err != nil {
-		return nil, err
-	}
-	rs, err := sourceRecipients(src)
+	u, rs, err := agentSource(e, o, src)
 	if err != nil {
 		return nil, err
 	}
@@ -223,11 +233,7 @@ func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, 
 // agentSnapshotSet takes one backup set of the cluster src is a node of,
 // as `redback snapshot` of a cluster node does.
 func agentSnapshotSet(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error) {
-	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
-	if err != nil {
-		return nil, err
-	}
-	rs, err := sourceRecipients(src)
+	u, rs, err := agentSource(e, o, src)
 	if err != nil {
 		return nil, err
 	}
@@ -411,11 +417,7 @@ func agentShipperFor(e *env, o *agentOpts, log *slog.Logger, src config.Source, 
 // agentShipperConfig parses src's URL and returns how its shippers are
 // made (one, or one per shard of a cluster).
 func agentShipperConfig(e *env, o *agentOpts, src config.Source) (*redisurl.URL, func(storage.Backend) *ship.Shipper, error) {
-	u, err := redisurl.Parse(src.Source, redisurl.Options{TLS: sourceTLS(o, src), Getenv: e.getenv})
-	if err != nil {
-		return nil, nil, err
-	}
-	rs, err := sourceRecipients(src)
+	u, rs, err := agentSource(e, o, src)
 	if err != nil {
 		return nil, nil, err
 	}

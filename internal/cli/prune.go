@@ -342,8 +342,8 @@ func prune(ctx context.Context, e *env, o *pruneOpts, policy catalog.Policy, upl
 		}
 	} else {
 		printPrune(e, o.dryRun, res.PruneResult)
-		printUploads(e, o.dryRun, res.AbandonedUploads, at)
-		printTemps(e, o.dryRun, res.AbandonedTempFiles, at)
+		printLeftovers(e, o.dryRun, leftoverUpload, res.AbandonedUploads, at)
+		printLeftovers(e, o.dryRun, leftoverTemp, res.AbandonedTempFiles, at)
 	}
 	if perr != nil {
 		return fmt.Errorf("prune: %d delete(s) failed: %w", res.Failures, perr)
@@ -419,30 +419,30 @@ func printPrune(e *env, dryRun bool, res *catalog.PruneResult) {
 	}
 }
 
-func printUploads(e *env, dryRun bool, uploads []ops.AbandonedUpload, now time.Time) {
-	for _, u := range uploads {
-		action := "would abort"
-		switch {
-		case u.Aborted:
-			action = "aborted"
-		case !dryRun:
-			action = "failed to abort"
-		}
-		fmt.Fprintf(e.Out, "%s an abandoned multipart upload of %s (started %s, %s ago; its parts are stored but never visible)\n",
-			action, u.Key, u.Initiated.UTC().Format(time.DateTime), now.Sub(u.Initiated).Round(time.Second))
-	}
+// leftover is how prune words one kind of abandoned write: what it does,
+// has done or failed to do, and what the thing is.
+type leftover struct {
+	would, did, failed string
+	what, when, why    string
 }
 
-func printTemps(e *env, dryRun bool, temps []ops.AbandonedUpload, now time.Time) {
-	for _, t := range temps {
-		action := "would remove"
+var (
+	leftoverUpload = leftover{"would abort", "aborted", "failed to abort",
+		"an abandoned multipart upload of", "started", "its parts are stored but never visible"}
+	leftoverTemp = leftover{"would remove", "removed", "failed to remove",
+		"an abandoned staging file", "last written", "a writer killed mid-write left it"}
+)
+
+func printLeftovers(e *env, dryRun bool, kind leftover, found []ops.AbandonedUpload, now time.Time) {
+	for _, u := range found {
+		action := kind.would
 		switch {
-		case t.Aborted:
-			action = "removed"
+		case u.Aborted:
+			action = kind.did
 		case !dryRun:
-			action = "failed to remove"
+			action = kind.failed
 		}
-		fmt.Fprintf(e.Out, "%s an abandoned staging file %s (last written %s, %s ago; a writer killed mid-write left it)\n",
-			action, t.Key, t.Initiated.UTC().Format(time.DateTime), now.Sub(t.Initiated).Round(time.Second))
+		fmt.Fprintf(e.Out, "%s %s %s (%s %s, %s ago; %s)\n", action, kind.what, u.Key,
+			kind.when, u.Initiated.UTC().Format(time.DateTime), now.Sub(u.Initiated).Round(time.Second), kind.why)
 	}
 }
