@@ -84,8 +84,14 @@ func (p *redbackProcess) leaseOrExit(d time.Duration) int {
 func durableWithin(t *testing.T, src *redistest.Server, repo, name string, d time.Duration) bool {
 	t.Helper()
 	r := &shipRun{t: t, src: src, repo: repo}
+	first := map[string]int64{} // as in waitDurable: later idle traffic waits for a heartbeat
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		replid, off := r.masterInfo()
+		if o, ok := first[replid]; ok {
+			off = o
+		} else {
+			first[replid] = off
+		}
 		code, out, _ := runCLI(t, "list", "--repo", repo, "--name", name, "--json")
 		if code != ExitOK {
 			continue

@@ -100,13 +100,16 @@ func listRepo(t *testing.T, repo string) listOutput {
 }
 
 // waitDurable waits until `redback list` shows the source's replid with a
-// contiguous log up to its offset, both read again on each try (the replid
-// changes when the first replica connects), and returns that generation's
-// id. Every write made before the call is then durable.
+// contiguous log up to its offset, and returns that generation's id. Every
+// write made before the call is then durable. The replid is read again on
+// each try (it changes when the first replica connects); the offset is the
+// one first seen under that replid: what the source adds later while idle
+// (PINGs, time markers) is made durable only by the next heartbeat.
 func (r *shipRun) waitDurable() string {
 	r.t.Helper()
 	var replid string
 	var off int64
+	first := map[string]int64{}
 	last := ""
 	for i := 0; i < 300; i++ {
 		select {
@@ -115,6 +118,11 @@ func (r *shipRun) waitDurable() string {
 		case <-time.After(100 * time.Millisecond):
 		}
 		replid, off = r.masterInfo()
+		if o, ok := first[replid]; ok {
+			off = o
+		} else {
+			first[replid] = off
+		}
 		code, out, errs := runCLI(r.t, "list", "--repo", r.repo, "--json")
 		var l listOutput
 		if code != ExitOK || json.Unmarshal([]byte(out), &l) != nil {
