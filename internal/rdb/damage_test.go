@@ -82,7 +82,7 @@ func readErrFanout(data []byte) error {
 // (every Piecewise value decoded as it arrives), as check rdb and digest
 // do for big values.
 func readErrStream(data []byte) error {
-	return readErrOpts(data, Options{MaxValueBytes: 1 << 20, StreamAbove: 1,
+	return readErrOpts(data, Options{MaxValueBytes: 1 << 20, StreamAbove: 1, StreamStrings: true,
 		StreamValues: func(*Record) (*Visitor, error) { return fullVisitor(), nil }})
 }
 

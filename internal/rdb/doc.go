@@ -16,6 +16,15 @@
 // *FormatError naming the offset (and the key, when known); truncation
 // wraps ErrTruncated and a CRC mismatch wraps ErrChecksum.
 //
+// A value too big to hold (Options.StreamValues, from StreamAbove bytes
+// on) is decoded as it arrives and handed to a Visitor piece by piece:
+// aggregates element by element, and with Options.StreamStrings a string
+// value byte range by byte range (Visitor.StringPiece, LZF decompressed
+// through an 8 KiB window); Visitor.Raw gets the value's bytes as in the
+// file, for a caller that copies it. The Record then has Streamed set and
+// no Value. Memory is then bounded by the read buffer whatever the value's
+// size; a caller that does not opt in gets every value whole, as before.
+//
 // Each key Record carries the value's serialized bytes exactly as in the
 // file, so DumpPayload builds the DUMP/RESTORE payload without re-encoding,
 // and Decode gives a streaming view of any value (list elements, set

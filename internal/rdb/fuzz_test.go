@@ -21,6 +21,8 @@ func fullVisitor() *Visitor {
 		HashField:   func(_, _ []byte, _ int64) error { return nil },
 		StreamEntry: func(_, _ uint64, _ [][]byte) error { return nil },
 		Stream:      func(*StreamInfo) error { return nil },
+		StringPiece: func([]byte) error { return nil },
+		Raw:         func([]byte) error { return nil },
 	}
 }
 

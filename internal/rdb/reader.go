@@ -74,9 +74,12 @@ type Reader struct {
 
 	streamFn    func(*Record) (*Visitor, error) // Options.StreamValues
 	streamAbove int
-	streaming   bool  // the current value is decoded piece by piece
-	streamed    int64 // bytes of the current value decoded and dropped
-	valStart    int   // where the current value starts, relative to mark
+	streamStr   bool      // Options.StreamStrings (with StreamValues)
+	vis         *Visitor  // the streamed value's Visitor
+	lzf         lzfStream // a streamed LZF string's window
+	streaming   bool      // the current value is decoded piece by piece
+	streamed    int64     // bytes of the current value decoded and dropped
+	valStart    int       // where the current value starts, relative to mark
 
 	key []byte
 	aux [2][]byte
@@ -106,7 +109,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		max = DefaultMaxValueBytes
 	}
 	rd := &Reader{src: r, buf: make([]byte, minReadBufSize), max: uint64(max), skip: opts.SkipValueCheck, expire: -1, idle: -1, freq: -1,
-		streamFn: opts.StreamValues, streamAbove: opts.StreamAbove}
+		streamFn: opts.StreamValues, streamAbove: opts.StreamAbove, streamStr: opts.StreamStrings && opts.StreamValues != nil}
 	if rd.streamAbove <= 0 {
 		rd.streamAbove = DefaultStreamAbove
 	}
@@ -267,11 +270,7 @@ func (r *Reader) copyN(n uint64) error {
 	for n > 0 {
 		if r.pos == r.end {
 			if err := r.fill(1); err != nil {
-				var pe *posError
-				if errors.As(err, &pe) && errors.Is(err, ErrTruncated) {
-					return truncAt(int(r.Offset()), int(min(want, math.MaxInt32)), int(have))
-				}
-				return err
+				return r.truncated(err, want, have)
 			}
 		}
 		k := min(n, uint64(r.end-r.pos))
@@ -280,6 +279,16 @@ func (r *Reader) copyN(n uint64) error {
 		have += k
 	}
 	return nil
+}
+
+// truncated turns a truncation fill found into one at the current offset
+// of a string of want bytes of which have arrived.
+func (r *Reader) truncated(err error, want, have uint64) error {
+	var pe *posError
+	if errors.As(err, &pe) && errors.Is(err, ErrTruncated) {
+		return truncAt(int(r.Offset()), int(min(want, math.MaxInt32)), int(min(have, math.MaxInt32)))
+	}
+	return err
 }
 
 // The capture methods read the outline of a value (lengths, strings,
@@ -328,13 +337,20 @@ func (r *Reader) captureLength(what string) (uint64, error) {
 }
 
 // captureStr reads and captures an RDB string.
-func (r *Reader) captureStr() error {
+func (r *Reader) captureStr() error { return r.captureString(false) }
+
+// captureString reads and captures an RDB string; top (a string value
+// under Options.StreamStrings) streams one longer than StreamAbove instead.
+func (r *Reader) captureString(top bool) error {
 	off := r.Offset()
 	n, enc, err := r.captureLen()
 	if err != nil {
 		return err
 	}
 	if !enc {
+		if top && n > uint64(r.streamAbove) {
+			return r.streamRaw(n)
+		}
 		return r.copyN(n)
 	}
 	switch n {
@@ -354,6 +370,9 @@ func (r *Reader) captureStr() error {
 		if ulen > r.max {
 			return errAt(int(off), "LZF string of %d bytes exceeds MaxValueBytes %d", ulen, r.max)
 		}
+		if top && ulen > uint64(r.streamAbove) {
+			return r.streamLZF(off, clen, ulen)
+		}
 		return r.copyN(clen)
 	default:
 		return errAt(int(off), "unknown string encoding 0xc%x", n)
@@ -365,7 +384,9 @@ func (r *Reader) captureStr() error {
 // check is Decode's, run on the captured bytes.
 func (r *Reader) captureValue(t Type) error {
 	switch t {
-	case TypeString, TypeHashZipmap, TypeListZiplist, TypeSetIntset, TypeZSetZiplist, TypeHashZiplist,
+	case TypeString:
+		return r.captureString(r.streamStr)
+	case TypeHashZipmap, TypeListZiplist, TypeSetIntset, TypeZSetZiplist, TypeHashZiplist,
 		TypeHashListpack, TypeZSetListpack, TypeSetListpack, TypeHashListpackExPreGA:
 		return r.captureStr()
 	case TypeHashListpackEx:
@@ -489,9 +510,9 @@ func (r *Reader) captureCount(what string, t Type, pieces bool, one func() error
 	return nil
 }
 
-// startStream hands the key to Options.StreamValues, decodes the part of
-// its value captured so far (the head and whole pieces) and drops it.
-func (r *Reader) startStream(t Type) error {
+// beginStream hands the key (a value of type t) to Options.StreamValues
+// and keeps the Visitor it returns (an empty one for nil) in r.vis.
+func (r *Reader) beginStream(t Type) (*Visitor, error) {
 	rec := &r.rec
 	*rec = Record{Kind: RecordKey, Offset: rec.Offset, DB: r.db, Key: r.key, Type: t, Expire: r.expire, Idle: r.idle, Freq: r.freq}
 	if r.hasMeta {
@@ -499,10 +520,30 @@ func (r *Reader) startStream(t Type) error {
 	}
 	v, err := r.streamFn(rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if v == nil {
 		v = &Visitor{}
+	}
+	r.vis = v
+	return v, nil
+}
+
+// passRaw hands b, serialized bytes of the streamed value, to its
+// Visitor's Raw.
+func (r *Reader) passRaw(b []byte) error {
+	if r.vis.Raw == nil {
+		return nil
+	}
+	return r.vis.Raw(b)
+}
+
+// startStream hands the key to Options.StreamValues, decodes the part of
+// its value captured so far (the head and whole pieces) and drops it.
+func (r *Reader) startStream(t Type) error {
+	v, err := r.beginStream(t)
+	if err != nil {
+		return err
 	}
 	d := &r.dec
 	d.dups.reset(true)
@@ -517,6 +558,9 @@ func (r *Reader) startStream(t Type) error {
 			return toFormatError(err, off, r.key, t)
 		}
 	}
+	if err := r.passRaw(val); err != nil {
+		return err
+	}
 	r.streaming, r.streamed = true, int64(len(val))
 	r.mark, r.valStart = r.pos, 0
 	return nil
@@ -529,6 +573,9 @@ func (r *Reader) streamPiece() error {
 	d.b, d.p = b, 0
 	if err := d.piece(); err != nil {
 		return toFormatError(err, r.Offset()-int64(len(b)), r.key, d.pc.t)
+	}
+	if err := r.passRaw(b); err != nil {
+		return err
 	}
 	r.streamed += int64(len(b))
 	r.mark = r.pos
@@ -549,6 +596,9 @@ func (r *Reader) endStream(t Type) error {
 		return toFormatError(errAt(d.p, "%d unexpected bytes after the value", len(d.b)-d.p), off, r.key, t)
 	}
 	d.b = nil
+	if err := r.passRaw(b); err != nil {
+		return err
+	}
 	_, dup, err := d.dups.candidate()
 	d.dups.reset(false)
 	if err != nil {
@@ -887,9 +937,12 @@ func (r *Reader) keyRecord(rec *Record, t Type) error {
 	}
 	if r.streaming {
 		r.streaming, r.streamed = false, 0
-		if err := r.endStream(t); err != nil {
-			return err
+		if t != TypeString { // a string was streamed to its end
+			if err := r.endStream(t); err != nil {
+				return err
+			}
 		}
+		r.vis = nil
 		rec.Kind, rec.Key, rec.Type, rec.Value, rec.Streamed = RecordKey, r.key, t, nil, true
 		rec.Expire, rec.Idle, rec.Freq = r.expire, r.idle, r.freq
 		if r.hasMeta {

@@ -219,6 +219,17 @@ type Options struct {
 	// StreamAbove is the size from which StreamValues applies; 0 means
 	// DefaultStreamAbove.
 	StreamAbove int
+
+	// StreamStrings, with StreamValues, streams a string value (type 0)
+	// of more than StreamAbove bytes too (its length, or for an
+	// LZF-compressed one its uncompressed length): StreamValues is called
+	// once its length was read, and the Visitor's StringPiece gets its
+	// bytes as they arrive (LZF is decompressed through an 8 KiB window,
+	// the farthest an LZF back reference reaches), and Raw the bytes as
+	// in the file. Without it a string is held whole, once. Memory is then
+	// bounded by the read buffer and a 64 KiB output window, whatever the
+	// string's size; MaxValueBytes still caps it.
+	StreamStrings bool
 }
 
 // CheckStreamed is an Options.StreamValues for a reader that only checks:

@@ -11,6 +11,19 @@ type Visitor struct {
 	HashField   func(f, v []byte, expireAt int64) error     // KindHash; expireAt is absolute unix ms, 0 = no field TTL
 	StreamEntry func(ms, seq uint64, fields [][]byte) error // KindStream: live entries in ID order, fields as f1 v1 f2 v2 ...
 	Stream      func(s *StreamInfo) error                   // KindStream: metadata, groups, PELs, consumers (after the entries)
+
+	// StringPiece receives a string value streamed by a Reader
+	// (Options.StreamStrings): its bytes in order, a piece at a time,
+	// decompressed when the file holds it LZF-compressed. String is not
+	// called for it.
+	StringPiece func(p []byte) error
+
+	// Raw receives a streamed value's serialized bytes as the Reader
+	// passes them, in order: together they are what Record.Value would
+	// have held (for a compressed string, the LZF data). A caller copying
+	// the value to a Writer gives WriteKey a nil value and WriteRaw each
+	// piece. Decode never calls it.
+	Raw func(p []byte) error
 }
 
 // StreamInfo is a stream's metadata beyond its entries. For type 15
