@@ -77,8 +77,10 @@ var ErrAOFUnsupported = errors.New("unsupported AOF directory")
 // errAOFChanged says the manifest changed while the files were pinned.
 var errAOFChanged = errors.New("the AOF manifest changed while its files were linked")
 
-// aofTail is the state of the AOF mode loop.
+// aofTail is the Source of AOF mode: the AOF directory being tailed and
+// where in its files the shipper is.
 type aofTail struct {
+	s        *Shipper
 	dir, pin string
 	addr     string // catalog.Source.Address of the generations
 
@@ -117,8 +119,19 @@ func DefaultPinDir(aofDir string) string {
 	return filepath.Join(filepath.Dir(filepath.Clean(aofDir)), DefaultPinDirName)
 }
 
-// aofLoop tails s.AOFDir until ctx ends.
-func (s *Shipper) aofLoop(ctx context.Context) error {
+// heartbeats: an AOF's idle stretches (#TS annotations only) are cut into
+// segments like the rest.
+func (t *aofTail) heartbeats() bool { return false }
+
+// live: the files are polled, not streamed.
+func (t *aofTail) live(string) bool { return false }
+
+// durable: a tailed AOF acknowledges nothing.
+func (t *aofTail) durable(string, int64) {}
+
+// feed tails s.AOFDir until ctx ends.
+func (t *aofTail) feed(ctx context.Context) error {
+	s := t.s
 	dir, err := filepath.Abs(s.AOFDir)
 	if err != nil {
 		return fmt.Errorf("ship --aof-dir %s: %w", s.AOFDir, err)
@@ -135,7 +148,7 @@ func (s *Shipper) aofLoop(ctx context.Context) error {
 	} else if di, err := os.Stat(dir); err == nil && os.SameFile(pi, di) {
 		return fmt.Errorf("ship --aof-dir %s: %w: the pin directory must not be the AOF directory", dir, ErrAOFUnsupported)
 	}
-	t := &aofTail{dir: dir, pin: pin, addr: "aof:" + dir, ours: map[string]bool{}, tsAt: map[string]int64{}}
+	t.dir, t.pin, t.addr, t.ours, t.tsAt = dir, pin, "aof:"+dir, map[string]bool{}, map[string]int64{}
 	defer func() {
 		if t.f != nil {
 			t.f.Close()
@@ -153,14 +166,10 @@ func (s *Shipper) aofLoop(ctx context.Context) error {
 	defer tick.Stop()
 	var lastLog time.Time
 	for {
-		err := s.aofStep(ctx, t)
-		s.mu.Lock()
-		if bad := s.badSeg; bad != nil && err == nil {
-			err = fmt.Errorf("ship --aof-dir %s: %w; the log is stored up to offset %d of generation %s", dir, bad, bad.start, bad.gen)
-			s.mu.Unlock()
-			return err
+		err := t.step(ctx)
+		if bad := s.failed(); bad != nil && err == nil {
+			return fmt.Errorf("ship --aof-dir %s: %w; the log is stored up to offset %d of generation %s", dir, bad, bad.start, bad.gen)
 		}
-		s.mu.Unlock()
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -185,10 +194,11 @@ func (s *Shipper) aofLoop(ctx context.Context) error {
 	}
 }
 
-// aofStep reads the manifest, pins its files, handles a new base and reads
+// step reads the manifest, pins its files, handles a new base and reads
 // what was appended.
-func (s *Shipper) aofStep(ctx context.Context, t *aofTail) error {
-	m, err := s.pinManifest(t)
+func (t *aofTail) step(ctx context.Context) error {
+	s := t.s
+	m, err := t.pinManifest()
 	if err != nil {
 		return err
 	}
@@ -206,33 +216,29 @@ func (s *Shipper) aofStep(ctx context.Context, t *aofTail) error {
 	switch {
 	case t.gen == nil:
 		if !t.resumed {
-			if err := s.aofResume(ctx, t, m.Base.Name, replID, mtime, incr); err != nil {
+			if err := t.resume(ctx, m.Base.Name, replID, mtime, incr); err != nil {
 				return err
 			}
 			t.resumed = true
 		}
 		if t.gen == nil {
-			if err := s.aofStart(ctx, t, m.Base.Name, replID, mtime, incr); err != nil {
+			if err := t.start(ctx, m.Base.Name, replID, mtime, incr); err != nil {
 				return err
 			}
 		}
 	case t.gen.ReplID != replID:
 		// A rewrite finished: read the old base's incr files to their end
 		// (they are complete now), then end its generation.
-		if err := s.aofRead(ctx, t); err != nil {
+		if err := t.read(ctx); err != nil {
 			return err
 		}
 		if t.spoolFul {
 			return nil // finish once the spool drained
 		}
-		if rest := s.aofUnread(t); rest != "" && !slices.Contains(incr, rest) {
+		if rest := t.unread(); rest != "" && !slices.Contains(incr, rest) {
 			s.Log.Error("the AOF files of the old base end inside a command; the generation ends before it", "gen", t.gen.ID, "offset", s.processed(), "file", rest)
 		}
-		s.mu.Lock()
-		s.b.rollback()
-		s.queueCut()
-		end := s.b.end
-		s.mu.Unlock()
+		end := s.cut()
 		g := *t.gen
 		s.endGeneration(&g, end, "aof rewrite")
 		t.gen, t.prevSource = nil, g.TimeSource
@@ -240,7 +246,7 @@ func (s *Shipper) aofStep(ctx context.Context, t *aofTail) error {
 			t.f.Close()
 			t.f = nil
 		}
-		if err := s.aofStart(ctx, t, m.Base.Name, replID, mtime, incr); err != nil {
+		if err := t.start(ctx, m.Base.Name, replID, mtime, incr); err != nil {
 			return err
 		}
 	default:
@@ -249,13 +255,13 @@ func (s *Shipper) aofStep(ctx context.Context, t *aofTail) error {
 		}
 		t.files = incr
 	}
-	s.unpinExcept(t, append([]string{m.Base.Name}, incr...))
-	return s.aofRead(ctx, t)
+	t.unpinExcept(append([]string{m.Base.Name}, incr...))
+	return t.read(ctx)
 }
 
-// aofUnread names the file of the old generation whose bytes were not all
+// unread names the file of the old generation whose bytes were not all
 // read ("" when everything was).
-func (s *Shipper) aofUnread(t *aofTail) string {
+func (t *aofTail) unread() string {
 	if t.fi != len(t.files)-1 || t.f == nil {
 		return ""
 	}
@@ -308,7 +314,7 @@ func readManifest(dir string) (m *aof.Manifest, data []byte, path string, err er
 // pinManifest reads the manifest, hard-links its base and incr files into
 // the pin directory and reads the manifest again: errAOFChanged when it
 // changed meanwhile.
-func (s *Shipper) pinManifest(t *aofTail) (*aof.Manifest, error) {
+func (t *aofTail) pinManifest() (*aof.Manifest, error) {
 	m, data, path, err := readManifest(t.dir)
 	if err != nil {
 		return nil, err
@@ -367,7 +373,7 @@ func (t *aofTail) link(name string) error {
 }
 
 // unpinExcept removes the pin links of this AOF's files not in keep.
-func (s *Shipper) unpinExcept(t *aofTail, keep []string) {
+func (t *aofTail) unpinExcept(keep []string) {
 	ents, err := os.ReadDir(t.pin)
 	if err != nil {
 		return
@@ -400,10 +406,11 @@ func baseIdentity(path string) (string, int64, error) {
 	return hex.EncodeToString(h[:]), fi.ModTime().UnixMilli(), nil
 }
 
-// aofResume continues the newest open aof generation of the directory whose
+// resume continues the newest open aof generation of the directory whose
 // replid is replID; other open ones are ended. t.gen stays nil when a new
 // generation must start.
-func (s *Shipper) aofResume(ctx context.Context, t *aofTail, base, replID string, mtimeMs int64, incr []string) error {
+func (t *aofTail) resume(ctx context.Context, base, replID string, mtimeMs int64, incr []string) error {
+	s := t.s
 	gens, err := catalog.ListGenerations(ctx, s.Backend)
 	if err != nil {
 		return err
@@ -472,23 +479,17 @@ func (s *Shipper) aofResume(ctx context.Context, t *aofTail, base, replID string
 	case TimeSourceAOF:
 		t.ms = lastMs
 	case TimeSourceUpload:
-		s.warnUpload(t)
+		t.warnUpload()
 	}
-	s.mu.Lock()
-	s.b.reset(resume.ID, end, db)
-	s.b.maxMs = max(s.b.maxMs, lastMs)
-	s.mu.Unlock()
-	s.setStat(func(x *Stats) {
-		x.Generation, x.DurableOffset, x.PrimaryOffset = resume.ID, end, end
-	})
-	s.base.Store(&resume.BaseSnapshot)
-	s.up.enqueue(&job{startGen: resume.ID, startOff: end})
+	s.resumeAt(resume, end, db, lastMs, end)
+	s.queueStart(resume.ID, end)
 	s.Log.Info("resuming generation", "gen", resume.ID, "offset", end, "file", incr[fi])
 	return nil
 }
 
-// aofStart stores the base file as the base snapshot of a new generation.
-func (s *Shipper) aofStart(ctx context.Context, t *aofTail, base, replID string, mtimeMs int64, incr []string) error {
+// start stores the base file as the base snapshot of a new generation.
+func (t *aofTail) start(ctx context.Context, base, replID string, mtimeMs int64, incr []string) error {
+	s := t.s
 	path := filepath.Join(t.pin, base)
 	f, err := os.Open(path)
 	if err != nil {
@@ -539,21 +540,15 @@ func (s *Shipper) aofStart(ctx context.Context, t *aofTail, base, replID string,
 		t.ms = t.tsAt[incr[0]]
 	}
 	clear(t.tsAt)
-	s.mu.Lock()
-	s.b.reset(id, 0, 0)
-	s.b.maxMs = 0 // times are ordered within a generation, and this one re-reads files
-	s.mu.Unlock()
-	s.generations.Add(1)
-	s.base.Store(&snap.ID)
-	s.up.enqueue(&job{startGen: id, startOff: 0})
-	s.setStat(func(x *Stats) { x.PrimaryOffset = 0 })
+	s.newGeneration(id, 0, snap.ID)
+	s.restartTimes() // times are ordered within a generation, and this one re-reads files
 	s.Log.Info("generation started", "gen", id, "offset", 0, "key", catalog.SnapshotManifestKey(snap.ID))
 	return nil
 }
 
-// aofRead reads the complete units appended to the generation's incr files
+// read reads the complete units appended to the generation's incr files
 // since the last call, into the builder.
-func (s *Shipper) aofRead(ctx context.Context, t *aofTail) error {
+func (t *aofTail) read(ctx context.Context) error {
 	t.spoolFul = false
 	for ctx.Err() == nil && t.fi < len(t.files) {
 		name := t.files[t.fi]
@@ -573,9 +568,9 @@ func (s *Shipper) aofRead(ctx context.Context, t *aofTail) error {
 			return fmt.Errorf("%s shrank to %d bytes below the shipped position %d (was it truncated?)", name, size, t.pos)
 		}
 		last := t.fi == len(t.files)-1
-		clean, err := s.aofReadFile(ctx, t, name, size, last)
+		clean, err := t.readFile(ctx, name, size, last)
 		if err != nil || !clean || last {
-			s.decideTimeSource(ctx, t)
+			t.decideTimeSource(ctx)
 			return err
 		}
 		if st, err := t.f.Stat(); err != nil || st.Size() != size {
@@ -589,23 +584,22 @@ func (s *Shipper) aofRead(ctx context.Context, t *aofTail) error {
 		t.pos = 0
 		t.tsAt[t.files[t.fi]] = t.ms
 	}
-	s.decideTimeSource(ctx, t)
+	t.decideTimeSource(ctx)
 	return nil
 }
 
-// aofReadFile feeds files[fi] from t.pos up to size to the builder, one
+// readFile feeds files[fi] from t.pos up to size to the builder, one
 // complete unit at a time. clean reports that every byte was read (no
 // partial command, no unfinished transaction, not stopped by a full spool).
-func (s *Shipper) aofReadFile(ctx context.Context, t *aofTail, name string, size int64, last bool) (clean bool, err error) {
+func (t *aofTail) readFile(ctx context.Context, name string, size int64, last bool) (clean bool, err error) {
+	s := t.s
 	ar := aof.NewReader(io.NewSectionReader(t.f, t.pos, size-t.pos), aof.ReaderOptions{File: name, StartOffset: t.pos})
 	inTx := false
 	db := t.db
 	var txMs int64 // t.ms at the MULTI
 	stop := func() {
 		if inTx {
-			s.mu.Lock()
-			s.b.rollback() // the transaction is read again next time
-			s.mu.Unlock()
+			s.rollback() // the transaction is read again next time
 			t.ms = txMs
 		}
 	}
@@ -643,9 +637,7 @@ func (s *Shipper) aofReadFile(ctx context.Context, t *aofTail, name string, size
 				ms = now.UnixMilli()
 			}
 			end := t.fileOff + rec.Offset + rec.Size
-			s.mu.Lock()
-			s.b.skip(t.fileOff+rec.Offset, end, now, ms)
-			s.mu.Unlock()
+			s.skip(t.fileOff+rec.Offset, end, now, ms)
 			if !inTx {
 				t.pos = rec.Offset + rec.Size
 				s.setStat(func(x *Stats) { x.PrimaryOffset = end })
@@ -654,10 +646,7 @@ func (s *Shipper) aofReadFile(ctx context.Context, t *aofTail, name string, size
 		}
 		cn := rec.Args[0]
 		if !inTx {
-			s.mu.Lock()
-			pend := s.b.pending()
-			s.mu.Unlock()
-			if queued := s.up.spool.Load(); queued > 0 && queued+pend > s.SpoolSize {
+			if s.spoolFull(0) {
 				t.spoolFul = true
 				return false, nil // storage is behind: the file waits on disk
 			}
@@ -679,12 +668,7 @@ func (s *Shipper) aofReadFile(ctx context.Context, t *aofTail, name string, size
 			ms = now.UnixMilli()
 		}
 		cmd := replica.Command{Args: rec.Args, Offset: t.fileOff + rec.Offset, Len: rec.Size, DB: db}
-		s.mu.Lock()
-		unitEnd := s.b.addAt(cmd, now, ms)
-		if unitEnd && s.b.pending() >= s.SegmentSize {
-			s.queueCut()
-		}
-		s.mu.Unlock()
+		unitEnd := s.add(cmd, now, ms)
 		if !t.commands {
 			t.commands, t.firstCmd = true, now
 		}
@@ -713,7 +697,8 @@ func (t *aofTail) timeFor() int64 {
 // decideTimeSource records, once commands were read, whether the
 // generation's times come from #TS annotations or from read times, and
 // warns when they cannot.
-func (s *Shipper) decideTimeSource(ctx context.Context, t *aofTail) {
+func (t *aofTail) decideTimeSource(ctx context.Context) {
+	s := t.s
 	g := t.gen
 	// Redis writes #TS only when its second advanced since the last one,
 	// so the first commands of a file may have none: only commands read
@@ -725,7 +710,7 @@ func (s *Shipper) decideTimeSource(ctx context.Context, t *aofTail) {
 		g.TimeSource = TimeSourceAOF
 	} else {
 		g.TimeSource = TimeSourceUpload
-		s.warnUpload(t)
+		t.warnUpload()
 	}
 	cp := *g
 	_ = s.retryStorage(ctx, "record the time source of generation "+g.ID, func() error {
@@ -734,7 +719,7 @@ func (s *Shipper) decideTimeSource(ctx context.Context, t *aofTail) {
 }
 
 // warnUpload says that the generation's times are read times.
-func (s *Shipper) warnUpload(t *aofTail) {
-	s.Log.Warn("the AOF has no #TS annotations (aof-timestamp-enabled no): segment times are the times redback read the commands, so restores by time are approximate; restore by offset, or set aof-timestamp-enabled yes",
+func (t *aofTail) warnUpload() {
+	t.s.Log.Warn("the AOF has no #TS annotations (aof-timestamp-enabled no): segment times are the times redback read the commands, so restores by time are approximate; restore by offset, or set aof-timestamp-enabled yes",
 		"gen", t.gen.ID, "dir", t.dir)
 }

@@ -95,6 +95,7 @@ type Shipper struct {
 	Follow      func(ctx context.Context) (*redisurl.URL, error)
 	FollowEvery time.Duration
 
+	src        Source     // what Run ships from (see source)
 	mu         sync.Mutex // guards b, conn, sessGen, sessCancel, badSeg
 	b          builder
 	conn       *replica.Conn
@@ -270,8 +271,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 		})
 	}
+	src := s.source()
 	s.mu.Lock()
 	s.up = up
+	s.src = src
 	s.b = builder{recycled: up.free, bufSize: int(s.SegmentSize) + 64<<10}
 	s.mu.Unlock()
 
@@ -284,45 +287,14 @@ func (s *Shipper) Run(ctx context.Context) error {
 	cutDone := make(chan struct{})
 	go func() { defer close(cutDone); s.cutter(cutCtx) }()
 
-	tickCtx, tickStop := context.WithCancel(ctx)
-	tickDone := make(chan struct{})
-	go func() {
-		defer close(tickDone)
-		if s.Source != nil && s.Tick > 0 {
-			s.publishTicks(tickCtx)
-		}
-	}()
-
-	s.wake = make(chan struct{}, 1)
-	watchCtx, watchStop := context.WithCancel(ctx)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		switch {
-		case s.Follow != nil:
-			s.watchFollow(watchCtx)
-		case s.Source != nil && s.Source.IsSentinel():
-			s.watchSentinels(watchCtx)
-		}
-	}()
-
-	var err error
-	if s.AOFDir != "" {
-		err = s.aofLoop(ctx)
-	} else {
-		err = s.loop(ctx)
-	}
-	watchStop()
-	<-watchDone
-	tickStop()
-	<-tickDone
+	err := src.feed(ctx)
 
 	cutStop()
 	<-cutDone
 	s.mu.Lock()
 	s.b.rollback()
 	quiet := catalog.Quiet{Format: catalog.FormatVersion, Generation: s.b.gen, From: s.b.end, Offset: s.b.end}
-	if s.Source != nil && s.b.idle() && s.badSeg == nil {
+	if src.heartbeats() && s.b.idle() && s.badSeg == nil {
 		// The idle stretch is not stored as a segment: the heartbeat
 		// below records it (once everything before it is stored).
 		quiet.From = s.b.seg.start
@@ -386,15 +358,7 @@ func (s *Shipper) durable(gen string, off int64) {
 		}
 		st.Generation, st.DurableOffset = gen, off
 	})
-	if s.Ack != AckDurable {
-		return
-	}
-	s.mu.Lock()
-	if s.conn != nil && s.sessGen == gen {
-		s.conn.SetAckOffset(off)
-		s.conn.AckNow() // WAIT returns as soon as the write is stored
-	}
-	s.mu.Unlock()
+	s.src.durable(gen, off)
 }
 
 // cutter cuts the segment being built so that what it holds is durable
@@ -423,7 +387,7 @@ func (s *Shipper) cutter(ctx context.Context) {
 			// time markers narrow the times only within one segment.
 			resending := s.b.unc.hi > 0 && s.b.next < s.b.unc.until
 			switch age := s.b.age(now); {
-			case s.Source != nil && s.b.idle() && s.b.end-s.b.seg.start < idleSegment:
+			case s.src.heartbeats() && s.b.idle() && s.b.end-s.b.seg.start < idleSegment:
 				hb = s.heartbeatDue(now)
 			case s.b.seg == nil:
 			case resending:
@@ -462,7 +426,7 @@ func (s *Shipper) heartbeatDue(now time.Time) *catalog.Quiet {
 		return nil
 	}
 	q := &catalog.Quiet{Format: catalog.FormatVersion, Generation: s.b.gen, From: start, Offset: s.b.end, UnixMs: s.b.maxMs}
-	if s.conn != nil && s.sessGen == s.b.gen {
+	if s.src.live(s.b.gen) {
 		// Streaming: the source sent nothing else until now.
 		q.UnixMs = max(now.UnixMilli(), q.UnixMs)
 	}
