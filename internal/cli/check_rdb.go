@@ -304,7 +304,7 @@ func runCheckRDB(ctx context.Context, e *env, o checkRDBOpts, path string) error
 	// Reader.Next already walks every value (packed blobs, LZF, stream
 	// listpacks) and returns a *rdb.FormatError naming the key on damage;
 	// a big one as it arrives, piece by piece, never held whole.
-	rd, n, err := scanRDB(ctx, e, path, o.json, rdb.Options{StreamValues: rdb.CheckStreamed}, func(rec *rdb.Record) error {
+	rd, n, err := scanRDB(ctx, e, path, o.json, rdb.Options{StreamValues: rdb.CheckStreamed, StreamStrings: true}, func(rec *rdb.Record) error {
 		rep.add(rec, nowMS)
 		return nil
 	})

@@ -134,7 +134,7 @@ func runDigest(ctx context.Context, e *env, o digestOpts, path string) error {
 	// d as it arrives (not with --per-key: its digest needs the value).
 	ropts := rdb.Options{SkipValueCheck: true}
 	if !o.perKey {
-		ropts.StreamValues = d.Stream
+		ropts.StreamValues, ropts.StreamStrings = d.Stream, true
 	}
 	if workers := digest.Workers(); !o.perKey && workers > 1 {
 		err = digest.Parallel(ctx, d, opts, workers, func(ctx context.Context, fn func(*rdb.Record) error) error {

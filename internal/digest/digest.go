@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 
@@ -95,16 +96,22 @@ type Digest struct {
 
 	scratch    []byte
 	visitor    rdb.Visitor
-	valkeyHash bool // the value being added is Valkey's hash with field TTLs
-	streaming  bool // Stream started a key that Add of its Streamed record ends
+	valkeyHash bool      // the value being added is Valkey's hash with field TTLs
+	streaming  bool      // Stream started a key that Add of its Streamed record ends
+	strHash    hash.Hash // SHA1 of a streamed string's pieces so far
+	streamStr  bool      // the key being streamed is a string
 }
 
 // New returns an empty Digest.
 func New(opts Options) *Digest {
 	d := &Digest{opts: opts, dbs: make(map[int]*sum)}
 	d.visitor = rdb.Visitor{
-		String:   func(v []byte) error { d.ordered(v); return nil },
-		ListElem: func(v []byte) error { d.ordered(v); return nil },
+		String: func(v []byte) error { d.ordered(v); return nil },
+		// A streamed string (rdb.Options.StreamStrings) is one ordered
+		// element: SHA1 of its bytes, hashed as they arrive, joins the
+		// chain when Add ends the key.
+		StringPiece: func(p []byte) error { d.strHash.Write(p); return nil },
+		ListElem:    func(v []byte) error { d.ordered(v); return nil },
 		SetMember: func(m []byte) error {
 			x := d.newElem(setElem)
 			x.m.set(m)
@@ -197,6 +204,12 @@ func (d *Digest) Add(rec *rdb.Record) error {
 			return fmt.Errorf("key %q was streamed, but not into this digest (rdb.Options.StreamValues must be its Stream)", rec.Key)
 		}
 		d.streaming = false
+		if d.streamStr {
+			var x sum
+			d.strHash.Sum(x[:0])
+			d.push(&x)
+			d.streamStr = false
+		}
 		d.endObject(rec)
 	} else {
 		d.startKey(rec.Key)
@@ -266,8 +279,8 @@ func (d *Digest) Sum() string {
 // Stream is an rdb.Options.StreamValues for a Reader whose key records go
 // to d.Add: it starts rec's key and returns the visitor that mixes the
 // value's elements in as the Reader decodes them; Add of the Streamed
-// record ends the key. (The Reader streams only Piecewise values, never a
-// module's.)
+// record ends the key. (The Reader streams Piecewise values and, with
+// rdb.Options.StreamStrings, strings; never a module's.)
 func (d *Digest) Stream(rec *rdb.Record) (*rdb.Visitor, error) {
 	kind, ok := rdb.KindOf(rec.Type)
 	if !ok || kind == rdb.KindModule {
@@ -277,6 +290,12 @@ func (d *Digest) Stream(rec *rdb.Record) (*rdb.Visitor, error) {
 	d.push(&kindHash[kind])
 	d.valkeyHash = rec.Type == rdb.TypeValkeyHash2
 	d.streaming = true
+	if d.streamStr = kind == rdb.KindString; d.streamStr {
+		if d.strHash == nil {
+			d.strHash = sha1.New()
+		}
+		d.strHash.Reset()
+	}
 	return &d.visitor, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -236,7 +237,8 @@ func TestDigest_MatchesServer(t *testing.T) {
 }
 
 // streamedDigest is the digest of the RDB at path with every Piecewise
-// value streamed from its first piece on, on workers goroutines (1:
+// value streamed from its first piece on, and every string of more than a
+// byte (not int-encoded) streamed, on workers goroutines (1:
 // inline). It returns how many keys were streamed.
 func streamedDigest(t *testing.T, path string, opts Options, workers int) (string, int) {
 	t.Helper()
@@ -248,7 +250,7 @@ func streamedDigest(t *testing.T, path string, opts Options, workers int) (strin
 			return err
 		}
 		defer f.Close()
-		r, err := rdb.NewReader(f, rdb.Options{SkipValueCheck: true, StreamAbove: 1, StreamValues: d.Stream})
+		r, err := rdb.NewReader(f, rdb.Options{SkipValueCheck: true, StreamAbove: 1, StreamValues: d.Stream, StreamStrings: true})
 		if err != nil {
 			return err
 		}
@@ -281,6 +283,43 @@ func streamedDigest(t *testing.T, path string, opts Options, workers int) (strin
 		t.Fatal(err)
 	}
 	return d.Sum(), streamed
+}
+
+// Big strings streamed into the digest (rdb.Options.StreamStrings), one
+// of random bytes (stored plain) and one the server LZF-compresses
+// (rdbcompression yes), give the server's DEBUG DIGEST.
+func TestDigest_BigStringsMatchServer(t *testing.T) {
+	s := redistest.Start(t, "--rdbcompression", "yes")
+	c := dbClient(t, s, 0)
+	rng := rand.New(rand.NewPCG(17, 4))
+	random := make([]byte, 3<<20+11)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	var text strings.Builder
+	for i := 0; text.Len() < 3<<20; i++ {
+		fmt.Fprintf(&text, "line %d of a compressible string, %x\n", i, rng.IntN(64))
+	}
+	must(t, c, "SET", "big:random", random)
+	must(t, c, "SET", "big:text", text.String())
+	must(t, c, "SET", "big:ttl", text.String()[:2<<20])
+	must(t, c, "PEXPIRE", "big:ttl", 1e12)
+	must(t, c, "SET", "small", "x")
+	must(t, c, "SET", "int", "12345")
+	must(t, c, "SAVE")
+	path := filepath.Join(s.Dir, "dump.rdb")
+	if st, err := os.Stat(path); err != nil || st.Size() > 6<<20 {
+		t.Fatalf("dump.rdb: %v, want the text strings LZF-compressed", err)
+	}
+	want := s.Digest(t.Context())
+	for _, workers := range []int{1, 3} {
+		if sum, streamed := streamedDigest(t, path, Options{}, workers); sum != want || streamed != 3 {
+			t.Errorf("digest with the strings streamed, %d workers = %s (%d keys streamed, want 3), DEBUG DIGEST = %s", workers, sum, streamed, want)
+		}
+	}
+	if got := digestFile(t, path, Options{}); got.sum != want {
+		t.Errorf("digest with the strings whole = %s, DEBUG DIGEST = %s", got.sum, want)
+	}
 }
 
 func TestDigest_EmptyServer(t *testing.T) {

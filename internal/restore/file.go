@@ -204,7 +204,7 @@ func copyVerified(ctx context.Context, rc io.Reader, f *os.File, res *Result, op
 	}
 	// A big value is checked as it arrives, never held whole.
 	rd, err := rdb.NewReader(io.TeeReader(rc, aw), rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified || fan != nil,
-		StreamValues: rdb.CheckStreamed})
+		StreamValues: rdb.CheckStreamed, StreamStrings: true})
 	if err != nil {
 		if fan != nil {
 			fan.Wait(nil)

@@ -236,7 +236,7 @@ func (e *DamagedSourceError) VerificationFailed() bool { return true }
 
 // ScanDBs reads a whole RDB stream and returns the dbs that hold keys.
 func ScanDBs(r io.Reader, maxValue int64) ([]int, error) {
-	rd, err := rdb.NewReader(r, rdb.Options{MaxValueBytes: maxValue, StreamValues: rdb.CheckStreamed})
+	rd, err := rdb.NewReader(r, rdb.Options{MaxValueBytes: maxValue, StreamValues: rdb.CheckStreamed, StreamStrings: true})
 	if err != nil {
 		return nil, err
 	}

@@ -211,7 +211,7 @@ func verify(ctx context.Context, r io.Reader, nowMs int64, bar *progress.Bar) (*
 	// needs to walk each value's outline.
 	// A big value is streamed into dg as it arrives, never held whole.
 	dg := digest.New(digest.Options{})
-	rr, err := rdb.NewReader(r, rdb.Options{SkipValueCheck: true, StreamValues: dg.Stream})
+	rr, err := rdb.NewReader(r, rdb.Options{SkipValueCheck: true, StreamValues: dg.Stream, StreamStrings: true})
 	if err != nil {
 		return nil, err
 	}

@@ -284,7 +284,7 @@ func fileDigest(ctx context.Context, path string, sf digest.ScoreFormat) (string
 	}
 	defer f.Close()
 	d := digest.New(digest.Options{ScoreFormat: sf})
-	rr, err := rdb.NewReader(f, rdb.Options{SkipValueCheck: true, StreamValues: d.Stream})
+	rr, err := rdb.NewReader(f, rdb.Options{SkipValueCheck: true, StreamValues: d.Stream, StreamStrings: true})
 	if err != nil {
 		return "", err
 	}

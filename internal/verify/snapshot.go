@@ -211,7 +211,7 @@ type parsed struct {
 // parse reads a whole RDB from r, then reads r to its end.
 func parse(ctx context.Context, r *counting, nowMs int64) (*parsed, error) {
 	dg := digest.New(digest.Options{})
-	rd, err := rdb.NewReader(r, rdb.Options{StreamValues: dg.Stream}) // a big value streamed into dg, never held whole
+	rd, err := rdb.NewReader(r, rdb.Options{StreamValues: dg.Stream, StreamStrings: true}) // a big value streamed into dg, never held whole
 	if err != nil {
 		return nil, err
 	}
