@@ -107,6 +107,11 @@ type Options struct {
 	// Cluster says whether src is a node of a Redis Cluster (asked once at
 	// the start for a source with cluster: auto). nil: no source is.
 	Cluster func(ctx context.Context, src config.Source) (bool, error)
+	// ClusterShards names the shard sources of the cluster src is a node
+	// of as it is now (clusterset.ShardNames); the agent takes their
+	// leases at the start. nil: only the shards the repository holds are
+	// leased at the start.
+	ClusterShards func(ctx context.Context, src config.Source) ([]string, error)
 	// SnapshotSet takes one backup set of the cluster src is a node of
 	// into repo (the repository), each shard written through lease. nil:
 	// clusters are not backed up by snapshots in this build.
@@ -376,9 +381,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	for _, s := range a.sources {
 		if s.shards != nil {
-			s.shards.mu.Lock()
-			s.shards.renew = func(l *catalog.Lease) { lg.Go(func() error { return l.Run(lctx) }) }
-			s.shards.mu.Unlock()
+			s.shards.start(func(l *catalog.Lease) { lg.Go(func() error { return l.Run(lctx) }) })
 		}
 	}
 	work, wctx := errgroup.WithContext(lctx)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"redback/internal/catalog"
+	"redback/internal/clusterset"
 	"redback/internal/config"
 	"redback/internal/ops"
 	"redback/internal/storage"
@@ -27,10 +29,12 @@ type ShardedShipper interface {
 	Shards() []ShardStatus
 }
 
-// shardLeases are the writer leases of a cluster's shard sources, taken
-// the first time a shard is written and held (renewed in the agent's
-// lease group: a lost one stops the agent, as for any source) until the
-// agent stops. The snapshot sets and the shipping of the cluster both
+// shardLeases are the writer leases of a cluster's shard sources: those
+// the repository holds and those the cluster has at the start are taken
+// then (a second agent on the cluster refuses to start, as for a single
+// server), a shard that appears later the first time it is written; each
+// is held (renewed in the agent's lease group: a lost one stops the agent,
+// as for any source) until the agent stops. The snapshot sets and the shipping of the cluster both
 // write through them (ops.ShardLease).
 type shardLeases struct {
 	a    *Agent
@@ -38,9 +42,11 @@ type shardLeases struct {
 	addr string          // the cluster's seed node (masked), recorded in new sources
 	hard context.Context // ends with the grace period
 
-	mu    sync.Mutex
-	held  map[string]*heldLease
-	renew func(*catalog.Lease) // starts renewing a new lease; nil after stop
+	mu      sync.Mutex
+	held    map[string]*heldLease
+	renew   func(*catalog.Lease) // starts renewing a new lease; nil before the agent runs and after stop
+	pending []*catalog.Lease     // taken before renew was set
+	stopped bool
 }
 
 type heldLease struct {
@@ -68,7 +74,7 @@ func (p *shardLeases) get(ctx context.Context, source string) (*heldLease, error
 	if h, ok := p.held[source]; ok {
 		return h, nil
 	}
-	if p.renew == nil {
+	if p.stopped {
 		return nil, errors.New("the agent is stopping")
 	}
 	ref, err := catalog.InitSource(ctx, p.base, source, p.addr)
@@ -89,15 +95,62 @@ func (p *shardLeases) get(ctx context.Context, source string) (*heldLease, error
 		p.held = map[string]*heldLease{}
 	}
 	p.held[source] = h
-	p.renew(l)
+	if p.renew != nil {
+		p.renew(l)
+	} else {
+		p.pending = append(p.pending, l)
+	}
 	return h, nil
+}
+
+// start renews the leases held and those taken from now on with renew.
+func (p *shardLeases) start(renew func(*catalog.Lease)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.renew = renew
+	for _, l := range p.pending {
+		renew(l)
+	}
+	p.pending = nil
 }
 
 // stop takes no new lease; release gives back those held.
 func (p *shardLeases) stop() {
 	p.mu.Lock()
-	p.renew = nil
+	p.renew, p.stopped = nil, true
 	p.mu.Unlock()
+}
+
+// takeShardLeases takes the lease of every shard source of the cluster: those the
+// repository holds and those the cluster serves now (shards, when set).
+// A lease held by another writer is the agent's refusal to start.
+func (a *Agent) takeShardLeases(ctx context.Context, s *source) error {
+	n := s.cfg.Name
+	names, err := clusterset.ShardSources(ctx, s.shards.base, n)
+	if err != nil && !errors.Is(err, catalog.ErrNoRepository) { // a new repository: made by the first lease
+		return fmt.Errorf("source %s: %w", n, err)
+	}
+	if a.opts.ClusterShards != nil {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		now, err := a.opts.ClusterShards(cctx, s.cfg)
+		cancel()
+		if err != nil {
+			a.log.Warn("could not read the cluster's shards at the start: the leases of shards the repository does not hold yet are taken when first written",
+				"source", n, "err", s.scrub(err))
+		}
+		for _, x := range now {
+			if !slices.Contains(names, x) {
+				names = append(names, x)
+			}
+		}
+	}
+	slices.Sort(names)
+	for _, x := range names {
+		if _, err := s.shards.get(ctx, x); err != nil {
+			return fmt.Errorf("source %s: shard %s: %w", n, x, err)
+		}
+	}
+	return nil
 }
 
 func (p *shardLeases) release(ctx context.Context) {
@@ -135,7 +188,7 @@ func (a *Agent) isCluster(ctx context.Context, s *source) bool {
 }
 
 // initCluster sets up s, a node of a cluster: no source of its name is
-// made; its shards are sources NAME-shard-N, leased when first written.
+// made; its shards are sources NAME-shard-N, each leased (takeShardLeases).
 func (a *Agent) initCluster(ctx context.Context, s *source, b storage.Backend, hard context.Context) error {
 	n := s.cfg.Name
 	if err := catalog.ValidSourceName(n); err != nil || len(n) > 52 {
@@ -146,6 +199,9 @@ func (a *Agent) initCluster(ctx context.Context, s *source, b storage.Backend, h
 	}
 	s.shards = &shardLeases{a: a, base: b, addr: config.Redact(s.cfg.Source), hard: hard}
 	s.repo = storage.Guard(b, hard, func() error { return nil })
+	if err := a.takeShardLeases(ctx, s); err != nil {
+		return err
+	}
 	a.log.Info("the source is a node of a Redis Cluster: backing up the whole cluster, one source per shard", "source", n, "shards", n+"-shard-NNNNN")
 	if s.cfg.Snapshot.Method == "log" {
 		a.log.Warn("snapshot method log is not available for a cluster: taking sets by sync", "source", n)

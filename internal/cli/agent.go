@@ -180,6 +180,13 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 			}
 			return cluster.Enabled(ctx, u)
 		},
+		ClusterShards: func(ctx context.Context, src config.Source) ([]string, error) {
+			u, _, err := agentSource(e, o, src)
+			if err != nil {
+				return nil, err
+			}
+			return clusterset.ShardNames(ctx, u, src.Name)
+		},
 		SnapshotSet: func(ctx context.Context, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error) {
 			return agentSnapshotSet(ctx, e, o, log, src, repo, lease)
 		},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,4 +182,117 @@ sources:
 	if got := clusterUnion(t, dst); got != want {
 		t.Fatalf("restored union digest %s, source %s\n%s", got, want, out)
 	}
+}
+
+// startAgent runs `redback agent` with the configuration text in a file of
+// dir, in this process; the returned channel gets its exit code.
+func startAgent(t *testing.T, ctx context.Context, dir, name, cfg string, errb *syncBuffer) <-chan int {
+	t.Helper()
+	p := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"agent", "--config", p}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: errb})
+	}()
+	return done
+}
+
+// waitAgentUp waits until the agent on port answers /status (it took its
+// leases and started); it fails the test when the agent exits first.
+func waitAgentUp(t *testing.T, what string, port int, done <-chan int, errb *syncBuffer) {
+	t.Helper()
+	for i := 0; agentStatus(port) == nil; i++ {
+		select {
+		case code := <-done:
+			t.Fatalf("%s exited with %d: %s", what, code, errb.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if i == 600 {
+			t.Fatalf("%s not answering in 60 s:\n%s", what, errb.String())
+		}
+	}
+}
+
+// TestAgent_ClusterLeasesAtStart: an agent with a cluster source takes
+// every shard's lease at its start, before it writes anything (no
+// snapshot due, shipping off), so a second agent on the same cluster and
+// repository refuses to start (exit 1, naming the shard and the holder),
+// like a second agent of a single server; once the first stops, the
+// second starts.
+func TestAgent_ClusterLeasesAtStart(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	dir := t.TempDir()
+	repo := "file://" + filepath.Join(dir, "repo")
+	cfg := func(port int) string {
+		return fmt.Sprintf(`listen: 127.0.0.1:%d
+grace_period: 5s
+sources:
+  - name: cache
+    source: %s
+    repo: %s
+    snapshot: {method: sync, schedule: "0 0 1 1 *"}
+`, port, c.URL(), repo)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	port1 := redistest.FreePort(t)
+	var err1 syncBuffer
+	done1 := startAgent(t, ctx, dir, "first", cfg(port1), &err1)
+	waitAgentUp(t, "first agent", port1, done1, &err1)
+	if n := strings.Count(err1.String(), `"msg":"lease taken"`); n != 3 {
+		t.Fatalf("first agent took %d leases at start, want 3:\n%s", n, err1.String())
+	}
+
+	port2 := redistest.FreePort(t)
+	var err2 syncBuffer
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	select {
+	case code := <-startAgent(t, ctx2, dir, "second", cfg(port2), &err2):
+		out := err2.String()
+		if code != 1 || !strings.Contains(out, "source cache: shard cache-shard-00000") || !strings.Contains(out, "is leased by") {
+			t.Fatalf("second agent: exit %d, want 1 naming the shard and the holder:\n%s", code, out)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("second agent did not refuse in 60 s:\n%s", err2.String())
+	}
+
+	cancel()
+	select {
+	case code := <-done1:
+		if code != 0 {
+			t.Fatalf("first agent: exit %d: %s", code, err1.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("first agent did not stop")
+	}
+	var err3 syncBuffer
+	done3 := startAgent(t, ctx2, dir, "third", cfg(port2), &err3)
+	waitAgentUp(t, "agent after the first stopped", port2, done3, &err3)
+	cancel2()
+	select {
+	case <-done3:
+	case <-time.After(60 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while an agent writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -248,3 +248,20 @@ func slotsOnly(sh []catalog.SlotMapShard) [][]any {
 	}
 	return out
 }
+
+// ShardNames are the source names of the shards of the cluster called
+// name that serve slots now, as Take and Shipping name them, read from
+// seed's node.
+func ShardNames(ctx context.Context, seed *redisurl.URL, name string) ([]string, error) {
+	topo, err := cluster.DiscoverShards(ctx, seed)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, sh := range topo.Shards {
+		if len(sh.Slots) > 0 {
+			out = append(out, catalog.ShardSourceName(name, sh.FirstSlot()))
+		}
+	}
+	return out, nil
+}
