@@ -335,6 +335,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			if err := a.initCluster(ctx, s, b, hard); err != nil {
 				return err
 			}
+			if err := a.openCopies(ctx, s, &copyState{from: b, cluster: s.cfg.Name}, &targets); err != nil {
+				return err
+			}
 			continue
 		}
 		ref, err := catalog.InitSource(ctx, b, s.cfg.Name, config.Redact(s.cfg.Source))
@@ -353,16 +356,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.log.Info("lease taken", "source", s.cfg.Name, "repo", b.Location(), "holder", a.holder, "ttl", a.cfg.LeaseTTL.String())
 		s.repo = l.Guard(storage.Guard(view, hard, func() error { return nil }))
 		s.cached = cache.New(view, cache.Options{})
-		for _, u := range s.cfg.CopyTo {
-			t, err := a.opts.OpenRepo(ctx, u)
-			if err != nil {
-				return fmt.Errorf("source %s: open copy_to repository: %w", s.cfg.Name, err)
-			}
-			targets = append(targets, t)
-			c := &copyState{target: t, from: b, include: ref.Holds}
-			c.job.Interval = s.cfg.CopyInterval.D()
-			c.job.IntervalS = c.job.Interval.Seconds()
-			s.copies = append(s.copies, c)
+		if err := a.openCopies(ctx, s, &copyState{from: b, include: ref.Holds}, &targets); err != nil {
+			return err
 		}
 		if a.opts.NewShipper != nil && s.cfg.Ship.Enabled {
 			s.shipper, err = a.opts.NewShipper(s.cfg, s.repo)

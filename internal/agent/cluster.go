@@ -194,9 +194,6 @@ func (a *Agent) initCluster(ctx context.Context, s *source, b storage.Backend, h
 	if err := catalog.ValidSourceName(n); err != nil || len(n) > 52 {
 		return fmt.Errorf("source %s: a cluster's name must be a valid source name of at most 52 characters (its shards are NAME-shard-NNNNN)", n)
 	}
-	if len(s.cfg.CopyTo) > 0 {
-		return fmt.Errorf("source %s: copy_to of a cluster is not supported yet (copy the repository with redback copy)", n)
-	}
 	s.shards = &shardLeases{a: a, base: b, addr: config.Redact(s.cfg.Source), hard: hard}
 	s.repo = storage.Guard(b, hard, func() error { return nil })
 	if err := a.takeShardLeases(ctx, s); err != nil {

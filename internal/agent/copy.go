@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"redback/internal/ops"
 	"redback/internal/repocopy"
 	"redback/internal/storage"
 )
@@ -15,6 +17,7 @@ type copyState struct {
 	target  storage.Backend
 	from    storage.Backend   // the whole repository
 	include func(string) bool // the keys of this source
+	cluster string            // for a cluster source: its name (its sets are copied, ops.CopyCluster)
 	// guarded by the source's mu
 	job     jobState
 	copied  int64     // objects copied since the agent started
@@ -27,6 +30,23 @@ type CopyView struct {
 	jobState
 	LagSeconds float64 `json:"lag_seconds"`
 	Copied     int64   `json:"copied_objects"`
+}
+
+// openCopies opens s's copy_to repositories, each with a copy of proto,
+// and adds them to targets (closed when the agent stops).
+func (a *Agent) openCopies(ctx context.Context, s *source, proto *copyState, targets *[]storage.Backend) error {
+	for _, u := range s.cfg.CopyTo {
+		t, err := a.opts.OpenRepo(ctx, u)
+		if err != nil {
+			return fmt.Errorf("source %s: open copy_to repository: %w", s.cfg.Name, err)
+		}
+		*targets = append(*targets, t)
+		c := &copyState{target: t, from: proto.from, include: proto.include, cluster: proto.cluster}
+		c.job.Interval = s.cfg.CopyInterval.D()
+		c.job.IntervalS = c.job.Interval.Seconds()
+		s.copies = append(s.copies, c)
+	}
+	return nil
 }
 
 // copyLoop copies s's repository to c every copy_interval (the first at
@@ -51,7 +71,15 @@ func (a *Agent) copyOnce(ctx context.Context, s *source, c *copyState) {
 	s.mu.Lock()
 	c.job.Running, c.job.LastAttempt = true, start
 	s.mu.Unlock()
-	res, err := repocopy.Copy(ctx, c.from, c.target, repocopy.Options{Include: c.include})
+	var (
+		res *repocopy.Result
+		err error
+	)
+	if c.cluster != "" {
+		res, err = ops.CopyCluster(ctx, c.from, c.target, c.cluster, a.log.With("source", s.cfg.Name, "target", c.target.Location()))
+	} else {
+		res, err = repocopy.Copy(ctx, c.from, c.target, repocopy.Options{Include: c.include})
+	}
 	end := a.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +19,9 @@ import (
 
 	"redback/internal/agent"
 	"redback/internal/catalog"
+	"redback/internal/ops"
 	"redback/internal/redistest"
+	"redback/internal/repocopy"
 	"redback/internal/storage/file"
 )
 
@@ -148,15 +153,7 @@ sources:
 		}
 		return true
 	})
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, errb.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("agent did not stop")
-	}
+	stopAgent(t, cancel, done, &errb)
 
 	b, err := file.New(repoDir)
 	if err != nil {
@@ -197,6 +194,20 @@ func startAgent(t *testing.T, ctx context.Context, dir, name, cfg string, errb *
 		done <- Run(ctx, []string{"agent", "--config", p}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: errb})
 	}()
 	return done
+}
+
+// stopAgent cancels an agent's context and waits for its exit 0.
+func stopAgent(t *testing.T, cancel context.CancelFunc, done <-chan int, errb fmt.Stringer) {
+	t.Helper()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("agent did not stop")
+	}
 }
 
 // waitAgentUp waits until the agent on port answers /status (it took its
@@ -295,4 +306,104 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestAgent_ClusterCopyTo: an agent with a cluster source and copy_to
+// copies the cluster's sets to the second repository, each set manifest
+// written there after its shards' snapshots: `restore --name cache
+// --latest` from the copy is union-digest equal to the cluster. A set
+// whose shard snapshot is damaged in the repository is not published on
+// a fresh target (ops.CopyCluster holds it and reports the damage).
+func TestAgent_ClusterCopyTo(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	redistest.PopulateCluster(t, c, 200)
+	want := clusterUnion(t, c)
+	dir := t.TempDir()
+	repoDir, copyDir := filepath.Join(dir, "repo"), filepath.Join(dir, "copy")
+	port := redistest.FreePort(t)
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
+grace_period: 10s
+sources:
+  - name: cache
+    source: %s
+    repo: file://%s
+    copy_to: [file://%s]
+    copy_interval: 1s
+    snapshot: {method: sync, every: 1h}
+`, port, c.URL(), repoDir, copyDir)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var errb syncBuffer
+	done := startAgent(t, ctx, dir, "agent", cfg, &errb)
+	waitAgentUp(t, "agent", port, done, &errb)
+	var copied []*catalog.Set
+	for i := 0; len(copied) == 0; i++ {
+		if i == 900 {
+			t.Fatalf("no set on the copy in 90 s:\n%s", errb.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("agent exited with %d: %s", code, errb.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if b, err := file.New(copyDir); err == nil {
+			copied, _, _ = catalog.ListSets(t.Context(), b, "cache")
+		}
+	}
+	st := agentStatus(port)
+	if st == nil || len(st.Sources[0].Copies) != 1 || st.Sources[0].Copies[0].LastError != "" {
+		js, _ := json.Marshal(st)
+		t.Errorf("status of the copy: %s", js)
+	}
+	stopAgent(t, cancel, done, &errb)
+	if len(copied[0].Shards) != 3 {
+		t.Fatalf("copied set has %d shards", len(copied[0].Shards))
+	}
+	dst := redistest.StartCluster(t, 2, 0)
+	code, out, errs := runCLI(t, "restore", "--repo", "file://"+copyDir, "--name", "cache", "--latest", "--to-redis", dst.URL())
+	if code != 0 {
+		t.Fatalf("restore from the copy: exit %d\n%s%s", code, out, errs)
+	}
+	if got := clusterUnion(t, dst); got != want {
+		t.Fatalf("restored from the copy: union digest %s, cluster %s", got, want)
+	}
+
+	// Damage one shard's snapshot data: a fresh copy holds the set back.
+	src, err := file.New(repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := catalog.OpenRepository(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := copied[0].Shards[1]
+	ref, _ := r.Source(sh.Source)
+	view := ref.Backend(src)
+	key := catalog.SnapshotDataKey(sh.Snapshot, false)
+	rc, err := view.Get(t.Context(), key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if _, err := view.Put(t.Context(), key, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := file.New(filepath.Join(dir, "fresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ops.CopyCluster(t.Context(), src, fresh, "cache", slog.New(slog.DiscardHandler))
+	var damage *repocopy.DamageError
+	if !errors.As(err, &damage) || res == nil || !slices.Contains(res.Held, catalog.SetKey("cache", copied[0].ID)) {
+		t.Fatalf("copy of a damaged set: err %v, result %+v", err, res)
+	}
+	if sets, _, _ := catalog.ListSets(t.Context(), fresh, "cache"); len(sets) != 0 {
+		t.Fatalf("the damaged set was published on the fresh copy: %v", sets)
+	}
 }
