@@ -481,7 +481,7 @@ func (t *aofTail) resume(ctx context.Context, base, replID string, mtimeMs int64
 	case TimeSourceUpload:
 		t.warnUpload()
 	}
-	s.resumeAt(resume, end, db, lastMs, end)
+	s.resumeAt(resume, end, db, lastMs, nil)
 	s.queueStart(resume.ID, end)
 	s.Log.Info("resuming generation", "gen", resume.ID, "offset", end, "file", incr[fi])
 	return nil
@@ -668,7 +668,7 @@ func (t *aofTail) readFile(ctx context.Context, name string, size int64, last bo
 			ms = now.UnixMilli()
 		}
 		cmd := replica.Command{Args: rec.Args, Offset: t.fileOff + rec.Offset, Len: rec.Size, DB: db}
-		unitEnd := s.add(cmd, now, ms)
+		unitEnd, _ := s.add(cmd, now, ms)
 		if !t.commands {
 			t.commands, t.firstCmd = true, now
 		}

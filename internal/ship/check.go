@@ -83,18 +83,17 @@ func (s *Shipper) takeBad() *badSegment {
 // writes buffered while a full sync's snapshot was sent). Without INFO
 // (an ACL that forbids it) those commands keep their receive time, which
 // may be later than when they ran; ship says so once.
-func (s *Shipper) boundResent(ctx context.Context, node *redisurl.URL, lo int64) {
+func (r *replStream) boundResent(ctx context.Context, node *redisurl.URL, lo int64) {
+	s := r.s
 	off, hi, err := sourceOffset(ctx, node)
 	if err != nil {
-		if !s.warnedInfo {
-			s.warnedInfo = true
+		if !r.warnedInfo {
+			r.warnedInfo = true
 			s.Log.Warn("cannot read the source's replication offset (INFO replication): commands re-sent after a reconnect are stamped with their receive time, which may be later than when they ran; allow INFO for exact point-in-time restores", "err", err)
 		}
 		return
 	}
-	s.mu.Lock()
-	s.b.bound(off, lo, hi)
-	s.mu.Unlock()
+	s.bound(off, lo, hi)
 }
 
 // sourceOffset is the source's master_repl_offset and the time (unix ms)

@@ -37,7 +37,8 @@ func (s *Shipper) Node() string {
 // starts (a switch may have been missed while no sentinel was reachable),
 // it ends the current session so the loop reconnects to the primary the
 // sentinels name.
-func (s *Shipper) watchSentinels(ctx context.Context) {
+func (r *replStream) watchSentinels(ctx context.Context) {
+	s := r.s
 	sentinel.Watch(ctx, s.Source, func(e sentinel.Event) {
 		addr := e.Addr
 		switch e.Reason {
@@ -57,27 +58,28 @@ func (s *Shipper) watchSentinels(ctx context.Context) {
 			return
 		}
 		s.Log.Info("the sentinels name a new primary; following it", "node", s.Source.Node(addr).Redacted(), "was", cur, "sentinel", e.Sentinel, "event", e.Reason)
-		s.switchNode()
+		r.switchNode()
 	})
 }
 
 // switchNode ends the current session (errSwitch) and the back-off, so the
 // loop reconnects to the node resolve names now.
-func (s *Shipper) switchNode() {
-	s.mu.Lock()
-	if s.sessCancel != nil {
-		s.sessCancel(errSwitch)
+func (r *replStream) switchNode() {
+	r.mu.Lock()
+	if r.sessCancel != nil {
+		r.sessCancel(errSwitch)
 	}
-	s.mu.Unlock()
+	r.mu.Unlock()
 	select {
-	case s.wake <- struct{}{}:
+	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
 // resolve names the node a session replicates from: Follow's, the primary
 // the sentinels name, or Source itself.
-func (s *Shipper) resolve(ctx context.Context) (*redisurl.URL, error) {
+func (r *replStream) resolve(ctx context.Context) (*redisurl.URL, error) {
+	s := r.s
 	if s.Follow != nil {
 		return s.Follow(ctx)
 	}
@@ -88,7 +90,8 @@ func (s *Shipper) resolve(ctx context.Context) (*redisurl.URL, error) {
 // ends the current session when it names another node than the one
 // followed, so the loop reconnects there (a failover inside a cluster
 // shard). Errors are ignored: the current link goes on.
-func (s *Shipper) watchFollow(ctx context.Context) {
+func (r *replStream) watchFollow(ctx context.Context) {
+	s := r.s
 	every := s.FollowEvery
 	if every <= 0 {
 		every = 2 * time.Second
@@ -107,7 +110,7 @@ func (s *Shipper) watchFollow(ctx context.Context) {
 			continue
 		}
 		s.Log.Info("the shard has a new primary; following it", "node", u.Redacted(), "was", cur)
-		s.switchNode()
+		r.switchNode()
 	}
 }
 
@@ -121,7 +124,8 @@ func (s *Shipper) watchFollow(ctx context.Context) {
 // with errNotPrimary. takeover is the offset where node's own history
 // began (second_repl_offset - 1) when node took over from gen's replid,
 // else the processed offset.
-func (s *Shipper) resumePoint(ctx context.Context, conn *replica.Conn, gen *catalog.Generation) (pos replica.Position, fork, takeover int64, err error) {
+func (r *replStream) resumePoint(ctx context.Context, conn *replica.Conn, gen *catalog.Generation) (pos replica.Position, fork, takeover int64, err error) {
+	s := r.s
 	pos = replica.Position{ReplID: gen.ReplID, Offset: s.processed()}
 	takeover = pos.Offset
 	text, err := conn.Info(ctx, "replication")
@@ -150,7 +154,8 @@ func (s *Shipper) resumePoint(ctx context.Context, conn *replica.Conn, gen *cata
 // followFailover keeps gen after "+CONTINUE <new replid>": the new primary
 // continues its history, so the generation goes on under the new
 // replication id and records the failover.
-func (s *Shipper) followFailover(ctx context.Context, st *state, node *redisurl.URL, newID string, at int64) error {
+func (r *replStream) followFailover(ctx context.Context, st *state, node *redisurl.URL, newID string, at int64) error {
+	s := r.s
 	g := *st.gen
 	g.Failovers = append(slices.Clone(g.Failovers), catalog.Failover{Offset: at, ReplID: newID, Node: node.Redacted(), Time: time.Now().UTC()})
 	g.ReplID = newID
@@ -170,7 +175,8 @@ func (s *Shipper) followFailover(ctx context.Context, st *state, node *redisurl.
 // with commands the old primary acknowledged and then lost. gen ends there
 // with a Fork record; a child generation (Parent gen, starting at fork,
 // sharing gen's base snapshot) follows the new primary from fork on.
-func (s *Shipper) forkGeneration(ctx context.Context, st *state, node *redisurl.URL, newID string, fork int64) error {
+func (r *replStream) forkGeneration(ctx context.Context, st *state, node *redisurl.URL, newID string, fork int64) error {
+	s := r.s
 	parent := *st.gen
 	now := time.Now()
 	child := &catalog.Generation{
@@ -200,15 +206,10 @@ func (s *Shipper) forkGeneration(ctx context.Context, st *state, node *redisurl.
 	parent.Fork = &catalog.Fork{Offset: fork, Child: child.ID, ReplID: newID, Node: node.Redacted(), Time: now.UTC()}
 	s.endGeneration(&parent, end, fmt.Sprintf("failover to %s: the new primary took over at offset %d, so the commands after it (to offset %d) were lost; generation %s follows the new primary",
 		node.Redacted(), fork, end, child.ID))
-	s.mu.Lock()
 	// A promoted primary re-selects its database before its first write
 	// (it resets the replicas' selected db), so the db at the fork is moot.
-	s.b.reset(child.ID, fork, 0)
-	s.mu.Unlock()
-	s.generations.Add(1)
+	s.newGeneration(child.ID, fork, "")
 	s.failovers.Add(1)
-	s.up.enqueue(&job{startGen: child.ID, startOff: fork})
-	s.setStat(func(x *Stats) { x.PrimaryOffset = fork })
 	st.gen = child
 	s.Log.Warn("a failover lost writes: the log after the take-over is kept, marked lost, and a new generation follows the new primary",
 		"gen", parent.ID, "offset", fork, "lost_to", end, "child", child.ID, "node", node.Redacted())

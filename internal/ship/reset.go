@@ -22,7 +22,8 @@ const resetMinKeys = 100
 // generation's newest point's generation id and why, or "" when g is an
 // ordinary new generation. Repository errors skip the check (the
 // generation is not marked; the caller logs nothing: the check is advice).
-func (s *Shipper) detectReset(ctx context.Context, g *catalog.Generation, keys int64) (prev *catalog.Generation, why string) {
+func (r *replStream) detectReset(ctx context.Context, g *catalog.Generation, keys int64) (prev *catalog.Generation, why string) {
+	s := r.s
 	gens, err := catalog.ListGenerations(ctx, s.Backend)
 	if err != nil {
 		return nil, ""

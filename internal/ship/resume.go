@@ -12,65 +12,6 @@ import (
 	"redback/internal/pack"
 )
 
-// resume finds where a previous shipper of this source stopped: the newest
-// generation of the source that has not ended, and the end of its stored
-// segments. Older open generations of the source are ended. It returns nil
-// when the next sync must be a full one.
-func (s *Shipper) resume(ctx context.Context) (*catalog.Generation, error) {
-	gens, err := catalog.ListGenerations(ctx, s.Backend)
-	if err != nil {
-		return nil, err
-	}
-	addr := s.Source.Redacted()
-	var open []*catalog.Generation
-	for _, g := range gens {
-		if !g.Ended && g.Source.Address == addr && (g.Mode == "" || g.Mode == "replication") {
-			open = append(open, g)
-		}
-	}
-	if len(open) == 0 {
-		return nil, nil
-	}
-	for i, g := range open {
-		end, db, dbKnown, lastMs, err := s.storedEnd(ctx, g)
-		if err != nil {
-			return nil, err
-		}
-		if i < len(open)-1 {
-			if err := s.endNow(ctx, g, end, "superseded by a newer generation"); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if !dbKnown {
-			// Without the database at the end we cannot continue the
-			// stream correctly; start afresh instead of guessing.
-			if err := s.endNow(ctx, g, end, "restart: the database at the resume point is unknown"); err != nil {
-				return nil, err
-			}
-			return nil, nil
-		}
-		s.mu.Lock()
-		s.b.reset(g.ID, end, db)
-		s.b.setKnown(lastMs) // the stream re-sent from end ran after it
-		durable := end
-		if q, err := catalog.ReadQuiet(ctx, s.Backend, g.ID); err == nil && q.Covers(g.ID, end) {
-			// ... and after the heartbeat (the last stop, or an idle
-			// stretch): the primary re-sends its control traffic first.
-			s.b.setKnown(q.UnixMs)
-			s.quiet, s.quietAt, durable = *q, time.Now(), q.Offset
-		}
-		s.mu.Unlock()
-		s.setStat(func(x *Stats) {
-			x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, durable, end
-		})
-		s.base.Store(&g.BaseSnapshot)
-		s.Log.Info("resuming generation", "gen", g.ID, "offset", end)
-		return g, nil
-	}
-	return nil, nil
-}
-
 // endNow writes gen's manifest as ended.
 func (s *Shipper) endNow(ctx context.Context, g *catalog.Generation, off int64, reason string) error {
 	e := *g

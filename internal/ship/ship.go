@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -15,8 +14,6 @@ import (
 	"redback/internal/catalog"
 	"redback/internal/pack"
 	"redback/internal/redisurl"
-	"redback/internal/replica"
-	"redback/internal/snapshot"
 	"redback/internal/storage"
 )
 
@@ -95,20 +92,17 @@ type Shipper struct {
 	Follow      func(ctx context.Context) (*redisurl.URL, error)
 	FollowEvery time.Duration
 
-	src        Source     // what Run ships from (see source)
-	mu         sync.Mutex // guards b, conn, sessGen, sessCancel, badSeg
-	b          builder
-	conn       *replica.Conn
-	sessGen    string
-	sessCancel context.CancelCauseFunc // ends the current session (errSwitch)
-	node       atomic.Pointer[string]  // the server followed (redacted)
-	tickNode   atomic.Pointer[redisurl.URL]
-	wake       chan struct{} // a new primary was named: end the back-off
+	src  Source                 // what Run ships from (see source)
+	node atomic.Pointer[string] // the server followed (redacted)
+
+	// The pipeline: mu guards the builder and what is cut from it (b,
+	// badSeg, liveUntil, quiet, quietAt, lastCut); a Source keeps its own
+	// state under its own lock, taken after mu when both are.
+	mu sync.Mutex
+	b  builder
 	// badSeg is set when a built segment failed its check (queueCut);
 	// nothing from its start on is stored until the stream is re-read.
 	badSeg *badSegment
-	// warnedInfo: the source's offset could not be read (said once).
-	warnedInfo bool
 	// liveUntil is when Run's context ended while a connection was
 	// streaming (zero otherwise); guarded by mu.
 	liveUntil time.Time
@@ -461,80 +455,6 @@ func cutDue(interval, tick, age, since, store time.Duration, flush bool) bool {
 	return age >= interval || flush && (age >= max(interval-store-tick, interval/2) || since >= interval)
 }
 
-// state is what the connection loop knows about the current generation.
-type state struct {
-	gen *catalog.Generation // nil: the next sync is a full one
-	// why the last connection ended (for a generation's end reason)
-	lastErr error
-}
-
-// loop connects, syncs and streams until ctx ends, reconnecting with a
-// capped back-off.
-func (s *Shipper) loop(ctx context.Context) error {
-	var st state
-	if err := s.retryStorage(ctx, "read the repository", func() error {
-		var err error
-		st.gen, err = s.resume(ctx)
-		return err
-	}); err != nil {
-		return nil // ctx ended
-	}
-	backoff := 100 * time.Millisecond
-	var lastLog time.Time
-	badRepeats := 0
-	for ctx.Err() == nil {
-		if errors.Is(st.lastErr, ErrSpoolFull) {
-			if !s.waitDrained(ctx) {
-				break
-			}
-		}
-		streamed, err := s.session(ctx, &st)
-		if ctx.Err() != nil {
-			break
-		}
-		if errors.Is(err, replica.ErrReplicationRefused) || errors.Is(err, replica.ErrAuth) {
-			return fmt.Errorf("ship from %s: %w", s.Source.Redacted(), err)
-		}
-		if bad := (*badSegment)(nil); errors.As(err, &bad) && st.gen != nil {
-			if badRepeats++; badRepeats >= 3 {
-				s.endGeneration(st.gen, bad.start, "a built segment failed its index check 3 times: "+bad.err.Error())
-				st.gen = nil
-				badRepeats = 0
-			}
-		}
-		st.lastErr = err
-		s.reconnects.Add(1)
-		s.setStat(func(x *Stats) { x.Connected = false; x.LastError = err.Error() })
-		if streamed {
-			backoff = 100 * time.Millisecond
-		}
-		switch {
-		case errors.Is(err, ErrSpoolFull):
-			s.Log.Error("spool full: storage is not keeping up; disconnected from the source until the spool is stored",
-				"spool_bytes", s.SpoolSize, "offset", s.processed())
-		case errors.Is(err, errSwitch):
-			continue // reconnect to the new primary at once
-		case time.Since(lastLog) >= 10*time.Second || streamed:
-			s.Log.Warn("replication link lost; reconnecting", "err", err, "backoff", backoff.String())
-			lastLog = time.Now()
-		}
-		if errors.Is(err, errNotPrimary) {
-			// A failover is under way: ask the sentinels again soon.
-			backoff = min(backoff, time.Second)
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		case <-s.wake:
-			t.Stop()
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
-	return nil
-}
-
 func (s *Shipper) processed() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -597,223 +517,4 @@ func (s *Shipper) retryStorage(ctx context.Context, what string, f func() error)
 func (s *Shipper) endGeneration(g *catalog.Generation, off int64, reason string) {
 	s.Log.Warn("ending generation", "gen", g.ID, "offset", off, "reason", reason)
 	s.up.enqueue(&job{endGen: g, endOffset: off, endReason: reason})
-}
-
-// session runs one connection. streamed reports whether commands arrived.
-func (s *Shipper) session(ctx context.Context, st *state) (streamed bool, err error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	defer func() {
-		if errors.Is(context.Cause(ctx), errSwitch) {
-			err = fmt.Errorf("%w (%v)", errSwitch, err)
-		}
-	}()
-	node, err := s.resolve(ctx)
-	if err != nil {
-		return false, err
-	}
-	addr := node.Redacted()
-	s.node.Store(&addr)
-	s.tickNode.Store(node)
-	s.mu.Lock()
-	s.sessCancel = cancel
-	s.mu.Unlock()
-	conn, err := replica.Dial(ctx, node, replica.Config{Logger: s.Log})
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		s.mu.Lock()
-		s.conn, s.sessGen, s.sessCancel = nil, "", nil
-		s.mu.Unlock()
-		conn.Close()
-	}()
-	if s.Ack == AckDurable {
-		// Until the durable offset of this stream is known, ACK nothing: a
-		// primary only ever raises a replica's ACKed offset, so an early
-		// high value would satisfy WAIT for writes not yet stored.
-		conn.SetAckOffset(0)
-	}
-	s.mu.Lock()
-	s.takeBad() // found by the cutter or the last cut of the previous connection
-	s.mu.Unlock()
-	var pos replica.Position
-	fork, takeover := int64(-1), int64(0)
-	if st.gen != nil {
-		if pos, fork, takeover, err = s.resumePoint(ctx, conn, st.gen); err != nil {
-			return false, err
-		}
-	}
-	s.mu.Lock()
-	lo := s.b.known() // re-sent commands ran after the last time stored
-	s.mu.Unlock()
-	syncAt := time.Now()
-	res, err := conn.Sync(ctx, pos)
-	if err != nil {
-		return false, err
-	}
-	switch {
-	case res.Full:
-		lo = syncAt.UnixMilli() // commands after the sync's offset ran after the fork
-		if st.gen != nil {
-			reason := fmt.Sprintf("full resync: %s (replid %s) did not continue this history at offset %d", addr, res.Position.ReplID, pos.Offset)
-			if st.lastErr != nil {
-				reason += " after: " + st.lastErr.Error()
-			}
-			g := st.gen
-			if fork >= 0 {
-				f := *g
-				f.Fork = &catalog.Fork{Offset: fork, ReplID: res.Position.ReplID, Node: addr, Time: time.Now().UTC()}
-				g = &f
-				reason += fmt.Sprintf("; the commands after offset %d were lost by the failover", fork)
-			}
-			s.endGeneration(g, s.processed(), reason)
-			st.gen = nil
-		}
-		g, err := s.startGeneration(ctx, res)
-		if err != nil {
-			return false, err
-		}
-		st.gen = g
-	case fork >= 0:
-		if err := s.forkGeneration(ctx, st, node, res.Position.ReplID, fork); err != nil {
-			return false, err
-		}
-	case res.NewReplID != "":
-		if err := s.followFailover(ctx, st, node, res.NewReplID, takeover); err != nil {
-			return false, err
-		}
-		s.mu.Lock()
-		conn.SetDB(s.b.db)
-		s.mu.Unlock()
-	default:
-		s.mu.Lock()
-		conn.SetDB(s.b.db)
-		s.mu.Unlock()
-		s.Log.Info("resumed the log", "gen", st.gen.ID, "offset", pos.Offset)
-	}
-	s.boundResent(ctx, node, lo)
-	gen := st.gen.ID
-	s.mu.Lock()
-	s.conn, s.sessGen = conn, gen
-	s.mu.Unlock()
-	if s.Ack == AckDurable {
-		// Only now is the base snapshot (after a full sync) stored: ACKing
-		// its offset earlier would satisfy WAIT for writes that a full disk
-		// or an outage could still lose.
-		d := s.Stats()
-		if d.Generation == gen {
-			conn.SetAckOffset(d.DurableOffset)
-		} else {
-			conn.SetAckOffset(st.gen.StartOffset)
-		}
-	}
-	s.setStat(func(x *Stats) { x.Connected = true; x.LastError = "" })
-	for {
-		cmd, err := conn.Next(ctx)
-		if err != nil {
-			s.mu.Lock()
-			stopping := ctx.Err() != nil
-			if stopping {
-				s.liveUntil = time.Now()
-			}
-			s.b.rollback()
-			if !stopping || !s.b.idle() {
-				// (A lost link cuts an idle stretch too: a full resync
-				// next would end the generation at its end.)
-				s.queueCut()
-			}
-			s.mu.Unlock()
-			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("the source closed the replication link: %w", err)
-			}
-			return streamed, err
-		}
-		streamed = true
-		now := time.Now()
-		s.mu.Lock()
-		if s.b.pending()+cmd.Len > s.SpoolSize {
-			// A command (or transaction) larger than the spool: a value
-			// the server accepted (up to its proto-max-bulk-len) never
-			// forces a resync. Once what waits for storage is stored, the
-			// spool grows for this one unit.
-			s.queueCut()
-			s.mu.Unlock()
-			s.Log.Info("a command larger than the spool: storing what waits first, then it alone", "bytes", cmd.Len, "spool_bytes", s.SpoolSize)
-			if !s.waitDrained(ctx) {
-				return streamed, ctx.Err()
-			}
-			s.mu.Lock()
-		} else if queued := s.up.spool.Load(); queued > 0 && queued+s.b.pending()+cmd.Len > s.SpoolSize {
-			// Full only while something waits for storage.
-			s.b.rollback()
-			s.queueCut()
-			s.mu.Unlock()
-			return streamed, ErrSpoolFull
-		}
-		unitEnd := s.b.add(cmd, now)
-		oversized := unitEnd && s.b.pending() > s.SpoolSize
-		if unitEnd && s.b.pending() >= s.SegmentSize {
-			s.queueCut()
-		}
-		if bad := s.takeBad(); bad != nil {
-			s.mu.Unlock()
-			return streamed, bad
-		}
-		s.mu.Unlock()
-		s.setStat(func(x *Stats) { x.PrimaryOffset = cmd.End() })
-		if oversized && !s.waitDrained(ctx) {
-			// The oversized unit is stored before anything else is read,
-			// so the spool is back to its bound for what follows.
-			return streamed, ctx.Err()
-		}
-	}
-}
-
-// startGeneration stores the full sync's RDB as the base snapshot of a new
-// generation and writes the generation manifest.
-func (s *Shipper) startGeneration(ctx context.Context, res *replica.SyncResult) (*catalog.Generation, error) {
-	now := time.Now()
-	id := catalog.NewGenerationID(now, res.Position.ReplID)
-	s.Log.Info("full sync: storing the base snapshot of a new generation", "gen", id, "offset", res.Position.Offset)
-	snap, err := snapshot.Store(ctx, res.RDB, snapshot.Options{
-		Backend:    s.Backend,
-		Pack:       s.Pack,
-		Method:     "ship",
-		Source:     catalog.Source{Address: s.Source.Redacted(), ReplID: res.Position.ReplID, Offset: res.Position.Offset},
-		Log:        s.Log,
-		Generation: id,
-		ID:         catalog.NewSnapshotID(now),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store the base snapshot of generation %s: %w", id, err)
-	}
-	g := &catalog.Generation{
-		Format:       catalog.FormatVersion,
-		ID:           id,
-		ReplID:       res.Position.ReplID,
-		StartOffset:  res.Position.Offset,
-		BaseSnapshot: snap.ID,
-		Created:      now.UTC(),
-		Source:       snap.Source,
-		Mode:         "replication",
-	}
-	if prev, why := s.detectReset(ctx, g, snap.Census.Keys); prev != nil {
-		g.Reset, g.ResetFrom, g.ResetReason = true, prev.ID, why
-		s.resets.Add(1)
-		s.Log.Warn("the source came back empty: marking the new generation as a reset; restore --at latest keeps picking the newest point before it until the new generation holds commands",
-			"gen", id, "previous", prev.ID, "reason", why)
-	}
-	if err := catalog.PutJSON(ctx, s.Backend, catalog.GenerationKey(id), g); err != nil {
-		return nil, fmt.Errorf("start generation %s: %w", id, err)
-	}
-	s.mu.Lock()
-	s.b.reset(id, g.StartOffset, 0)
-	s.mu.Unlock()
-	s.generations.Add(1)
-	s.base.Store(&snap.ID)
-	s.up.enqueue(&job{startGen: id, startOff: g.StartOffset})
-	s.setStat(func(x *Stats) { x.PrimaryOffset = g.StartOffset })
-	s.Log.Info("generation started", "gen", id, "offset", g.StartOffset, "key", catalog.SnapshotManifestKey(snap.ID))
-	return g, nil
 }

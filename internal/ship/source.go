@@ -76,12 +76,18 @@ func (s *Shipper) queueStart(gen string, off int64) {
 }
 
 // resumeAt continues building the stored generation g at offset end in
-// database db; what follows ran after knownMs. durable is the offset
-// already durable (end, or a heartbeat's offset after it).
-func (s *Shipper) resumeAt(g *catalog.Generation, end int64, db int, knownMs, durable int64) {
+// database db; what follows ran after knownMs. q, when set, is the
+// heartbeat stored after end: what follows ran after it too, and the
+// generation is durable to its offset.
+func (s *Shipper) resumeAt(g *catalog.Generation, end int64, db int, knownMs int64, q *catalog.Quiet) {
+	durable := end
 	s.mu.Lock()
 	s.b.reset(g.ID, end, db)
 	s.b.setKnown(knownMs)
+	if q != nil {
+		s.b.setKnown(q.UnixMs)
+		s.quiet, s.quietAt, durable = *q, time.Now(), q.Offset
+	}
 	s.mu.Unlock()
 	s.setStat(func(x *Stats) {
 		x.Generation, x.DurableOffset, x.PrimaryOffset = g.ID, durable, end
@@ -91,20 +97,17 @@ func (s *Shipper) resumeAt(g *catalog.Generation, end int64, db int, knownMs, du
 
 // add appends cmd, read at now and run at unixMs, and cuts the segment
 // once it holds SegmentSize at the end of a unit. It reports whether a
-// unit (a command, a whole MULTI ... EXEC) ended with it.
-func (s *Shipper) add(cmd replica.Command, now time.Time, unixMs int64) (unitEnd bool) {
+// unit (a command, a whole MULTI ... EXEC) ended with it, and whether the
+// segment then held more than the spool (a unit larger than SpoolSize).
+func (s *Shipper) add(cmd replica.Command, now time.Time, unixMs int64) (unitEnd, oversized bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addLocked(cmd, now, unixMs)
-}
-
-// addLocked is add with s.mu held.
-func (s *Shipper) addLocked(cmd replica.Command, now time.Time, unixMs int64) (unitEnd bool) {
 	unitEnd = s.b.addAt(cmd, now, unixMs)
+	oversized = unitEnd && s.b.pending() > s.SpoolSize
 	if unitEnd && s.b.pending() >= s.SegmentSize {
 		s.queueCut()
 	}
-	return unitEnd
+	return unitEnd, oversized
 }
 
 // skip accounts for stream bytes [off, end) that are not stored, read at
@@ -113,6 +116,74 @@ func (s *Shipper) skip(off, end int64, now time.Time, unixMs int64) {
 	s.mu.Lock()
 	s.b.skip(off, end, now, unixMs)
 	s.mu.Unlock()
+}
+
+// queueCutNow cuts the segment being built (see queueCut).
+func (s *Shipper) queueCutNow() {
+	s.mu.Lock()
+	s.queueCut()
+	s.mu.Unlock()
+}
+
+// interrupted closes what a stream that ended left: an unfinished MULTI is
+// dropped and the segment cut. When stopping (Run's context ended while
+// streaming) an idle stretch is left to the final heartbeat instead.
+func (s *Shipper) interrupted(stopping bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stopping {
+		s.liveUntil = time.Now()
+	}
+	s.b.rollback()
+	if !stopping || !s.b.idle() {
+		// (A lost link cuts an idle stretch too: a full resync next
+		// would end the generation at its end.)
+		s.queueCut()
+	}
+}
+
+// rewind takes the segment that failed its check, if any, and rewinds the
+// builder to its start (see takeBad).
+func (s *Shipper) rewind() *badSegment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeBad()
+}
+
+// pending is the raw bytes held by the segment being built.
+func (s *Shipper) pending() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.pending()
+}
+
+// known is the latest time known to be before what the source brings next
+// (see builder.known); db the database at the end of what was read.
+func (s *Shipper) known() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.known()
+}
+
+func (s *Shipper) db() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.db
+}
+
+// bound bounds the times of what the source re-sends (see builder.bound).
+func (s *Shipper) bound(until, lo, hi int64) {
+	s.mu.Lock()
+	s.b.bound(until, lo, hi)
+	s.mu.Unlock()
+}
+
+// seen is the time of the last time marker read and the count of
+// commands read (see builder.tickSeen).
+func (s *Shipper) seen() (tick, cmds int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.tickSeen, s.b.cmdsSeen
 }
 
 // rollback drops an unfinished MULTI from the segment being built.

@@ -45,7 +45,8 @@ func (d *tickDue) due(now time.Time, linked bool, seen, cmds int64) bool {
 // that does not own the channel's slot) turns the markers off with one log
 // line; shipping never fails for them. A lost connection is dialed again at
 // the next marker.
-func (s *Shipper) publishTicks(ctx context.Context) {
+func (r *replStream) publishTicks(ctx context.Context) {
+	s := r.s
 	t := time.NewTicker(s.Tick)
 	defer t.Stop()
 	var (
@@ -65,13 +66,11 @@ func (s *Shipper) publishTicks(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		node := s.tickNode.Load()
+		node := r.tickNode.Load()
 		if node == nil {
 			continue // no connection to the source yet
 		}
-		s.mu.Lock()
-		seen, cmds := s.b.tickSeen, s.b.cmdsSeen
-		s.mu.Unlock()
+		seen, cmds := s.seen()
 		s.st.Lock()
 		linked := s.st.Connected
 		s.st.Unlock()
