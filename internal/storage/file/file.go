@@ -356,13 +356,14 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
 		dir = prefix[:i]
 	}
-	if err := b.walk(ctx, dir, prefix, fn); err != nil {
-		return err
-	}
-	return nil
+	return b.walk(ctx, dir, prefix, "list", isKey, fn)
 }
 
-func (b *Backend) walk(ctx context.Context, dir, prefix string, fn func(storage.ObjectInfo) error) error {
+// walk visits, in key order (a directory "a" sorts as "a/"), the regular
+// files under dir whose keys start with prefix and whose names pass keep,
+// descending only into the directories that can hold such keys (never
+// into reserved ones). what names the listing in errors.
+func (b *Backend) walk(ctx context.Context, dir, prefix, what string, keep func(name string) bool, fn func(storage.ObjectInfo) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -371,7 +372,7 @@ func (b *Backend) walk(ctx context.Context, dir, prefix string, fn func(storage.
 		if notExist(err) {
 			return nil
 		}
-		return fmt.Errorf("list %s: %w", prefix, err)
+		return fmt.Errorf("%s %s: %w", what, prefix, err)
 	}
 	type entry struct {
 		sortKey string
@@ -379,11 +380,11 @@ func (b *Backend) walk(ctx context.Context, dir, prefix string, fn func(storage.
 	}
 	es := make([]entry, 0, len(entries))
 	for _, d := range entries {
-		if strings.HasPrefix(d.Name(), reservedPrefix) {
-			continue
-		}
 		k := d.Name()
 		if d.IsDir() {
+			if strings.HasPrefix(k, reservedPrefix) {
+				continue
+			}
 			k += "/"
 		}
 		es = append(es, entry{k, d})
@@ -394,17 +395,17 @@ func (b *Backend) walk(ctx context.Context, dir, prefix string, fn func(storage.
 		switch {
 		case e.d.IsDir():
 			if strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/") {
-				if err := b.walk(ctx, key, prefix, fn); err != nil {
+				if err := b.walk(ctx, key, prefix, what, keep, fn); err != nil {
 					return err
 				}
 			}
-		case e.d.Type().IsRegular() && strings.HasPrefix(key, prefix):
+		case e.d.Type().IsRegular() && keep(e.d.Name()) && strings.HasPrefix(key, prefix):
 			fi, err := e.d.Info()
 			if notExist(err) {
-				continue // deleted meanwhile
+				continue // deleted (published) meanwhile
 			}
 			if err != nil {
-				return fmt.Errorf("list %s: %w", prefix, err)
+				return fmt.Errorf("%s %s: %w", what, prefix, err)
 			}
 			if err := fn(info(key, fi)); err != nil {
 				return err
@@ -413,6 +414,10 @@ func (b *Backend) walk(ctx context.Context, dir, prefix string, fn func(storage.
 	}
 	return nil
 }
+
+// isKey reports whether name can be (the last element of) a key: not a
+// reserved name such as a staging file.
+func isKey(name string) bool { return !strings.HasPrefix(name, reservedPrefix) }
 
 // Delete removes key; a missing key is not an error.
 func (b *Backend) Delete(ctx context.Context, key string) error {
@@ -455,43 +460,7 @@ func (b *Backend) ListTemps(ctx context.Context, prefix string, fn func(storage.
 	if err := storage.ValidatePrefix(prefix); err != nil {
 		return err
 	}
-	return b.walkTemps(ctx, "", prefix, fn)
-}
-
-func (b *Backend) walkTemps(ctx context.Context, dir, prefix string, fn func(storage.ObjectInfo) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(filepath.Join(b.root, filepath.FromSlash(dir)))
-	if err != nil {
-		if notExist(err) {
-			return nil
-		}
-		return fmt.Errorf("list temporary files under %s: %w", prefix, err)
-	}
-	for _, d := range entries {
-		key := path.Join(dir, d.Name())
-		switch {
-		case d.IsDir() && !strings.HasPrefix(d.Name(), reservedPrefix):
-			if strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/") {
-				if err := b.walkTemps(ctx, key, prefix, fn); err != nil {
-					return err
-				}
-			}
-		case d.Type().IsRegular() && isTemp(d.Name()) && strings.HasPrefix(key, prefix):
-			fi, err := d.Info()
-			if notExist(err) {
-				continue // published or removed meanwhile
-			}
-			if err != nil {
-				return fmt.Errorf("list temporary files under %s: %w", prefix, err)
-			}
-			if err := fn(info(key, fi)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return b.walk(ctx, "", prefix, "list temporary files under", isTemp, fn)
 }
 
 // isTemp reports whether name is one writeTemp makes.
