@@ -1,16 +1,14 @@
 package drill
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 	"time"
 
 	"redback/internal/catalog"
+	"redback/internal/pack"
 	"redback/internal/pitr/pitrtest"
-	"redback/internal/rdb"
 	"redback/internal/redistest"
-	"redback/internal/snapshot"
 	"redback/internal/storage/file"
 )
 
@@ -23,27 +21,13 @@ func TestRun_PointInsideUncertainInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w, err := rdb.NewWriter(&buf, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
 	gen := catalog.NewGenerationID(time.Now(), "u1")
-	base, err := snapshot.Store(ctx, bytes.NewReader(buf.Bytes()), snapshot.Options{Backend: b, Method: "ship", Generation: gen})
+	base, _, err := pitrtest.EmptyBase(ctx, b, gen, pack.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := base.EndTime.UnixMilli() + 1
-	var cmds []pitrtest.Cmd
-	off := int64(0)
-	for i, k := range []string{"a", "b", "c"} {
-		c := pitrtest.Cmd{Args: [][]byte{[]byte("SET"), []byte(k), []byte("1")}, Offset: off, Ms: t0 + int64(i)*50}
-		off += c.Len()
-		cmds = append(cmds, c)
-	}
+	cmds := pitrtest.Cmds(0, t0, 50, "SET a 1", "SET b 1", "SET c 1")
 	cmds[1].From, cmds[1].Ms = t0+1, t0+60 // b re-sent after a reconnect
 	cmds[2].Ms = t0 + 100
 	if _, err := pitrtest.Write(ctx, b, pitrtest.Generation{ID: gen, ReplID: "u1", BaseSnapshot: base.ID, Cmds: cmds}); err != nil {

@@ -1,7 +1,6 @@
 package ops_test
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,11 +9,10 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/ops"
+	"redback/internal/pack"
 	"redback/internal/pitr"
 	"redback/internal/pitr/pitrtest"
-	"redback/internal/rdb"
 	"redback/internal/restore"
-	"redback/internal/snapshot"
 	"redback/internal/storage/mem"
 )
 
@@ -23,32 +21,18 @@ import (
 func TestRestore_Points(t *testing.T) {
 	ctx := t.Context()
 	b := mem.New()
-	var buf bytes.Buffer
-	w, err := rdb.NewWriter(&buf, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
 	gen := catalog.NewGenerationID(time.Now(), "r1")
-	base, err := snapshot.Store(ctx, bytes.NewReader(buf.Bytes()), snapshot.Options{Backend: b, Method: "ship", Generation: gen})
+	base, raw, err := pitrtest.EmptyBase(ctx, b, gen, pack.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := base.EndTime.UnixMilli() + 1
-	var cmds []pitrtest.Cmd
-	off := int64(0)
-	for i, k := range []string{"a", "b", "c"} {
-		c := pitrtest.Cmd{Args: [][]byte{[]byte("SET"), []byte(k), []byte("1")}, Offset: off, Ms: t0 + int64(i)*10}
-		off += c.Len()
-		cmds = append(cmds, c)
-	}
+	cmds := pitrtest.Cmds(0, t0, 10, "SET a 1", "SET b 1", "SET c 1")
 	if _, err := pitrtest.Write(ctx, b, pitrtest.Generation{ID: gen, ReplID: "r1", BaseSnapshot: base.ID, Cmds: cmds}); err != nil {
 		t.Fatal(err)
 	}
 	rdbPath := filepath.Join(t.TempDir(), "in.rdb")
-	if err := os.WriteFile(rdbPath, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(rdbPath, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

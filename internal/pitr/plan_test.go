@@ -19,11 +19,9 @@ import (
 	"redback/internal/pack"
 	"redback/internal/pitr"
 	"redback/internal/pitr/pitrtest"
-	"redback/internal/rdb"
 	"redback/internal/redistest"
 	"redback/internal/redisurl"
 	"redback/internal/restore"
-	"redback/internal/snapshot"
 	"redback/internal/storage"
 	"redback/internal/storage/mem"
 )
@@ -37,33 +35,6 @@ type synth struct {
 }
 
 // cmdsOf encodes commands given as space-separated words, one per ms step.
-func cmdsOf(start, t0 int64, lines ...string) []pitrtest.Cmd {
-	var out []pitrtest.Cmd
-	off := start
-	for i, l := range lines {
-		c := pitrtest.Cmd{Offset: off, Ms: t0 + int64(i)*10}
-		for _, w := range strings.Fields(l) {
-			c.Args = append(c.Args, []byte(w))
-		}
-		off += c.Len()
-		out = append(out, c)
-	}
-	return out
-}
-
-func emptyRDB(t *testing.T) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, err := rdb.NewWriter(&buf, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func newSynth(t *testing.T, b storage.Backend, id string, start int64, split []int, lines ...string) *synth {
 	t.Helper()
 	return newSynthMod(t, b, id, start, split, nil, lines...)
@@ -75,12 +46,12 @@ func newSynthMod(t *testing.T, b storage.Backend, id string, start int64, split 
 	t.Helper()
 	ctx := t.Context()
 	gen := catalog.NewGenerationID(time.Now(), id)
-	base, err := snapshot.Store(ctx, bytes.NewReader(emptyRDB(t)), snapshot.Options{Backend: b, Method: "ship", Generation: gen})
+	base, _, err := pitrtest.EmptyBase(ctx, b, gen, pack.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := base.EndTime.UnixMilli() + 1
-	s := &synth{b: b, t0: t0, cmds: cmdsOf(start, t0, lines...)}
+	s := &synth{b: b, t0: t0, cmds: pitrtest.Cmds(start, t0, 10, lines...)}
 	if mod != nil {
 		mod(s.cmds)
 	}
@@ -332,11 +303,11 @@ func TestPlan_Encrypted(t *testing.T) {
 	}
 	b := mem.New()
 	gen := catalog.NewGenerationID(time.Now(), "enc")
-	base, err := snapshot.Store(ctx, bytes.NewReader(emptyRDB(t)), snapshot.Options{Backend: b, Method: "ship", Generation: gen, Pack: pack.Options{Recipients: rc}})
+	base, _, err := pitrtest.EmptyBase(ctx, b, gen, pack.Options{Recipients: rc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmds := cmdsOf(0, base.EndTime.UnixMilli()+5, "SET a 1", "FLUSHALL", "SET b 2")
+	cmds := pitrtest.Cmds(0, base.EndTime.UnixMilli()+5, 10, "SET a 1", "FLUSHALL", "SET b 2")
 	if _, err := pitrtest.Write(ctx, b, pitrtest.Generation{ID: gen, BaseSnapshot: base.ID, Cmds: cmds, Pack: pack.Options{Recipients: rc}}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,9 @@ import (
 
 	"redback/internal/catalog"
 	"redback/internal/pack"
+	"redback/internal/rdb"
 	"redback/internal/resp"
+	"redback/internal/snapshot"
 	"redback/internal/storage"
 )
 
@@ -198,4 +200,48 @@ func Raw(g Generation, cmds []Cmd, db int, start int64) ([]byte, error) {
 		return nil, err
 	}
 	return s.raw, nil
+}
+
+// Cmds returns the commands of lines (each a command, its words split at
+// spaces) as one stream from offset start, the i-th received at
+// t0+i*step (unix ms).
+func Cmds(start, t0, step int64, lines ...string) []Cmd {
+	out := make([]Cmd, 0, len(lines))
+	off := start
+	for i, l := range lines {
+		c := Cmd{Offset: off, Ms: t0 + int64(i)*step}
+		for _, w := range strings.Fields(l) {
+			c.Args = append(c.Args, []byte(w))
+		}
+		off += c.Len()
+		out = append(out, c)
+	}
+	return out
+}
+
+// EmptyRDB returns an RDB file (version 10) that holds no key.
+func EmptyRDB() ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := rdb.NewWriter(&buf, 10)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// EmptyBase stores an empty RDB as the base snapshot of generation gen
+// (sealed with po) and returns its manifest and the RDB's bytes.
+func EmptyBase(ctx context.Context, b storage.Backend, gen string, po pack.Options) (*catalog.Snapshot, []byte, error) {
+	raw, err := EmptyRDB()
+	if err != nil {
+		return nil, nil, err
+	}
+	base, err := snapshot.Store(ctx, bytes.NewReader(raw), snapshot.Options{Backend: b, Method: "ship", Generation: gen, Pack: po})
+	if err != nil {
+		return nil, nil, err
+	}
+	return base, raw, nil
 }
