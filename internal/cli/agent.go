@@ -220,37 +220,39 @@ func agentSource(e *env, o *agentOpts, src config.Source) (*redisurl.URL, *pack.
 // agentSnapshot takes one snapshot of src through the same code path as
 // `redback snapshot`.
 func agentSnapshot(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend) (*catalog.Snapshot, error) {
-	u, rs, err := agentSource(e, o, src)
+	u, p, err := agentSnapshotParams(e, o, src)
 	if err != nil {
 		return nil, err
 	}
 	se := *e
 	se.log = log.With("source", src.Name)
-	method := src.Snapshot.Method
-	if method == "log" {
-		method = "sync" // the fallback when there is no usable log
-	}
-	return takeSnapshot(ctx, &se, u, snapshotParams{
-		Method:        method,
-		PreferReplica: true,
-		Store:         snapshot.Options{Backend: repo, Pack: pack.Options{Recipients: rs}, Log: se.log},
-	})
+	p.PreferReplica = true
+	p.Store.Backend, p.Store.Log = repo, se.log
+	return takeSnapshot(ctx, &se, u, p)
 }
 
 // agentSnapshotSet takes one backup set of the cluster src is a node of,
 // as `redback snapshot` of a cluster node does.
 func agentSnapshotSet(ctx context.Context, e *env, o *agentOpts, log *slog.Logger, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error) {
-	u, rs, err := agentSource(e, o, src)
+	u, p, err := agentSnapshotParams(e, o, src)
 	if err != nil {
 		return nil, err
 	}
+	return ops.TakeSet(ctx, log.With("source", src.Name), repo, u, lease, p, clusterset.TakeOptions{Cluster: src.Name, PreferReplica: true})
+}
+
+// agentSnapshotParams is the URL of src and what a scheduled snapshot of
+// it (or of its cluster) is taken with: its method and the recipients.
+func agentSnapshotParams(e *env, o *agentOpts, src config.Source) (*redisurl.URL, snapshotParams, error) {
+	u, rs, err := agentSource(e, o, src)
+	if err != nil {
+		return nil, snapshotParams{}, err
+	}
 	method := src.Snapshot.Method
 	if method == "log" {
-		method = "sync"
+		method = "sync" // the fallback when there is no usable log
 	}
-	log = log.With("source", src.Name)
-	return ops.TakeSet(ctx, log, repo, u, lease, snapshotParams{Method: method, Store: snapshot.Options{Pack: pack.Options{Recipients: rs}}},
-		clusterset.TakeOptions{Cluster: src.Name, PreferReplica: true})
+	return u, snapshotParams{Method: method, Store: snapshot.Options{Pack: pack.Options{Recipients: rs}}}, nil
 }
 
 // agentSnapshotFromLog synthesizes a snapshot of src from repo's newest
