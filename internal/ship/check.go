@@ -1,16 +1,12 @@
 package ship
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"redback/internal/catalog"
 	"redback/internal/pitr"
-	"redback/internal/redisurl"
-	"redback/internal/respconn"
 )
 
 // errBadSegment ends a connection after a built segment failed its check
@@ -74,46 +70,4 @@ func (s *Shipper) takeBad() *badSegment {
 		s.b.reset(bad.gen, bad.start, bad.dbAtStart)
 	}
 	return bad
-}
-
-// boundResent reads the source's replication offset right after a sync
-// (INFO replication on a connection of its own) and bounds the time of
-// every command up to it: they ran after lo and before the reply, whenever
-// the stream delivers them (the backlog re-sent after a reconnect, the
-// writes buffered while a full sync's snapshot was sent). Without INFO
-// (an ACL that forbids it) those commands keep their receive time, which
-// may be later than when they ran; ship says so once.
-func (r *replStream) boundResent(ctx context.Context, node *redisurl.URL, lo int64) {
-	s := r.s
-	off, hi, err := sourceOffset(ctx, node)
-	if err != nil {
-		if !r.warnedInfo {
-			r.warnedInfo = true
-			s.Log.Warn("cannot read the source's replication offset (INFO replication): commands re-sent after a reconnect are stamped with their receive time, which may be later than when they ran; allow INFO for exact point-in-time restores", "err", err)
-		}
-		return
-	}
-	s.bound(off, lo, hi)
-}
-
-// sourceOffset is the source's master_repl_offset and the time (unix ms)
-// its reply arrived.
-func sourceOffset(ctx context.Context, node *redisurl.URL) (int64, int64, error) {
-	c, err := respconn.Dial(ctx, node, respconn.Options{Timeout: 10 * time.Second})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer c.Close()
-	v, err := c.Do("INFO", "replication")
-	if err != nil {
-		return 0, 0, err
-	}
-	hi := time.Now().UnixMilli()
-	in := respconn.ParseInfo(string(v.Str))
-	if !strings.Contains(string(v.Str), "master_repl_offset:") {
-		return 0, 0, errors.New("INFO replication has no master_repl_offset")
-	}
-	// 0 is an answer: a primary whose first replica is this one and that
-	// has written nothing since its snapshot has nothing buffered.
-	return in.ReplOffset, hi, nil
 }

@@ -1,5 +1,6 @@
-// Package ship ships a Redis primary's replication stream into a repository
-// as log segments, continuously (redback ship).
+// Package ship ships a Redis primary's replication stream (or its
+// multi-part AOF directory) into a repository as log segments,
+// continuously (redback ship).
 //
 // A Shipper connects as a replica. With no open generation of the source in
 // the repository it asks for a full sync (PSYNC ? -1): the RDB becomes the
@@ -10,14 +11,20 @@
 // control traffic (PING, REPLCONF) counted in offsets but not written,
 // #TS:<unix> where the second changes, and an index of checkpoints.
 //
+// A Shipper reads one Source (source.go) into one pipeline. The source is
+// the replication stream (replStream, repl.go: the replica link, resume,
+// full syncs, failovers, time markers) or, with AOFDir, a multi-part AOF
+// directory (aofTail, aofdir.go); it starts and ends generations and feeds
+// commands with their offsets, databases and times through the pipeline's
+// methods. The pipeline (pipeline.go, upload.go) is the same for both.
 // Three parts run inside Run, which owns and waits for every goroutine:
 //
-//   - the connection loop reads the socket and appends each command to the
-//     segment builder (in memory); it never waits for storage;
+//   - the source reads (the socket, the files) and appends each command to
+//     the segment builder (in memory); it never waits for storage;
 //   - a cutter closes the segment being built early enough that it is
 //     stored within about Interval (the RPO: Interval less the time storing
 //     a segment takes now, at least Interval/2), or at once when nothing
-//     waits for storage and the last cut is Interval ago (or the reader
+//     waits for storage and the last cut is Interval ago (or the source
 //     does at SegmentSize), only between complete units (never inside
 //     MULTI ... EXEC); an idle source's control traffic is not cut into
 //     segments but stored as the generation's heartbeat (catalog.Quiet);
@@ -48,5 +55,6 @@
 // directory (aofdir.go): each AOF base is the base snapshot of a generation
 // (mode "aof"), its incr files are the log, offsets are positions in their
 // concatenation, times come from the #TS annotations, and a rewrite starts a
-// new generation. The same builder, cutter and uploader store the segments.
+// new generation. The same pipeline stores the segments; an AOF has no
+// heartbeat and acknowledges nothing.
 package ship
