@@ -146,13 +146,9 @@ func writeTemp(ctx context.Context, dir string, r io.Reader) (name string, err e
 	return f.Name(), nil
 }
 
-// publish renames tmp to p, fsyncs the directory and returns the new
-// object's info.
-func publish(key, tmp, p string) (storage.ObjectInfo, error) {
-	if err := os.Rename(tmp, p); err != nil {
-		_ = os.Remove(tmp)
-		return storage.ObjectInfo{}, err
-	}
+// settled fsyncs the directory of p, whose name is new (so it survives a
+// crash), and returns its info as the object key.
+func settled(key, p string) (storage.ObjectInfo, error) {
 	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
 		return storage.ObjectInfo{}, err
 	}
@@ -161,6 +157,16 @@ func publish(key, tmp, p string) (storage.ObjectInfo, error) {
 		return storage.ObjectInfo{}, err
 	}
 	return info(key, fi), nil
+}
+
+// publish renames tmp to p, fsyncs the directory and returns the new
+// object's info.
+func publish(key, tmp, p string) (storage.ObjectInfo, error) {
+	if err := os.Rename(tmp, p); err != nil {
+		_ = os.Remove(tmp)
+		return storage.ObjectInfo{}, err
+	}
+	return settled(key, p)
 }
 
 // Put writes r to a temporary file and renames it to key.
@@ -219,14 +225,7 @@ func (b *Backend) putIfAbsent(ctx context.Context, key, p string, data []byte) (
 	if err := os.Remove(tmp); err != nil {
 		return storage.ObjectInfo{}, err
 	}
-	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
-		return storage.ObjectInfo{}, err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return storage.ObjectInfo{}, err
-	}
-	return info(key, fi), nil
+	return settled(key, p)
 }
 
 func (b *Backend) putIfMatch(ctx context.Context, key, p string, data []byte, want string) (storage.ObjectInfo, error) {
