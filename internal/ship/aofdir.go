@@ -148,7 +148,8 @@ func (t *aofTail) feed(ctx context.Context) error {
 	} else if di, err := os.Stat(dir); err == nil && os.SameFile(pi, di) {
 		return fmt.Errorf("ship --aof-dir %s: %w: the pin directory must not be the AOF directory", dir, ErrAOFUnsupported)
 	}
-	t.dir, t.pin, t.addr, t.ours, t.tsAt = dir, pin, "aof:"+dir, map[string]bool{}, map[string]int64{}
+	// Each Run starts afresh: the repository says where to resume.
+	*t = aofTail{s: s, dir: dir, pin: pin, addr: "aof:" + dir, ours: map[string]bool{}, tsAt: map[string]int64{}}
 	defer func() {
 		if t.f != nil {
 			t.f.Close()

@@ -266,10 +266,14 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 		})
 	}
-	src := s.source()
 	s.mu.Lock()
+	if s.src == nil {
+		// Kept across Runs, as the source's own state is (what it has
+		// said once, the node it publishes markers to).
+		s.src = s.source()
+	}
+	src := s.src
 	s.up = up
-	s.src = src
 	s.b = builder{recycled: up.free, bufSize: int(s.SegmentSize) + 64<<10}
 	s.mu.Unlock()
 
