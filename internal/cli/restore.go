@@ -28,6 +28,9 @@ type restoreOpts struct {
 	toRedis string
 	toDir   string
 	toRDB   string
+	// slotsFrom: with --to-dir of a backup set, the cluster whose primaries
+	// get one dir each.
+	slotsFrom string
 
 	method    string
 	listen    string
@@ -64,6 +67,12 @@ any shape (each key to the primary serving its slot, one pipeline per
 primary; keys answered MOVED/ASK/TRYAGAIN/CLUSTERDOWN are written again with
 a fresh slot map) or into a standalone server (all keys in db 0); see
 docs/cluster.md. A single snapshot into a cluster target is refused.
+A set also writes one data dir per source shard (--to-dir DIR:
+DIR/<shard source>/dump.rdb), one per primary of a target cluster
+(--to-dir DIR --slots-from redis://node: DIR/<host>-<port>/dump.rdb with the
+keys of the slots that primary serves, for its data dir), or one RDB with
+every key in db 0 (--to-rdb FILE); the files are published only when the
+union of their digests is the set's.
 
 --method auto (the default) restores by replication when the target is a
 standalone primary without replicas, holds no keys and no functions,
@@ -109,6 +118,7 @@ damaged (the count of keys already written is printed).`,
 	f.StringVar(&o.toRedis, "to-redis", "", "restore into a live server: redis://[user:pass@]host:port, rediss://..., unix:///path")
 	f.StringVar(&o.toDir, "to-dir", "", "write DIR/dump.rdb for `redis-server --dir DIR`")
 	f.StringVar(&o.toRDB, "to-rdb", "", "write a plain RDB file")
+	f.StringVar(&o.slotsFrom, "slots-from", "", "with --to-dir of a backup set: write one dir per primary of this cluster (any node's URL), each with the keys of the slots it serves")
 	f.StringVar(&o.method, "method", "auto", "with --to-redis: replicate (the target loads the RDB as redback's replica, at its own load speed), restore (RESTORE commands), or auto (replicate when the target allows it)")
 	f.StringVar(&o.listen, "listen", "", "with --method replicate/auto: HOST:PORT redback listens on for the target's replication connection (default: the local address of its connection to the target, any port)")
 	f.StringVar(&o.advertise, "advertise", "", "with --method replicate/auto: HOST:PORT the target is told to connect to (default: the listening address)")
@@ -186,6 +196,13 @@ func runRestore(ctx context.Context, e *env, o *restoreOpts) error {
 	set, base, err := o.findSet(ctx, e)
 	if err != nil {
 		return err
+	}
+	if o.slotsFrom != "" && (set == nil || o.toDir == "" || o.pitr.requested()) {
+		if set != nil {
+			base.Close()
+		}
+		return usagef("redback restore --repo URL --snapshot SET --to-dir /restore --slots-from redis://node-of-the-target-cluster:6379",
+			"--slots-from goes with --to-dir of a Redis Cluster's backup set")
 	}
 	if o.pitr.requested() {
 		cl := ""

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+
+	"filippo.io/age"
 	"fmt"
 	"strings"
 	"time"
@@ -79,18 +81,14 @@ func (o *restoreOpts) runSet(ctx context.Context, e *env, set *catalog.Set, base
 	if !ro.Filter.IsZero() {
 		return usagef("redback restore --repo "+o.repo+" --name "+set.Cluster+" --to-redis URL", "--match, --db and --map-db do not apply to a backup set yet")
 	}
-	if o.toDir != "" {
-		return o.runSetToDirs(ctx, e, set, base, ro)
-	}
-	if o.toRedis == "" {
-		return usagef("redback restore --repo "+o.repo+" --name "+set.Cluster+" --to-redis redis://node-of-the-target-cluster:6379",
-			"a backup set (cluster %s) restores into a server or a cluster (--to-redis) or a data dir per shard (--to-dir); --to-rdb of a set is not supported yet", set.Cluster)
-	}
-	u, err := o.redis.parse(e, "to-redis", o.toRedis)
+	ids, err := loadIdentities(e, o.identity, "redback restore --repo URL --name CLUSTER --identity key.txt ...")
 	if err != nil {
 		return err
 	}
-	ids, err := loadIdentities(e, o.identity, "redback restore --repo URL --name CLUSTER --identity key.txt ...")
+	if o.toRedis == "" {
+		return o.runSetToFiles(ctx, e, set, base, ro, ids)
+	}
+	u, err := o.redis.parse(e, "to-redis", o.toRedis)
 	if err != nil {
 		return err
 	}
@@ -262,36 +260,78 @@ type setPointJSON struct {
 	Error string `json:"error,omitempty"`
 }
 
-// runSetToDirs writes each shard of a backup set as its own data dir under
-// --to-dir (clusterset.ToDirs).
-func (o *restoreOpts) runSetToDirs(ctx context.Context, e *env, set *catalog.Set, base storage.Backend, ro restore.Options) error {
-	ids, err := loadIdentities(e, o.identity, "redback restore --repo URL --name CLUSTER --identity key.txt ...")
-	if err != nil {
-		return err
+// runSetToFiles writes a backup set as data dirs under --to-dir (one
+// per source shard, or per primary of --slots-from) or as one RDB file
+// (--to-rdb).
+func (o *restoreOpts) runSetToFiles(ctx context.Context, e *env, set *catalog.Set, base storage.Backend, ro restore.Options, ids []age.Identity) error {
+	dst := ops.Destination{Dir: o.toDir, RDB: o.toRDB}
+	if o.slotsFrom != "" {
+		u, err := o.redis.parse(e, "slots-from", o.slotsFrom)
+		if err != nil {
+			return err
+		}
+		dst.SlotsFrom = u
 	}
 	start := time.Now()
-	dirs, rerr := clusterset.ToDirs(ctx, base, set, o.toDir, ro, ids)
+	r, rerr := ops.Restore(ctx, base, ops.SetPoint(set), dst, ops.RestoreParams{Options: ro, Identities: ids, Log: e.log})
+	dur := time.Since(start).Seconds()
 	if o.json {
-		j := struct {
-			Set     string                 `json:"set"`
-			Cluster string                 `json:"cluster"`
-			Digest  string                 `json:"digest"`
-			Dirs    []clusterset.DirResult `json:"dirs"`
-			Seconds float64                `json:"duration_seconds"`
-			Error   string                 `json:"error,omitempty"`
-		}{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Dirs: dirs, Seconds: time.Since(start).Seconds()}
+		j := setFilesJSON{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Seconds: dur}
+		if r != nil {
+			j.Dirs = r.SetDirs
+			if f := r.SetFiles; f != nil {
+				j.Files, j.FilesDigest, j.Keys, j.Expired, j.Notes = f.Files, f.Digest, f.Keys, f.Expired, f.Notes
+			}
+		}
 		if rerr != nil {
 			j.Error = rerr.Error()
 		}
 		return writeJSONResult(e, j, rerr)
 	}
-	for _, d := range dirs {
+	if r == nil {
+		return rerr
+	}
+	for _, d := range r.SetDirs {
 		fmt.Fprintf(e.Out, "%s: %s/dump.rdb (slots %s, %d keys, digest %s)\n", d.Source, d.Dir, slotsText(d.Slots), d.KeysRestored, d.Digest)
+	}
+	if f := r.SetFiles; f != nil {
+		for _, n := range f.Notes {
+			fmt.Fprintf(e.Err, "note: %s\n", n)
+		}
+		for _, x := range f.Files {
+			if x.Node != "" {
+				fmt.Fprintf(e.Out, "%s (node %s, slots %s): %d keys, digest %s\n", x.Path, x.Node, slotsText(x.Slots), x.Keys, x.Digest)
+			}
+		}
 	}
 	if rerr != nil {
 		return rerr
 	}
-	fmt.Fprintf(e.Out, "wrote set %s of cluster %s as %d data dirs under %s (one per shard; start each with redis-server --cluster-enabled yes --dir DIR); union digest %s\n",
-		set.ID, set.Cluster, len(dirs), o.toDir, set.Digest)
+	switch {
+	case r.SetFiles != nil && dst.SlotsFrom != nil:
+		fmt.Fprintf(e.Out, "wrote set %s of cluster %s as %d data dirs under %s, one per primary of %s (put each dump.rdb in that node's data dir, keep its nodes.conf, start it): %d keys (%d already expired); union digest %s (the set's)\n",
+			set.ID, set.Cluster, len(r.SetFiles.Files), o.toDir, dst.SlotsFrom.Redacted(), r.SetFiles.Keys, r.SetFiles.Expired, r.SetFiles.Digest)
+	case r.SetFiles != nil:
+		fmt.Fprintf(e.Out, "wrote set %s of cluster %s (%d shards) as %s: %d keys in db 0 (%d already expired); digest %s (the set's)\n",
+			set.ID, set.Cluster, len(set.Shards), o.toRDB, r.SetFiles.Keys, r.SetFiles.Expired, r.SetFiles.Digest)
+	default:
+		fmt.Fprintf(e.Out, "wrote set %s of cluster %s as %d data dirs under %s (one per shard; start each with redis-server --cluster-enabled yes --dir DIR); union digest %s\n",
+			set.ID, set.Cluster, len(r.SetDirs), o.toDir, set.Digest)
+	}
 	return nil
+}
+
+// setFilesJSON is the --json output of a set written to dirs or a file.
+type setFilesJSON struct {
+	Set         string                  `json:"set"`
+	Cluster     string                  `json:"cluster"`
+	Digest      string                  `json:"digest"`
+	Dirs        []clusterset.DirResult  `json:"dirs,omitempty"`
+	Files       []clusterset.FileResult `json:"files,omitempty"`
+	FilesDigest string                  `json:"files_digest,omitempty"`
+	Keys        int64                   `json:"keys,omitempty"`
+	Expired     int64                   `json:"keys_expired,omitempty"`
+	Notes       []string                `json:"notes,omitempty"`
+	Seconds     float64                 `json:"duration_seconds"`
+	Error       string                  `json:"error,omitempty"`
 }

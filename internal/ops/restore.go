@@ -84,11 +84,13 @@ func FilePoint(path string) RestorePoint { return RestorePoint{File: path} }
 
 // Destination is where a restore writes: exactly one of a live server
 // (Redis), a data dir (Dir: dump.rdb, or for a point of the log a
-// multi-part AOF directory) and an RDB file (RDB).
+// multi-part AOF directory; for a backup set one dir per source shard, or
+// with SlotsFrom one per primary of that cluster) and an RDB file (RDB).
 type Destination struct {
-	Redis *redisurl.URL
-	Dir   string
-	RDB   string
+	Redis     *redisurl.URL
+	Dir       string
+	RDB       string
+	SlotsFrom *redisurl.URL
 }
 
 func (d Destination) String() string {
@@ -139,6 +141,10 @@ type RestoreResult struct {
 	Log      *pitr.Result
 	Set      *clusterset.RestoreResult
 	Cluster  *clusterset.PointResult
+	// SetDirs are the data dirs of a set written one per source shard;
+	// SetFiles the files of a set written per target node or as one RDB.
+	SetDirs  []clusterset.DirResult
+	SetFiles *clusterset.FilesResult
 	// Rebuilt: the point of the log was rebuilt in a scratch server and
 	// restored from there (pitr.ToRedisExact), so the check of Log.Base
 	// (DEBUG DIGEST, or a keyed sample where the target refuses DEBUG) is
@@ -147,9 +153,9 @@ type RestoreResult struct {
 	Rebuilt bool
 }
 
-// ErrSetDestination is returned for a backup set or a cluster's point with
-// a destination other than a live server (not supported yet).
-var ErrSetDestination = errors.New("a Redis Cluster's backup set or point in time restores into a server or a cluster only")
+// ErrSetDestination is returned for a cluster's point with a destination
+// other than a live server (not supported yet).
+var ErrSetDestination = errors.New("a Redis Cluster's point in time restores into a server or a cluster only")
 
 // Restore restores pt of repo into dst: the one entry point of `redback
 // restore`, whatever the point. repo is one source's objects for a
@@ -158,15 +164,14 @@ var ErrSetDestination = errors.New("a Redis Cluster's backup set or point in tim
 // clusterset packages' (exit codes follow them); a nil result means
 // nothing was decided.
 func Restore(ctx context.Context, repo storage.Backend, pt RestorePoint, dst Destination, p RestoreParams) (*RestoreResult, error) {
-	if pt.Set != nil || pt.Cluster != "" {
+	if pt.Set != nil {
+		return restoreSet(ctx, repo, pt.Set, dst, p)
+	}
+	if pt.Cluster != "" {
 		if dst.Redis == nil {
 			return nil, ErrSetDestination
 		}
 		co := clusterset.RestoreOptions{Restore: p.Options, Identities: p.Identities, Log: p.Log}
-		if pt.Set != nil {
-			res, err := clusterset.Restore(ctx, repo, pt.Set, dst.Redis, co)
-			return &RestoreResult{Set: res}, err
-		}
 		res, err := clusterset.RestorePoint(ctx, repo, pt.Cluster, *pt.Log, dst.Redis, clusterset.PointOptions{RestoreOptions: co, RedisServer: p.RedisServer})
 		return &RestoreResult{Cluster: res}, err
 	}
@@ -198,6 +203,26 @@ func Restore(ctx context.Context, repo storage.Backend, pt RestorePoint, dst Des
 		r.Snapshot, err = restore.ToDir(ctx, src, dst.Dir, ro)
 	default:
 		r.Snapshot, err = restore.ToFile(ctx, src, dst.RDB, ro)
+	}
+	return r, err
+}
+
+// restoreSet is Restore of a backup set: into a server or cluster
+// (clusterset.Restore), a data dir per source shard (ToDirs) or per
+// primary of dst.SlotsFrom (ToNodeDirs), or one RDB file (ToRDB).
+func restoreSet(ctx context.Context, repo storage.Backend, set *catalog.Set, dst Destination, p RestoreParams) (*RestoreResult, error) {
+	r := &RestoreResult{}
+	var err error
+	switch {
+	case dst.Redis != nil:
+		co := clusterset.RestoreOptions{Restore: p.Options, Identities: p.Identities, Log: p.Log}
+		r.Set, err = clusterset.Restore(ctx, repo, set, dst.Redis, co)
+	case dst.Dir != "" && dst.SlotsFrom != nil:
+		r.SetFiles, err = clusterset.ToNodeDirs(ctx, repo, set, dst.Dir, dst.SlotsFrom, p.Options, p.Identities)
+	case dst.Dir != "":
+		r.SetDirs, err = clusterset.ToDirs(ctx, repo, set, dst.Dir, p.Options, p.Identities)
+	default:
+		r.SetFiles, err = clusterset.ToRDB(ctx, repo, set, dst.RDB, p.Options, p.Identities)
 	}
 	return r, err
 }

@@ -24,14 +24,7 @@ var ErrExists = errors.New("file exists")
 // ToDir writes src as dir/dump.rdb, so that `redis-server --dir dir` loads
 // it. See ToFile.
 func ToDir(ctx context.Context, src Source, dir string, o Options) (*Result, error) {
-	st, err := os.Stat(dir)
-	if err != nil {
-		return &Result{}, fmt.Errorf("target dir: %w", err)
-	}
-	if !st.IsDir() {
-		return &Result{}, fmt.Errorf("target dir %s is not a directory", dir)
-	}
-	moved, err := staleAOF(dir, o.Force)
+	moved, err := PrepareDir(dir, o.Force)
 	if err != nil {
 		return &Result{}, err
 	}
@@ -123,21 +116,10 @@ func ToFile(ctx context.Context, src Source, path string, o Options) (*Result, e
 		}
 		return res, fmt.Errorf("restore %s to %s: %w", src.Name, path, err)
 	}
-	if err := matchOwner(tmp, path, dir); err != nil {
+	published, err := publish(tmp, path)
+	ok = published
+	if err != nil {
 		return res, err
-	}
-	if err := tmp.Sync(); err != nil {
-		return res, fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return res, fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return res, fmt.Errorf("rename into %s: %w", path, err)
-	}
-	ok = true
-	if err := atomicfile.SyncDir(dir); err != nil {
-		return res, fmt.Errorf("sync %s: %w", dir, err)
 	}
 	res.Duration = opts.Now().Sub(start)
 	return res, nil
