@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 	"github.com/spf13/cobra"
 
+	"redback/internal/clusterset"
 	"redback/internal/ops"
 	"redback/internal/progress"
 	"redback/internal/restore"
@@ -66,7 +67,9 @@ A backup set of a Redis Cluster (taken by snapshot at a cluster node;
 any shape (each key to the primary serving its slot, one pipeline per
 primary; keys answered MOVED/ASK/TRYAGAIN/CLUSTERDOWN are written again with
 a fresh slot map) or into a standalone server (all keys in db 0); see
-docs/cluster.md. A single snapshot into a cluster target is refused.
+docs/cluster.md. A single snapshot (or --from-rdb file) into a cluster
+target is routed the same way; a cluster has db 0 only, so its keys must
+be in one db that goes to db 0 (--db N --map-db N:0 for another).
 A set also writes one data dir per source shard (--to-dir DIR:
 DIR/<shard source>/dump.rdb), one per primary of a target cluster
 (--to-dir DIR --slots-from redis://node: DIR/<host>-<port>/dump.rdb with the
@@ -136,6 +139,11 @@ type restoreJSON struct {
 	Snapshot string `json:"snapshot"`
 	Source   string `json:"source"`
 	Target   string `json:"target"`
+	// Into a cluster: each primary's share and the keys written again
+	// after redirects.
+	Targets []clusterset.TargetResult `json:"targets,omitempty"`
+	Resent  int64                     `json:"keys_resent,omitempty"`
+	Rounds  int                       `json:"resend_rounds,omitempty"`
 	keysJSON
 	Error string `json:"error,omitempty"`
 }
@@ -342,6 +350,9 @@ func (o *restoreOpts) reportSnapshot(e *env, r *ops.RestoreResult, dst ops.Desti
 	target := dst.String()
 	src := r.Decision.Source
 	j := restoreJSON{Snapshot: r.Decision.SnapshotID, Source: src.Name, Target: target, keysJSON: newKeysJSON(res, dur)}
+	if r.Set != nil && r.Set.Cluster {
+		j.Targets, j.Resent, j.Rounds = r.Set.Targets, r.Set.Resent, r.Set.Rounds
+	}
 	rerr = keysFailed(res, "restored", rerr)
 	if o.json {
 		if rerr != nil {
@@ -362,5 +373,11 @@ func (o *restoreOpts) reportSnapshot(e *env, r *ops.RestoreResult, dst ops.Desti
 	fmt.Fprintf(e.Out, "restored %s to %s: %d keys restored, %d skipped (conflict), %d expired, %d filtered, %d converted (fallback), %d failed; %d functions; %s in %.1fs (%.0f keys/s)\n",
 		src.Name, target, res.KeysRestored, res.KeysSkipped, res.KeysExpired, res.KeysFiltered, res.KeysConverted, res.KeysFailed,
 		res.FunctionsLoaded, humanBytes(res.Bytes), dur, j.KeysPerSecond)
+	if len(j.Targets) > 0 {
+		fmt.Fprintf(e.Out, "into a cluster of %d primaries (keys routed by slot); %d keys written again after redirects\n", len(j.Targets), j.Resent)
+		for _, t := range j.Targets {
+			fmt.Fprintf(e.Out, "  %s: %d slots, %d keys\n", t.Addr, t.Slots, t.KeysRestored)
+		}
+	}
 	return rerr
 }

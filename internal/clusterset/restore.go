@@ -69,6 +69,7 @@ type RestoreResult struct {
 type shardSource struct {
 	src    restore.Source
 	footer uint16
+	dbs    []int // the source dbs holding keys (nil: db 0)
 }
 
 // Restore writes every key of set into the server or cluster at target:
@@ -79,6 +80,54 @@ func Restore(ctx context.Context, repo storage.Backend, set *catalog.Set, target
 		return &RestoreResult{}, err
 	}
 	return restoreShards(ctx, "set "+set.ID, sources, version, target, o)
+}
+
+// RestoreSource writes the keys of one RDB source (a standalone server's
+// snapshot, or a file) into the cluster (or server) at target, routed by
+// slot as Restore routes a set's shards. A cluster has db 0 only: the
+// source's keys must be in one db that o.Restore.Filter sends to db 0 (its
+// own db 0, or --db N --map-db N:0); a source whose kept keys are in two
+// dbs, or go to another db, is refused (before any write when the source's
+// dbs are known, else when the second db is met).
+func RestoreSource(ctx context.Context, src restore.Source, target *redisurl.URL, o RestoreOptions) (*RestoreResult, error) {
+	flt := &o.Restore.Filter
+	var kept []int
+	for _, d := range src.DBs {
+		if flt.KeepDB(d) {
+			kept = append(kept, d)
+		}
+	}
+	if err := oneDB(src.Name, kept, flt); err != nil {
+		return &RestoreResult{}, err
+	}
+	rc, err := src.Open(ctx)
+	if err != nil {
+		return &RestoreResult{}, err
+	}
+	rd, err := rdb.NewReader(rc, rdb.Options{})
+	rc.Close()
+	if err != nil {
+		return &RestoreResult{}, fmt.Errorf("%s: %w", src.Name, err)
+	}
+	dbs := []int{0}
+	if len(kept) > 0 {
+		dbs = kept
+	}
+	return restoreShards(ctx, src.Name, []shardSource{{src: src, footer: uint16(rd.Version()), dbs: dbs}}, rd.Version(), target, o)
+}
+
+// oneDB refuses keys of the dbs kept going anywhere but db 0 of a
+// cluster, or from more than one db.
+func oneDB(name string, kept []int, flt *restore.Filter) error {
+	for _, d := range kept {
+		if to := flt.TargetDB(d); to != 0 {
+			return fmt.Errorf("%s: keys of db %d would go to db %d, but a cluster has db 0 only: restore that db with --db %d --map-db %d:0", name, d, to, d, d)
+		}
+	}
+	if len(kept) > 1 {
+		return fmt.Errorf("%s holds keys in dbs %v, but a cluster has db 0 only: restore one db at a time with --db N --map-db N:0", name, kept)
+	}
+	return nil
 }
 
 // restoreShards routes the keys of sources (RDB streams of version) into
@@ -143,6 +192,14 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 	for i := range chans {
 		chans[i] = make(chan []*rdb.Record, 4)
 	}
+	dbs := []int{0}
+	for _, s := range sources {
+		for _, d := range s.dbs {
+			if !slices.Contains(dbs, d) {
+				dbs = append(dbs, d)
+			}
+		}
+	}
 	results := make([]*restore.Result, len(targets))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, u := range targets {
@@ -164,7 +221,7 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 				cur = cur[1:]
 				return r, nil
 			}
-			r, err := restore.FromRecords(gctx, restore.Records{Name: name, Version: version, DBs: []int{0}, Next: next}, u, ro)
+			r, err := restore.FromRecords(gctx, restore.Records{Name: name, Version: version, DBs: dbs, Next: next}, u, ro)
 			results[i] = r
 			if err != nil {
 				return fmt.Errorf("target %s: %w", u.Addr, err)
@@ -181,7 +238,7 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 		rg, rctx := errgroup.WithContext(gctx)
 		rg.SetLimit(4)
 		for i, s := range sources {
-			rg.Go(func() error { return route(rctx, s.src, i == 0, slotMap, chans, ro.MaxValueBytes) })
+			rg.Go(func() error { return route(rctx, s.src, i == 0, slotMap, chans, ro.MaxValueBytes, &ro.Filter) })
 		}
 		return rg.Wait()
 	})
@@ -228,8 +285,10 @@ func openShards(ctx context.Context, repo storage.Backend, set *catalog.Set, ids
 
 // route reads one shard's snapshot and hands every key to the target that
 // serves its slot (all to target 0 without a slot map); function libraries
-// of the first shard go to every target (every node holds them).
-func route(ctx context.Context, src restore.Source, functions bool, slotMap []int, chans []chan []*rdb.Record, maxValue int64) error {
+// of the first shard go to every target (every node holds them). Into a
+// cluster (a slot map), the keys flt keeps must all be of one db it sends
+// to db 0.
+func route(ctx context.Context, src restore.Source, functions bool, slotMap []int, chans []chan []*rdb.Record, maxValue int64, flt *restore.Filter) error {
 	rc, err := src.Open(ctx)
 	if err != nil {
 		return err
@@ -239,6 +298,7 @@ func route(ctx context.Context, src restore.Source, functions bool, slotMap []in
 	if err != nil {
 		return fmt.Errorf("%s: %w", src.Name, err)
 	}
+	var kept []int // the kept db seen, into a cluster
 	pending := make([][]*rdb.Record, len(chans))
 	size := make([]int, len(chans))
 	send := func(i int) error {
@@ -277,6 +337,12 @@ func route(ctx context.Context, src restore.Source, functions bool, slotMap []in
 			}
 		case rdb.RecordKey:
 			i := 0
+			if slotMap != nil && flt.KeepDB(rec.DB) && !slices.Contains(kept, rec.DB) {
+				if err := oneDB(src.Name, append(kept, rec.DB), flt); err != nil {
+					return err
+				}
+				kept = append(kept, rec.DB)
+			}
 			if slotMap != nil {
 				if i = slotMap[cluster.Slot(rec.Key)]; i < 0 {
 					i = 0 // not served: the target answers with a redirect or CLUSTERDOWN, and resend retries
@@ -324,7 +390,8 @@ func merge(into, r *restore.Result) {
 // resend writes the keys in left again, reading the shards' snapshots once
 // per round, through a cluster client that follows MOVED and ASK with a
 // fresh slot map and retries TRYAGAIN and CLUSTERDOWN; keys still
-// redirected wait for the next round (bounded by o.Rounds).
+// redirected, or that got no reply (a node down during a failover), wait
+// for the next round (bounded by o.Rounds).
 func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, res *RestoreResult, left map[string]bool, o RestoreOptions) error {
 	ro := target.GoRedisOptions()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{
@@ -333,7 +400,9 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 	})
 	defer cc.Close()
 	replace := o.Restore.Conflict == restore.ConflictReplace
+	flt := &o.Restore.Filter
 	now := time.Now().UnixMilli()
+	var lastErr error // of the last key that got no reply
 	for round := 1; round <= o.Rounds && len(left) > 0; round++ {
 		res.Rounds = round
 		t := time.NewTimer(o.Wait)
@@ -352,7 +421,7 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 			rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: o.Restore.MaxValueBytes})
 			for err == nil {
 				var rec *rdb.Record
-				if rec, err = rd.Next(); err != nil || rec.Kind != rdb.RecordKey || !left[string(rec.Key)] {
+				if rec, err = rd.Next(); err != nil || rec.Kind != rdb.RecordKey || !left[string(rec.Key)] || !flt.KeepDB(rec.DB) {
 					continue
 				}
 				if rec.Expire > 0 && rec.Expire <= now {
@@ -378,9 +447,13 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 						res.Failures = append(res.Failures, restore.Failure{DB: 0, Key: string(rec.Key), Reason: re.Error()})
 					}
 					delete(left, string(rec.Key))
-				default:
+				case ctx.Err() != nil:
 					rc.Close()
-					return fmt.Errorf("write key again after a redirect: %w", rerr)
+					return ctx.Err()
+				default:
+					// Not a reply: a node unreachable during a failover, say.
+					// The next round tries again with a fresh slot map.
+					lastErr = rerr
 				}
 			}
 			rc.Close()
@@ -395,7 +468,11 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 			if len(res.Failures) >= 100 {
 				break
 			}
-			res.Failures = append(res.Failures, restore.Failure{DB: 0, Key: k, Reason: fmt.Sprintf("still redirected after %d rounds", o.Rounds)})
+			reason := fmt.Sprintf("still redirected after %d rounds", o.Rounds)
+			if lastErr != nil {
+				reason += fmt.Sprintf(" (last error without a reply: %v)", lastErr)
+			}
+			res.Failures = append(res.Failures, restore.Failure{DB: 0, Key: k, Reason: reason})
 		}
 	}
 	return nil

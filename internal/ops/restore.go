@@ -132,7 +132,8 @@ type RestoreDecision struct {
 	Plan       *pitr.Plan
 }
 
-// RestoreResult is what a restore did: Snapshot for a snapshot or a file,
+// RestoreResult is what a restore did: Snapshot for a snapshot or a file
+// (into a cluster, Set too: its targets),
 // Log for a point of the log, Set for a backup set, Cluster for a point of
 // a cluster's logs.
 type RestoreResult struct {
@@ -199,6 +200,14 @@ func Restore(ctx context.Context, repo storage.Backend, pt RestorePoint, dst Des
 	switch {
 	case dst.Redis != nil:
 		r.Snapshot, err = restore.ToRedis(ctx, src, dst.Redis, ro)
+		if errors.Is(err, restore.ErrCluster) {
+			// The target is a cluster node (refused before any write, the
+			// stored bytes already proven): route the keys by slot.
+			co := clusterset.RestoreOptions{Restore: ro, Identities: p.Identities, Log: p.Log}
+			co.Restore.NoPrecheck = true
+			r.Set, err = clusterset.RestoreSource(ctx, src, dst.Redis, co)
+			r.Snapshot = &r.Set.Result
+		}
 	case dst.Dir != "":
 		r.Snapshot, err = restore.ToDir(ctx, src, dst.Dir, ro)
 	default:
