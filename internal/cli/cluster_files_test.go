@@ -55,8 +55,9 @@ func TestClusterSetToFiles(t *testing.T) {
 		Files       []clusterset.FileResult
 		FilesDigest string `json:"files_digest"`
 		Keys        int64
+		Order       string
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Files) != 2 {
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Files) != 2 || !strings.Contains(res.Order, "no global order") {
 		t.Fatalf("restore --to-dir --slots-from of a set: exit %d\n%s%s", code, out, errs)
 	}
 	if res.FilesDigest != want {

@@ -101,7 +101,8 @@ func (o *restoreOpts) runSet(ctx context.Context, e *env, set *catalog.Set, base
 	dur := time.Since(start).Seconds()
 	rerr = keysFailed(&res.Result, "restored", rerr)
 	if o.json {
-		j := setRestoreJSON{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Target: u.Redacted(), TargetCluster: res.Cluster,
+		j := setRestoreJSON{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Order: clusterset.SetOrder(set), SpreadSeconds: set.Duration,
+			Target: u.Redacted(), TargetCluster: res.Cluster,
 			Targets: res.Targets, Resent: res.Resent, Rounds: res.Rounds, keysJSON: newKeysJSON(&res.Result, dur)}
 		if rerr != nil {
 			j.Error = rerr.Error()
@@ -112,6 +113,7 @@ func (o *restoreOpts) runSet(ctx context.Context, e *env, set *catalog.Set, base
 	if rerr != nil && res.KeysRestored == 0 {
 		return rerr
 	}
+	fmt.Fprintf(e.Err, "note: %s\n", clusterset.SetOrder(set))
 	kind := "standalone server"
 	if res.Cluster {
 		kind = fmt.Sprintf("cluster of %d primaries", len(res.Targets))
@@ -133,6 +135,8 @@ type setRestoreJSON struct {
 	Set           string                    `json:"set"`
 	Cluster       string                    `json:"cluster"`
 	Digest        string                    `json:"digest"`
+	Order         string                    `json:"order"`
+	SpreadSeconds float64                   `json:"spread_seconds"` // the shards were cut within this many seconds
 	Target        string                    `json:"target"`
 	TargetCluster bool                      `json:"target_cluster"`
 	Targets       []clusterset.TargetResult `json:"targets"`
@@ -276,7 +280,7 @@ func (o *restoreOpts) runSetToFiles(ctx context.Context, e *env, set *catalog.Se
 	r, rerr := ops.Restore(ctx, base, ops.SetPoint(set), dst, ops.RestoreParams{Options: ro, Identities: ids, Log: e.log})
 	dur := time.Since(start).Seconds()
 	if o.json {
-		j := setFilesJSON{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Seconds: dur}
+		j := setFilesJSON{Set: set.ID, Cluster: set.Cluster, Digest: set.Digest, Order: clusterset.SetOrder(set), Spread: set.Duration, Seconds: dur}
 		if r != nil {
 			j.Dirs = r.SetDirs
 			if f := r.SetFiles; f != nil {
@@ -307,6 +311,7 @@ func (o *restoreOpts) runSetToFiles(ctx context.Context, e *env, set *catalog.Se
 	if rerr != nil {
 		return rerr
 	}
+	fmt.Fprintf(e.Err, "note: %s\n", clusterset.SetOrder(set))
 	switch {
 	case r.SetFiles != nil && dst.SlotsFrom != nil:
 		fmt.Fprintf(e.Out, "wrote set %s of cluster %s as %d data dirs under %s, one per primary of %s (put each dump.rdb in that node's data dir, keep its nodes.conf, start it): %d keys (%d already expired); union digest %s (the set's)\n",
@@ -326,6 +331,8 @@ type setFilesJSON struct {
 	Set         string                  `json:"set"`
 	Cluster     string                  `json:"cluster"`
 	Digest      string                  `json:"digest"`
+	Order       string                  `json:"order"`
+	Spread      float64                 `json:"spread_seconds"` // the shards were cut within this many seconds
 	Dirs        []clusterset.DirResult  `json:"dirs,omitempty"`
 	Files       []clusterset.FileResult `json:"files,omitempty"`
 	FilesDigest string                  `json:"files_digest,omitempty"`

@@ -65,6 +65,14 @@ type RestoreResult struct {
 	Rounds int   `json:"resend_rounds"`
 }
 
+// SetOrder says how far apart a set's shards were cut: a cluster has no
+// global order, and the shards' snapshots are taken in parallel, each at
+// its own shard's replication offset, within the set's duration.
+func SetOrder(set *catalog.Set) string {
+	return fmt.Sprintf("a cluster has no global order: each shard's snapshot is its own cut (at that shard's replication offset), taken in parallel within %.3fs (%s to %s); a write to one shard in that window may be in the set while a later write to another shard is not",
+		set.Duration, set.StartTime.UTC().Format(time.RFC3339Nano), set.EndTime.UTC().Format(time.RFC3339Nano))
+}
+
 // shardSource is one shard's snapshot, opened for reading.
 type shardSource struct {
 	src    restore.Source
