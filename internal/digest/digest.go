@@ -100,6 +100,7 @@ type Digest struct {
 	streaming  bool      // Stream started a key that Add of its Streamed record ends
 	strHash    hash.Hash // SHA1 of a streamed string's pieces so far
 	streamStr  bool      // the key being streamed is a string
+	valueOnly  bool      // StreamValue started a value that KeyDigest of its Streamed record ends
 }
 
 // New returns an empty Digest.
@@ -204,13 +205,7 @@ func (d *Digest) Add(rec *rdb.Record) error {
 			return fmt.Errorf("key %q was streamed, but not into this digest (rdb.Options.StreamValues must be its Stream)", rec.Key)
 		}
 		d.streaming = false
-		if d.streamStr {
-			var x sum
-			d.strHash.Sum(x[:0])
-			d.push(&x)
-			d.streamStr = false
-		}
-		d.endObject(rec)
+		d.endStreamed(rec)
 	} else {
 		d.startKey(rec.Key)
 		if err := d.object(rec); err != nil {
@@ -282,14 +277,36 @@ func (d *Digest) Sum() string {
 // record ends the key. (The Reader streams Piecewise values and, with
 // rdb.Options.StreamStrings, strings; never a module's.)
 func (d *Digest) Stream(rec *rdb.Record) (*rdb.Visitor, error) {
+	v, err := d.startStreamed(rec, true)
+	d.streaming = err == nil
+	return v, err
+}
+
+// StreamValue is an rdb.Options.StreamValues for a Reader whose key
+// records go to d.KeyDigest: it starts the value digest of rec's key and
+// returns the visitor that mixes the value's elements in as the Reader
+// decodes them; KeyDigest of the Streamed record ends it. It does not
+// change the keys d accumulates.
+func (d *Digest) StreamValue(rec *rdb.Record) (*rdb.Visitor, error) {
+	v, err := d.startStreamed(rec, false)
+	d.valueOnly = err == nil
+	return v, err
+}
+
+// startStreamed starts the term of rec's key (withName) or of its value
+// alone, mixes its type in and returns the visitor of its elements.
+func (d *Digest) startStreamed(rec *rdb.Record, withName bool) (*rdb.Visitor, error) {
 	kind, ok := rdb.KindOf(rec.Type)
 	if !ok || kind == rdb.KindModule {
 		return nil, keyError(rec, fmt.Errorf("type %d cannot be streamed", rec.Type))
 	}
-	d.startKey(rec.Key)
+	if withName {
+		d.startKey(rec.Key)
+	} else {
+		d.t, d.nx = sum{}, 0
+	}
 	d.push(&kindHash[kind])
 	d.valkeyHash = rec.Type == rdb.TypeValkeyHash2
-	d.streaming = true
 	if d.streamStr = kind == rdb.KindString; d.streamStr {
 		if d.strHash == nil {
 			d.strHash = sha1.New()
@@ -299,11 +316,33 @@ func (d *Digest) Stream(rec *rdb.Record) (*rdb.Visitor, error) {
 	return &d.visitor, nil
 }
 
+// endStreamed mixes in the SHA1 of a streamed string (its one ordered
+// element), the last of the value's elements and rec's expire flag.
+func (d *Digest) endStreamed(rec *rdb.Record) {
+	if d.streamStr {
+		var x sum
+		d.strHash.Sum(x[:0])
+		d.push(&x)
+		d.streamStr = false
+	}
+	d.endObject(rec)
+}
+
 // KeyDigest returns DEBUG DIGEST-VALUE of the key in rec: the digest of its
-// type, value and TTL presence, without the key name. It does not change d.
+// type, value and TTL presence, without the key name. It does not change
+// the keys d accumulates. A Streamed record ends the value StreamValue
+// started on d (its elements are already mixed in).
 func (d *Digest) KeyDigest(rec *rdb.Record) (string, error) {
 	if rec.Kind != rdb.RecordKey {
 		return "", fmt.Errorf("record at offset %d is not a key", rec.Offset)
+	}
+	if rec.Streamed {
+		if !d.valueOnly {
+			return "", fmt.Errorf("key %q was streamed, but not into this digest's value (rdb.Options.StreamValues must be its StreamValue)", rec.Key)
+		}
+		d.valueOnly = false
+		d.endStreamed(rec)
+		return hex.EncodeToString(d.t[:]), nil
 	}
 	d.t, d.nx = sum{}, 0
 	if err := d.object(rec); err != nil {

@@ -234,6 +234,47 @@ func TestDigest_MatchesServer(t *testing.T) {
 			t.Errorf("digest of dump.rdb with every value streamed, %d workers = %s (%d keys streamed), DEBUG DIGEST = %s", workers, sum, streamed, want)
 		}
 	}
+	// And every key's DEBUG DIGEST-VALUE with its value streamed
+	// (StreamValue, KeyDigest of the Streamed record).
+	if per := streamedKeyDigests(t, filepath.Join(s.Dir, "dump.rdb")); fmt.Sprint(per) != fmt.Sprint(got.perKey) {
+		t.Errorf("value digests with every value streamed %v, held whole %v", per, got.perKey)
+	}
+}
+
+// streamedKeyDigests is every key's value digest (KeyDigest) in the RDB at
+// path, with every value (strings too) streamed from its first piece on.
+func streamedKeyDigests(t *testing.T, path string) map[int]map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d := New(Options{})
+	r, err := rdb.NewReader(f, rdb.Options{StreamAbove: 1, StreamValues: d.StreamValue, StreamStrings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]map[string]string{}
+	streamed := 0
+	err = r.ForEach(t.Context(), func(rec *rdb.Record) error {
+		if rec.Kind != rdb.RecordKey {
+			return nil
+		}
+		if rec.Streamed {
+			streamed++
+		}
+		kd, err := d.KeyDigest(rec)
+		if out[rec.DB] == nil {
+			out[rec.DB] = map[string]string{}
+		}
+		out[rec.DB][string(rec.Key)] = kd
+		return err
+	})
+	if err != nil || streamed == 0 {
+		t.Fatalf("%d values streamed: %v", streamed, err)
+	}
+	return out
 }
 
 // streamedDigest is the digest of the RDB at path with every Piecewise

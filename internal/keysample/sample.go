@@ -61,13 +61,16 @@ type Sampler struct {
 	dg *digest.Digest
 	h  keyHeap
 	in map[string]bool // the sample's keys, by sampleID
+	// streamDB is the db of the key whose value Stream is digesting, -1
+	// when none.
+	streamDB int
 	// keys and ttls count every key offered, and those with a TTL, by db.
 	keys, ttls map[int]int64
 }
 
 // New makes a Sampler of n keys whose value digests use score format sf.
 func New(n int, sf digest.ScoreFormat) *Sampler {
-	return &Sampler{n: n, dg: digest.New(digest.Options{ScoreFormat: sf}), in: map[string]bool{}, keys: map[int]int64{}, ttls: map[int]int64{}}
+	return &Sampler{n: n, dg: digest.New(digest.Options{ScoreFormat: sf}), in: map[string]bool{}, keys: map[int]int64{}, ttls: map[int]int64{}, streamDB: -1}
 }
 
 // Count counts rec in db's key count (Check's counts) without offering
@@ -84,13 +87,17 @@ func (s *Sampler) Count(db int, rec *rdb.Record) {
 
 // Offer counts and considers the key record rec, which lives in db (the
 // target's db when a restore maps dbs). Its value is digested only when
-// it enters the sample. A nil Sampler does nothing.
+// it enters the sample. A Streamed record ends the value Stream started
+// (or, when its key did not enter the sample, is only counted). A nil
+// Sampler does nothing.
 func (s *Sampler) Offer(db int, rec *rdb.Record) error {
 	if s == nil || rec.Kind != rdb.RecordKey {
 		return nil
 	}
 	s.Count(db, rec)
-	if !s.enters(db, rec.Key) {
+	streamed := rec.Streamed && s.streamDB == db
+	s.streamDB = -1
+	if rec.Streamed && !streamed || !s.enters(db, rec.Key) {
 		return nil
 	}
 	d, err := s.dg.KeyDigest(rec)
@@ -99,6 +106,23 @@ func (s *Sampler) Offer(db int, rec *rdb.Record) error {
 	}
 	s.add(Key{DB: db, Key: string(rec.Key), Digest: d, Expire: rec.Expire, h: Hash(db, rec.Key)})
 	return nil
+}
+
+// Stream is the rdb.Options.StreamValues of a Reader whose key records
+// are offered to s (Offer with the same db): the value of a key that
+// enters the sample is digested as the Reader decodes it, never held
+// whole; other values are only checked (a nil visitor). A nil Sampler
+// only checks.
+func (s *Sampler) Stream(db int, rec *rdb.Record) (*rdb.Visitor, error) {
+	if s == nil || !s.enters(db, rec.Key) {
+		return nil, nil
+	}
+	v, err := s.dg.StreamValue(rec)
+	if err != nil {
+		return nil, err
+	}
+	s.streamDB = db
+	return v, nil
 }
 
 // OfferName considers a key known by name only (from SCAN, say): it
