@@ -125,16 +125,18 @@ func runDigest(ctx context.Context, e *env, o digestOpts, path string) error {
 		out.WriteString("[")
 	}
 	var (
-		rd *rdb.Reader
-		n  int64
+		rd   *rdb.Reader
+		n    int64
+		keys int64
 	)
 	// Every key's value is decoded for the digest (Digest.Add and
 	// KeyDigest run rdb.Decode, which checks it completely), so the reader
 	// need not walk the values a first time. A big value is streamed into
-	// d as it arrives (not with --per-key: its digest needs the value).
-	ropts := rdb.Options{SkipValueCheck: true}
-	if !o.perKey {
-		ropts.StreamValues, ropts.StreamStrings = d.Stream, true
+	// d as it arrives (with --per-key into its value digest: the dataset's
+	// digest is not printed then).
+	ropts := rdb.Options{SkipValueCheck: true, StreamValues: d.Stream, StreamStrings: true}
+	if o.perKey {
+		ropts.StreamValues = d.StreamValue
 	}
 	if workers := digest.Workers(); !o.perKey && workers > 1 {
 		err = digest.Parallel(ctx, d, opts, workers, func(ctx context.Context, fn func(*rdb.Record) error) error {
@@ -158,14 +160,17 @@ func runDigest(ctx context.Context, e *env, o digestOpts, path string) error {
 			if rec.Expire >= 0 && rec.Expire < nowMS {
 				expired++
 			}
-			if o.perKey {
-				if err := writeKeyDigest(out, d, rec, o.json, first); err != nil {
-					return err
-				}
-				first = false
+			if !o.perKey {
+				return d.Add(rec)
 			}
-			return d.Add(rec)
+			keys++
+			err := writeKeyDigest(out, d, rec, o.json, first)
+			first = false
+			return err
 		})
+	}
+	if !o.perKey {
+		keys = d.Keys()
 	}
 	if o.perKey && o.json {
 		out.WriteString("\n]\n")
@@ -175,7 +180,7 @@ func runDigest(ctx context.Context, e *env, o digestOpts, path string) error {
 		return digestFileErr(path, err)
 	}
 	if expired > 0 {
-		fmt.Fprintf(e.Err, "note: %d of %d keys already expired: included, as DEBUG DIGEST includes them, but a primary loading %s drops them and reports another digest\n", expired, d.Keys(), path)
+		fmt.Fprintf(e.Err, "note: %d of %d keys already expired: included, as DEBUG DIGEST includes them, but a primary loading %s drops them and reports another digest\n", expired, keys, path)
 	}
 	switch {
 	case o.perKey:

@@ -401,11 +401,19 @@ func saveLive(ctx context.Context, s *scratch.Server, cutoff int64) (*live, erro
 	defer os.Remove(path)
 	d := digest.New(digest.Options{})
 	l := &live{keys: map[int]int64{}}
-	err = eachRecord(ctx, path, func(rec *rdb.Record) error {
+	gone := func(rec *rdb.Record) bool { return rec.Expire >= 0 && rec.Expire <= cutoff }
+	// A big value is streamed into d, unless its key is left out.
+	stream := func(rec *rdb.Record) (*rdb.Visitor, error) {
+		if gone(rec) {
+			return nil, nil
+		}
+		return d.Stream(rec)
+	}
+	err = eachRecord(ctx, path, stream, func(rec *rdb.Record) error {
 		if rec.Kind != rdb.RecordKey {
 			return nil
 		}
-		if rec.Expire >= 0 && rec.Expire <= cutoff {
+		if gone(rec) {
 			l.expired++
 			return nil
 		}
