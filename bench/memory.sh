@@ -5,6 +5,8 @@
 # each dataset, one after the other (one big server at a time):
 #   check rdb, digest                      of the RDB file
 #   snapshot --method sync, --method bgsave of a redis-server that loaded it
+#   ship: its first start (the full sync), then catching up a backlog of
+#         writes made while it was stopped (PSYNC)
 #   verify                                 of the repository
 #   restore --repo --latest --to-dir
 #   restore --repo --latest --to-redis --method replicate   (empty server)
@@ -36,13 +38,37 @@ m() {
   if ! /usr/bin/time -v -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err"; then
     echo "$label: failed" >&2; cat "$tmp/err" >&2; fail=1
   fi
-  local kb wall
+  report "$label"
+}
+# report LABEL: prints the wall time and peak RSS in $tmp/time.
+report() {
+  local label=$1 kb wall
   kb=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tmp/time")
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$tmp/time")
   printf '%-4s %-44s %10s wall %8.1f MB peak RSS\n' "$ds" "$label" "$wall" "$(awk -v k="$kb" 'BEGIN{print k/1024}')"
   awk -v k="$kb" 'BEGIN{exit !(k>64*1024)}' && over+=("$ds $label")
   return 0
 }
+# ship_until LABEL OFFSET: runs `ship --ack durable` of the source under
+# /usr/bin/time -v until the offset it reports durable (the replica's
+# offset in the source's INFO replication) reaches OFFSET, then stops it
+# (SIGTERM) and prints its peak RSS. At most 10 minutes.
+ship_until() {
+  local label=$1 want=$2 tpid got=
+  /usr/bin/time -v -o "$tmp/time" "$RB" ship --source "redis://127.0.0.1:$src" --repo "file://$tmp/ship$ds" --name src \
+    --ack durable --tick 0 >"$tmp/out" 2>"$tmp/err" &
+  tpid=$!
+  for _ in $(seq 1 6000); do
+    got=$(redis-cli -p "$src" info replication | tr -d '\r' | sed -n 's/^slave0:.*offset=\([0-9]*\).*/\1/p')
+    [ -n "$got" ] && [ "$got" -ge "$want" ] && break
+    sleep 0.1
+  done
+  if [ -z "$got" ] || [ "$got" -lt "$want" ]; then echo "$label: durable offset ${got:-none}, want $want" >&2; fail=1; fi
+  kill -TERM "$(pgrep -P "$tpid")" 2>/dev/null || true
+  wait "$tpid" || true
+  report "$label"
+}
+master_offset() { redis-cli -p "$src" info replication | tr -d '\r' | sed -n 's/^master_repl_offset://p'; }
 check_digest() {
   local got; got=$(redis-cli -p "$1" debug digest)
   if [ "$got" != "$want" ]; then echo "$ds $2: DEBUG DIGEST $got, want $want" >&2; fail=1; fi
@@ -64,6 +90,16 @@ for ds in "${sets[@]}"; do
   redis-cli -p "$src" config set repl-diskless-sync-delay 0 >/dev/null
   m "snapshot --method sync" "$RB" snapshot --source "redis://127.0.0.1:$src" --repo "$repo" --name src --method sync
   m "snapshot --method bgsave" "$RB" snapshot --source "redis://127.0.0.1:$src" --repo "$repo" --name src --method bgsave
+  # ship catching up a backlog: a first ship takes the full sync (the base
+  # of a generation) and is stopped; BACKLOG_N SETs of 1000 bytes (default
+  # 200000, about 210 MB of stream) pile up in the source's replication
+  # backlog; a second ship resumes the generation with PSYNC and stores them
+  # (in a repository of their own).
+  redis-cli -p "$src" config set repl-backlog-size 512mb >/dev/null
+  ship_until "ship (full sync: the base)" "$(master_offset)"
+  redis-benchmark -p "$src" -t set -P 16 -d 1000 -r 100000 -n "${BACKLOG_N:-200000}" -q >/dev/null 2>&1
+  ship_until "ship catching up a backlog" "$(master_offset)"
+  rm -rf "$tmp/ship$ds"
   stop "$src"; rm -rf "$tmp/src"
   m "verify" "$RB" verify --repo "$repo" --name src
   mkdir -p "$tmp/dir"
