@@ -12,9 +12,11 @@ func Tee(a, b *Visitor) *Visitor {
 		return a
 	}
 	return &Visitor{
-		String:    tee1(a.String, b.String),
-		ListElem:  tee1(a.ListElem, b.ListElem),
-		SetMember: tee1(a.SetMember, b.SetMember),
+		String:      tee1(a.String, b.String),
+		StringPiece: tee1(a.StringPiece, b.StringPiece),
+		Raw:         tee1(a.Raw, b.Raw),
+		ListElem:    tee1(a.ListElem, b.ListElem),
+		SetMember:   tee1(a.SetMember, b.SetMember),
 		ZSetMember: func(m []byte, score float64) error {
 			if a.ZSetMember != nil {
 				if err := a.ZSetMember(m, score); err != nil {
