@@ -3,7 +3,7 @@
 # "1x", 239 MB) and on the ten-times one (bench/dataset10.sh, "10x"), issue
 # #17 §2: memory must be bounded by configuration, not by the data. For
 # each dataset, one after the other (one big server at a time):
-#   check rdb, digest                      of the RDB file
+#   check rdb, digest, digest --per-key    of the RDB file
 #   snapshot --method sync, --method bgsave of a redis-server that loaded it
 #   ship: its first start (the full sync), then catching up a backlog of
 #         writes made while it was stopped (PSYNC)
@@ -85,6 +85,7 @@ for ds in "${sets[@]}"; do
   repo="file://$tmp/repo$ds"
   m "check rdb" "$RB" check rdb "$rdb"
   m "digest" "$RB" digest "$rdb"
+  m "digest --per-key" "$RB" digest --per-key "$rdb"
   rm -rf "$tmp/src"; mkdir -p "$tmp/src"; ln "$rdb" "$tmp/src/dump.rdb" 2>/dev/null || cp "$rdb" "$tmp/src/dump.rdb"
   start "$tmp/src"; src=$port
   redis-cli -p "$src" config set repl-diskless-sync-delay 0 >/dev/null
