@@ -120,7 +120,8 @@ func (s *dupSet) add(b []byte) {
 
 // hash returns a seeded 64-bit hash of b: inline for members of up to
 // 16 bytes (the words of b, keyed with random k0 and k1, folded by a
-// 64x64->128-bit multiply, as wyhash does), maphash for longer ones.
+// 64x64->128-bit multiply, as wyhash does, then with the length by a
+// second one), maphash for longer ones.
 func (s *dupSet) hash(b []byte) uint64 {
 	var x, y uint64
 	switch n := len(b); {
@@ -133,8 +134,10 @@ func (s *dupSet) hash(b []byte) uint64 {
 	case n > 0:
 		x = uint64(b[0])<<16 | uint64(b[n/2])<<8 | uint64(b[n-1])
 	}
-	hi, lo := bits.Mul64(x^s.k0, y^s.k1^uint64(len(b)))
-	hi, lo = bits.Mul64(hi^lo^s.k1, s.k0)
+	// The length goes in after the first fold: XORed into y it cancelled
+	// against y's own low bits ("f1220" and "f12220" hashed alike).
+	hi, lo := bits.Mul64(x^s.k0, y^s.k1)
+	hi, lo = bits.Mul64(hi^lo^s.k1^uint64(len(b)), s.k0)
 	return hi ^ lo
 }
 

@@ -41,3 +41,32 @@ func TestDecode_DuplicatesAtAnySize(t *testing.T) {
 		}
 	}
 }
+
+// Short members that differ in length and in the bytes the inline hash
+// reads hash apart: the names a hash of numbered fields has ("f1220",
+// "f12220", ...), and strings of 1 to 16 bytes that share their first and
+// last words. A streamed value has no byte comparison to undo a false
+// match: it would be refused as damaged.
+func TestDupSet_ShortMembersHashApart(t *testing.T) {
+	for trial := range 5 {
+		var s dupSet
+		s.reset(true)
+		seen := map[uint64]string{}
+		add := func(m string) {
+			h := s.hash([]byte(m)) | 1
+			if o, ok := seen[h]; ok && o != m {
+				t.Fatalf("trial %d: %q and %q hash alike", trial, o, m)
+			}
+			seen[h] = m
+		}
+		for j := range 200_000 {
+			add("f" + strconv.Itoa(j))
+			add(strconv.Itoa(j))
+		}
+		for n := 1; n <= 16; n++ {
+			for c := range 256 {
+				add(strings.Repeat("a", n-1) + string(rune(c)))
+			}
+		}
+	}
+}
