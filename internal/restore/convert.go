@@ -38,6 +38,15 @@ type converter struct {
 	err   error
 }
 
+// decode walks the value of rec with v: from the spool file when it was
+// streamed there.
+func (x *executor) decode(rec *rdb.Record, v *rdb.Visitor) error {
+	if rec.Streamed {
+		return x.spool.decode(rec, v)
+	}
+	return rdb.Decode(rec.Type, rec.Value, v)
+}
+
 func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error {
 	x := cv.x
 	cv.ctx, cv.db, cv.first, cv.err = ctx, db, true, nil
@@ -61,20 +70,40 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 	}
 	var fieldTTLs int64
 	var idmp rdb.StreamIDMP
+	// A string goes out as SET and APPENDs of at most chunk bytes; one
+	// streamed from a spool file arrives in pieces, gathered in str.
+	chunk := convMaxBytes * 8
+	if maxBulk > 0 && int64(chunk) > maxBulk/2 {
+		chunk = int(maxBulk / 2)
+	}
+	var str []byte
+	sent := false
+	sendStr := func(p []byte) error {
+		name := "APPEND"
+		if !sent {
+			name = "SET"
+		}
+		sent = true
+		return cv.cmd(name, cv.tmp, p)
+	}
 	v := &rdb.Visitor{
 		String: func(s []byte) error {
-			chunk := convMaxBytes * 8
-			if maxBulk > 0 && int64(chunk) > maxBulk/2 {
-				chunk = int(maxBulk / 2)
-			}
 			for off := 0; off == 0 || off < len(s); off += chunk {
-				p := s[off:min(off+chunk, len(s))]
-				name := "APPEND"
-				if off == 0 {
-					name = "SET"
-				}
-				if err := cv.cmd(name, cv.tmp, p); err != nil {
+				if err := sendStr(s[off:min(off+chunk, len(s))]); err != nil {
 					return err
+				}
+			}
+			return nil
+		},
+		StringPiece: func(p []byte) error {
+			for len(p) > 0 {
+				n := min(len(p), chunk-len(str))
+				str, p = append(str, p[:n]...), p[n:]
+				if len(str) == chunk {
+					if err := sendStr(str); err != nil {
+						return err
+					}
+					str = str[:0]
 				}
 			}
 			return nil
@@ -128,7 +157,10 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 	if kind == rdb.KindModule {
 		derr = fmt.Errorf("module values (%s) cannot be converted to commands", rec.Module)
 	} else {
-		derr = rdb.Decode(rec.Type, rec.Value, v)
+		derr = x.decode(rec, v)
+	}
+	if derr == nil && kind == rdb.KindString && (len(str) > 0 || !sent) {
+		derr = sendStr(str)
 	}
 	if derr == nil {
 		derr = cv.flushArgs()

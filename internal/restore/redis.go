@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -48,7 +49,8 @@ type entry struct {
 type batch struct {
 	db       int
 	buf      []byte
-	big      []byte // a value written in place after buf, then tail (not copied)
+	big      []byte    // a value written in place after buf, then tail (not copied)
+	bigFile  io.Reader // or a value read from a spool file
 	tail     []byte
 	ents     []entry
 	keys     []byte
@@ -57,7 +59,7 @@ type batch struct {
 }
 
 func (b *batch) reset(db int) {
-	b.db, b.buf, b.big, b.tail, b.ents, b.keys, b.selected, b.written = db, b.buf[:0], nil, nil, b.ents[:0], b.keys[:0], false, nil
+	b.db, b.buf, b.big, b.bigFile, b.tail, b.ents, b.keys, b.selected, b.written = db, b.buf[:0], nil, nil, nil, b.ents[:0], b.keys[:0], false, nil
 	if cap(b.buf) > 4<<20 {
 		b.buf = nil
 	}
@@ -96,6 +98,9 @@ type executor struct {
 	metaDropped int64
 	// sample is the feed's (nil: no verification by sample).
 	sample *keysample.Sampler
+	// spool holds the value of a Streamed record (nil: the feed streams
+	// none).
+	spool *spool
 }
 
 // ToRedis restores src into the server at u, by replication or with
@@ -158,11 +163,21 @@ func restoreToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options)
 		if rc, err = src.Open(ctx); err != nil {
 			return nil, err
 		}
-		rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes})
+		// A big value is streamed into a spool file (never held whole)
+		// unless filtered out.
+		sp := &spool{}
+		var plan *Plan
+		rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes, StreamStrings: true, StreamValues: func(rec *rdb.Record) (*rdb.Visitor, error) {
+			if plan != nil && (!plan.Filter.KeepDB(rec.DB) || !plan.Filter.KeepKey(rec.Key)) {
+				return nil, nil
+			}
+			return sp.start(rec, dumpPrefix(nil, keptMeta(rec, tgt), rec.Type))
+		}})
 		if err != nil {
 			return nil, sourceErr(src, 0, err)
 		}
-		plan, err := NewPlan(rd.Version(), src.DBs, tgt, opts.Filter, opts.Conflict)
+		sp.version = rd.Version()
+		plan, err = NewPlan(rd.Version(), src.DBs, tgt, opts.Filter, opts.Conflict)
 		var ce *ConflictError
 		if errors.As(err, &ce) && src.DBs == nil {
 			// Which dbs does the source use? Read it once to find out.
@@ -186,7 +201,7 @@ func restoreToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options)
 			return rec, err
 		}
 		f := &feed{plan: plan, next: next, offset: rd.Offset, source: src.damageLabel(),
-			interrupted: "restore interrupted", failed: "restore from " + src.Name}
+			interrupted: "restore interrupted", failed: "restore from " + src.Name, spool: sp}
 		if opts.Conflict != ConflictSkip && !opts.Cluster && opts.SampleKeys >= 0 {
 			// Skipped keys keep the target's values: nothing to compare.
 			f.sample = keysample.New(cmp.Or(opts.SampleKeys, SampleKeys), digest.Score70)
@@ -211,6 +226,8 @@ type feed struct {
 	// sample, when set, is offered every key written, and read back from
 	// the target once all are (verification without DEBUG).
 	sample *keysample.Sampler
+	// spool receives the values next streams (Record.Streamed).
+	spool *spool
 }
 
 // toTarget is the path ToRedis and FromRecords share: it checks u, dials
@@ -241,7 +258,10 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	if err != nil {
 		return res, err
 	}
-	x := &executor{opts: opts, plan: f.plan, res: res, nowMs: start.UnixMilli(), curDB: -1, sample: f.sample}
+	x := &executor{opts: opts, plan: f.plan, res: res, nowMs: start.UnixMilli(), curDB: -1, sample: f.sample, spool: f.spool}
+	if f.spool != nil {
+		defer f.spool.close()
+	}
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	x.tmpID = "redback:restore-tmp:" + hex.EncodeToString(id[:]) + ":"
@@ -422,6 +442,15 @@ func redirected(re resp.Error) bool {
 // key handles one key record.
 func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	payloadLen := int64(len(rec.Value)) + 11
+	var body *io.SectionReader
+	if rec.Streamed && x.spool != nil && x.spool.active && bytes.Equal(x.spool.key, rec.Key) {
+		x.spool.active = false
+		var err error
+		if body, err = x.spool.end(); err != nil {
+			return err
+		}
+		payloadLen = body.Size() + 11
+	}
 	act := x.plan.Decide(rec.DB, rec.Key, rec.Type, rec.Expire, payloadLen, x.nowMs)
 	switch act {
 	case ActionFiltered:
@@ -430,6 +459,11 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	case ActionExpired:
 		x.res.KeysExpired++
 		return nil
+	}
+	if rec.Streamed && body == nil {
+		return fmt.Errorf("key %q: its value was streamed, and not into this restore's spool", rec.Key)
+	}
+	switch act {
 	case ActionConvert:
 		if err := x.flush(ctx); err != nil {
 			return err
@@ -440,17 +474,15 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 		return x.conv.convert(ctx, rec, x.plan.Filter.TargetDB(rec.DB))
 	}
 	db := x.plan.Filter.TargetDB(rec.DB)
-	if err := x.sample.Offer(db, rec); err != nil {
+	if err := offerSample(x.sample, db, rec); err != nil {
 		return err
 	}
 	footer := x.plan.Footer
 	if act == ActionRewriteFooter {
 		footer = x.plan.RewriteFooter
 	}
-	meta := rec.Meta
-	if len(meta) > 0 && !x.plan.Target.KeyMeta() {
-		// Module key metadata (Redis 8.6) only loads on 8.6 and later.
-		meta = nil
+	meta := keptMeta(rec, x.plan.Target)
+	if len(meta) < len(rec.Meta) {
 		x.metaDropped++
 	}
 	if len(meta) > 0 {
@@ -461,7 +493,7 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 			return err
 		}
 	}
-	big := payloadLen > int64(x.opts.BatchBytes)
+	big := payloadLen > int64(x.opts.BatchBytes) || body != nil
 	if x.cur == nil {
 		b, err := x.getBatch(ctx, db)
 		if err != nil {
@@ -491,15 +523,13 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	b.buf = append(b.buf, '$')
 	b.buf = strconv.AppendInt(b.buf, payloadLen, 10)
 	b.buf = append(b.buf, '\r', '\n')
-	crc := uint64(0)
-	if len(meta) > 0 {
-		b.buf = append(b.buf, rdb.OpKeyMeta)
-		b.buf = append(b.buf, meta...)
-		crc = rdb.CRC64(crc, b.buf[len(b.buf)-len(meta)-1:])
-	}
-	b.buf = append(b.buf, rec.Type.Wire())
-	crc = rdb.CRC64(crc, []byte{rec.Type.Wire()})
+	pre := len(b.buf)
+	b.buf = dumpPrefix(b.buf, meta, rec.Type)
+	crc := rdb.CRC64(0, b.buf[pre:])
 	crc = rdb.CRC64(crc, rec.Value)
+	if body != nil {
+		crc = x.spool.crc // the same prefix, and the value as it was spooled
+	}
 	var ft [10]byte
 	binary.LittleEndian.PutUint16(ft[:2], footer)
 	crc = rdb.CRC64(crc, ft[:2])
@@ -507,6 +537,9 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	tail := b.buf
 	if big {
 		b.big = rec.Value
+		if body != nil {
+			b.bigFile = body
+		}
 		b.tail = make([]byte, 0, 64)
 		tail = b.tail
 	} else {
@@ -536,7 +569,8 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	b.keys = append(b.keys, rec.Key...)
 	b.ents = append(b.ents, entry{kind: kRestore, n: 1, koff: koff, klen: len(rec.Key), rename: -1, rewritten: act == ActionRewriteFooter})
 	if big {
-		// The value is rec.Value, valid until the next record: wait until
+		// The value is rec.Value, valid until the next record, or in the
+		// spool file, which the next streamed value overwrites: wait until
 		// it is on the wire.
 		b.written = make(chan struct{})
 		w := x.next
@@ -552,6 +586,25 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 		}
 	}
 	return nil
+}
+
+// keptMeta is rec's module key metadata (Redis 8.6) as the target gets
+// it: only 8.6 and later load it.
+func keptMeta(rec *rdb.Record, tgt Target) []byte {
+	if !tgt.KeyMeta() {
+		return nil
+	}
+	return rec.Meta
+}
+
+// dumpPrefix appends what a DUMP payload holds before the value: the
+// KEY_META opcode and meta when there is any, then t's type byte.
+func dumpPrefix(dst, meta []byte, t rdb.Type) []byte {
+	if len(meta) > 0 {
+		dst = append(dst, rdb.OpKeyMeta)
+		dst = append(dst, meta...)
+	}
+	return append(dst, t.Wire())
 }
 
 func appendBulkInt(buf []byte, n int64) []byte {
@@ -614,7 +667,11 @@ func (x *executor) writeLoop(ctx context.Context, w *worker) error {
 		if err == nil {
 			_, err = bw.Write(b.buf)
 		}
-		if err == nil && b.big != nil {
+		if err == nil && b.bigFile != nil {
+			if _, err = io.Copy(bw, b.bigFile); err == nil {
+				_, err = bw.Write(b.tail)
+			}
+		} else if err == nil && b.big != nil {
 			if _, err = bw.Write(b.big); err == nil {
 				_, err = bw.Write(b.tail)
 			}
@@ -623,7 +680,7 @@ func (x *executor) writeLoop(ctx context.Context, w *worker) error {
 			err = bw.Flush()
 		}
 		if b.written != nil {
-			b.big = nil
+			b.big, b.bigFile = nil, nil
 			close(b.written)
 		}
 		if err != nil {

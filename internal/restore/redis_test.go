@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -463,35 +462,14 @@ func TestToRedis_BigValue(t *testing.T) {
 	}
 	path := saveRDB(t, ctx, src)
 	dst := redistest.Start(t)
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tk := time.NewTicker(5 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-			}
-		}
-	}()
-	res, err := ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{})
-	close(stop)
-	<-done
+	var res *Result
+	var err error
+	peak := heapPeak(func() { res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{}) })
 	if err != nil {
 		t.Fatalf("ToRedis: %v", err)
 	}
-	t.Logf("64 MiB value + 2000 keys: HeapInuse peak %.1f MiB, %+v", float64(peak.Load())/(1<<20), res)
-	if p := peak.Load(); p > 400<<20 {
+	t.Logf("64 MiB value + 2000 keys: HeapInuse peak %.1f MiB, %+v", float64(peak)/(1<<20), res)
+	if p := peak; p > 400<<20 {
 		t.Errorf("HeapInuse peak %d MiB: not bounded", p>>20)
 	}
 	compareServers2(t, ctx, src, dst)

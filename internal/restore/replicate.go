@@ -391,8 +391,28 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 	}
 	// Values are checked beside the reader: by the digest when it is
 	// computed here, else by CheckValues unless the precheck proved the
-	// bytes of a verified snapshot.
-	rd, err := rdb.NewReader(in, rdb.Options{MaxValueBytes: r.opts.MaxValueBytes, SkipValueCheck: true})
+	// bytes of a verified snapshot. Unfiltered, a big aggregate is
+	// decoded as it streams to the target and never held whole (into the
+	// digest, or only checked); a filtered restore rewrites each kept
+	// value, so it holds one at a time.
+	sf := digest.Score70
+	if v, _ := RDBVersionFor(r.tgt.RedisVersion); v >= 11 {
+		sf = digest.Score72
+	}
+	manifest := r.src.Digest != "" && !filtered
+	useManifest := manifest && (sf == digest.Score70 || !r.src.ZSets)
+	var dg *digest.Digest
+	ropts := rdb.Options{MaxValueBytes: r.opts.MaxValueBytes, SkipValueCheck: true}
+	if useManifest {
+		// Only checked: a big string streams too.
+		ropts.StreamValues, ropts.StreamStrings = rdb.CheckStreamed, true
+	} else {
+		dg = digest.New(digest.Options{ScoreFormat: sf})
+		if !filtered {
+			ropts.StreamValues = dg.Stream
+		}
+	}
+	rd, err := rdb.NewReader(in, ropts)
 	if err != nil {
 		return "", err
 	}
@@ -405,7 +425,7 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 			// Every key the target loads, in its target db.
 			next := add
 			add = func(rec *rdb.Record) error {
-				if err := r.sample.Offer(rec.DB, rec); err != nil {
+				if err := offerSample(r.sample, rec.DB, rec); err != nil {
 					return err
 				}
 				if next != nil {
@@ -419,14 +439,9 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 		}
 		return countRecords(ctx, rd, add, r.res, r.opts)
 	}
-	sf := digest.Score70
-	if v, _ := RDBVersionFor(r.tgt.RedisVersion); v >= 11 {
-		sf = digest.Score72
-	}
-	manifest := r.src.Digest != "" && !filtered
 	workers := digest.Workers()
 	switch {
-	case manifest && (sf == digest.Score70 || !r.src.ZSets):
+	case useManifest:
 		want = r.src.Digest
 		if r.src.Verified && r.src.Precheck != nil && !r.opts.NoPrecheck {
 			err = scan(ctx, nil)
@@ -435,7 +450,6 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 			err = fan.Wait(scan(ctx, fan.Add))
 		}
 	default:
-		dg := digest.New(digest.Options{ScoreFormat: sf})
 		if workers > 1 {
 			err = digest.Parallel(ctx, dg, digest.Options{ScoreFormat: sf}, workers, scan)
 		} else {

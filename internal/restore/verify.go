@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"redback/internal/keysample"
+	"redback/internal/rdb"
 	"redback/internal/redisurl"
 )
 
@@ -58,4 +59,15 @@ func verifyBySample(ctx context.Context, u *redisurl.URL, s *keysample.Sampler, 
 	}
 	res.note("the restored data was not verified (%s, and the sample could not be read back: %v)", why, err)
 	return nil
+}
+
+// offerSample offers rec to s (nil: nothing), or only counts it when its
+// value was streamed: a value too big to hold has no offline digest, and
+// reading it back by DUMP would hold it whole.
+func offerSample(s *keysample.Sampler, db int, rec *rdb.Record) error {
+	if rec.Streamed {
+		s.Count(db, rec)
+		return nil
+	}
+	return s.Offer(db, rec)
 }
