@@ -404,14 +404,14 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 	var dg *digest.Digest
 	ropts := rdb.Options{MaxValueBytes: r.opts.MaxValueBytes, SkipValueCheck: true}
 	if useManifest {
-		// Only checked: a big string streams too.
-		ropts.StreamValues, ropts.StreamStrings = rdb.CheckStreamed, true
+		ropts.StreamValues = rdb.CheckStreamed
 	} else {
 		dg = digest.New(digest.Options{ScoreFormat: sf})
 		if !filtered {
 			ropts.StreamValues = dg.Stream
 		}
 	}
+	ropts.StreamStrings = ropts.StreamValues != nil
 	rd, err := rdb.NewReader(in, ropts)
 	if err != nil {
 		return "", err
