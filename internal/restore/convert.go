@@ -96,10 +96,13 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 			return nil
 		},
 		StringPiece: func(p []byte) error {
+			// APPENDs of convMaxBytes: each batch then holds one, not
+			// chunk (the string is not in memory: it should not be in
+			// the batches either).
 			for len(p) > 0 {
-				n := min(len(p), chunk-len(str))
+				n := min(len(p), min(chunk, convMaxBytes)-len(str))
 				str, p = append(str, p[:n]...), p[n:]
-				if len(str) == chunk {
+				if len(str) == min(chunk, convMaxBytes) {
 					if err := sendStr(str); err != nil {
 						return err
 					}
