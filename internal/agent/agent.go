@@ -116,6 +116,12 @@ type Options struct {
 	// into repo (the repository), each shard written through lease. nil:
 	// clusters are not backed up by snapshots in this build.
 	SnapshotSet func(ctx context.Context, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error)
+	// SnapshotSetFromLog publishes a backup set of the cluster src is a
+	// node of whose shards' snapshots are synthesized from their shipped
+	// logs (snapshot method log), each shard written through lease. An
+	// error wrapping a *synth.NoLogError or scratch.ErrNoServer makes the
+	// agent take the set with SnapshotSet instead. nil: not available.
+	SnapshotSetFromLog func(ctx context.Context, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error)
 	// NewClusterShipper makes the shipper of every shard of the cluster
 	// src is a node of (it should implement ShardedShipper), writing into
 	// repo (the repository) through lease. nil: not available.
@@ -521,14 +527,63 @@ func (a *Agent) takeSnapshot(ctx context.Context, s *source) (*catalog.Snapshot,
 	if s.cfg.Snapshot.Method != "log" {
 		return a.opts.Snapshot(ctx, s.cfg, s.repo)
 	}
+	var snap *catalog.Snapshot
+	ok, err := a.tryFromLog(s, a.opts.SnapshotFromLog != nil, "a normal snapshot", func() (err error) {
+		snap, err = a.opts.SnapshotFromLog(ctx, s.cfg, s.repo)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		a.noteFromLog(s, snap)
+		return snap, nil
+	}
+	return a.opts.Snapshot(ctx, s.cfg, s.repo)
+}
+
+// takeSet takes one backup set of s, a cluster source, by its method.
+// Method log synthesizes each shard's snapshot from its shipped log; when
+// a shard has no usable log, the set is taken by sync instead, recorded
+// as takeSnapshot records it.
+func (a *Agent) takeSet(ctx context.Context, s *source) (*catalog.Set, error) {
+	if a.opts.SnapshotSet == nil {
+		return nil, errors.New("backup sets of a cluster are not available in this build")
+	}
+	if s.cfg.Snapshot.Method == "log" {
+		var set *catalog.Set
+		ok, err := a.tryFromLog(s, a.opts.SnapshotSetFromLog != nil, "the set by sync", func() (err error) {
+			set, err = a.opts.SnapshotSetFromLog(ctx, s.cfg, s.repo, s.shards.lease)
+			return err
+		})
+		switch {
+		case err != nil:
+			return nil, err
+		case ok:
+			s.mu.Lock()
+			s.fromLog.Snapshot, s.fromLog.Generation, s.fromLog.Offset = set.ID, "", 0
+			s.mu.Unlock()
+			return set, nil
+		}
+	}
+	return a.opts.SnapshotSet(ctx, s.cfg, s.repo, s.shards.lease)
+}
+
+// tryFromLog runs synthesize when snapshots from the log are available
+// and s ships. It returns true when synthesize succeeded, false (nil
+// error) when there is no usable log, after logging the reason (instead
+// says what is taken instead), counting it in
+// redback_snapshot_fallback_total{reason} and in /status; another error
+// of synthesize is returned.
+func (a *Agent) tryFromLog(s *source, available bool, instead string, synthesize func() error) (bool, error) {
 	var reason, detail string
 	switch {
-	case a.opts.SnapshotFromLog == nil:
+	case !available:
 		reason, detail = "unavailable", "snapshots from the log are not available in this build"
 	case s.shipper == nil:
 		reason, detail = "shipping_off", "shipping is off for this source, so there is no log to synthesize from"
 	default:
-		snap, err := a.opts.SnapshotFromLog(ctx, s.cfg, s.repo)
+		err := synthesize()
 		var nl *synth.NoLogError
 		switch {
 		case errors.As(err, &nl):
@@ -536,14 +591,13 @@ func (a *Agent) takeSnapshot(ctx context.Context, s *source) (*catalog.Snapshot,
 		case errors.Is(err, scratch.ErrNoServer):
 			reason, detail = "no_scratch_server", s.scrub(err)
 		case err != nil:
-			return nil, err
+			return false, err
 		default:
-			a.noteFromLog(s, snap)
-			return snap, nil
+			return true, nil
 		}
 	}
 	n := s.cfg.Name
-	a.log.Warn("no usable log to synthesize the snapshot from: taking a normal snapshot instead", "source", n, "reason", reason, "detail", detail)
+	a.log.Warn("no usable log to synthesize the snapshot from: taking "+instead+" instead", "source", n, "reason", reason, "detail", detail)
 	a.m.snapFallback.WithLabelValues(n, reason).Inc()
 	s.mu.Lock()
 	if s.fromLog.Fallbacks == nil {
@@ -552,7 +606,7 @@ func (a *Agent) takeSnapshot(ctx context.Context, s *source) (*catalog.Snapshot,
 	s.fromLog.Fallbacks[reason]++
 	s.fromLog.LastFallback = reason + ": " + detail
 	s.mu.Unlock()
-	return a.opts.Snapshot(ctx, s.cfg, s.repo)
+	return false, nil
 }
 
 // jobKind names a scheduled job of a source (in logs as "job").
@@ -652,10 +706,8 @@ func (a *Agent) snapshotOnce(ctx context.Context, s *source) {
 		defer cancel()
 	}
 	switch {
-	case s.shards != nil && a.opts.SnapshotSet == nil:
-		err = errors.New("backup sets of a cluster are not available in this build")
 	case s.shards != nil:
-		set, err = a.opts.SnapshotSet(sctx, s.cfg, s.repo, s.shards.lease)
+		set, err = a.takeSet(sctx, s)
 	case a.opts.Snapshot == nil:
 		err = errors.New("snapshots are not available in this build")
 	default:

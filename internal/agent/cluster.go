@@ -200,9 +200,6 @@ func (a *Agent) initCluster(ctx context.Context, s *source, b storage.Backend, h
 		return err
 	}
 	a.log.Info("the source is a node of a Redis Cluster: backing up the whole cluster, one source per shard", "source", n, "shards", n+"-shard-NNNNN")
-	if s.cfg.Snapshot.Method == "log" {
-		a.log.Warn("snapshot method log is not available for a cluster: taking sets by sync", "source", n)
-	}
 	if s.drillSch != nil && a.opts.DrillSet == nil {
 		a.log.Warn("drills of a cluster's sets are not available in this build: drill off for this source", "source", n)
 		s.drillSch = nil
@@ -230,6 +227,12 @@ func (a *Agent) seedSets(ctx context.Context, s *source) {
 	if len(sets) > 0 { // newest first
 		s.snap.LastSuccess, s.snap.LastID = sets[0].EndTime, sets[0].ID
 		a.m.snapLast.WithLabelValues(n).Set(float64(sets[0].EndTime.UnixNano()) / 1e9)
+	}
+	for _, set := range sets {
+		if set.Method == catalog.MethodLog {
+			s.fromLog.Snapshot = set.ID
+			break
+		}
 	}
 }
 

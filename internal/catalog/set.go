@@ -41,6 +41,11 @@ type Set struct {
 	// when the set was taken (absent: none were).
 	Migration *SetMigration `json:"migration,omitempty"`
 	Keep      bool          `json:"keep,omitempty"`
+	// Method is "log" for a set whose shards' snapshots were synthesized
+	// from their shipped logs (the agent's snapshot method log): each
+	// shard's Node is then its primary, whose stream the log holds.
+	// Empty: the shards were read from the nodes.
+	Method string `json:"method,omitempty"`
 }
 
 // SetShard is one shard of a backup set.

@@ -190,6 +190,15 @@ func runAgent(ctx context.Context, e *env, o *agentOpts) error {
 		SnapshotSet: func(ctx context.Context, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error) {
 			return agentSnapshotSet(ctx, e, o, log, src, repo, lease)
 		},
+		SnapshotSetFromLog: func(ctx context.Context, src config.Source, repo storage.Backend, lease ops.ShardLease) (*catalog.Set, error) {
+			u, rs, err := agentSource(e, o, src)
+			if err != nil {
+				return nil, err
+			}
+			log := log.With("source", src.Name)
+			return ops.TakeSetFromLog(ctx, log, repo, u, lease, synth.Options{Pack: pack.Options{Recipients: rs}, Identities: ids},
+				clusterset.TakeOptions{Cluster: src.Name})
+		},
 		NewClusterShipper: func(src config.Source, repo storage.Backend, lease ops.ShardLease) (agent.Shipper, error) {
 			return agentClusterShipper(e, o, log, src, repo, lease)
 		},

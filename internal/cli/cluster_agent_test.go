@@ -91,23 +91,9 @@ sources:
 	go func() {
 		done <- Run(ctx, []string{"agent", "--config", cfgPath}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb})
 	}()
-	var st *agent.Status
 	wait := func(what string, ok func(*agent.Status) bool) {
 		t.Helper()
-		for i := 0; ; i++ {
-			select {
-			case code := <-done:
-				t.Fatalf("agent exited early with %d: %s", code, errb.String())
-			case <-time.After(100 * time.Millisecond):
-			}
-			if st = agentStatus(port); st != nil && ok(st) {
-				return
-			}
-			if i == 600 {
-				js, _ := json.Marshal(st)
-				t.Fatalf("%s: not reached in 60 s; status %s\nstderr:\n%s", what, js, errb.String())
-			}
-		}
+		waitStatus(t, port, done, &errb, what, ok)
 	}
 	wait("a set, a drill of it passed and 3 shards shipping", func(st *agent.Status) bool {
 		s := st.Sources[0]
@@ -129,30 +115,10 @@ sources:
 		}
 	}
 
-	cc := c.Client()
-	defer cc.Close()
-	for i := range 300 {
-		if err := cc.Set(t.Context(), fmt.Sprintf("after:%d", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := cc.Del(t.Context(), "after:7").Err(); err != nil {
-		t.Fatal(err)
-	}
+	writeCluster(t, c, "after", 300)
 	c.WaitReplicated()
 	want := clusterUnion(t, c)
-	offsets := map[string]int64{}
-	for _, p := range c.Primaries() {
-		offsets[p.Addr()] = replOffset(t, p)
-	}
-	wait("every shard's durable offset reaches its primary's", func(st *agent.Status) bool {
-		for _, x := range st.Sources[0].Ship.Shards {
-			if off, ok := offsets[x.Primary]; !ok || x.DurableOffset < off {
-				return false
-			}
-		}
-		return true
-	})
+	wait("every shard's durable offset reaches its primary's", shardsDurable(t, c))
 	stopAgent(t, cancel, done, &errb)
 
 	b, err := file.New(repoDir)
@@ -194,6 +160,61 @@ func startAgent(t *testing.T, ctx context.Context, dir, name, cfg string, errb *
 		done <- Run(ctx, []string{"agent", "--config", p}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: errb})
 	}()
 	return done
+}
+
+// waitStatus polls the agent's /status until ok accepts it (120 s at
+// most); it fails the test when the agent exits first.
+func waitStatus(t *testing.T, port int, done <-chan int, errb fmt.Stringer, what string, ok func(*agent.Status) bool) *agent.Status {
+	t.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for i := 0; ; i++ {
+		select {
+		case code := <-done:
+			t.Fatalf("agent exited early with %d: %s", code, errb.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		st := agentStatus(port)
+		if st != nil && ok(st) {
+			return st
+		}
+		if i == 1200 || time.Now().After(deadline) {
+			js, _ := json.Marshal(st)
+			t.Fatalf("%s: not reached in 120 s; status %s\nstderr:\n%s", what, js, errb.String())
+		}
+	}
+}
+
+// shardsDurable accepts a status whose every shard's durable offset
+// reached the offset its primary has now.
+func shardsDurable(t *testing.T, c *redistest.Cluster) func(*agent.Status) bool {
+	offsets := map[string]int64{}
+	for _, p := range c.Primaries() {
+		offsets[p.Addr()] = replOffset(t, p)
+	}
+	return func(st *agent.Status) bool {
+		for _, x := range st.Sources[0].Ship.Shards {
+			if off, ok := offsets[x.Primary]; !ok || x.DurableOffset < off {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// writeCluster sets prefix:0 … prefix:n-1 in the cluster, then deletes
+// prefix:3.
+func writeCluster(t *testing.T, c *redistest.Cluster, prefix string, n int) {
+	t.Helper()
+	cc := c.Client()
+	defer cc.Close()
+	for i := range n {
+		if err := cc.Set(t.Context(), fmt.Sprintf("%s:%d", prefix, i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cc.Del(t.Context(), prefix+":3").Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // stopAgent cancels an agent's context and waits for its exit 0.
@@ -405,5 +426,87 @@ sources:
 	}
 	if sets, _, _ := catalog.ListSets(t.Context(), fresh, "cache"); len(sets) != 0 {
 		t.Fatalf("the damaged set was published on the fresh copy: %v", sets)
+	}
+}
+
+// TestAgent_ClusterSnapshotFromLog: a cluster source with snapshot method
+// log ships every shard and publishes sets synthesized from the shards'
+// logs (a set by sync while a shard has no usable log yet, counted as a
+// fallback); after writes, once every shard's log is durable up to its
+// primary's offset, the next set is method log, each shard's snapshot is
+// method log, and the set's union digest equals the cluster's.
+func TestAgent_ClusterSnapshotFromLog(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	redistest.PopulateCluster(t, c, 200)
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "repo")
+	port := redistest.FreePort(t)
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
+grace_period: 20s
+sources:
+  - name: cache
+    source: %s
+    repo: file://%s
+    snapshot: {method: log, every: 2s}
+    ship: {enabled: true, interval: 200ms}
+`, port, c.URL(), repoDir)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var errb syncBuffer
+	done := startAgent(t, ctx, dir, "agent", cfg, &errb)
+	wait := func(what string, ok func(*agent.Status) bool) {
+		t.Helper()
+		waitStatus(t, port, done, &errb, what, ok)
+	}
+	wait("3 shards shipping", func(st *agent.Status) bool {
+		s := st.Sources[0]
+		if s.Ship == nil || len(s.Ship.Shards) != 3 {
+			return false
+		}
+		for _, x := range s.Ship.Shards {
+			if !x.Connected || x.Generation == "" {
+				return false
+			}
+		}
+		return true
+	})
+	writeCluster(t, c, "logged", 200)
+	want := clusterUnion(t, c)
+	wait("every shard's durable offset reaches its primary's", shardsDurable(t, c))
+	b, err := file.New(repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable := time.Now()
+	var set *catalog.Set
+	wait("a set synthesized from the logs after they were durable", func(st *agent.Status) bool {
+		fl := st.Sources[0].FromLog
+		if fl == nil || fl.Snapshot == "" {
+			return false
+		}
+		s, err := catalog.ReadSet(t.Context(), b, "cache", fl.Snapshot)
+		if err != nil || !s.StartTime.After(durable) {
+			return false
+		}
+		set = s
+		return true
+	})
+	stopAgent(t, cancel, done, &errb)
+	if set.Method != catalog.MethodLog || len(set.Shards) != 3 {
+		t.Fatalf("set %s: method %q, %d shards", set.ID, set.Method, len(set.Shards))
+	}
+	r, err := catalog.OpenRepository(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range set.Shards {
+		ref, _ := r.Source(sh.Source)
+		snap, err := catalog.ReadSnapshot(t.Context(), ref.Backend(b), sh.Snapshot)
+		if err != nil || !snap.FromLog() {
+			t.Fatalf("shard %s snapshot %s: from log %v, err %v", sh.Source, sh.Snapshot, snap != nil && snap.FromLog(), err)
+		}
+	}
+	if set.Digest != want {
+		t.Fatalf("synthesized set %s: union digest %s, cluster %s", set.ID, set.Digest, want)
 	}
 }

@@ -39,6 +39,10 @@ type TakeOptions struct {
 	// Poll is the interval between checks while waiting (1 s if 0).
 	Poll time.Duration
 	Log  *slog.Logger
+	// FromLog says the shards' snapshots are synthesized from their
+	// shipped logs (the shard function reads no node): the set records
+	// method log and each shard's primary as the node.
+	FromLog bool
 }
 
 // MigratingError is returned while slots still migrate after the wait.
@@ -80,12 +84,15 @@ func Take(ctx context.Context, repo storage.Backend, seed *redisurl.URL, shard S
 	}
 	set := &catalog.Set{Format: catalog.FormatVersion, ID: catalog.NewSnapshotID(start), Cluster: o.Cluster,
 		StartTime: start.UTC(), Seed: seed.Redacted(), Via: topo.Via, Migration: mig}
+	if o.FromLog {
+		set.Method = catalog.MethodLog
+	}
 	set.Shards = make([]catalog.SetShard, len(topo.Shards))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
 	for i, s := range topo.Shards {
 		g.Go(func() error {
-			node := s.Read(o.PreferReplica)
+			node := s.Read(o.PreferReplica && !o.FromLog)
 			name := catalog.ShardSourceName(o.Cluster, s.FirstSlot())
 			log.Info("snapshot of a shard", "source", name, "slots", rangesText(s.Slots), "node", node.Addr, "primary", node.Primary)
 			snap, err := shard(gctx, name, seed.Node(node.Addr))

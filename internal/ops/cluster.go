@@ -11,6 +11,7 @@ import (
 	"redback/internal/redisurl"
 	"redback/internal/ship"
 	"redback/internal/storage"
+	"redback/internal/synth"
 )
 
 // ShardLease runs fn with the writable view of a cluster shard's source
@@ -53,6 +54,36 @@ func TakeSet(ctx context.Context, log *slog.Logger, base storage.Backend, seed *
 			var err error
 			snap, err = TakeSnapshot(ctx, sp.Store.Log, node, sp)
 			return err
+		})
+		return snap, err
+	}
+	return clusterset.Take(ctx, base, seed, shard, o)
+}
+
+// TakeSetFromLog publishes a backup set of the cluster seed belongs to
+// whose shards' snapshots are synthesized from their shipped logs
+// (synth.Build of each shard source, under lease, with so; so's Backend
+// and Log are set per shard): the nodes are asked for the topology only.
+// A shard without a usable log fails the set with its *synth.NoLogError
+// (or scratch.ErrNoServer), wrapped.
+func TakeSetFromLog(ctx context.Context, log *slog.Logger, base storage.Backend, seed *redisurl.URL, lease ShardLease, so synth.Options, o clusterset.TakeOptions) (*catalog.Set, error) {
+	if o.Log == nil {
+		o.Log = log
+	}
+	o.FromLog = true
+	shard := func(ctx context.Context, source string, _ *redisurl.URL) (*catalog.Snapshot, error) {
+		var snap *catalog.Snapshot
+		err := lease(ctx, source, func(ctx context.Context, repo storage.Backend) error {
+			s := so
+			s.Backend, s.Log = repo, log.With("source", source)
+			res, err := synth.Build(ctx, s)
+			if err != nil {
+				return err
+			}
+			snap = res.Snapshot
+			s.Log.Info("shard snapshot synthesized from the log", "id", snap.ID, "generation", snap.Generation, "offset", snap.Source.Offset,
+				"base", res.Base, "segments", res.Segments, "commands", res.Commands)
+			return nil
 		})
 		return snap, err
 	}
