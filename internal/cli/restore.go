@@ -36,6 +36,7 @@ type restoreOpts struct {
 	method    string
 	listen    string
 	advertise string
+	verify    string
 
 	force      bool
 	noPrecheck bool
@@ -123,6 +124,7 @@ damaged (the count of keys already written is printed).`,
 	f.StringVar(&o.toRDB, "to-rdb", "", "write a plain RDB file")
 	f.StringVar(&o.slotsFrom, "slots-from", "", "with --to-dir of a backup set: write one dir per primary of this cluster (any node's URL), each with the keys of the slots it serves")
 	f.StringVar(&o.method, "method", "auto", "with --to-redis: replicate (the target loads the RDB as redback's replica, at its own load speed), restore (RESTORE commands), or auto (replicate when the target allows it)")
+	f.StringVar(&o.verify, "verify", "digest", "with --to-redis --method replicate/auto: how the loaded target is proven: digest (its DEBUG DIGEST against the data's, the full proof; the target hashes every key, which can take several times its load) or sample (100 keys chosen by hash read back by DUMP and PEXPIRETIME, and the key counts per db; the stream itself is still checked against the snapshot's digest)")
 	f.StringVar(&o.listen, "listen", "", "with --method replicate/auto: HOST:PORT redback listens on for the target's replication connection (default: the local address of its connection to the target, any port)")
 	f.StringVar(&o.advertise, "advertise", "", "with --method replicate/auto: HOST:PORT the target is told to connect to (default: the listening address)")
 	o.keys.addFlags(f, "restore", restore.DefaultParallel, "connections to the target server")
@@ -194,6 +196,16 @@ func (o *restoreOpts) validate() (restore.Options, error) {
 		}
 	}
 	ro.Method, ro.Listen, ro.Advertise = m, o.listen, o.advertise
+	switch o.verify {
+	case "digest":
+	case "sample":
+		if o.toRedis == "" || m == restore.MethodRestore {
+			return ro, usagef("redback restore --repo file:///backups/redis --latest --to-redis redis://127.0.0.1:6379 --verify sample", "--verify sample goes with --to-redis and --method replicate or auto (RESTORE commands are always checked by sample)")
+		}
+		ro.VerifySample = true
+	default:
+		return ro, usagef("redback restore --repo file:///backups/redis --latest --to-redis redis://127.0.0.1:6379 --verify sample", "--verify %q: want digest or sample", o.verify)
+	}
 	if o.toRedis == "" && ro.Conflict != restore.ConflictFail {
 		return ro, usagef("redback restore --from-rdb dump.rdb --to-dir /var/lib/redis --force", "--conflict applies to --to-redis; use --force to replace an existing file")
 	}

@@ -31,6 +31,9 @@ func TestRestore_Usage(t *testing.T) {
 		{"bad method", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--method", "sync"}, "unknown method"},
 		{"method with file", []string{"restore", "--from-rdb", rdbPath, "--to-dir", "/tmp", "--method", "replicate"}, "apply to --to-redis"},
 		{"listen with restore", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--method", "restore", "--listen", "127.0.0.1:7000"}, "--listen and --advertise go with"},
+		{"bad verify", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--verify", "none"}, "want digest or sample"},
+		{"verify sample by RESTORE", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--method", "restore", "--verify", "sample"}, "--verify sample goes with"},
+		{"verify sample to a file", []string{"restore", "--from-rdb", rdbPath, "--to-dir", "/tmp", "--verify", "sample"}, "--verify sample goes with"},
 		{"bad advertise", []string{"restore", "--from-rdb", rdbPath, "--to-redis", "redis://127.0.0.1:1", "--advertise", "nohost"}, "HOST:PORT"},
 	}
 	for _, tt := range tests {

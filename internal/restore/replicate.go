@@ -199,16 +199,24 @@ func replicate(ctx context.Context, src Source, u *redisurl.URL, opts Options) (
 	if err := r.waitLoaded(ctx, s); err != nil {
 		return res, true, r.fail(err)
 	}
-	dstart := time.Now()
-	got, derr := r.digest()
-	res.DigestSeconds = time.Since(dstart).Seconds()
+	var got string
+	derr := errSampleChosen
+	if !opts.VerifySample || r.sample == nil {
+		dstart := time.Now()
+		got, derr = r.digest()
+		res.DigestSeconds = time.Since(dstart).Seconds()
+	}
 	if err := r.detach(); err != nil {
 		return res, true, r.fail(err)
 	}
 	s.Close()
 	switch {
 	case derr != nil && r.sample != nil:
-		err := verifyBySample(ctx, u, r.sample, opts, res, true, fmt.Sprintf("the target refused DEBUG DIGEST: %v", derr))
+		why := fmt.Sprintf("the target refused DEBUG DIGEST: %v", derr)
+		if derr == errSampleChosen {
+			why = "--verify sample: DEBUG DIGEST not asked"
+		}
+		err := verifyBySample(ctx, u, r.sample, opts, res, true, why)
 		var se *SampleError
 		if errors.As(err, &se) {
 			se.State = r.undo()
@@ -227,6 +235,10 @@ func replicate(ctx context.Context, src Source, u *redisurl.URL, opts Options) (
 	}
 	return res, true, nil
 }
+
+// errSampleChosen stands for the DEBUG DIGEST not asked under
+// Options.VerifySample.
+var errSampleChosen = errors.New("not asked")
 
 func isVerification(err error) bool {
 	var fe *rdb.FormatError

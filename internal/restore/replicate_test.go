@@ -78,6 +78,22 @@ func TestToRedis_Replicate(t *testing.T) {
 			t.Errorf("target not writable after the restore: %v", err)
 		}
 
+		t.Run("VerifySample", func(t *testing.T) {
+			dst := redistest.StartBin(t, b)
+			before := targetState(t, ctx, dst)
+			res, err := ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{Method: MethodReplicate, VerifySample: true})
+			if err != nil {
+				t.Fatalf("ToRedis: %v", err)
+			}
+			if res.Method != "replicate" || res.VerifiedBy != "sample" || res.SampleChecked == 0 || res.SampleMismatches != 0 || res.DigestSeconds != 0 || res.Digest != "" {
+				t.Errorf("result %+v: want replicate, verified by a sample, no DEBUG DIGEST asked", res)
+			}
+			if g, w := dst.Digest(ctx), src.Digest(ctx); g != w {
+				t.Errorf("digest %s, source %s", g, w)
+			}
+			expectAsBefore(t, ctx, dst, before)
+		})
+
 		t.Run("Filtered", func(t *testing.T) {
 			dst := redistest.StartBin(t, b)
 			before := targetState(t, ctx, dst)

@@ -43,6 +43,12 @@ type Options struct {
 	NoPrecheck bool
 	// Method chooses how ToRedis writes (MethodRestore when zero).
 	Method Method
+	// VerifySample makes a restore by replication prove the loaded target
+	// by a sample of keys and the key counts (as where DEBUG DIGEST is
+	// refused) instead of asking its DEBUG DIGEST, which hashes every key
+	// and can take several times the load. The stream is still checked
+	// against the data's digest or CRC as it is sent.
+	VerifySample bool
 	// Listen is the address ToRedis listens on for the target's
 	// replication connection ("" : the local address of its own
 	// connection to the target, port chosen by the system); Advertise is
