@@ -33,7 +33,9 @@ cleanup() {
   # lost: stop every server by its pidfile instead.
   for f in "$tmp"/*/redis.pid; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
+  # A server killed just now may still write its log: try again briefly.
+  for _ in 1 2 3 4 5; do rm -rf "$tmp" 2>/dev/null && break; sleep 0.2; done
+  return 0
 }
 trap cleanup EXIT
 freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
