@@ -348,6 +348,12 @@ func TestRun_PointInTime(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range r.marks { // found by NewPlan's cut search or by ToDir
+				if m.at.UnixMilli() < s.FirstMs {
+					// A point before the segment's first command need not
+					// read it (under load a segment can start between
+					// two marks): only the points that replay it must fail.
+					continue
+				}
 				rep := runAt(t, r, m.at)
 				f := rep.Failed()
 				if rep.OK || len(f) != 1 || f[0].Name != CheckRestore || !strings.Contains(f[0].Detail, key) {
