@@ -199,9 +199,10 @@ func replicate(ctx context.Context, src Source, u *redisurl.URL, opts Options) (
 	if err := r.waitLoaded(ctx, s); err != nil {
 		return res, true, r.fail(err)
 	}
+	sampleOnly := opts.VerifySample && r.sample != nil
 	var got string
-	derr := errSampleChosen
-	if !opts.VerifySample || r.sample == nil {
+	var derr error
+	if !sampleOnly {
 		dstart := time.Now()
 		got, derr = r.digest()
 		res.DigestSeconds = time.Since(dstart).Seconds()
@@ -211,10 +212,10 @@ func replicate(ctx context.Context, src Source, u *redisurl.URL, opts Options) (
 	}
 	s.Close()
 	switch {
-	case derr != nil && r.sample != nil:
-		why := fmt.Sprintf("the target refused DEBUG DIGEST: %v", derr)
-		if derr == errSampleChosen {
-			why = "--verify sample: DEBUG DIGEST not asked"
+	case sampleOnly || derr != nil && r.sample != nil:
+		why := "--verify sample: DEBUG DIGEST not asked"
+		if derr != nil {
+			why = fmt.Sprintf("the target refused DEBUG DIGEST: %v", derr)
 		}
 		err := verifyBySample(ctx, u, r.sample, opts, res, true, why)
 		var se *SampleError
@@ -235,10 +236,6 @@ func replicate(ctx context.Context, src Source, u *redisurl.URL, opts Options) (
 	}
 	return res, true, nil
 }
-
-// errSampleChosen stands for the DEBUG DIGEST not asked under
-// Options.VerifySample.
-var errSampleChosen = errors.New("not asked")
 
 func isVerification(err error) bool {
 	var fe *rdb.FormatError
