@@ -86,7 +86,7 @@ sources:
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var errb bytes.Buffer
+	var errb syncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"agent", "--config", cfgPath}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb})
