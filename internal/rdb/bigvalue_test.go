@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -80,5 +81,51 @@ func TestBigValueAllocatedOnce(t *testing.T) {
 	t.Logf("a %d MiB value: %.1f MiB allocated while reading", size>>20, float64(alloc)/(1<<20))
 	if alloc > size*3/2 {
 		t.Errorf("%.1f MiB allocated for a %d MiB value: want it held once", float64(alloc)/(1<<20), size>>20)
+	}
+}
+
+// The Fanout's batches stay small whatever the values: a value of 1 MiB
+// or more is handed to a worker uncopied, so 40 values of 3 MiB allocate
+// the batches' first arenas and nothing per value (before, each of the
+// 2×workers+1 batches grew an arena to hold one: 15 MiB more). Measured as
+// bytes allocated, which does not depend on timing.
+func TestFanout_BoundedMemory(t *testing.T) {
+	val := bytes.Repeat([]byte("v"), 3<<20)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	var seen, bytesSeen int
+	var mu sync.Mutex
+	fan := NewFanout(context.Background(), 2, func(w int, recs []Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range recs {
+			seen++
+			bytesSeen += len(recs[i].Value)
+		}
+		return nil
+	})
+	var err error
+	for i := range 40 {
+		rec := Record{Kind: RecordKey, Type: TypeString, Key: []byte("k" + strconv.Itoa(i)), Value: val}
+		if i%2 == 1 {
+			rec.Value = val[:100] // small ones between them are copied into a batch
+		}
+		if err = fan.Add(&rec); err != nil {
+			break
+		}
+	}
+	if err := fan.Wait(err); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&ms)
+	alloc := ms.TotalAlloc - before
+	if seen != 40 || bytesSeen != 20*(len(val)+100) {
+		t.Fatalf("%d records, %d bytes seen", seen, bytesSeen)
+	}
+	t.Logf("40 records (20 of 3 MiB): %.2f MiB allocated", float64(alloc)/(1<<20))
+	if limit := uint64(5*fanoutBatchBytes + 1<<20); alloc > limit {
+		t.Errorf("%.2f MiB allocated by the Fanout, want at most %.2f MiB", float64(alloc)/(1<<20), float64(limit)/(1<<20))
 	}
 }

@@ -16,7 +16,7 @@ import (
 // table (16 bytes per member at most, cleared per value), so a repeat shows
 // at once; a larger value switches to chunks of hashes (8 bytes per member,
 // allocated a chunk at a time, never copied to grow) that are sorted and
-// merged at the end. Past maxMemChunks chunks (4 MiB) each full chunk is
+// merged at the end. Past maxMemChunks chunks (1 MiB) each full chunk is
 // sorted and written to an unlinked temporary file instead, and merged from
 // there through small buffers, so memory stays bounded however many members
 // a value has (8 bytes of temporary disk each); when no temporary file can
@@ -46,9 +46,10 @@ const (
 	maxDupTable = 4096    // members kept in the table before switching to big
 	dupChunk    = 1 << 16 // hashes per chunk of big (512 KiB)
 
-	maxFreeChunks = 8 // chunks kept for reuse between values
-	maxMemChunks  = 8 // full chunks kept in memory before they go to a temporary file
+	maxFreeChunks = 2 // chunks kept for reuse between values
+	maxMemChunks  = 2 // full chunks kept in memory before they go to a temporary file
 	mergeBuf      = 512
+	spillBuf      = 8192 // hashes per write of a chunk to the temporary file (64 KiB)
 )
 
 func (s *dupSet) reset(on bool) {
@@ -156,14 +157,20 @@ func (s *dupSet) spillChunks() {
 	for len(s.big) > 0 {
 		c := s.big[len(s.big)-1]
 		slices.Sort(c)
-		s.wbuf = s.wbuf[:0]
-		for _, h := range c {
-			s.wbuf = binary.LittleEndian.AppendUint64(s.wbuf, h)
+		off := int64(s.runs) * dupChunk * 8
+		for len(c) > 0 {
+			n := min(len(c), spillBuf)
+			s.wbuf = s.wbuf[:0]
+			for _, h := range c[:n] {
+				s.wbuf = binary.LittleEndian.AppendUint64(s.wbuf, h)
+			}
+			if _, err := s.spill.WriteAt(s.wbuf, off); err != nil {
+				s.noSpill = true
+				return
+			}
+			c, off = c[n:], off+int64(n)*8
 		}
-		if _, err := s.spill.WriteAt(s.wbuf, int64(s.runs)*dupChunk*8); err != nil {
-			s.noSpill = true
-			return
-		}
+		c = s.big[len(s.big)-1]
 		s.runs++
 		s.big[len(s.big)-1] = nil
 		s.big = s.big[:len(s.big)-1]

@@ -28,13 +28,15 @@ type Fanout struct {
 }
 
 const (
-	fanoutBatchBytes = 1 << 20
+	fanoutBatchBytes = 256 << 10
 	fanoutBatchRecs  = 4096
 )
 
 // fanoutInline is the size from which Add hands a record over without a
-// copy and waits until a worker is done with it.
-const fanoutInline = 8 << 20
+// copy and waits until a worker is done with it: batches then hold at
+// most this much each, so all of them together (2×workers+1) stay a few
+// MiB whatever the values.
+const fanoutInline = 1 << 20
 
 type fanoutBatch struct {
 	recs  []Record
