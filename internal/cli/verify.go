@@ -62,7 +62,7 @@ repository could not be read, 2 usage (also: encrypted snapshots and no
 	f.BoolVar(&o.all, "all", false, "check every snapshot (the default without IDs)")
 	f.Float64Var(&o.sample, "sample", 0, "check only this percentage of the snapshots (0 < P <= 100), chosen by hashing their ids")
 	f.StringVar(&o.identity, "identity", "", "age identity file to decrypt encrypted snapshots (or $REDBACK_IDENTITY_FILE)")
-	f.IntVar(&o.parallel, "parallel", 0, "snapshots checked at once (0: CPUs, at most the backend's connections)")
+	f.IntVar(&o.parallel, "parallel", 0, "snapshots checked at once (0: one per 4 CPUs, at least 1, at most the backend's connections; each check uses several cores itself)")
 	f.BoolVar(&o.json, "json", false, "print JSON: {ok, checked, findings}")
 	return c
 }

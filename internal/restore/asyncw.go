@@ -17,7 +17,7 @@ type asyncWriter struct {
 }
 
 const (
-	asyncBufSize = 1 << 20
+	asyncBufSize = 256 << 10 // 1 MiB in all: a write of 256 KiB is as good as one of 1 MiB, and the Go heap counts each held byte twice
 	asyncBufs    = 4
 )
 

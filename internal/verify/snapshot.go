@@ -208,23 +208,34 @@ type parsed struct {
 	digest   string
 }
 
-// parse reads a whole RDB from r, then reads r to its end.
+// parse reads a whole RDB from r, then reads r to its end. The digest
+// decodes (and so fully checks) every value, so the reader only walks each
+// value's outline; it runs on digest.Workers() goroutines beside the
+// reader (one check then keeps the cores busy by itself: see
+// checkSnapshots).
 func parse(ctx context.Context, r *counting, nowMs int64) (*parsed, error) {
 	dg := digest.New(digest.Options{})
-	rd, err := rdb.NewReader(r, rdb.Options{StreamValues: dg.Stream, StreamStrings: true}) // a big value streamed into dg, never held whole
+	rd, err := rdb.NewReader(r, rdb.Options{SkipValueCheck: true, StreamValues: dg.Stream, StreamStrings: true}) // a big value streamed into dg, never held whole
 	if err != nil {
 		return nil, err
 	}
 	cnt := catalog.NewCounter(nowMs)
 	p := &parsed{version: rd.Version()}
-	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
-		cnt.Add(rec)
-		if rec.Kind != rdb.RecordKey {
-			return nil
-		}
-		p.keys++
-		return dg.Add(rec)
-	})
+	scan := func(ctx context.Context, add func(*rdb.Record) error) error {
+		return rd.ForEach(ctx, func(rec *rdb.Record) error {
+			cnt.Add(rec)
+			if rec.Kind != rdb.RecordKey {
+				return nil
+			}
+			p.keys++
+			return add(rec)
+		})
+	}
+	if w := digest.Workers(); w > 1 {
+		err = digest.Parallel(ctx, dg, digest.Options{}, w, scan)
+	} else {
+		err = scan(ctx, dg.Add)
+	}
 	if err != nil {
 		return p, err
 	}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"filippo.io/age"
@@ -234,5 +237,67 @@ func TestRun_Checkers(t *testing.T) {
 	}
 	if sum.Checked != 1 || !sum.Damaged() || fmt.Sprint(kinds) != "[segment]" {
 		t.Fatalf("%+v %v", sum, kinds)
+	}
+}
+
+// inFlight counts the data objects being read at once.
+type inFlight struct {
+	storage.Backend
+	mu       sync.Mutex
+	cur, max int
+}
+
+func (b *inFlight) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	rc, err := b.Backend.Get(ctx, key, off, length)
+	if err != nil || !strings.HasPrefix(key, catalog.SnapshotDataPrefix) {
+		return rc, err
+	}
+	b.mu.Lock()
+	b.cur++
+	b.max = max(b.max, b.cur)
+	b.mu.Unlock()
+	return &countedReader{ReadCloser: rc, b: b}, nil
+}
+
+type countedReader struct {
+	io.ReadCloser
+	b    *inFlight
+	once sync.Once
+}
+
+func (r *countedReader) Close() error {
+	r.once.Do(func() {
+		r.b.mu.Lock()
+		r.b.cur--
+		r.b.mu.Unlock()
+	})
+	return r.ReadCloser.Close()
+}
+
+// Verify of several snapshots checks at most DefaultParallel of them at
+// once unless told (each check holds its own buffers, so memory grows with
+// how many run together), and at most --parallel when told.
+func TestRun_ChecksAtOnce(t *testing.T) {
+	data := dumpRDB(t)
+	b := &inFlight{Backend: mem.New()}
+	for i := range 4 {
+		store(t, b.Backend, data, fmt.Sprintf("20261125T00000%d.000Z-00000%d", i, i+1), nil)
+	}
+	if got := DefaultParallel(b); got < 1 || got > max(1, runtime.GOMAXPROCS(0)/4) {
+		t.Fatalf("DefaultParallel %d with %d CPUs", got, runtime.GOMAXPROCS(0))
+	}
+	for _, par := range []int{0, 3} {
+		b.max = 0
+		sum, err := Run(t.Context(), b, Options{Parallel: par})
+		if err != nil || !sum.OK() || sum.Checked != 4 {
+			t.Fatalf("parallel %d: %+v, %v", par, sum, err)
+		}
+		want := par
+		if par == 0 {
+			want = DefaultParallel(b)
+		}
+		if b.max == 0 || b.max > want {
+			t.Errorf("parallel %d: %d data objects read at once, want 1..%d", par, b.max, want)
+		}
 	}
 }
