@@ -55,7 +55,8 @@ func Start(t testing.TB) string {
 	return s.URL("")
 }
 
-// SetEnv points the client library at the server for the rest of the test.
+// SetEnv points the backend (STORAGE_EMULATOR_HOST) at the server for
+// the rest of the test.
 func (s *Server) SetEnv(t testing.TB) {
 	t.Helper()
 	t.Setenv("STORAGE_EMULATOR_HOST", s.Host)
@@ -87,7 +88,7 @@ func StartServer(t testing.TB) *Server {
 		},
 		Path: "/storage/v1/b",
 	})
-	// Create the bucket with the JSON API (no client library needed).
+	// Create the bucket with the JSON API.
 	body := fmt.Sprintf(`{"name":%q}`, s.Bucket)
 	resp, err := http.Post("http://"+s.Host+"/storage/v1/b?project=test", "application/json", strings.NewReader(body))
 	if err != nil {
