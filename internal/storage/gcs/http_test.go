@@ -611,6 +611,15 @@ func TestBackend_ResumableRetry(t *testing.T) {
 		t.Error("the session of a failed upload was not cancelled")
 	}
 
+	// A session the service forgot (expired): said so, not a missing
+	// object or bucket.
+	s = &resumableAPI{fail: func(n int) (int, int, bool) { return 0, http.StatusNotFound, n == 2 }}
+	f.handle(s.serve(t, f.URL))
+	_, err = b.Put(t.Context(), "big", newSource(size))
+	if err == nil || errors.Is(err, storage.ErrNotExist) || storage.IsTransient(err) || !strings.Contains(err.Error(), "session ended") || strings.Contains(err.Error(), "bucket") {
+		t.Errorf("Put into an ended session: %v", err)
+	}
+
 	// The source fails after two chunks: cancelled too.
 	s = &resumableAPI{fail: func(int) (int, int, bool) { return 0, 0, false }}
 	f.handle(s.serve(t, f.URL))

@@ -248,7 +248,8 @@ func (b *Backend) finalized(ctx context.Context, resp *http.Response, off int64,
 // (404, 410: it expired or was cancelled) says so.
 func uploadError(off int64, err error) error {
 	if st := status(err); st == http.StatusNotFound || st == http.StatusGone {
-		return fmt.Errorf("upload chunk at offset %d: the upload session ended: %w", off, err)
+		// Not the object's or the bucket's absence: no %w.
+		return fmt.Errorf("upload chunk at offset %d: the upload session ended (expired or cancelled): %v", off, err)
 	}
 	return fmt.Errorf("upload chunk at offset %d: %w", off, err)
 }
