@@ -11,8 +11,9 @@
 // inits and 32 MB of the executable's pages resident in an idle command,
 // against 59 MB, 233 inits and 19 MB without it; the generated JSON client
 // (google.golang.org/api/storage/v1) still pulls gRPC and OTel in through
-// its options (64 MB, 307 inits). The JSON API redback needs is seven
-// requests; docs/architecture.md and docs/performance.md have the figures.
+// its options (64 MB, 307 inits). Redback needs a handful of the JSON
+// API's requests (insert, resumable upload, get, list, delete);
+// docs/architecture.md and docs/performance.md have the figures.
 //
 // Location URL:
 //
