@@ -154,7 +154,7 @@ func New(opts Options) *Digest {
 
 // Bounds of the hash field name cache.
 const (
-	maxCachedFields   = 4096
+	maxCachedFields   = 1024
 	maxCachedFieldLen = 64
 )
 
@@ -169,8 +169,10 @@ func (d *Digest) fieldTerm(f []byte) sum {
 		return e
 	}
 	mixD(&e, f)
-	if d.fields == nil || len(d.fields) >= maxCachedFields {
+	if d.fields == nil {
 		d.fields = make(map[string]sum, 64)
+	} else if len(d.fields) >= maxCachedFields {
+		clear(d.fields) // start over in the same table
 	}
 	d.fields[string(f)] = e
 	return e
