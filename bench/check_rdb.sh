@@ -25,7 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 # afresh (a stale bin/redback would measure old code).
 if [ -z "${RB:-}" ]; then
   RB=$tmp/redback
-  go build -o "$RB" ./cmd/redback
+  CGO_ENABLED=0 go build -o "$RB" ./cmd/redback
 fi
 
 # measure NAME CMD...: RUNS runs; sets med_s (median seconds) and max_kb

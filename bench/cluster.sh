@@ -22,7 +22,7 @@ RUNS=${RUNS:-3}
 PARALLEL=${PARALLEL:-1}
 EXTRA=${EXTRA:-}
 RB=${RB:-$PWD/bin/redback}
-go build -o "$RB" ./cmd/redback
+CGO_ENABLED=0 go build -o "$RB" ./cmd/redback
 source bench/lib.sh
 bench_setup cluster "${1:-}"
 # Shut the cluster nodes down and wait for them before the temp dir goes

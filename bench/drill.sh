@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 RB="$tmp/redback"
 export PATH=/usr/local/go/bin:$PATH
-go build -o "$RB" ./cmd/redback
+CGO_ENABLED=0 go build -o "$RB" ./cmd/redback
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 now() { date +%s.%N; }

@@ -23,7 +23,7 @@ bash bench/dataset.sh >&2
 rdb=$PWD/bench/out/dataset/dump.rdb
 tmp=$(mktemp -d /tmp/redback-bench-fromlog.XXXXXX)
 RB=${RB:-$tmp/redback}
-[ -x "$RB" ] || go build -o "$RB" ./cmd/redback
+[ -x "$RB" ] || CGO_ENABLED=0 go build -o "$RB" ./cmd/redback
 shippid=
 loadpid=
 cleanup() {

@@ -19,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # RB=path runs a prebuilt redback (e.g. main's, for a before/after).
-if [ -z "${RB:-}" ]; then RB=$PWD/bin/redback; go build -o "$RB" ./cmd/redback; fi
+# The binary as shipped (the Makefile's static build): a cgo build maps libc too.
+if [ -z "${RB:-}" ]; then RB=$PWD/bin/redback; CGO_ENABLED=0 go build -o "$RB" ./cmd/redback; fi
 source bench/lib.sh
 sets=("$@"); [ ${#sets[@]} -gt 0 ] || sets=(1 10)
 for s in "${sets[@]}"; do

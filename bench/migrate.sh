@@ -23,7 +23,7 @@ SAMPLE=${SAMPLE:-2000}
 PARALLEL=${PARALLEL:-2}
 RUNS=${RUNS:-3}
 RB=${RB:-$PWD/bin/redback}
-go build -o "$RB" ./cmd/redback
+CGO_ENABLED=0 go build -o "$RB" ./cmd/redback
 go build -o bin/migrateplain ./bench/migrateplain
 source bench/lib.sh
 bench_setup migrate "${1:-}"

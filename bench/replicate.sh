@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 RB=${RB:-$PWD/bin/redback}
-go build -o "$RB" ./cmd/redback
+CGO_ENABLED=0 go build -o "$RB" ./cmd/redback
 source bench/lib.sh
 bench_setup replicate "${1:-}"
 size=$(stat -c %s "$rdb")

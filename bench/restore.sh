@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 PARALLEL=${PARALLEL:-1}
 RUNS=${RUNS:-3}
 RB=${RB:-$PWD/bin/redback}
-go build -o "$RB" ./cmd/redback
+CGO_ENABLED=0 go build -o "$RB" ./cmd/redback
 go build -o bin/restoregen ./bench/restoregen
 if [ ! -x /usr/bin/time ]; then
   echo "restore: /usr/bin/time is missing (apt-get install time)" >&2

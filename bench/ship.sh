@@ -24,7 +24,7 @@ D=${D:-100}
 INTERVAL=${INTERVAL:-1s}
 tmp=$(mktemp -d /tmp/redback-bench-ship.XXXXXX)
 RB=$tmp/redback
-if [ -n "${REDBACK:-}" ]; then cp "$REDBACK" "$RB"; else go build -o "$RB" ./cmd/redback; fi
+if [ -n "${REDBACK:-}" ]; then cp "$REDBACK" "$RB"; else CGO_ENABLED=0 go build -o "$RB" ./cmd/redback; fi
 JITTER=${JITTER:-1s}
 go build -o "$tmp/shiplag" ./bench/shiplag
 pids=()
