@@ -260,12 +260,13 @@ func countRecords(ctx context.Context, rd *rdb.Reader, add func(*rdb.Record) err
 
 // rewrite writes the kept records with an rdb.Writer.
 func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Options, verified bool) error {
-	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified})
+	rw := newRewriter(res, opts, nil)
+	rd, err := rdb.NewReader(rc, rw.readerOptions(rdb.Options{MaxValueBytes: opts.MaxValueBytes, SkipValueCheck: verified}))
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(&atomicfile.Writer{F: f}, 1<<20)
-	if err := rewriteRecords(ctx, rd, bw, res, opts, nil); err != nil {
+	if err := rw.run(ctx, rd, bw, nil); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -275,19 +276,137 @@ func rewrite(ctx context.Context, rc io.Reader, f *os.File, res *Result, opts Op
 	return err
 }
 
-// rewriteRecords writes the records of rd that opts.Filter keeps, and
-// are not expired, as an RDB of rd's version to out (header to CRC-64
-// trailer), handing each key record written to add when it is not nil.
-func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Result, opts Options, add func(*rdb.Record) error) error {
+// rewriter writes the records of an rdb.Reader that a filter keeps, and
+// are not expired, as an RDB of the reader's version. A value the Reader
+// streams (rdb.Options.StreamValues: a big aggregate or string) is never
+// held whole: a kept one is copied to the Writer as its serialized bytes
+// arrive (the rewritten file has the source's version, so they are valid
+// as they are) and handed to also, when set, piece by piece (a digest of
+// what the target will hold); one filtered out or expired is only checked
+// by the Reader as it passes.
+type rewriter struct {
+	res      *Result
+	flt      *Filter
+	now      int64
+	progress func(bytes, keys int64)
+	also     func(*rdb.Record) (*rdb.Visitor, error)
+
+	w           *rdb.Writer
+	curDB       int
+	streaming   bool // the value being streamed is kept: written and given to also
+	metaDropped int64
+}
+
+func newRewriter(res *Result, opts Options, also func(*rdb.Record) (*rdb.Visitor, error)) *rewriter {
+	return &rewriter{res: res, flt: &opts.Filter, now: opts.Now().UnixMilli(), progress: opts.Progress, also: also, curDB: -1}
+}
+
+// readerOptions is o with the rewriter's streaming: every big value,
+// strings too, is streamed through it.
+func (rw *rewriter) readerOptions(o rdb.Options) rdb.Options {
+	o.StreamValues, o.StreamStrings = rw.stream, true
+	return o
+}
+
+// keep says whether the key record rec goes to the output: counted as
+// filtered or expired when it does not.
+func (rw *rewriter) keep(rec *rdb.Record) bool {
+	if !rw.flt.KeepDB(rec.DB) || !rw.flt.KeepKey(rec.Key) {
+		rw.res.KeysFiltered++
+		return false
+	}
+	if rec.Expire >= 0 && rec.Expire <= rw.now {
+		rw.res.KeysExpired++
+		return false
+	}
+	return true
+}
+
+// writeHead writes the header of a kept key (a SELECTDB first when its
+// target db changes) and value (nil: its bytes follow by WriteRaw), and
+// returns the record as the target holds it (its db mapped).
+func (rw *rewriter) writeHead(rec *rdb.Record, value []byte) (rdb.Record, error) {
+	moved := *rec // as the target holds it (a digest mixes in the db)
+	moved.DB = rw.flt.TargetDB(rec.DB)
+	if moved.DB != rw.curDB {
+		if err := rw.w.SelectDB(moved.DB); err != nil {
+			return moved, err
+		}
+		rw.curDB = moved.DB
+	}
+	rw.res.KeysRestored++
+	if rec.Meta != nil {
+		rw.metaDropped++
+	}
+	return moved, rw.w.WriteKey(rec.Key, rec.Type, value, rec.Expire, rec.Idle, rec.Freq)
+}
+
+// stream is the Reader's StreamValues: a kept key's header is written
+// now, its value's bytes as they arrive (Raw), and also gets its elements.
+func (rw *rewriter) stream(rec *rdb.Record) (*rdb.Visitor, error) {
+	rw.streaming = false
+	if !rw.flt.KeepDB(rec.DB) || !rw.flt.KeepKey(rec.Key) || rec.Expire >= 0 && rec.Expire <= rw.now {
+		return nil, nil // only checked; counted when its record comes
+	}
+	moved, err := rw.writeHead(rec, nil)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	rw.streaming = true
+	v := &rdb.Visitor{Raw: func(p []byte) error {
+		if err := rw.w.WriteRaw(p); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		return nil
+	}}
+	if rw.also == nil {
+		return v, nil
+	}
+	a, err := rw.also(&moved)
+	if err != nil {
+		return nil, err
+	}
+	return rdb.Tee(v, a), nil
+}
+
+// key writes the key record rec when it is kept (a streamed value is
+// already written) and hands it to add, as the target holds it.
+func (rw *rewriter) key(rec *rdb.Record, add func(*rdb.Record) error) error {
+	streamed := rec.Streamed && rw.streaming
+	rw.streaming = false
+	if !rw.keep(rec) {
+		return nil
+	}
+	var moved rdb.Record
+	switch {
+	case streamed:
+		moved = *rec
+		moved.DB = rw.curDB
+	case rec.Streamed:
+		return fmt.Errorf("key %q: its value was streamed, but not through this rewrite", rec.Key)
+	default:
+		var err error
+		if moved, err = rw.writeHead(rec, rec.Value); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	if add != nil {
+		return add(&moved)
+	}
+	return nil
+}
+
+// run writes the kept records of rd to out (header to CRC-64 trailer),
+// handing each key record written to add when it is not nil (a Streamed
+// one ends the value also was given).
+func (rw *rewriter) run(ctx context.Context, rd *rdb.Reader, out io.Writer, add func(*rdb.Record) error) error {
 	w, err := rdb.NewWriter(out, rd.Version())
 	if err != nil {
 		return err
 	}
-	now := opts.Now().UnixMilli()
-	flt := &opts.Filter
-	curDB := -1
-	var metaDropped int64
-	pr := progressFn{fn: opts.Progress}
+	rw.w = w
+	res := rw.res
+	pr := progressFn{fn: rw.progress}
 	err = rd.ForEach(ctx, func(rec *rdb.Record) error {
 		var err error
 		switch rec.Kind {
@@ -300,31 +419,7 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 			res.note("module aux data of %s is not copied when filtering", rec.Module)
 		case rdb.RecordKey:
 			pr.add(rd.Offset(), false)
-			if !flt.KeepDB(rec.DB) || !flt.KeepKey(rec.Key) {
-				res.KeysFiltered++
-				return nil
-			}
-			if rec.Expire >= 0 && rec.Expire <= now {
-				res.KeysExpired++
-				return nil
-			}
-			if db := flt.TargetDB(rec.DB); db != curDB {
-				if err = w.SelectDB(db); err != nil {
-					break
-				}
-				curDB = db
-			}
-			res.KeysRestored++
-			if rec.Meta != nil {
-				metaDropped++
-			}
-			if err = w.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq); err == nil && add != nil {
-				moved := *rec // as the target holds it (a digest mixes in the db)
-				moved.DB = curDB
-				if err := add(&moved); err != nil {
-					return err
-				}
-			}
+			return rw.key(rec, add)
 		}
 		if err != nil {
 			return fmt.Errorf("write: %w", err)
@@ -336,8 +431,8 @@ func rewriteRecords(ctx context.Context, rd *rdb.Reader, out io.Writer, res *Res
 	}
 	pr.add(rd.Offset(), true)
 	res.Bytes = rd.Offset()
-	if metaDropped > 0 {
-		res.note("%d keys carried module key metadata (KEY_META, Redis 8.6), not copied when filtering", metaDropped)
+	if rw.metaDropped > 0 {
+		res.note("%d keys carried module key metadata (KEY_META, Redis 8.6), not copied when filtering", rw.metaDropped)
 	}
 	return w.Close()
 }

@@ -400,10 +400,11 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 	}
 	// Values are checked beside the reader: by the digest when it is
 	// computed here, else by CheckValues unless the precheck proved the
-	// bytes of a verified snapshot. Unfiltered, a big aggregate is
-	// decoded as it streams to the target and never held whole (into the
-	// digest, or only checked); a filtered restore rewrites each kept
-	// value, so it holds one at a time.
+	// bytes of a verified snapshot. A big value (aggregate or string) is
+	// decoded as it streams and never held whole: unfiltered, as it goes
+	// to the target (into the digest, or only checked); filtered, a kept
+	// one is copied into the rewritten RDB and the digest piece by piece,
+	// one filtered out only checked.
 	sf := digest.Score70
 	if v, _ := RDBVersionFor(r.tgt.RedisVersion); v >= 11 {
 		sf = digest.Score72
@@ -416,11 +417,14 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 		ropts.StreamValues = rdb.CheckStreamed
 	} else {
 		dg = digest.New(digest.Options{ScoreFormat: sf})
-		if !filtered {
-			ropts.StreamValues = dg.Stream
-		}
+		ropts.StreamValues = dg.Stream
 	}
-	ropts.StreamStrings = ropts.StreamValues != nil
+	ropts.StreamStrings = true
+	var rw *rewriter
+	if filtered {
+		rw = newRewriter(r.res, r.opts, dg.Stream)
+		ropts = rw.readerOptions(ropts)
+	}
 	rd, err := rdb.NewReader(in, ropts)
 	if err != nil {
 		return "", err
@@ -444,7 +448,7 @@ func (r *replication) stream(ctx context.Context, br *bufio.Reader, s *primary.S
 			}
 		}
 		if filtered {
-			return rewriteRecords(ctx, rd, s, r.res, r.opts, add)
+			return rw.run(ctx, rd, s, add)
 		}
 		return countRecords(ctx, rd, add, r.res, r.opts)
 	}
