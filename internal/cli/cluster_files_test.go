@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,6 +39,21 @@ func TestClusterSetToFiles(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.StartCluster(t, 3, 0)
 	redistest.PopulateCluster(t, src, 500)
+	// Values over the Reader's 1 MiB StreamAbove: copied into the files
+	// and digested as they stream.
+	cc := src.Client()
+	for i := 0; i < 40_000; i += 1000 {
+		elems := make([]any, 0, 1000)
+		for j := i; j < i+1000; j++ {
+			elems = append(elems, fmt.Sprintf("%08d-%055d", j, j))
+		}
+		if err := cc.RPush(ctx, "big:list", elems...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cc.Set(ctx, "big:string", strings.Repeat("0123456789abcdef", 200_000), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	lib := "#!lua name=restoretest\nredis.register_function('ping1', function() return 1 end)"
 	for _, p := range src.Primaries() {
 		if err := p.Client().FunctionLoad(ctx, lib).Err(); err != nil {

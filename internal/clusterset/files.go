@@ -153,7 +153,7 @@ func writeFiles(ctx context.Context, repo storage.Backend, set *catalog.Set, fil
 		}
 		dgs[i] = digest.New(digest.Options{})
 	}
-	w := &fileRouter{res: res, outs: outs, dgs: dgs, slotMap: slotMap, now: o.Now().UnixMilli(), progress: o.Progress}
+	w := &fileRouter{res: res, outs: outs, dgs: dgs, slotMap: slotMap, now: o.Now().UnixMilli(), progress: o.Progress, streamTo: -1}
 	for i, s := range sources {
 		if err := w.copy(ctx, s.src, i == 0, o.MaxValueBytes); err != nil {
 			return res, err
@@ -196,6 +196,8 @@ type fileRouter struct {
 	progress func(bytes, keys int64)
 
 	meta, moduleAux int64
+	// streamTo is the file the value being streamed goes to (-1: none).
+	streamTo int
 }
 
 // copy reads one shard's snapshot to its end; functions are written into
@@ -206,7 +208,10 @@ func (w *fileRouter) copy(ctx context.Context, src restore.Source, functions boo
 		return err
 	}
 	defer rc.Close()
-	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: maxValue, SkipValueCheck: src.Verified})
+	// A big value is copied into its file and digested as it streams,
+	// never held whole.
+	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: maxValue, SkipValueCheck: src.Verified,
+		StreamStrings: true, StreamValues: func(rec *rdb.Record) (*rdb.Visitor, error) { return w.stream(rec, src.Name) }})
 	if err != nil {
 		return fmt.Errorf("%s: %w", src.Name, err)
 	}
@@ -248,20 +253,58 @@ func (w *fileRouter) copy(ctx context.Context, src restore.Source, functions boo
 	return nil
 }
 
-// key writes one key record into the file of its slot.
-func (w *fileRouter) key(rec *rdb.Record, name string, keys *int64, report func()) error {
+// file is the index of the file the key record rec goes to, by its slot.
+func (w *fileRouter) file(rec *rdb.Record, name string) (int, error) {
 	if rec.DB != 0 {
-		return fmt.Errorf("%s: key %q is in db %d: a cluster has db 0 only", name, rec.Key, rec.DB)
+		return 0, fmt.Errorf("%s: key %q is in db %d: a cluster has db 0 only", name, rec.Key, rec.DB)
 	}
 	i := 0
 	if w.slotMap != nil {
 		if i = w.slotMap[cluster.Slot(rec.Key)]; i < 0 {
-			return fmt.Errorf("%s: key %q: slot %d is served by no node of the target", name, rec.Key, cluster.Slot(rec.Key))
+			return 0, fmt.Errorf("%s: key %q: slot %d is served by no node of the target", name, rec.Key, cluster.Slot(rec.Key))
 		}
 	}
+	return i, nil
+}
+
+// stream is the Reader's StreamValues: the key's head goes into its file
+// now, the value's bytes as they arrive, and its elements into the file's
+// digest; key ends it.
+func (w *fileRouter) stream(rec *rdb.Record, name string) (*rdb.Visitor, error) {
+	w.streamTo = -1
+	i, err := w.file(rec, name)
+	if err != nil {
+		return nil, err
+	}
+	v, err := w.outs[i].W.StreamKey(rec.Key, rec.Type, rec.Expire, rec.Idle, rec.Freq)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", w.res.Files[i].Path, err)
+	}
+	d, err := w.dgs[i].Stream(rec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	w.streamTo = i
+	return rdb.Tee(v, d), nil
+}
+
+// key writes one key record into the file of its slot (a streamed value
+// is there already).
+func (w *fileRouter) key(rec *rdb.Record, name string, keys *int64, report func()) error {
+	i, err := w.file(rec, name)
+	if err != nil {
+		return err
+	}
 	f := &w.res.Files[i]
-	if err := w.outs[i].W.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq); err != nil {
-		return fmt.Errorf("%s: %w", f.Path, err)
+	switch {
+	case rec.Streamed && w.streamTo != i:
+		return fmt.Errorf("%s: key %q: its value was streamed, but not into its file", name, rec.Key)
+	case rec.Streamed:
+		w.streamTo = -1
+	default:
+		if err := w.outs[i].W.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
 	}
 	if err := w.dgs[i].Add(rec); err != nil {
 		return fmt.Errorf("%s: %w", name, err)

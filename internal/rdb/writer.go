@@ -144,6 +144,18 @@ func (w *Writer) WriteKey(key []byte, t Type, raw []byte, expireMs, idle int64, 
 	return w.err
 }
 
+// StreamKey writes the head of one key as WriteKey does, without its
+// value, and returns a Visitor whose Raw writes the value's serialized
+// bytes after it as a Reader streams them (Options.StreamValues): a value
+// copied into a file of the same version is never held whole. The
+// Visitor's errors are the Writer's.
+func (w *Writer) StreamKey(key []byte, t Type, expireMs, idle int64, freq int) (*Visitor, error) {
+	if err := w.WriteKey(key, t, nil, expireMs, idle, freq); err != nil {
+		return nil, err
+	}
+	return &Visitor{Raw: w.WriteRaw}, nil
+}
+
 // Close writes the EOF opcode and, for RDB >= 5, the CRC-64 trailer (all
 // zero when NoChecksum is set), then flushes. It does not close the
 // underlying writer.

@@ -322,10 +322,10 @@ func (rw *rewriter) keep(rec *rdb.Record) bool {
 	return true
 }
 
-// writeHead writes the header of a kept key (a SELECTDB first when its
-// target db changes) and value (nil: its bytes follow by WriteRaw), and
-// returns the record as the target holds it (its db mapped).
-func (rw *rewriter) writeHead(rec *rdb.Record, value []byte) (rdb.Record, error) {
+// moveTo counts a kept key, writes a SELECTDB when its target db is not
+// the current one and returns the record as the target holds it (its db
+// mapped).
+func (rw *rewriter) moveTo(rec *rdb.Record) (rdb.Record, error) {
 	moved := *rec // as the target holds it (a digest mixes in the db)
 	moved.DB = rw.flt.TargetDB(rec.DB)
 	if moved.DB != rw.curDB {
@@ -338,27 +338,25 @@ func (rw *rewriter) writeHead(rec *rdb.Record, value []byte) (rdb.Record, error)
 	if rec.Meta != nil {
 		rw.metaDropped++
 	}
-	return moved, rw.w.WriteKey(rec.Key, rec.Type, value, rec.Expire, rec.Idle, rec.Freq)
+	return moved, nil
 }
 
-// stream is the Reader's StreamValues: a kept key's header is written
-// now, its value's bytes as they arrive (Raw), and also gets its elements.
+// stream is the Reader's StreamValues: a kept key's head is written now,
+// its value's bytes as they arrive (Raw), and also gets its elements.
 func (rw *rewriter) stream(rec *rdb.Record) (*rdb.Visitor, error) {
 	rw.streaming = false
 	if !rw.flt.KeepDB(rec.DB) || !rw.flt.KeepKey(rec.Key) || rec.Expire >= 0 && rec.Expire <= rw.now {
 		return nil, nil // only checked; counted when its record comes
 	}
-	moved, err := rw.writeHead(rec, nil)
+	moved, err := rw.moveTo(rec)
 	if err != nil {
-		return nil, fmt.Errorf("write: %w", err)
+		return nil, err
+	}
+	v, err := rw.w.StreamKey(rec.Key, rec.Type, rec.Expire, rec.Idle, rec.Freq)
+	if err != nil {
+		return nil, err
 	}
 	rw.streaming = true
-	v := &rdb.Visitor{Raw: func(p []byte) error {
-		if err := rw.w.WriteRaw(p); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		return nil
-	}}
 	if rw.also == nil {
 		return v, nil
 	}
@@ -386,8 +384,11 @@ func (rw *rewriter) key(rec *rdb.Record, add func(*rdb.Record) error) error {
 		return fmt.Errorf("key %q: its value was streamed, but not through this rewrite", rec.Key)
 	default:
 		var err error
-		if moved, err = rw.writeHead(rec, rec.Value); err != nil {
-			return fmt.Errorf("write: %w", err)
+		if moved, err = rw.moveTo(rec); err == nil {
+			err = rw.w.WriteKey(rec.Key, rec.Type, rec.Value, rec.Expire, rec.Idle, rec.Freq)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if add != nil {
