@@ -108,3 +108,56 @@ func TestRestore_UnknownSnapshot(t *testing.T) {
 		t.Errorf("missing repository: exit %d, %s", code, errs)
 	}
 }
+
+// Damage inside a big value a filtered restore keeps (a list over the
+// Reader's 1 MiB, copied into the rewritten RDB as it streams) exits 3,
+// naming the key and the offset, and publishes nothing.
+func TestRestore_FilteredDamagedBigValue_Exit3(t *testing.T) {
+	ctx := t.Context()
+	s := redistest.Start(t)
+	c := s.Client()
+	if err := c.ConfigSet(ctx, "rdbcompression", "no").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40_000; i += 1000 {
+		elems := make([]any, 0, 1000)
+		for j := i; j < i+1000; j++ {
+			elems = append(elems, "e"+strconv.Itoa(100_000+j)+"-"+strings.Repeat("x", 40))
+		}
+		if err := c.RPush(ctx, "big:list", elems...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Set(ctx, "small", "v", 0)
+	if err := c.Do(ctx, "SAVE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(s.Dir, "dump.rdb")
+	data, err := os.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Element 130000 deep in the list: its 48-byte listpack string's
+	// encoding byte made the listpack's end mark, in place.
+	at := strings.Index(string(data), "e130000-")
+	if at < 1 || data[at-1] != 0x80|48 {
+		t.Fatalf("element e130000 not found as a 48-byte listpack string (at %d)", at)
+	}
+	f, err := os.OpenFile(bad, os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteAt([]byte{0xFF}, int64(at-1))
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, "restore", "--from-rdb", bad, "--to-dir", dir, "--match", "big:*")
+	if code != ExitVerify || !strings.Contains(errs, `key "big:list"`) || !strings.Contains(errs, "offset") {
+		t.Fatalf("filtered restore of a damaged big value: exit %d, want %d naming the key and offset\n%s%s", code, ExitVerify, out, errs)
+	}
+	t.Logf("%s", errs)
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("%s holds %d entries after the failure, want none", dir, len(ents))
+	}
+}
