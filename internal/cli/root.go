@@ -18,6 +18,11 @@ type Stdio struct {
 	In  io.Reader
 	Out io.Writer
 	Err io.Writer
+	// SetMemoryLimit, when set, is the process's runtime/debug.SetMemoryLimit:
+	// a verb whose memory is set by its flags (ship's --spool-size) sets a
+	// soft limit from them. cmd/redback sets it; in-process runs (tests)
+	// leave it nil, so that they do not change their binary's GC.
+	SetMemoryLimit func(int64) int64
 }
 
 // env is what every verb gets: streams, a logger and the environment.

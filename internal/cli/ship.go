@@ -119,7 +119,7 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f.DurationVar(&o.heartbeat, "heartbeat", ship.DefaultHeartbeat, "while the source is idle, how often its heartbeat (gens/<gen>/quiet.json, rewritten in place) is updated instead of cutting a segment per PING")
 	f.DurationVar(&o.tick, "tick", ship.DefaultTick, "how often a time marker is published to the source while writes flow (PUBLISH __redback__:tick); 0: none")
 	f.StringVar(&o.ack, "ack", ship.AckProcessed, "offset reported to the primary: processed or durable (stored)")
-	f.StringVar(&o.spool, "spool-size", "64MiB", "memory for data received but not yet stored (e.g. 64MiB, 1GiB); a single larger command waits for it to drain, then passes alone")
+	f.StringVar(&o.spool, "spool-size", "24MiB", "memory for data received but not yet stored (e.g. 24MiB, 1GiB); when storage falls behind by more, ship disconnects and resumes with PSYNC once it is stored; a single larger command waits for it to drain, then passes alone. The process's soft memory limit is this plus 20MiB unless $GOMEMLIMIT is set")
 	o.pack.addFlags(f, "default")
 	f.StringVar(&o.aofDir, "aof-dir", "", "tail this multi-part AOF directory (appendonlydir) instead of replicating")
 	f.StringVar(&o.pinDir, "spool-dir", "", "with --aof-dir: where AOF files are hard-linked while shipped (same filesystem; default DIR/../"+ship.DefaultPinDirName+")")
@@ -127,6 +127,25 @@ Runs until SIGINT or SIGTERM, then stores what it received and exits 0.`,
 	f.BoolVar(&o.singleNode, "single-node", false, "for a cluster node: ship that node alone, not every shard of the cluster")
 	o.redis.addFlags(f)
 	return c
+}
+
+// shipHeapBase is what one stream needs besides its spool (the segment
+// being built, the encoders, the base snapshot's check during a full
+// sync): the soft memory limit of `redback ship` is the spool plus this.
+const shipHeapBase = 20 << 20
+
+// softMemoryLimit sets the Go runtime's soft memory limit to n bytes
+// unless $GOMEMLIMIT chooses one (or the run is in-process, without
+// Stdio.SetMemoryLimit). The GC's default goal lets the heap reach twice
+// what is live, and a spool that fills is live: with the limit the heap
+// stays near the spool instead. It is soft: a command larger than the
+// spool (which passes alone) only makes the GC run more often while it is
+// held.
+func softMemoryLimit(e *env, n int64) {
+	if e.SetMemoryLimit == nil || e.getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	e.SetMemoryLimit(n)
 }
 
 // parseSpoolSize reads "64MiB", "512k", "1GB", "1048576".
@@ -177,7 +196,7 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 	}
 	spool, err := parseSpoolSize(o.spool)
 	if err != nil || spool < 1<<20 {
-		return usagef("--spool-size 64MiB", "--spool-size must be a size of at least 1MiB, not %q", o.spool)
+		return usagef("--spool-size 24MiB", "--spool-size must be a size of at least 1MiB, not %q", o.spool)
 	}
 	var u *redisurl.URL
 	if o.aofDir == "" {
@@ -213,6 +232,7 @@ func runShip(ctx context.Context, e *env, o *shipOpts) error {
 		return err
 	}
 	defer base.Close()
+	softMemoryLimit(e, spool+shipHeapBase)
 	return leased(ctx, e, view, src.Name, func(ctx context.Context, repo storage.Backend) error {
 		return shipLeased(ctx, e, o, u, po, ids, spool, repo, src.Name)
 	})

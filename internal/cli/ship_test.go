@@ -118,3 +118,27 @@ func TestShip_AOFDir(t *testing.T) {
 		t.Fatalf("output %q: %+v, %v", out.String(), st, err)
 	}
 }
+
+// ship sets the process's soft memory limit to its spool plus
+// shipHeapBase, unless $GOMEMLIMIT chooses one or the run is in-process
+// (no Stdio.SetMemoryLimit: tests must not change their binary's GC).
+func TestShip_SoftMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		gomemlimit string
+		want       int64 // 0: not set
+	}{{"", 24<<20 + shipHeapBase}, {"1GiB", 0}} {
+		var got int64
+		e := &env{Stdio: Stdio{SetMemoryLimit: func(n int64) int64 { got = n; return 0 }},
+			getenv: func(k string) string {
+				if k == "GOMEMLIMIT" {
+					return tc.gomemlimit
+				}
+				return ""
+			}}
+		softMemoryLimit(e, 24<<20+shipHeapBase)
+		if got != tc.want {
+			t.Errorf("GOMEMLIMIT=%q: limit %d, want %d", tc.gomemlimit, got, tc.want)
+		}
+	}
+	softMemoryLimit(&env{getenv: func(string) string { return "" }}, 1<<20) // in-process: nothing to set, no panic
+}

@@ -52,6 +52,11 @@ type Config struct {
 	// Logger receives notes such as a rejected rdb-only request. Nil
 	// discards.
 	Logger *slog.Logger
+	// SharedArgs makes Next return arguments cut from one buffer the Conn
+	// reuses, valid only until the next call, instead of fresh slices:
+	// for a caller that copies each command (a stream's every byte is
+	// then not garbage once).
+	SharedArgs bool
 }
 
 func (c Config) withDefaults() Config {
@@ -670,7 +675,8 @@ func (c *Conn) ackValue() int64 {
 // RDB bytes. With an accepted rdb-only request there is no stream and Next
 // returns io.EOF. Every command is returned, including PING, SELECT, MULTI,
 // EXEC and REPLCONF GETACK (answered automatically), so that offsets stay
-// contiguous. The Args are fresh slices the caller may keep.
+// contiguous. The Args are fresh slices the caller may keep, unless
+// Config.SharedArgs.
 func (c *Conn) Next(ctx context.Context) (Command, error) {
 	switch c.state {
 	case stateHandshake:
@@ -686,7 +692,11 @@ func (c *Conn) Next(ctx context.Context) (Command, error) {
 		return Command{}, io.EOF
 	}
 	defer c.watch(ctx)()
-	args, n, err := c.rr.ReadCommand()
+	read := c.rr.ReadCommand
+	if c.cfg.SharedArgs {
+		read = c.rr.ReadCommandShared
+	}
+	args, n, err := read()
 	if err != nil {
 		c.state = stateBroken
 		var pe *resp.ProtocolError

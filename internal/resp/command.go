@@ -64,6 +64,24 @@ func (r *Reader) ReadCommand() (args [][]byte, n int64, err error) {
 	return r.rec.Args, r.rec.Size, nil
 }
 
+// ReadCommandShared is ReadCommand with the arguments cut from one buffer
+// the Reader reuses, valid only until the next read: nothing is allocated
+// per command once the buffer has grown. A buffer grown past
+// sharedBufMax (by a big command) is let go at the next read, so a
+// stream's largest command is not held for the rest of its life.
+func (r *Reader) ReadCommandShared() (args [][]byte, n int64, err error) {
+	if cap(r.buf) > sharedBufMax {
+		r.buf = nil
+	}
+	if err := r.readRecord(false); err != nil {
+		return nil, 0, streamErr(err)
+	}
+	return r.rec.Args, r.rec.Size, nil
+}
+
+// sharedBufMax is the largest buffer ReadCommandShared keeps between reads.
+const sharedBufMax = 1 << 20
+
 // streamErr turns a torn-input *ProtocolError into io.ErrUnexpectedEOF:
 // on a stream the peer went away, the data is not malformed.
 func streamErr(err error) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -90,31 +91,77 @@ func TestReader_ReadCommand(t *testing.T) {
 	for _, c := range cmds {
 		stream = AppendCommandString(stream, c...)
 	}
-	// One byte at a time exercises every partial read.
-	r := NewReader(iotest.OneByteReader(bytes.NewReader(stream)), Options{})
-	var total int64
-	for i, c := range cmds {
-		args, n, err := r.ReadCommand()
-		if err != nil {
-			t.Fatalf("command %d: %v", i, err)
+	for _, shared := range []bool{false, true} {
+		// One byte at a time exercises every partial read.
+		r := NewReader(iotest.OneByteReader(bytes.NewReader(stream)), Options{})
+		read := r.ReadCommand
+		if shared {
+			read = r.ReadCommandShared
 		}
-		var want [][]byte
-		for _, s := range c {
-			want = append(want, []byte(s))
+		var total int64
+		for i, c := range cmds {
+			args, n, err := read()
+			if err != nil {
+				t.Fatalf("shared %v, command %d: %v", shared, i, err)
+			}
+			var want [][]byte
+			for _, s := range c {
+				want = append(want, []byte(s))
+			}
+			if diff := cmp.Diff(want, args); diff != "" {
+				t.Fatalf("shared %v, command %d (-want +got):\n%s", shared, i, diff)
+			}
+			if n != CommandLen(want...) {
+				t.Fatalf("shared %v, command %d: n=%d want %d", shared, i, n, CommandLen(want...))
+			}
+			total += n
 		}
-		if diff := cmp.Diff(want, args); diff != "" {
-			t.Fatalf("command %d (-want +got):\n%s", i, diff)
+		if total != int64(len(stream)) || r.Offset() != total {
+			t.Fatalf("shared %v: total %d offset %d stream %d", shared, total, r.Offset(), len(stream))
 		}
-		if n != CommandLen(want...) {
-			t.Fatalf("command %d: n=%d want %d", i, n, CommandLen(want...))
+		if _, _, err := read(); err != io.EOF {
+			t.Fatalf("shared %v: at end: %v, want io.EOF", shared, err)
 		}
-		total += n
 	}
-	if total != int64(len(stream)) || r.Offset() != total {
-		t.Fatalf("total %d offset %d stream %d", total, r.Offset(), len(stream))
+}
+
+// ReadCommandShared allocates nothing per command once its buffer has
+// grown (bytes allocated, not a timing): a replication stream read by
+// ship is copied into segments, and fresh arguments made every byte of
+// it garbage once. A big command's buffer is not kept after it.
+func TestReader_ReadCommandSharedAllocates(t *testing.T) {
+	const n = 20000
+	var stream []byte
+	val := strings.Repeat("v", 1000)
+	for i := range n {
+		stream = AppendCommandString(stream, "SET", fmt.Sprintf("key:%d", i), val)
 	}
-	if _, _, err := r.ReadCommand(); err != io.EOF {
-		t.Fatalf("at end: %v, want io.EOF", err)
+	small := len(stream)
+	stream = AppendCommandString(stream, "SET", "big", strings.Repeat("x", 2<<20))
+	stream = AppendCommandString(stream, "SET", "after", "big")
+	r := NewReader(bytes.NewReader(stream), Options{})
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		if _, _, err := r.ReadCommandShared(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%.1f MiB of commands: %d KiB allocated", float64(small)/(1<<20), alloc>>10)
+	if alloc > 256<<10 {
+		t.Errorf("%.1f MiB of commands: %d KiB allocated, want at most 256 KiB", float64(small)/(1<<20), alloc>>10)
+	}
+	for _, want := range []string{"big", "after"} {
+		args, _, err := r.ReadCommandShared()
+		if err != nil || string(args[1]) != want {
+			t.Fatalf("read %q, %v; want the key %q", args, err, want)
+		}
+	}
+	if cap(r.buf) > sharedBufMax {
+		t.Errorf("after the 2 MiB command, a buffer of %d bytes is still held", cap(r.buf))
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
 	"redback/internal/catalog"
+	"redback/internal/pack"
 	"redback/internal/replica"
 	"redback/internal/resp"
 )
@@ -332,5 +334,50 @@ func TestBuilder_KnownStaysALowerBound(t *testing.T) {
 	m.Index = m.Index[:2] // ending inside the stretch
 	if got := lowEnd(m); got != t0+100 {
 		t.Errorf("lowEnd inside the stretch %d, want %d", got, t0+100)
+	}
+}
+
+// Through a backlog (segments cut at SegmentSize until the spool is full,
+// then all of them stored while the link is down) the builder reuses the buffers the uploader is done
+// with: the segments of 40 MiB of commands use at most a spool's worth of
+// buffers (counted by their backing arrays, not by timing), so none
+// becomes garbage for the GC to let the heap grow twice over. Once
+// storage is idle, trimFree lets go of all but one.
+func TestBuilder_BufferReusedThroughBacklog(t *testing.T) {
+	const spool, segSize = 16 << 10, 4 << 10 // the ratio of 16 MiB and 4 MiB
+	up := newUploader(nil, pack.Options{}, 1, nil)
+	up.free = make(chan []byte, spoolBuffers(spool, segSize))
+	up.minFree, up.maxFree = segSize, 2*segSize
+	b := &builder{recycled: up.free, bufSize: segSize + 1024}
+	b.reset("g", 0, 0)
+	arrays := map[*byte]bool{}
+	var queued []*rawSegment
+	val := strings.Repeat("v", 100)
+	off := int64(0)
+	for i := range 40 << 20 / 8 / 120 {
+		c := cmdAt(off, 0, "SET", "k"+strconv.Itoa(i), val)
+		b.add(c, time.UnixMilli(1_700_000_000_000))
+		off = c.End()
+		if b.pending() < segSize {
+			continue
+		}
+		s := b.cut()
+		arrays[unsafe.SliceData(s.buf)] = true
+		queued = append(queued, s)
+		if len(queued) == spool/segSize {
+			// The spool is full: the shipper disconnects until all of it
+			// is stored, then reads on.
+			for _, s := range queued {
+				up.recycle(s.buf)
+			}
+			queued = queued[:0]
+		}
+	}
+	if max := spool/segSize + 2; len(arrays) > max {
+		t.Errorf("%d segment buffers for a spool of %d segments, want at most %d", len(arrays), spool/segSize, max)
+	}
+	up.trimFree(1)
+	if len(up.free) != 1 {
+		t.Errorf("%d buffers kept after trimFree(1)", len(up.free))
 	}
 }

@@ -27,6 +27,12 @@ func (s *Shipper) durable(gen string, off int64) {
 	s.src.durable(gen, off)
 }
 
+// trimIdle is how long nothing must wait for storage before the segment
+// buffers recycled through a backlog are let go (see uploader.trimFree):
+// longer than a reconnect after a full spool takes, so that the next
+// round of the backlog reuses them instead of allocating the spool anew.
+const trimIdle = time.Second
+
 // cutter cuts the segment being built so that what it holds is durable
 // within about Interval of its arrival (the RPO). When nothing waits for
 // storage it cuts once the segment is Interval old less the time storing
@@ -36,17 +42,27 @@ func (s *Shipper) durable(gen string, off int64) {
 // allows, still at most one segment per Interval while writes trickle.
 // While segments wait for storage (a busy source, cut mostly at
 // SegmentSize) it cuts at Interval: cutting earlier would only queue more
-// segments behind the same storage.
+// segments behind the same storage. Once nothing has waited for storage
+// for trimIdle it lets go of the recycled segment buffers but one.
 func (s *Shipper) cutter(ctx context.Context) {
 	tick := min(max(s.Interval/10, 10*time.Millisecond), 250*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	var idleSince time.Time // since when nothing waits for storage
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			store, upIdle := s.up.storeTime(), s.up.idle()
+			switch {
+			case !upIdle:
+				idleSince = time.Time{}
+			case idleSince.IsZero():
+				idleSince = now
+			case now.Sub(idleSince) >= trimIdle:
+				s.up.trimFree(1)
+			}
 			var hb *catalog.Quiet
 			s.mu.Lock()
 			// Not while the primary re-sends what a reconnect missed: its

@@ -188,7 +188,7 @@ func (r *replStream) session(ctx context.Context, st *state) (streamed bool, err
 	r.mu.Lock()
 	r.sessCancel = cancel
 	r.mu.Unlock()
-	conn, err := replica.Dial(ctx, node, replica.Config{Logger: s.Log})
+	conn, err := replica.Dial(ctx, node, replica.Config{Logger: s.Log, SharedArgs: true})
 	if err != nil {
 		return false, err
 	}

@@ -20,7 +20,7 @@ import (
 // Defaults for Shipper fields left at zero.
 const (
 	DefaultInterval     = time.Second
-	DefaultSpoolSize    = 64 << 20
+	DefaultSpoolSize    = 24 << 20
 	DefaultSegmentSize  = 4 << 20
 	DefaultFlushTimeout = 60 * time.Second
 	DefaultHeartbeat    = 30 * time.Second
@@ -243,6 +243,10 @@ func (s *Shipper) defaults() error {
 	return nil
 }
 
+// spoolBuffers is how many segment buffers a full spool holds (and the
+// uploader keeps for reuse): its segments and the one being built.
+func spoolBuffers(spool, segment int64) int { return int(spool/segment) + 1 }
+
 // Run ships until ctx ends, then cuts the segment being built, stores
 // everything spooled (bounded by FlushTimeout) and returns nil. It returns
 // an error for problems that retrying cannot fix (replication refused,
@@ -255,6 +259,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 	up := newUploader(s.Backend, s.Pack, workers, s.Log)
 	up.maxFree = int(2 * s.SegmentSize)
 	up.minFree = int(s.SegmentSize)
+	// Every segment buffer of a full spool can be recycled: through a
+	// backlog no segment's memory becomes garbage, so the heap stays near
+	// the spool instead of twice it (the GC's headroom over live memory).
+	up.free = make(chan []byte, spoolBuffers(s.SpoolSize, s.SegmentSize))
 	up.onUploaded = func() { s.uploaded.Add(1) }
 	up.onDurable = s.durable
 	up.onError = func(err error) {

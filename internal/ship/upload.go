@@ -53,7 +53,7 @@ type uploader struct {
 	onUploaded func()
 	// onError reports storage trouble (nil when it cleared).
 	onError func(error)
-	free    chan []byte // recycled segment buffers for the builder
+	free    chan []byte // recycled segment buffers for the builder (see trimFree)
 	maxFree int
 	minFree int
 
@@ -274,6 +274,20 @@ func (u *uploader) do(ctx context.Context, j *job, sl *sealer, out *bytes.Buffer
 	}
 	close(j.done)
 	return nil
+}
+
+// trimFree lets go of the recycled buffers beyond keep: while storage
+// keeps up, one buffer cycles between the builder and the uploader; the
+// spool's worth kept through a backlog goes back to the GC once it is
+// stored.
+func (u *uploader) trimFree(keep int) {
+	for len(u.free) > keep {
+		select {
+		case <-u.free:
+		default:
+			return
+		}
+	}
 }
 
 func (u *uploader) recycle(buf []byte) {
