@@ -58,7 +58,14 @@ MULTI/EXEC) larger than the spool, such as a big value the server accepted
 stored and then passes alone, in its own segment, with no resync and no new
 generation; memory then peaks at about twice that command. When the spool is
 full of smaller commands because storage does not keep up, ship drops the
-link, logs an error, and reconnects (PSYNC) once the spool is stored.
+link, logs an error, and reconnects (PSYNC) once the spool is stored. The
+default (24MiB) keeps ship within ~40 MB of its own memory while it catches
+up a backlog; a bigger spool drops the link less often under bursts that
+storage cannot follow (a slow repository, a primary far away, where each
+reconnect costs a round trip) at the cost of that much more memory. Unless
+$GOMEMLIMIT is set, ship sets the Go runtime's soft memory limit to the
+spool plus 20MiB, so that the heap stays near what it holds instead of
+growing to twice that before each collection.
 
 --ack durable reports the durable offset to the primary, so "WAIT 1 <ms>"
 returns only once a write is in the repository.
