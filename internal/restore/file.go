@@ -311,16 +311,24 @@ func (rw *rewriter) readerOptions(o rdb.Options) rdb.Options {
 // keep says whether the key record rec goes to the output: counted as
 // filtered or expired when it does not.
 func (rw *rewriter) keep(rec *rdb.Record) bool {
-	if !rw.flt.KeepDB(rec.DB) || !rw.flt.KeepKey(rec.Key) {
+	switch {
+	case !rw.passes(rec):
 		rw.res.KeysFiltered++
-		return false
-	}
-	if rec.Expire >= 0 && rec.Expire <= rw.now {
+	case rw.expired(rec):
 		rw.res.KeysExpired++
-		return false
+	default:
+		return true
 	}
-	return true
+	return false
 }
+
+// passes says whether the filter keeps rec's db and key.
+func (rw *rewriter) passes(rec *rdb.Record) bool {
+	return rw.flt.KeepDB(rec.DB) && rw.flt.KeepKey(rec.Key)
+}
+
+// expired says whether rec's TTL has passed.
+func (rw *rewriter) expired(rec *rdb.Record) bool { return rec.Expire >= 0 && rec.Expire <= rw.now }
 
 // moveTo counts a kept key, writes a SELECTDB when its target db is not
 // the current one and returns the record as the target holds it (its db
@@ -345,7 +353,7 @@ func (rw *rewriter) moveTo(rec *rdb.Record) (rdb.Record, error) {
 // its value's bytes as they arrive (Raw), and also gets its elements.
 func (rw *rewriter) stream(rec *rdb.Record) (*rdb.Visitor, error) {
 	rw.streaming = false
-	if !rw.flt.KeepDB(rec.DB) || !rw.flt.KeepKey(rec.Key) || rec.Expire >= 0 && rec.Expire <= rw.now {
+	if !rw.passes(rec) || rw.expired(rec) {
 		return nil, nil // only checked; counted when its record comes
 	}
 	moved, err := rw.moveTo(rec)
