@@ -11,6 +11,10 @@
 #   restore --repo --latest --to-dir
 #   restore --repo --latest --to-redis --method replicate   (empty server)
 #   restore --repo --latest --to-redis --method restore     (RESTORE=1 only)
+#   restore --repo --latest --db N --map-db N:0 --to-redis NODE: into a
+#         live 3-primary cluster (one db: 0 of 1x, 1 of big, 10 of 10x),
+#         its union digest checked against `redback digest` of the same
+#         db written to a file with --to-rdb
 #   drill --repo                           (redback's own peak, not its scratch server's)
 # Peak RSS is /usr/bin/time -v's "Maximum resident set size"; every
 # restored server's DEBUG DIGEST is checked against the source's.
@@ -30,7 +34,9 @@ for s in "${sets[@]}"; do
     *) bash bench/dataset.sh >&2 ;;
   esac
 done
-tmp=$(mktemp -d /tmp/redback-bench-memory.XXXXXX); pids=(); trap bench_cleanup EXIT
+tmp=$(mktemp -d /tmp/redback-bench-memory.XXXXXX); pids=(); allnodes=()
+# Cluster nodes are shut down (and waited for) before the temp dir goes.
+trap 'for p in "${allnodes[@]}"; do stop "$p"; done; bench_cleanup' EXIT
 echo "machine: $(nproc) cores, $(uname -sr), $(redis-server --version | awk '{print $3}'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 fail=0
 # m LABEL CMD...: runs CMD under /usr/bin/time -v, prints wall and peak RSS.
@@ -131,6 +137,15 @@ for ds in "${sets[@]}"; do
     check_digest "$port" "restore --method $meth"
     stop "$port"; rm -rf "$tmp/t"
   done
+  db=0; case $ds in big) db=1 ;; 10) db=10 ;; esac
+  "$RB" restore --repo "$repo" --name src --latest --db "$db" --map-db "$db:0" --to-rdb "$tmp/db0.rdb" >/dev/null
+  wantc=$("$RB" digest "$tmp/db0.rdb"); rm -f "$tmp/db0.rdb"
+  cluster 3
+  m "restore --db $db --map-db $db:0 into a cluster" "$RB" restore --repo "$repo" --name src --latest --db "$db" --map-db "$db:0" \
+    --to-redis "redis://127.0.0.1:${nodes[0]}"
+  gotc=$(union "${nodes[@]}")
+  if [ "$gotc" != "$wantc" ]; then echo "$ds restore into a cluster: union digest $gotc, want $wantc" >&2; fail=1; fi
+  for p in "${nodes[@]}"; do stop "$p"; done
   m_self "drill (redback alone)" "$RB" drill --repo "$repo" --name src
   rm -rf "$tmp/repo$ds"
 done

@@ -1,5 +1,10 @@
 package cluster
 
+import (
+	"strconv"
+	"sync"
+)
+
 // Slots is the number of hash slots of a Redis Cluster.
 const Slots = 16384
 
@@ -46,4 +51,27 @@ func Slot(key []byte) int {
 		break
 	}
 	return int(crc16(key)) % Slots
+}
+
+var (
+	tagsOnce sync.Once
+	tags     [Slots]string
+)
+
+// Tag returns a hash tag, "{" + a short name + "}", that puts a key
+// holding it in slot: a temporary key made to sit beside another one
+// (RENAME within one node of a cluster needs both in the same slot).
+// The first call builds the table of all slots (a few milliseconds).
+func Tag(slot int) string {
+	tagsOnce.Do(func() {
+		left := Slots
+		for n := 0; left > 0 && n < 1<<24; n++ { // all are found by n ≈ 180,000
+			t := "{" + strconv.FormatInt(int64(n), 36) + "}"
+			if s := Slot([]byte(t)); tags[s] == "" {
+				tags[s] = t
+				left--
+			}
+		}
+	})
+	return tags[slot]
 }

@@ -18,3 +18,14 @@ func TestSlot(t *testing.T) {
 		t.Error("hash tag not used")
 	}
 }
+
+// Every slot has a tag, and a key holding it (after any prefix without
+// braces) hashes to that slot.
+func TestTag(t *testing.T) {
+	for slot := range Slots {
+		tag := Tag(slot)
+		if got := Slot([]byte("redback:restore-tmp:0a1b2c3d:17" + tag)); tag == "" || got != slot {
+			t.Fatalf("Tag(%d) = %q: a key holding it is in slot %d", slot, tag, got)
+		}
+	}
+}

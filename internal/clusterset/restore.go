@@ -1,6 +1,7 @@
 package clusterset
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"redback/internal/cluster"
 	"redback/internal/rdb"
 	"redback/internal/redisurl"
+	"redback/internal/resp"
 	"redback/internal/restore"
 	"redback/internal/storage"
 )
@@ -158,7 +160,9 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(4)
 		for _, s := range sources {
-			g.Go(func() error { return s.src.Precheck(gctx) })
+			if s.src.Precheck != nil {
+				g.Go(func() error { return s.src.Precheck(gctx) })
+			}
 		}
 		if err := g.Wait(); err != nil {
 			return res, err
@@ -196,10 +200,18 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 
 	// One pipelined restore per target primary, fed by one router per
 	// source shard.
-	chans := make([]chan []*rdb.Record, len(targets))
+	chans := make([]chan []routed, len(targets))
 	for i := range chans {
-		chans[i] = make(chan []*rdb.Record, 4)
+		chans[i] = make(chan []routed, 4)
 	}
+	spools := make([]*restore.Spool, len(sources))
+	defer func() {
+		for _, sp := range spools {
+			if sp != nil {
+				sp.Close()
+			}
+		}
+	}()
 	dbs := []int{0}
 	for _, s := range sources {
 		for _, d := range s.dbs {
@@ -212,7 +224,8 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 	g, gctx := errgroup.WithContext(ctx)
 	for i, u := range targets {
 		g.Go(func() error {
-			var cur []*rdb.Record
+			var cur []routed
+			var last *restore.Spool
 			next := func(ctx context.Context) (*rdb.Record, error) {
 				for len(cur) == 0 {
 					select {
@@ -227,9 +240,11 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 				}
 				r := cur[0]
 				cur = cur[1:]
-				return r, nil
+				last = r.spool
+				return r.rec, nil
 			}
-			r, err := restore.FromRecords(gctx, restore.Records{Name: name, Version: version, DBs: dbs, Next: next}, u, ro)
+			spooled := func(*rdb.Record) *restore.Spool { return last }
+			r, err := restore.FromRecords(gctx, restore.Records{Name: name, Version: version, DBs: dbs, Next: next, Spooled: spooled}, u, ro)
 			results[i] = r
 			if err != nil {
 				return fmt.Errorf("target %s: %w", u.Addr, err)
@@ -246,7 +261,9 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 		rg, rctx := errgroup.WithContext(gctx)
 		rg.SetLimit(4)
 		for i, s := range sources {
-			rg.Go(func() error { return route(rctx, s.src, i == 0, slotMap, chans, ro.MaxValueBytes, &ro.Filter) })
+			rg.Go(func() error {
+				return route(rctx, s.src, i == 0, slotMap, chans, ro.MaxValueBytes, &ro.Filter, &spools[i])
+			})
 		}
 		return rg.Wait()
 	})
@@ -291,23 +308,43 @@ func openShards(ctx context.Context, repo storage.Backend, set *catalog.Set, ids
 	return out, version, nil
 }
 
+// routed is a record handed to a target's pipeline, with the spool that
+// holds its value when it is Streamed (else nil).
+type routed struct {
+	rec   *rdb.Record
+	spool *restore.Spool
+}
+
 // route reads one shard's snapshot and hands every key to the target that
 // serves its slot (all to target 0 without a slot map); function libraries
 // of the first shard go to every target (every node holds them). Into a
 // cluster (a slot map), the keys flt keeps must all be of one db it sends
-// to db 0.
-func route(ctx context.Context, src restore.Source, functions bool, slotMap []int, chans []chan []*rdb.Record, maxValue int64, flt *restore.Filter) error {
+// to db 0. A value too big to hold is spooled to a temporary file (made
+// into *spool, which the caller closes once every pipeline is done) and
+// handed over at once with its record: the next one is spooled once that
+// target's pipeline has sent it.
+func route(ctx context.Context, src restore.Source, functions bool, slotMap []int, chans []chan []routed, maxValue int64, flt *restore.Filter, spool **restore.Spool) error {
 	rc, err := src.Open(ctx)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: maxValue})
+	var sp *restore.Spool
+	spooled := false // the record Next returns next is in sp
+	rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: maxValue, StreamStrings: true, StreamValues: func(rec *rdb.Record) (*rdb.Visitor, error) {
+		if !flt.KeepDB(rec.DB) || !flt.KeepKey(rec.Key) {
+			return nil, nil // checked as it passes, not restored
+		}
+		spooled = true
+		return sp.Start(ctx, rec)
+	}})
 	if err != nil {
 		return fmt.Errorf("%s: %w", src.Name, err)
 	}
+	sp = restore.NewSpool(rd.Version())
+	*spool = sp
 	var kept []int // the kept db seen, into a cluster
-	pending := make([][]*rdb.Record, len(chans))
+	pending := make([][]routed, len(chans))
 	size := make([]int, len(chans))
 	send := func(i int) error {
 		if len(pending[i]) == 0 {
@@ -341,7 +378,7 @@ func route(ctx context.Context, src restore.Source, functions bool, slotMap []in
 			for i := range chans {
 				c := *rec
 				c.FunctionCode = slices.Clone(rec.FunctionCode)
-				pending[i] = append(pending[i], &c)
+				pending[i] = append(pending[i], routed{rec: &c})
 			}
 		case rdb.RecordKey:
 			i := 0
@@ -358,9 +395,13 @@ func route(ctx context.Context, src restore.Source, functions bool, slotMap []in
 			}
 			c := *rec
 			c.Key, c.Value = slices.Clone(rec.Key), slices.Clone(rec.Value)
-			pending[i] = append(pending[i], &c)
+			r := routed{rec: &c}
+			if spooled {
+				r.spool, spooled = sp, false
+			}
+			pending[i] = append(pending[i], r)
 			size[i] += len(c.Value)
-			if len(pending[i]) >= routeKeys || size[i] >= routeBytes {
+			if len(pending[i]) >= routeKeys || size[i] >= routeBytes || rec.Streamed {
 				if err := send(i); err != nil {
 					return err
 				}
@@ -426,37 +467,59 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 			if err != nil {
 				return err
 			}
-			rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: o.Restore.MaxValueBytes})
+			// A big value is spooled, and sent from the spool to the node
+			// that serves its slot.
+			var sp *restore.Spool
+			rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: o.Restore.MaxValueBytes, StreamStrings: true, StreamValues: func(rec *rdb.Record) (*rdb.Visitor, error) {
+				if !left[string(rec.Key)] || !flt.KeepDB(rec.DB) {
+					return nil, nil
+				}
+				return sp.Start(ctx, rec)
+			}})
+			if err == nil {
+				sp = restore.NewSpool(rd.Version())
+			}
 			for err == nil {
 				var rec *rdb.Record
 				if rec, err = rd.Next(); err != nil || rec.Kind != rdb.RecordKey || !left[string(rec.Key)] || !flt.KeepDB(rec.DB) {
 					continue
 				}
-				if rec.Expire > 0 && rec.Expire <= now {
+				var rerr error
+				switch {
+				case rec.Expire > 0 && rec.Expire <= now:
 					res.KeysExpired++
 					delete(left, string(rec.Key))
-					continue
+				case rec.Streamed:
+					rerr = resendSpooled(ctx, cc, target, rec, sp, s.footer, o)
+				default:
+					rerr = cc.Do(ctx, restore.RestoreArgs(rec, s.footer, replace)...).Err()
 				}
-				rerr := cc.Do(ctx, restore.RestoreArgs(rec, s.footer, replace)...).Err()
-				var re redis.Error
+				if rec.Streamed {
+					sp.Release()
+				}
+				if !left[string(rec.Key)] {
+					continue // expired
+				}
+				re := replyError(rerr)
 				switch {
 				case rerr == nil:
 					res.KeysRestored++
 					res.Resent++
 					delete(left, string(rec.Key))
-				case errors.As(rerr, &re) && retryLater(re.Error()):
+				case re != "" && retryLater(re):
 					// next round
-				case errors.As(rerr, &re) && strings.HasPrefix(re.Error(), "BUSYKEY") && o.Restore.Conflict == restore.ConflictSkip:
+				case strings.HasPrefix(re, "BUSYKEY") && o.Restore.Conflict == restore.ConflictSkip:
 					res.KeysSkipped++
 					delete(left, string(rec.Key))
-				case errors.As(rerr, &re):
+				case re != "":
 					res.KeysFailed++
 					if len(res.Failures) < 100 {
-						res.Failures = append(res.Failures, restore.Failure{DB: 0, Key: string(rec.Key), Reason: re.Error()})
+						res.Failures = append(res.Failures, restore.Failure{DB: 0, Key: string(rec.Key), Reason: re})
 					}
 					delete(left, string(rec.Key))
 				case ctx.Err() != nil:
 					rc.Close()
+					sp.Close()
 					return ctx.Err()
 				default:
 					// Not a reply: a node unreachable during a failover, say.
@@ -465,6 +528,9 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 				}
 			}
 			rc.Close()
+			if sp != nil {
+				sp.Close()
+			}
 			if err != io.EOF {
 				return fmt.Errorf("%s: %w", s.src.Name, err)
 			}
@@ -484,6 +550,39 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 		}
 	}
 	return nil
+}
+
+// resendSpooled writes the key of rec, its value in sp, to the node the
+// cluster client says serves its slot, following one ASK to the node
+// importing it; other redirects wait for the next round.
+func resendSpooled(ctx context.Context, cc *redis.ClusterClient, target *redisurl.URL, rec *rdb.Record, sp *restore.Spool, footer uint16, o RestoreOptions) error {
+	node, err := cc.MasterForKey(ctx, string(rec.Key))
+	if err != nil {
+		return err
+	}
+	replace := o.Restore.Conflict == restore.ConflictReplace
+	timeout := cmp.Or(o.Restore.Timeout, restore.DefaultTimeout)
+	err = restore.RestoreSpooled(ctx, target.Node(node.Options().Addr), rec, sp, footer, replace, false, timeout)
+	if re := replyError(err); strings.HasPrefix(re, "ASK ") {
+		if f := strings.Fields(re); len(f) == 3 {
+			err = restore.RestoreSpooled(ctx, target.Node(f[2]), rec, sp, footer, replace, true, timeout)
+		}
+	}
+	return err
+}
+
+// replyError is the text of err when it is a server's error reply (from
+// go-redis or from restore), else "".
+func replyError(err error) string {
+	var re redis.Error
+	var rr resp.Error
+	switch {
+	case errors.As(err, &rr):
+		return string(rr)
+	case errors.As(err, &re):
+		return re.Error()
+	}
+	return ""
 }
 
 func retryLater(msg string) bool {

@@ -8,10 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,35 +19,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
-
-// heapPeak runs fn and returns the highest HeapInuse seen while it ran
-// (sampled every 5 ms, after a GC).
-func heapPeak(fn func()) uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tk := time.NewTicker(5 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return peak.Load()
-}
 
 // bigValues writes a list of 64 MiB of elements (with a TTL), a hash and a
 // set of a few MiB, a stream of a few MiB with a consumer group, a 3 MiB
@@ -127,7 +96,7 @@ func TestToRedis_BigValuesStreamed(t *testing.T) {
 		t.Helper()
 		var res *Result
 		var err error
-		peak := heapPeak(func() { res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), o) })
+		peak := redistest.HeapPeak(func() { res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), o) })
 		if err != nil {
 			t.Fatalf("ToRedis: %v (%+v)", err, res)
 		}
@@ -278,7 +247,7 @@ func TestRestore_FilteredBigValuesStreamed(t *testing.T) {
 				dir := t.TempDir()
 				var res *Result
 				var err error
-				peak := heapPeak(func() { res, err = ToDir(ctx, FileSource(path), dir, o) })
+				peak := redistest.HeapPeak(func() { res, err = ToDir(ctx, FileSource(path), dir, o) })
 				if err != nil {
 					t.Fatalf("ToDir: %v", err)
 				}
@@ -291,7 +260,7 @@ func TestRestore_FilteredBigValuesStreamed(t *testing.T) {
 					o.Method = m
 					var res *Result
 					var err error
-					peak := heapPeak(func() { res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), o) })
+					peak := redistest.HeapPeak(func() { res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), o) })
 					if err != nil {
 						t.Fatalf("ToRedis: %v (%+v)", err, res)
 					}

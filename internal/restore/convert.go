@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"redback/internal/cluster"
 	"redback/internal/rdb"
 	"redback/internal/resp"
 )
@@ -42,7 +43,7 @@ type converter struct {
 // streamed there.
 func (x *executor) decode(rec *rdb.Record, v *rdb.Visitor) error {
 	if rec.Streamed {
-		return x.spool.decode(rec, v)
+		return x.body.decode(rec, v)
 	}
 	return rdb.Decode(rec.Type, rec.Value, v)
 }
@@ -53,6 +54,10 @@ func (cv *converter) convert(ctx context.Context, rec *rdb.Record, db int) error
 	cv.key = append(cv.key[:0], rec.Key...)
 	x.tmpN++
 	cv.tmp = strconv.AppendInt(append(cv.tmp[:0], x.tmpID...), x.tmpN, 10)
+	if x.opts.Cluster {
+		// The temporary key sits in the key's slot, on its node.
+		cv.tmp = append(cv.tmp, cluster.Tag(cluster.Slot(rec.Key))...)
+	}
 	cv.w = x.next
 	x.next = (x.next + 1) % len(x.workers)
 	b, err := x.getBatch(ctx, db)

@@ -26,6 +26,11 @@ type Records struct {
 	// record and its slices stay valid until the following call. It is
 	// called from one goroutine.
 	Next func(ctx context.Context) (*rdb.Record, error)
+	// Spooled, when set, gives the Spool holding the value of a record
+	// with Streamed set that Next returned last (nil when it holds none,
+	// as for a key the source filtered out). The restore sends the value
+	// from there and releases the spool once done with it.
+	Spooled func(rec *rdb.Record) *Spool
 }
 
 // FromRecords is ToRedis for a Records source: the same checks of the
@@ -40,6 +45,16 @@ func FromRecords(ctx context.Context, src Records, u *redisurl.URL, o Options) (
 			return nil, err
 		}
 		var read int64
+		var spooled func(*rdb.Record) *Spool
+		if src.Spooled != nil {
+			spooled = func(rec *rdb.Record) *Spool {
+				s := src.Spooled(rec).take(rec)
+				if s != nil {
+					read += s.Size()
+				}
+				return s
+			}
+		}
 		next := func(ctx context.Context) (*rdb.Record, error) {
 			rec, err := src.Next(ctx)
 			switch {
@@ -51,6 +66,6 @@ func FromRecords(ctx context.Context, src Records, u *redisurl.URL, o Options) (
 			return rec, err
 		}
 		return &feed{plan: plan, next: next, offset: func() int64 { return read }, source: src.Name,
-			interrupted: "interrupted", failed: "read " + src.Name}, nil
+			interrupted: "interrupted", failed: "read " + src.Name, spooled: spooled}, nil
 	})
 }

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -50,7 +49,9 @@ type batch struct {
 	db       int
 	buf      []byte
 	big      []byte    // a value written in place after buf, then tail (not copied)
-	bigFile  io.Reader // or a value read from a spool file
+	bigFile  io.Reader // or a value read from a spool file, its payload's end
+	bigCRC   uint64    // (footer and CRC-64) computed as it is sent: the CRC of the prefix
+	footer   uint16
 	tail     []byte
 	ents     []entry
 	keys     []byte
@@ -59,7 +60,7 @@ type batch struct {
 }
 
 func (b *batch) reset(db int) {
-	b.db, b.buf, b.big, b.bigFile, b.tail, b.ents, b.keys, b.selected, b.written = db, b.buf[:0], nil, nil, nil, b.ents[:0], b.keys[:0], false, nil
+	b.db, b.buf, b.big, b.bigFile, b.bigCRC, b.tail, b.ents, b.keys, b.selected, b.written = db, b.buf[:0], nil, nil, 0, nil, b.ents[:0], b.keys[:0], false, nil
 	if cap(b.buf) > 4<<20 {
 		b.buf = nil
 	}
@@ -98,9 +99,10 @@ type executor struct {
 	metaDropped int64
 	// sample is the feed's (nil: no verification by sample).
 	sample *keysample.Sampler
-	// spool holds the value of a Streamed record (nil: the feed streams
-	// none).
-	spool *spool
+	// spooled gives the Spool holding the value of a Streamed record (nil:
+	// the feed spools none), body the one of the key being written.
+	spooled func(*rdb.Record) *Spool
+	body    *Spool
 }
 
 // ToRedis restores src into the server at u, by replication or with
@@ -165,18 +167,18 @@ func restoreToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options)
 		}
 		// A big value is streamed into a spool file (never held whole)
 		// unless filtered out.
-		sp := &spool{}
+		var sp *Spool
 		var plan *Plan
 		rd, err := rdb.NewReader(rc, rdb.Options{MaxValueBytes: opts.MaxValueBytes, StreamStrings: true, StreamValues: func(rec *rdb.Record) (*rdb.Visitor, error) {
 			if plan != nil && (!plan.Filter.KeepDB(rec.DB) || !plan.Filter.KeepKey(rec.Key)) {
 				return nil, nil
 			}
-			return sp.start(rec, dumpPrefix(nil, keptMeta(rec, tgt), rec.Type))
+			return sp.Start(ctx, rec)
 		}})
 		if err != nil {
 			return nil, sourceErr(src, 0, err)
 		}
-		sp.version = rd.Version()
+		sp = NewSpool(rd.Version())
 		plan, err = NewPlan(rd.Version(), src.DBs, tgt, opts.Filter, opts.Conflict)
 		var ce *ConflictError
 		if errors.As(err, &ce) && src.DBs == nil {
@@ -201,7 +203,7 @@ func restoreToRedis(ctx context.Context, src Source, u *redisurl.URL, o Options)
 			return rec, err
 		}
 		f := &feed{plan: plan, next: next, offset: rd.Offset, source: src.damageLabel(),
-			interrupted: "restore interrupted", failed: "restore from " + src.Name, spool: sp}
+			interrupted: "restore interrupted", failed: "restore from " + src.Name, spool: sp, spooled: sp.take}
 		if opts.Conflict != ConflictSkip && !opts.Cluster && opts.SampleKeys >= 0 {
 			// Skipped keys keep the target's values: nothing to compare.
 			f.sample = keysample.New(cmp.Or(opts.SampleKeys, SampleKeys), digest.Score70)
@@ -226,8 +228,10 @@ type feed struct {
 	// sample, when set, is offered every key written, and read back from
 	// the target once all are (verification without DEBUG).
 	sample *keysample.Sampler
-	// spool receives the values next streams (Record.Streamed).
-	spool *spool
+	// spooled gives the Spool holding the value of a Streamed record next
+	// returned (nil: none); spool is closed at the end.
+	spooled func(*rdb.Record) *Spool
+	spool   *Spool
 }
 
 // toTarget is the path ToRedis and FromRecords share: it checks u, dials
@@ -258,9 +262,9 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	if err != nil {
 		return res, err
 	}
-	x := &executor{opts: opts, plan: f.plan, res: res, nowMs: start.UnixMilli(), curDB: -1, sample: f.sample, spool: f.spool}
+	x := &executor{opts: opts, plan: f.plan, res: res, nowMs: start.UnixMilli(), curDB: -1, sample: f.sample, spooled: f.spooled}
 	if f.spool != nil {
-		defer f.spool.close()
+		defer f.spool.Close()
 	}
 	var id [4]byte
 	_, _ = rand.Read(id[:])
@@ -443,13 +447,16 @@ func redirected(re resp.Error) bool {
 func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	payloadLen := int64(len(rec.Value)) + 11
 	var body *io.SectionReader
-	if rec.Streamed && x.spool != nil && x.spool.active && bytes.Equal(x.spool.key, rec.Key) {
-		x.spool.active = false
-		var err error
-		if body, err = x.spool.end(); err != nil {
-			return err
+	x.body = nil
+	if rec.Streamed && x.spooled != nil {
+		if x.body = x.spooled(rec); x.body != nil {
+			defer x.body.Release()
+			var err error
+			if body, err = x.body.end(); err != nil {
+				return err
+			}
+			payloadLen = body.Size() + 11
 		}
-		payloadLen = body.Size() + 11
 	}
 	act := x.plan.Decide(rec.DB, rec.Key, rec.Type, rec.Expire, payloadLen, x.nowMs)
 	switch act {
@@ -502,64 +509,25 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 		x.cur, x.curDB = b, db
 	}
 	b := x.cur
-	ttl := int64(0)
-	if rec.Expire > 0 {
-		ttl = rec.Expire
-	}
-	n := 4
-	if ttl > 0 {
-		n++
-	}
-	if rec.Idle >= 0 || rec.Freq >= 0 {
-		n += 2
-	}
-	if x.opts.Conflict == ConflictReplace {
-		n++
-	}
-	b.buf = resp.AppendArrayHeader(b.buf, n)
-	b.buf = resp.AppendBulkString(b.buf, "RESTORE")
-	b.buf = resp.AppendBulk(b.buf, rec.Key)
-	b.buf = appendBulkInt(b.buf, ttl)
-	b.buf = append(b.buf, '$')
-	b.buf = strconv.AppendInt(b.buf, payloadLen, 10)
-	b.buf = append(b.buf, '\r', '\n')
+	replace := x.opts.Conflict == ConflictReplace
+	b.buf = appendRestoreHead(b.buf, rec, payloadLen, replace)
 	pre := len(b.buf)
 	b.buf = dumpPrefix(b.buf, meta, rec.Type)
 	crc := rdb.CRC64(0, b.buf[pre:])
-	crc = rdb.CRC64(crc, rec.Value)
-	if body != nil {
-		crc = x.spool.crc // the same prefix, and the value as it was spooled
-	}
-	var ft [10]byte
-	binary.LittleEndian.PutUint16(ft[:2], footer)
-	crc = rdb.CRC64(crc, ft[:2])
-	binary.LittleEndian.PutUint64(ft[2:], crc)
 	tail := b.buf
-	if big {
+	switch {
+	case body != nil:
+		// The footer and CRC-64 go out after the file's bytes (writeLoop).
+		b.bigFile, b.bigCRC, b.footer = body, crc, footer
+		tail = make([]byte, 0, 64)
+	case big:
 		b.big = rec.Value
-		if body != nil {
-			b.bigFile = body
-		}
-		b.tail = make([]byte, 0, 64)
-		tail = b.tail
-	} else {
+		tail = appendPayloadEnd(make([]byte, 0, 64), rdb.CRC64(crc, rec.Value), footer)
+	default:
 		tail = append(tail, rec.Value...)
+		tail = appendPayloadEnd(tail, rdb.CRC64(crc, rec.Value), footer)
 	}
-	tail = append(tail, ft[:]...)
-	tail = append(tail, '\r', '\n')
-	if ttl > 0 {
-		tail = resp.AppendBulkString(tail, "ABSTTL")
-	}
-	if rec.Idle >= 0 {
-		tail = resp.AppendBulkString(tail, "IDLETIME")
-		tail = appendBulkInt(tail, rec.Idle)
-	} else if rec.Freq >= 0 {
-		tail = resp.AppendBulkString(tail, "FREQ")
-		tail = appendBulkInt(tail, int64(rec.Freq))
-	}
-	if x.opts.Conflict == ConflictReplace {
-		tail = resp.AppendBulkString(tail, "REPLACE")
-	}
+	tail = appendRestoreOptions(tail, rec, replace)
 	if big {
 		b.tail = tail
 	} else {
@@ -586,6 +554,62 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 		}
 	}
 	return nil
+}
+
+// appendRestoreHead appends a RESTORE command for rec up to its payload
+// (of payloadLen bytes): the array header, RESTORE, the key, the TTL (the
+// absolute expiry, or 0) and the payload's bulk-string header. The
+// payload and appendRestoreOptions follow.
+func appendRestoreHead(dst []byte, rec *rdb.Record, payloadLen int64, replace bool) []byte {
+	ttl := max(rec.Expire, 0)
+	n := 4
+	if ttl > 0 {
+		n++
+	}
+	if rec.Idle >= 0 || rec.Freq >= 0 {
+		n += 2
+	}
+	if replace {
+		n++
+	}
+	dst = resp.AppendArrayHeader(dst, n)
+	dst = resp.AppendBulkString(dst, "RESTORE")
+	dst = resp.AppendBulk(dst, rec.Key)
+	dst = appendBulkInt(dst, ttl)
+	dst = append(dst, '$')
+	dst = strconv.AppendInt(dst, payloadLen, 10)
+	return append(dst, '\r', '\n')
+}
+
+// appendPayloadEnd appends the end of a DUMP payload whose bytes so far
+// have the CRC-64 crc: the footer (the payload's RDB version), the CRC-64
+// with it, and the bulk string's CRLF.
+func appendPayloadEnd(dst []byte, crc uint64, footer uint16) []byte {
+	var ft [2]byte
+	binary.LittleEndian.PutUint16(ft[:], footer)
+	dst = append(dst, ft[:]...)
+	dst = binary.LittleEndian.AppendUint64(dst, rdb.CRC64(crc, ft[:]))
+	return append(dst, '\r', '\n')
+}
+
+// appendRestoreOptions appends a RESTORE command's arguments after the
+// payload: ABSTTL when rec expires, IDLETIME or FREQ when the RDB had
+// them, REPLACE when replace (RestoreArgs for go-redis says the same).
+func appendRestoreOptions(dst []byte, rec *rdb.Record, replace bool) []byte {
+	if rec.Expire > 0 {
+		dst = resp.AppendBulkString(dst, "ABSTTL")
+	}
+	if rec.Idle >= 0 {
+		dst = resp.AppendBulkString(dst, "IDLETIME")
+		dst = appendBulkInt(dst, rec.Idle)
+	} else if rec.Freq >= 0 {
+		dst = resp.AppendBulkString(dst, "FREQ")
+		dst = appendBulkInt(dst, int64(rec.Freq))
+	}
+	if replace {
+		dst = resp.AppendBulkString(dst, "REPLACE")
+	}
+	return dst
 }
 
 // keptMeta is rec's module key metadata (Redis 8.6) as the target gets
@@ -668,7 +692,8 @@ func (x *executor) writeLoop(ctx context.Context, w *worker) error {
 			_, err = bw.Write(b.buf)
 		}
 		if err == nil && b.bigFile != nil {
-			if _, err = io.Copy(bw, b.bigFile); err == nil {
+			err = sendSpooled(bw, b.bigFile, b.bigCRC, b.footer)
+			if err == nil {
 				_, err = bw.Write(b.tail)
 			}
 		} else if err == nil && b.big != nil {

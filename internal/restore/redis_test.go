@@ -464,7 +464,7 @@ func TestToRedis_BigValue(t *testing.T) {
 	dst := redistest.Start(t)
 	var res *Result
 	var err error
-	peak := heapPeak(func() { res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{}) })
+	peak := redistest.HeapPeak(func() { res, err = ToRedis(ctx, FileSource(path), targetURL(t, dst), Options{}) })
 	if err != nil {
 		t.Fatalf("ToRedis: %v", err)
 	}
