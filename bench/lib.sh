@@ -77,7 +77,7 @@ cluster() {
   local n=$1 i d p
   nodes=()
   for i in $(seq 0 $((n - 1))); do
-    d="$tmp/c$n-$i"; mkdir -p "$d"
+    d="$tmp/c$n-$i"; rm -rf "$d"; mkdir -p "$d"
     p=$(clusterport)
     redis-server --port "$p" --bind 127.0.0.1 --dir "$d" --save "" --appendonly no \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 15000 \

@@ -15,6 +15,8 @@
 #         live 3-primary cluster (one db: 0 of 1x, 1 of big, 10 of 10x),
 #         its union digest checked against `redback digest` of the same
 #         db written to a file with --to-rdb
+#   snapshot of that cluster (a backup set: its 3 shards at once), and
+#   restore of the set into another 3-primary cluster (union digest checked)
 #   drill --repo                           (redback's own peak, not its scratch server's)
 # Peak RSS is /usr/bin/time -v's "Maximum resident set size"; every
 # restored server's DEBUG DIGEST is checked against the source's.
@@ -145,7 +147,14 @@ for ds in "${sets[@]}"; do
     --to-redis "redis://127.0.0.1:${nodes[0]}"
   gotc=$(union "${nodes[@]}")
   if [ "$gotc" != "$wantc" ]; then echo "$ds restore into a cluster: union digest $gotc, want $wantc" >&2; fail=1; fi
+  m "snapshot of the cluster (a set)" "$RB" snapshot --source "redis://127.0.0.1:${nodes[0]}" --repo "file://$tmp/crepo$ds" --name cache
   for p in "${nodes[@]}"; do stop "$p"; done
+  cluster 3
+  m "restore of the set into a cluster" "$RB" restore --repo "file://$tmp/crepo$ds" --name cache --latest --to-redis "redis://127.0.0.1:${nodes[0]}"
+  gotc=$(union "${nodes[@]}")
+  if [ "$gotc" != "$wantc" ]; then echo "$ds restore of the set: union digest $gotc, want $wantc" >&2; fail=1; fi
+  for p in "${nodes[@]}"; do stop "$p"; done
+  rm -rf "$tmp/crepo$ds"
   m_self "drill (redback alone)" "$RB" drill --repo "$repo" --name src
   rm -rf "$tmp/repo$ds"
 done

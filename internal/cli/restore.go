@@ -101,6 +101,12 @@ gives the same data); skip keeps the target's keys.
 --to-dir writes DIR/dump.rdb (temp file, fsync, rename), parsed and checked
 on the way, for redis-server --dir DIR. --to-rdb writes one file.
 
+Memory does not grow with the data: a value too big to hold is spooled to
+an unlinked temporary file and sent from there (or copied as it streams).
+Unless $GOMEMLIMIT is set, restore sets the Go runtime's soft memory limit
+to 34MiB plus its batches in flight (--parallel×4+2 MiB; 40MiB by default),
+so that the heap stays near what it holds instead of twice that.
+
 Exit 0 on success, 1 when the restore failed or some keys were not restored
 (each reason is listed), 2 on usage errors, 3 when the source data is
 damaged (the count of keys already written is printed).`,
@@ -212,7 +218,24 @@ func (o *restoreOpts) validate() (restore.Options, error) {
 	return ro, nil
 }
 
+// restoreHeapBase is what a restore holds besides its batches in flight
+// (the source's read-ahead, decompression and RDB buffers, a spooled
+// value's buffer, the routers of a cluster restore): its soft memory limit
+// is this plus the batches (restoreMemoryLimit).
+const restoreHeapBase = 34 << 20
+
+// restoreMemoryLimit is the soft memory limit of a restore over parallel
+// connections: restoreHeapBase and the batches of commands in flight
+// (parallel×4+2 of restore.DefaultBatchBytes, shared by a cluster's
+// primaries), 40 MiB by default. With it the heap of a cluster restore
+// (one pipeline per primary, one reader per shard) stays near what is
+// live instead of twice that.
+func restoreMemoryLimit(parallel int) int64 {
+	return restoreHeapBase + int64(max(parallel, 1)*4+2)*restore.DefaultBatchBytes
+}
+
 func runRestore(ctx context.Context, e *env, o *restoreOpts) error {
+	softMemoryLimit(e, restoreMemoryLimit(o.keys.Parallel))
 	set, base, err := o.findSet(ctx, e)
 	if err != nil {
 		return err

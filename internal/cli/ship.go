@@ -145,9 +145,9 @@ const shipHeapBase = 20 << 20
 // unless $GOMEMLIMIT chooses one (or the run is in-process, without
 // Stdio.SetMemoryLimit). The GC's default goal lets the heap reach twice
 // what is live, and a spool that fills is live: with the limit the heap
-// stays near the spool instead. It is soft: a command larger than the
-// spool (which passes alone) only makes the GC run more often while it is
-// held.
+// stays near the spool instead (ship; restore's batches likewise). It is
+// soft: a command larger than the spool (which passes alone) only makes
+// the GC run more often while it is held.
 func softMemoryLimit(e *env, n int64) {
 	if e.SetMemoryLimit == nil || e.getenv("GOMEMLIMIT") != "" {
 		return

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -141,4 +143,28 @@ func TestShip_SoftMemoryLimit(t *testing.T) {
 		}
 	}
 	softMemoryLimit(&env{getenv: func(string) string { return "" }}, 1<<20) // in-process: nothing to set, no panic
+}
+
+// restore sets its soft memory limit from --parallel (unless $GOMEMLIMIT),
+// before it opens anything.
+func TestRestore_SoftMemoryLimit(t *testing.T) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("$GOMEMLIMIT is set: restore leaves the limit alone")
+	}
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{nil, restoreHeapBase + 6<<20},
+		{[]string{"--parallel", "2"}, restoreHeapBase + 10<<20},
+	} {
+		var got int64
+		var errb bytes.Buffer
+		args := append([]string{"restore", "--from-rdb", filepath.Join(t.TempDir(), "missing.rdb"), "--to-dir", t.TempDir()}, tc.args...)
+		code := Run(t.Context(), args, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb,
+			SetMemoryLimit: func(n int64) int64 { got = n; return 0 }})
+		if code != 1 || got != tc.want {
+			t.Errorf("%v: exit %d, limit %d, want exit 1 and %d\n%s", tc.args, code, got, tc.want, errb.String())
+		}
+	}
 }

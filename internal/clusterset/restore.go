@@ -28,8 +28,8 @@ import (
 // Defaults of RestoreOptions.
 const (
 	DefaultRounds = 10
-	routeKeys     = 256     // records handed to a target's pipeline at once
-	routeBytes    = 1 << 20 // or this many value bytes
+	routeKeys     = 256       // records handed to a target's pipeline at once
+	routeBytes    = 256 << 10 // or this many value bytes
 )
 
 // RestoreOptions tune Restore.
@@ -193,6 +193,10 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 	}
 	ro := o.Restore
 	ro.NoPrecheck, ro.Cluster = true, on
+	if ro.BatchBytes == 0 {
+		// The pipelines share what one restore's batches take.
+		ro.BatchBytes = max(restore.DefaultBatchBytes/len(targets), 256<<10)
+	}
 	if p := ro.Progress; p != nil {
 		var mu sync.Mutex
 		ro.Progress = func(bytes, keys int64) { mu.Lock(); p(bytes, keys); mu.Unlock() }
@@ -202,7 +206,7 @@ func restoreShards(ctx context.Context, name string, sources []shardSource, vers
 	// source shard.
 	chans := make([]chan []routed, len(targets))
 	for i := range chans {
-		chans[i] = make(chan []routed, 4)
+		chans[i] = make(chan []routed, 2)
 	}
 	spools := make([]*restore.Spool, len(sources))
 	defer func() {

@@ -274,6 +274,9 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 
 	g, gctx := errgroup.WithContext(ctx)
 	nb := opts.Parallel*4 + 2 // bounds memory: nb batches of about BatchBytes
+	if opts.Cluster {
+		nb = opts.Parallel*2 + 2 // one pipeline of several, one per primary
+	}
 	x.free = make(chan *batch, nb)
 	for range nb {
 		x.free <- &batch{}
