@@ -180,6 +180,12 @@ func TestShipper_AOFDir(t *testing.T) {
 	go func() { defer close(done); load(t, src, 3, 300) }() // writes during the rewrite
 	waitRewrite(t, src, dir, base1)
 	<-done
+	// Redis writes #TS only when its clock's second advanced past the
+	// last one it wrote: start the last writes in a later second, so the
+	// new generation's log carries one whatever the load (its times are
+	// checked below).
+	sec := time.Now().Unix()
+	waitFor(t, 3*time.Second, "the next second", func() bool { return time.Now().Unix() > sec })
 	load(t, src, 4, 200)
 	d2 := src.Digest(context.Background())
 	var gen2 string
