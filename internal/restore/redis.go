@@ -453,7 +453,14 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 	x.body = nil
 	if rec.Streamed && x.spooled != nil {
 		if x.body = x.spooled(rec); x.body != nil {
-			defer x.body.Release()
+			sp := x.body
+			defer func() {
+				// Not released once ctx ended: the value may still be on
+				// its way out, and the next one must not be spooled over it.
+				if ctx.Err() == nil {
+					sp.Release()
+				}
+			}()
 			var err error
 			if body, err = x.body.end(); err != nil {
 				return err

@@ -45,6 +45,9 @@ func NewSpool(version int) *Spool {
 // callback returns what it returns), once the value before it was
 // released; ctx bounds that wait.
 func (s *Spool) Start(ctx context.Context, rec *rdb.Record) (*rdb.Visitor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case <-s.free:
 	case <-ctx.Done():
