@@ -231,7 +231,7 @@ const restoreHeapBase = 34 << 20
 // (one pipeline per primary, one reader per shard) stays near what is
 // live instead of twice that.
 func restoreMemoryLimit(parallel int) int64 {
-	return restoreHeapBase + int64(max(parallel, 1)*4+2)*restore.DefaultBatchBytes
+	return restoreHeapBase + restore.BatchMemory(parallel)
 }
 
 func runRestore(ctx context.Context, e *env, o *restoreOpts) error {

@@ -489,8 +489,9 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 					continue
 				}
 				var rerr error
+				expired := rec.Expire > 0 && rec.Expire <= now
 				switch {
-				case rec.Expire > 0 && rec.Expire <= now:
+				case expired:
 					res.KeysExpired++
 					delete(left, string(rec.Key))
 				case rec.Streamed:
@@ -501,8 +502,8 @@ func resend(ctx context.Context, sources []shardSource, target *redisurl.URL, re
 				if rec.Streamed {
 					sp.Release()
 				}
-				if !left[string(rec.Key)] {
-					continue // expired
+				if expired {
+					continue
 				}
 				re := replyError(rerr)
 				switch {

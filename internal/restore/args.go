@@ -67,11 +67,12 @@ func RestoreSpooled(ctx context.Context, u *redisurl.URL, rec *rdb.Record, sp *S
 		head = resp.AppendCommandString(head, "ASKING")
 	}
 	head = appendRestoreHead(head, rec, body.Size()+11, replace)
+	pre := len(head)
 	head = dumpPrefix(head, nil, rec.Type)
 	if _, err := bw.Write(head); err != nil {
 		return err
 	}
-	if err := sendSpooled(bw, body, rdb.CRC64(0, []byte{rec.Type.Wire()}), footer); err != nil {
+	if err := sendSpooled(bw, body, rdb.CRC64(0, head[pre:]), footer); err != nil {
 		return err
 	}
 	if _, err := bw.Write(appendRestoreOptions(nil, rec, replace)); err != nil {

@@ -273,10 +273,7 @@ func toTarget(ctx context.Context, u *redisurl.URL, o Options, open func(context
 	x.ctl = ctl
 
 	g, gctx := errgroup.WithContext(ctx)
-	nb := opts.Parallel*4 + 2 // bounds memory: nb batches of about BatchBytes
-	if opts.Cluster {
-		nb = opts.Parallel*2 + 2 // one pipeline of several, one per primary
-	}
+	nb := batchesInFlight(opts.Parallel, opts.Cluster) // bounds memory: nb batches of about BatchBytes
 	x.free = make(chan *batch, nb)
 	for range nb {
 		x.free <- &batch{}
@@ -564,6 +561,23 @@ func (x *executor) key(ctx context.Context, rec *rdb.Record) error {
 		}
 	}
 	return nil
+}
+
+// batchesInFlight is how many batches one restore over parallel
+// connections keeps (filled, sent, awaiting replies): fewer for one
+// pipeline of several, one per primary of a cluster.
+func batchesInFlight(parallel int, cluster bool) int {
+	if cluster {
+		return parallel*2 + 2
+	}
+	return parallel*4 + 2
+}
+
+// BatchMemory is the memory of the batches of commands a restore over
+// parallel connections keeps in flight with the default batch size (a
+// cluster's primaries share it).
+func BatchMemory(parallel int) int64 {
+	return int64(batchesInFlight(max(parallel, 1), false)) * DefaultBatchBytes
 }
 
 // appendRestoreHead appends a RESTORE command for rec up to its payload
